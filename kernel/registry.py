@@ -1,0 +1,126 @@
+"""Component discovery: every `kernel/components/*/setting.json` declares one component."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kernel.base_param import BaseParam
+from kernel.constants import (
+    COMPONENTS_PACKAGE,
+    DEFAULT_RUNTIME_FILE,
+    ROLES,
+    SETTING_FILE,
+    TRANSFER_VARIABLE_FILE,
+)
+from kernel.errors import ComponentNotFound, ConfError, RoleNotSupported
+from kernel.federation.transfer_variable import VariableDefinition, load_definitions
+
+if TYPE_CHECKING:
+    from kernel.model_base import ModelBase
+
+COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """What one component folder declares."""
+
+    module: str
+    folder: Path
+    param_ref: str
+    role_programs: dict[str, str]
+    default_runtime: dict[str, Any] = field(default_factory=dict)
+    transfer_variables: dict[str, VariableDefinition] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(role for role in ROLES if role in self.role_programs)
+
+    def param_class(self) -> type[BaseParam]:
+        cls = _load_class(self.folder, self.param_ref, f"{self.module}.param_class")
+        if not (isinstance(cls, type) and issubclass(cls, BaseParam)):
+            raise ConfError(f"{self.module}: param_class {self.param_ref} is not a BaseParam")
+        return cls
+
+    def program_class(self, role: str) -> type[ModelBase]:
+        from kernel.model_base import ModelBase
+
+        if role not in self.role_programs:
+            raise RoleNotSupported(
+                f"component {self.module} does not support role {role!r} "
+                f"(supported: {', '.join(self.roles) or 'none'})"
+            )
+        cls = _load_class(self.folder, self.role_programs[role], f"{self.module}.role.{role}")
+        if not (isinstance(cls, type) and issubclass(cls, ModelBase)):
+            raise ConfError(f"{self.module}: program for {role} is not a ModelBase")
+        return cls
+
+
+def _load_class(folder: Path, ref: str, where: str) -> Any:
+    """Resolve ``file.py/ClassName`` inside a component folder (local files only)."""
+    try:
+        file_name, class_name = ref.split("/")
+    except ValueError:
+        raise ConfError(f"{where}: expected 'file.py/ClassName', got {ref!r}") from None
+    if not file_name.endswith(".py") or not (folder / file_name).is_file():
+        raise ConfError(f"{where}: no file {file_name} in {folder.name}")
+    module = importlib.import_module(f"{COMPONENTS_PACKAGE}.{folder.name}.{file_name[:-3]}")
+    try:
+        return getattr(module, class_name)
+    except AttributeError:
+        raise ConfError(f"{where}: {file_name} has no class {class_name}") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as exc:
+        raise ConfError(f"{path.parent.name}/{path.name}: invalid JSON ({exc})") from None
+
+
+def _parse_setting(folder: Path) -> ComponentSpec:
+    setting = _read_json(folder / SETTING_FILE)
+    where = f"{folder.name}/{SETTING_FILE}"
+    for key in ("module", "param_class", "role"):
+        if key not in setting:
+            raise ConfError(f"{where}: missing key {key!r}")
+    programs: dict[str, str] = {}
+    for role_key, entry in setting["role"].items():
+        if not isinstance(entry, dict) or "program" not in entry:
+            raise ConfError(f"{where}: role {role_key!r} needs a 'program'")
+        for role in role_key.split("|"):
+            if role not in ROLES:
+                raise ConfError(f"{where}: unknown role {role!r}")
+            programs[role] = entry["program"]
+    default_path = folder / DEFAULT_RUNTIME_FILE
+    defaults = _read_json(default_path) if default_path.is_file() else {}
+    tv_path = folder / TRANSFER_VARIABLE_FILE
+    variables = load_definitions(tv_path) if tv_path.is_file() else {}
+    return ComponentSpec(setting["module"], folder, setting["param_class"], programs, defaults, variables)
+
+
+@cache
+def registry() -> dict[str, ComponentSpec]:
+    """All components by module name, found by scanning the component folders once."""
+    found: dict[str, ComponentSpec] = {}
+    for setting in sorted(COMPONENTS_DIR.glob(f"*/{SETTING_FILE}")):
+        spec = _parse_setting(setting.parent)
+        if spec.module in found:
+            raise ConfError(f"module {spec.module} declared twice ({found[spec.module].folder.name}, {setting.parent.name})")
+        found[spec.module] = spec
+    return found
+
+
+def get_component(module: str) -> ComponentSpec:
+    components = registry()
+    if module not in components:
+        raise ComponentNotFound(
+            f"unknown module {module!r} (known: {', '.join(sorted(components)) or 'none'})"
+        )
+    return components[module]

@@ -1,0 +1,149 @@
+"""The task tracker: status, progress, metrics, output data and exported models of one task."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernel.federation.codec import decode, encode
+
+STATUS_FILE = "status.json"
+METRICS_FILE = "metrics.jsonl"
+PROGRESS_FILE = "progress.json"
+OUTPUTS_FILE = "outputs.json"
+MODEL_FILE = "model.wft"
+MODEL_META_FILE = "model.json"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+
+
+@dataclass(frozen=True)
+class ModelLocation:
+    """Where one exported model version sits in a member's storage."""
+
+    path: Path
+    version: int
+
+
+class Tracker:
+    """Records what a task produces; the executor reads the files and the event socket.
+
+    Every record goes to a file in the task directory (the durable copy) and, when the
+    executor passed an event socket, also as one JSON line to it (the live copy).
+    """
+
+    def __init__(
+        self, task_dir: Path, model_root: Path, job_id: str, component: str, role: str,
+        member_id: str, event_socket: str | None = None,
+    ) -> None:
+        self.task_dir = task_dir
+        self.model_root = model_root
+        self.job_id = job_id
+        self.component = component
+        self.role = role
+        self.member_id = member_id
+        self.task_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        if event_socket:
+            try:
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._socket.connect(event_socket)
+            except OSError:
+                self._socket = None  # the files stay the source of truth
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self._socket is None:
+            return
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            try:
+                self._socket.sendall(line)
+            except OSError:
+                self._socket = None
+
+    def set_status(self, status: str, error: str | None = None, **extra: Any) -> None:
+        record = {"status": status, "error": error, "time": time.time(), **extra}
+        _atomic_write(self.task_dir / STATUS_FILE, json.dumps(record))
+        self._emit({"event": "status", **record})
+
+    def set_progress(self, percent: float, message: str = "") -> None:
+        record = {"percent": max(0.0, min(100.0, float(percent))), "message": message, "time": time.time()}
+        _atomic_write(self.task_dir / PROGRESS_FILE, json.dumps(record))
+        self._emit({"event": "progress", **record})
+
+    def log_metric(self, name: str, namespace: str, points: Any, metric_type: str = "") -> None:
+        """Append one metric: `points` is a JSON-able value (a number, a dict, a list of points)."""
+        record = {
+            "name": name, "namespace": namespace, "type": metric_type,
+            "points": points, "time": time.time(),
+        }
+        line = json.dumps(record, default=_jsonable)
+        with self._lock, open(self.task_dir / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+        self._emit({"event": "metric", **json.loads(line)})
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.task_dir / METRICS_FILE
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    def record_outputs(self, outputs: dict[str, Any]) -> None:
+        _atomic_write(self.task_dir / OUTPUTS_FILE, json.dumps(outputs, default=_jsonable))
+        self._emit({"event": "outputs", **outputs})
+
+    def model_dir(self) -> Path:
+        return self.model_root / self.job_id / self.component / self.role / self.member_id
+
+    def save_model(self, model: dict[str, Any], name: str) -> ModelLocation:
+        """Store a new version of this task's model, encoded with the typed codec."""
+        base = self.model_dir()
+        base.mkdir(parents=True, exist_ok=True)
+        versions = [int(p.name[1:]) for p in base.glob("v*") if p.name[1:].isdigit()]
+        version = max(versions, default=0) + 1
+        staging = base / f".v{version}.{os.getpid()}.tmp"
+        staging.mkdir()
+        (staging / MODEL_FILE).write_bytes(encode(model))
+        meta = {"name": name, "version": version, "job_id": self.job_id, "component": self.component,
+                "role": self.role, "member_id": self.member_id, "time": time.time()}
+        (staging / MODEL_META_FILE).write_text(json.dumps(meta), encoding="utf-8")
+        final = base / f"v{version}"
+        os.rename(staging, final)
+        return ModelLocation(final, version)
+
+
+def load_model(model_root: Path, job_id: str, component: str, role: str, member_id: str) -> dict[str, Any]:
+    """The newest exported model of a component at this member and role."""
+    from kernel.errors import NotFound
+
+    base = model_root / job_id / component / role / member_id
+    versions = sorted((int(p.name[1:]), p) for p in base.glob("v*") if p.name[1:].isdigit())
+    if not versions:
+        raise NotFound(f"no model exported by {component} of job {job_id} for {role} {member_id}")
+    model = decode((versions[-1][1] / MODEL_FILE).read_bytes())
+    if not isinstance(model, dict):
+        raise NotFound(f"model of {component} in job {job_id} is not a model object")
+    return model
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
