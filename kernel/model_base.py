@@ -100,6 +100,9 @@ class ModelBase:
 
     #: Estimators answer `data` + model with `predict`, transformers with `transform`.
     is_estimator: ClassVar[bool] = False
+    #: Roles that hold no rows (an arbiter) set this False: `run` then calls `coordinate`
+    #: in the fit flow, and the task executor does not read the task's data inputs at all.
+    needs_data: ClassVar[bool] = True
 
     def __init__(self, ctx: TaskContext, transfer_definitions: dict[str, VariableDefinition]) -> None:
         self.ctx = ctx
@@ -110,6 +113,10 @@ class ModelBase:
     # -- what components override -------------------------------------------------------
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable | None:
         raise InvalidArgument(f"{type(self).__name__} cannot fit")
+
+    def coordinate(self) -> LabeledTable | None:
+        """The fit flow of a role that holds no rows (`needs_data` False), e.g. an arbiter."""
+        raise InvalidArgument(f"{type(self).__name__} needs data")
 
     def predict(self, data: LabeledTable) -> LabeledTable | None:
         raise InvalidArgument(f"{type(self).__name__} cannot predict")
@@ -129,8 +136,15 @@ class ModelBase:
     # -- the rule table ---------------------------------------------------------------------
     def run(self, params: BaseParam, args: TaskArgs) -> TaskOutputs:
         self.model_param = params
+        if not self.needs_data:
+            self._set_flow(FLOW_FIT)
+            return TaskOutputs(data=self.coordinate(), model=self.export_model())
         kinds = {key for key, tables in args.data.items() if tables}
         has_model = bool(args.models)
+        if args.data and not kinds:
+            # Every upstream ran at this member without data for this role (a provider's
+            # share of a prediction, say): there is nothing to do here.
+            return TaskOutputs()
         select_rule(kinds, has_model, _need_cv(params), self.is_estimator)  # refuses bad combos
 
         if not getattr(params, "need_run", True):

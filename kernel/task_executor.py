@@ -108,6 +108,9 @@ def resolve_inputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext) ->
             else:
                 namespace = output_namespace(options.job_id, options.role, options.member_id)
                 data_name = ref
+                produced = _upstream_outputs(options, source)
+                if produced is not None and name not in produced.get("data", {}):
+                    continue  # the upstream ran here and had no such data for this role: nothing to read
             if not ctx.storage.exists(namespace, data_name):
                 where = "data set" if source == "args" else "upstream output"
                 raise NotFound(f"input.data.{key}: {where} {ref} ({namespace}/{data_name}) not found")
@@ -121,6 +124,18 @@ def resolve_inputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext) ->
         component, _, _ = ref.partition(".")
         args.models[component] = load_model(model_root, model_job, component, options.role, options.member_id)
     return args
+
+
+def _outputs_index(options: TaskOptions, component: str) -> Path:
+    return options.storage_root / "jobs" / options.job_id / options.role / options.member_id / f"{component}.outputs.json"
+
+
+def _upstream_outputs(options: TaskOptions, component: str) -> dict[str, Any] | None:
+    path = _outputs_index(options, component)
+    if not path.exists():
+        return None
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else None
 
 
 def persist_outputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext, outputs: TaskOutputs) -> dict[str, Any]:
@@ -138,6 +153,11 @@ def persist_outputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext, o
     if outputs.model is not None and model_names:
         location = ctx.tracker.save_model(outputs.model, model_names[0])
         record["model"][model_names[0]] = {"path": str(location.path), "version": location.version}
+    index = _outputs_index(options, options.component_name)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    temp = index.with_name(f".{index.name}.tmp")
+    temp.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(temp, index)
     return record
 
 
@@ -175,7 +195,7 @@ def execute_task(
             federation=federation, computing=computing, storage=DataStore(str(options.storage_root / "data")),
             tracker=tracker, get_timeout=options.get_timeout,
         )
-        args = resolve_inputs(conf, options, ctx)
+        args = resolve_inputs(conf, options, ctx) if program.needs_data else TaskArgs()
         component = program(ctx, spec.transfer_variables)
         outputs = component.run(params, args)
         record = persist_outputs(conf, options, ctx, outputs)
