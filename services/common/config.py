@@ -1,0 +1,172 @@
+"""A member's configuration: one YAML file, every key documented, `WEFT_...` variables override."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kernel.base_param import format_validation_error
+from kernel.errors import ConfError
+
+ENV_PREFIX = "WEFT_"
+MEMBER_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TlsConfig(_Section):
+    """Mutual TLS material of this member (PEM files)."""
+
+    ca_file: str = Field("", description="the federation CA certificate every member trusts")
+    cert_file: str = Field("", description="this member's certificate (its CN is the member id)")
+    key_file: str = Field("", description="this member's private key")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ca_file and self.cert_file and self.key_file)
+
+
+class PeerConfig(_Section):
+    """Another member this one talks to."""
+
+    endpoint: str = Field(..., description="host:port of the peer's external transfer listener")
+    name: str = Field("", description="a readable name for logs")
+
+
+class SchedulerConfig(_Section):
+    """The scheduler service."""
+
+    listen: str = Field("127.0.0.1:9370", description="host:port of SchedulerService (clients)")
+    executors: list[str] = Field(default_factory=lambda: ["127.0.0.1:9380"],
+                                 description="executor endpoints; tasks go to the least loaded")
+    consumers: int = Field(1, ge=1, le=64, description="queue consumer loops in this process")
+    lease_seconds: float = Field(30.0, gt=0, description="how long a claimed action stays claimed")
+    auto_retries: int = Field(0, ge=0, le=10, description="times a failed task is retried")
+
+
+class SparkConfig(_Section):
+    """Defaults for tasks launched with spark-submit; a job's parameters override them."""
+
+    master: str = Field("local[2]", description="local[N], spark://host:port or k8s://...")
+    driver_memory: str = Field("2g", description="spark.driver.memory")
+    executor_memory: str = Field("2g", description="spark.executor.memory")
+    executor_cores: int = Field(1, ge=1, description="spark.executor.cores")
+    extra_conf: dict[str, str] = Field(default_factory=dict, description="more --conf key=value pairs")
+
+
+class ExecutorConfig(_Section):
+    """The executor service."""
+
+    listen: str = Field("127.0.0.1:9380", description="host:port of ExecutorService")
+    mode: Literal["local", "spark"] = Field("local", description="launch tasks as local processes or spark-submit")
+    slots: int = Field(2, ge=1, le=256, description="tasks running at once; more wait in a queue")
+    warm_pool: int = Field(1, ge=0, le=32, description="pre-started workers that take a task at once")
+    heartbeat_timeout_s: float = Field(30.0, gt=0, description="a task silent this long is failed")
+    log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="cap of each task log file")
+    spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
+
+
+class TransferConfig(_Section):
+    """The transfer service."""
+
+    internal_listen: str = Field("127.0.0.1:9390", description="task processes and the scheduler")
+    external_listen: str = Field("0.0.0.0:9391", description="other members (mutual TLS)")
+    mailbox_memory_mb: int = Field(256, ge=1, description="message bytes kept in memory before spilling")
+    spill_dir: str = Field("", description="where spilled messages go (default <data_dir>/spill)")
+    message_ttl_s: float = Field(24 * 3600.0, gt=0, description="unread messages expire after this")
+    window_mb: int = Field(8, ge=1, description="bytes in flight per stream")
+
+
+class MemberConfig(_Section):
+    """Everything one member's three services need."""
+
+    member_id: str = Field(..., description="32 lowercase hex characters, also the certificate CN")
+    name: str = Field("", description="a readable name")
+    data_dir: str = Field("weft-data", description="root of this member's files")
+    storage_root: str = Field("", description="data sets, models and task files (default <data_dir>/storage)")
+    database_url: str = Field("", description="sqlite+aiosqlite:///... or mysql+aiomysql://... "
+                                              "(default SQLite under data_dir)")
+    tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
+    scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
+    executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
+    transfer: TransferConfig = Field(default_factory=lambda: TransferConfig())
+    peers: dict[str, PeerConfig] = Field(default_factory=dict, description="member id -> peer")
+
+    @field_validator("member_id")
+    @classmethod
+    def _member_id_format(cls, value: str) -> str:
+        if not MEMBER_ID_PATTERN.match(value):
+            raise ValueError("must be 32 lowercase hex characters")
+        return value
+
+    @field_validator("peers")
+    @classmethod
+    def _peer_ids(cls, peers: dict[str, PeerConfig]) -> dict[str, PeerConfig]:
+        for member_id in peers:
+            if not MEMBER_ID_PATTERN.match(member_id):
+                raise ValueError(f"peer id {member_id!r} must be 32 lowercase hex characters")
+        return peers
+
+    def resolved_storage_root(self) -> Path:
+        return Path(self.storage_root) if self.storage_root else Path(self.data_dir) / "storage"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'weft.db'}"
+
+    def resolved_spill_dir(self) -> Path:
+        return Path(self.transfer.spill_dir) if self.transfer.spill_dir else Path(self.data_dir) / "spill"
+
+
+def _apply_env(values: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
+    """`WEFT_SCHEDULER__LISTEN=...` sets scheduler.listen; `__` separates levels."""
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = key[len(ENV_PREFIX):].lower().split("__")
+        if path[0] not in MemberConfig.model_fields:
+            continue  # WEFT_ variables of other programs (the task process's, say)
+        target = values
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfError(f"{key}: {part} is not a section")
+        target[path[-1]] = yaml.safe_load(raw) if raw else raw
+    return values
+
+
+def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None,
+                overrides: dict[str, Any] | None = None) -> MemberConfig:
+    """Read a member's YAML (or none), apply `WEFT_...` variables, then `overrides`."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfError(f"config {path} is not valid YAML: {exc}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfError(f"config {path}: expected a mapping at the top level")
+        values = loaded or {}
+    values = _apply_env(values, dict(os.environ if environ is None else environ))
+    if overrides:
+        from kernel.base_param import deep_merge
+
+        values = deep_merge(values, overrides)
+    try:
+        return MemberConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfError(format_validation_error("config", exc)) from None
+
+
+def dump_config(config: MemberConfig) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
