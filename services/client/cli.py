@@ -1,0 +1,329 @@
+"""The `weft` command: a local federation, jobs, data sets, results and the services themselves."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kernel.errors import WeftError
+from services.client import sdk
+from services.client.sdk import SchedulerClient, WeftClientError
+
+DEFAULT_DATA_DIR = "weft-data"
+ENV_DATA_DIR = "WEFT_HOME"
+ENV_SCHEDULER = "WEFT_SCHEDULER"
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    return Path(args.data_dir or os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR)
+
+
+def _endpoint(args: argparse.Namespace) -> str:
+    """--scheduler, else WEFT_SCHEDULER, else the chosen member of the local federation."""
+    if args.scheduler:
+        return str(args.scheduler)
+    if os.environ.get(ENV_SCHEDULER):
+        return os.environ[ENV_SCHEDULER]
+    from services.client.standalone import load_state
+
+    state = load_state(_data_dir(args))
+    if state is None:
+        raise CliError("no scheduler given: pass --scheduler HOST:PORT, set WEFT_SCHEDULER, "
+                       "or start a local federation with 'weft standalone up'")
+    return state.member(getattr(args, "member", None)).scheduler_endpoint
+
+
+def _client(args: argparse.Namespace) -> SchedulerClient:
+    return SchedulerClient(_endpoint(args), timeout=args.timeout)
+
+
+def _read_spec(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read job file {path}: {exc.strerror or exc}") from None
+    try:
+        spec = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise CliError(f"job file {path} is not valid {'JSON' if path.endswith('.json') else 'YAML'}: "
+                       f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(spec, dict):
+        raise CliError(f"job file {path}: expected an object at the top level")
+    return spec
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_standalone(args: argparse.Namespace) -> int:
+    from services.client import standalone
+
+    data_dir = _data_dir(args)
+    state = standalone.load_state(data_dir)
+    if args.action == "up":
+        if state is None:
+            state = standalone.create_federation(data_dir, args.members, args.arbiter, args.db, args.backend)
+            print(f"created a {args.members}-member federation under {data_dir}")
+        elif args.members != len(state.members) and args.members_given:
+            raise CliError(f"{data_dir} holds a {len(state.members)}-member federation; "
+                           f"remove it or use another --data-dir for {args.members}")
+        standalone.start(state)
+        print("federation is up; 'weft standalone down' stops it")
+        return 0
+    if state is None:
+        raise CliError(f"no local federation under {data_dir}; start one with 'weft standalone up'")
+    if args.action == "down":
+        stopped = standalone.stop(state)
+        print(f"stopped {len(stopped)} service(s)" if stopped else "nothing was running")
+        return 0
+    rows = standalone.status(state)
+    _print_table(["member", "roles", "member_id", "service", "endpoint", "pid", "state"], rows)
+    return 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        info = client.upload(args.file, args.namespace, args.name, args.id_column, args.label_column,
+                             args.format, args.overwrite)
+    print(f"uploaded {info.ref.namespace}/{info.ref.name}: {info.row_count} rows, {info.column_count} columns")
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = _read_spec(args.job_file)
+    with _client(args) as client:
+        job_id = client.submit(spec)
+        print(job_id)
+        if args.watch:
+            return _watch(client, job_id)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        return _watch(client, args.job_id)
+
+
+def _watch(client: SchedulerClient, job_id: str) -> int:
+    from services.client.render import JobView
+
+    view = JobView(job_id)
+    with view:
+        for event in client.watch(job_id):
+            view.update(event)
+            if view.finished:
+                break
+    final = client.get(job_id)
+    print(f"job {job_id}: {sdk.job_status_name(final.status)}" + (f" - {final.message}" if final.message else ""))
+    return 0 if final.status == sdk.common_pb2.JOB_STATUS_SUCCESS else 1
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        response = client.list_jobs(page_size=args.limit)
+    rows = [{"job_id": j.job_id, "name": j.name, "status": sdk.job_status_name(j.status),
+             "progress": f"{j.progress:.0f}%", "roles": ",".join(j.my_roles),
+             "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(j.created_at_ms / 1000))}
+            for j in response.jobs]
+    _print_table(["job_id", "name", "status", "progress", "roles", "created"], rows)
+    return 0
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        job = client.get(args.job_id)
+    print(f"job {job.job_id} ({job.name}): {sdk.job_status_name(job.status)} {job.progress:.0f}%")
+    if job.message:
+        print(f"  {job.message}")
+    rows = [{"component": t.key.component_name, "role": t.key.party.role, "member": t.key.party.member_id[:8],
+             "status": sdk.task_status_name(t.status), "progress": f"{t.progress:.0f}%", "error": t.error}
+            for t in job.tasks]
+    _print_table(["component", "role", "member", "status", "progress", "error"], rows)
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.stop(args.job_id, args.reason)
+    print(f"job {args.job_id}: {sdk.job_status_name(status)}")
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        components = client.rerun(args.job_id, args.component)
+    print(f"job {args.job_id}: rerunning {', '.join(components)}")
+    return 0
+
+
+def cmd_result(args: argparse.Namespace) -> int:
+    from services.client.render import plot_curves, print_results
+
+    with _client(args) as client:
+        results = client.results(args.job_id, args.component or "")
+    if not results:
+        raise CliError(f"job {args.job_id} has no results" + (f" for {args.component}" if args.component else ""))
+    print_results(results)
+    if args.plot:
+        for path in plot_curves(results, Path(args.plot)):
+            print(f"wrote {path}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run one service in the foreground (the container entrypoint)."""
+    from services.common.config import load_config
+
+    load_config(args.config)  # refuse a bad config here, with the config loader's message
+    command = [sys.executable, "-m", f"services.{args.service}", "--config", args.config]
+    os.execv(sys.executable, command)
+    return 0  # not reached: execv replaces this process
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    from services.common.certs import create_ca, issue_member_cert
+
+    if args.action == "init":
+        create_ca(Path(args.dir))
+        print(f"federation CA written to {args.dir}")
+        return 0
+    if not args.member_id:
+        raise CliError("certs issue: --member-id is required")
+    issue_member_cert(Path(args.ca_dir), args.member_id, args.host or ["127.0.0.1", "localhost"], Path(args.out))
+    print(f"certificate for {args.member_id} written to {args.out}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.client.demo import run_demo
+
+    return run_demo(_data_dir(args), keep=args.keep, backend=args.backend, timeout=args.timeout)
+
+
+# -- output ---------------------------------------------------------------------------------
+def _print_table(columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in columns))
+    Console(width=160).print(table)
+
+
+# -- parser ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weft", description="Weft: federated learning where raw rows stay home.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("--scheduler", help="scheduler endpoint HOST:PORT (default: WEFT_SCHEDULER or the local federation)")
+    parser.add_argument("--member", help="local federation member (name, id or index) to talk to")
+    parser.add_argument("--data-dir", help=f"local federation directory (default: {ENV_DATA_DIR} or ./{DEFAULT_DATA_DIR})")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    standalone = commands.add_parser("standalone", help="a whole federation on this machine")
+    standalone.add_argument("action", choices=["up", "down", "status"])
+    standalone.add_argument("--members", type=int, default=None, choices=[2, 3])
+    standalone.add_argument("--arbiter", action="store_true", help="give the federation an arbiter")
+    standalone.add_argument("--db", default="sqlite", help="sqlite or mysql://user@host:port")
+    standalone.add_argument("--backend", choices=["local", "spark"], default="local")
+    standalone.set_defaults(handler=cmd_standalone)
+
+    demo = commands.add_parser("demo", help="two members train a vertical LR on bundled data")
+    demo.add_argument("--keep", action="store_true", help="leave the members running")
+    demo.add_argument("--backend", choices=["local", "spark"], default="local")
+    demo.set_defaults(handler=cmd_demo)
+
+    upload = commands.add_parser("upload", help="load a CSV or Parquet file into a member")
+    upload.add_argument("file")
+    upload.add_argument("--namespace", required=True)
+    upload.add_argument("--name", required=True)
+    upload.add_argument("--id-column", required=True)
+    upload.add_argument("--label-column")
+    upload.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    upload.add_argument("--overwrite", action="store_true")
+    upload.set_defaults(handler=cmd_upload)
+
+    submit = commands.add_parser("submit", help="submit a job spec (JSON or YAML)")
+    submit.add_argument("job_file")
+    submit.add_argument("--watch", action="store_true", help="follow the job until it ends")
+    submit.set_defaults(handler=cmd_submit)
+
+    for name, handler, help_text in (("watch", cmd_watch, "follow a job live"), ("job", cmd_job, "show one job")):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("job_id")
+        sub.set_defaults(handler=handler)
+
+    jobs = commands.add_parser("jobs", help="list jobs")
+    jobs.add_argument("--limit", type=int, default=20)
+    jobs.set_defaults(handler=cmd_jobs)
+
+    stop = commands.add_parser("stop", help="stop a job at every member")
+    stop.add_argument("job_id")
+    stop.add_argument("--reason", default="stopped by user")
+    stop.set_defaults(handler=cmd_stop)
+
+    rerun = commands.add_parser("rerun", help="rerun failed (or named) components and what follows")
+    rerun.add_argument("job_id")
+    rerun.add_argument("--component", action="append", help="component to rerun (repeatable)")
+    rerun.set_defaults(handler=cmd_rerun)
+
+    result = commands.add_parser("result", help="metrics and outputs of a job")
+    result.add_argument("job_id")
+    result.add_argument("--component")
+    result.add_argument("--plot", metavar="DIR", help="draw ROC, KS and loss curves as PNG files into DIR")
+    result.set_defaults(handler=cmd_result)
+
+    serve = commands.add_parser("serve", help="run one service of a member in the foreground")
+    serve.add_argument("service", choices=["scheduler", "executor", "transfer"])
+    serve.add_argument("--config", required=True, help="the member's YAML config")
+    serve.set_defaults(handler=cmd_serve)
+
+    certs = commands.add_parser("certs", help="federation CA and member certificates")
+    certs.add_argument("action", choices=["init", "issue"])
+    certs.add_argument("--dir", default="ca", help="init: where the CA goes")
+    certs.add_argument("--ca-dir", default="ca", help="issue: the CA directory")
+    certs.add_argument("--member-id", help="issue: the member id (certificate CN)")
+    certs.add_argument("--host", action="append", help="issue: host name or IP the member serves on")
+    certs.add_argument("--out", default="tls", help="issue: where the certificate and key go")
+    certs.set_defaults(handler=cmd_certs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "standalone":
+        args.members_given = args.members is not None
+        args.members = args.members or (3 if args.arbiter else 2)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except (CliError, WeftError, WeftClientError) as exc:
+        if args.debug:
+            raise
+        print(f"weft: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("weft: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"weft: unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

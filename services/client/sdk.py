@@ -1,0 +1,267 @@
+"""The Python SDK: async and sync clients of a member's SchedulerService."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+
+from protos.weft.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+
+UPLOAD_CHUNK_BYTES = 1024 * 1024
+DEFAULT_TIMEOUT_S = 60.0
+JOB_FINAL_STATUSES = (
+    common_pb2.JOB_STATUS_SUCCESS, common_pb2.JOB_STATUS_FAILED, common_pb2.JOB_STATUS_STOPPED,
+)
+
+
+class WeftClientError(Exception):
+    """A call failed; `code` is the gRPC status name, `str(err)` the server's message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InvalidArgumentError(WeftClientError):
+    """The server refused the request as malformed (a bad spec, a bad parameter)."""
+
+
+class NotFoundError(WeftClientError):
+    """The job, data set or result does not exist at this member."""
+
+
+class UnavailableError(WeftClientError):
+    """The scheduler could not be reached."""
+
+
+class FailedPreconditionError(WeftClientError):
+    """The request is valid but the job is not in a state to serve it."""
+
+
+class DeadlineExceededError(WeftClientError):
+    """The call took longer than its timeout."""
+
+
+_ERRORS: dict[grpc.StatusCode, type[WeftClientError]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
+    grpc.StatusCode.NOT_FOUND: NotFoundError,
+    grpc.StatusCode.UNAVAILABLE: UnavailableError,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPreconditionError,
+    grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceededError,
+}
+
+
+def _translate(exc: grpc.RpcError, endpoint: str) -> WeftClientError:
+    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+    details = exc.details() if hasattr(exc, "details") else str(exc)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = f"scheduler at {endpoint} is unavailable ({details})"
+    return _ERRORS.get(code, WeftClientError)(code.name, details or code.name)
+
+
+def job_status_name(status: int) -> str:
+    return common_pb2.JobStatus.Name(status).removeprefix("JOB_STATUS_").lower()
+
+
+def task_status_name(status: int) -> str:
+    return common_pb2.TaskStatus.Name(status).removeprefix("TASK_STATUS_").lower()
+
+
+def to_dict(message: Any) -> dict[str, Any]:
+    """A response message as a plain dict (field names as in the .proto)."""
+    return MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _spec_json(spec: dict[str, Any] | str) -> str:
+    return spec if isinstance(spec, str) else json.dumps(spec)
+
+
+def _upload_requests(
+    data: bytes, namespace: str, name: str, data_format: str, id_column: str,
+    label_column: str | None, overwrite: bool,
+) -> Iterator[scheduler_pb2.UploadDataSetRequest]:
+    formats = {"csv": scheduler_pb2.DATA_FORMAT_CSV, "parquet": scheduler_pb2.DATA_FORMAT_PARQUET}
+    if data_format.lower() not in formats:
+        raise InvalidArgumentError("INVALID_ARGUMENT", f"format must be csv or parquet, got {data_format!r}")
+    header = scheduler_pb2.UploadDataSetHeader(
+        namespace=namespace, name=name, format=formats[data_format.lower()], id_column=id_column,
+        label_column=label_column or "", overwrite=overwrite, total_size=len(data),
+        sha256=hashlib.sha256(data).digest(),
+    )
+    yield scheduler_pb2.UploadDataSetRequest(header=header)
+    for start in range(0, len(data), UPLOAD_CHUNK_BYTES):
+        yield scheduler_pb2.UploadDataSetRequest(chunk=data[start : start + UPLOAD_CHUNK_BYTES])
+
+
+def _read_upload(source: str | Path | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise InvalidArgumentError("INVALID_ARGUMENT", f"cannot read {source}: {exc.strerror or exc}") from None
+
+
+class SchedulerClient:
+    """Blocking client: `SchedulerClient("127.0.0.1:9370").submit(spec)`."""
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(endpoint)
+        self._stub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)
+
+    def __enter__(self) -> SchedulerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=timeout or self.timeout)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint) from None
+
+    def submit(self, spec: dict[str, Any] | str) -> str:
+        response = self._call("SubmitJob", scheduler_pb2.SubmitJobRequest(spec_json=_spec_json(spec)))
+        return str(response.job_id)
+
+    def get(self, job_id: str) -> scheduler_pb2.JobInfo:
+        return self._call("GetJob", scheduler_pb2.GetJobRequest(job_id=job_id)).job
+
+    def list_jobs(self, page_size: int = 50, page_token: str = "", **filters: Any) -> scheduler_pb2.ListJobsResponse:
+        request = scheduler_pb2.ListJobsRequest(page_size=page_size, page_token=page_token, **filters)
+        return self._call("ListJobs", request)
+
+    def stop(self, job_id: str, reason: str = "") -> int:
+        return int(self._call("StopJob", scheduler_pb2.StopJobRequest(job_id=job_id, reason=reason)).status)
+
+    def rerun(self, job_id: str, components: list[str] | None = None) -> list[str]:
+        request = scheduler_pb2.RerunJobRequest(job_id=job_id, component_names=components or [])
+        return list(self._call("RerunJob", request).component_names)
+
+    def watch(self, job_id: str, include_metrics: bool = False) -> Iterator[scheduler_pb2.JobEvent]:
+        """Events until the job ends (the first is a snapshot of the job as it is now)."""
+        request = scheduler_pb2.WatchJobRequest(job_id=job_id, include_metrics=include_metrics)
+        try:
+            yield from self._stub.WatchJob(request)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint) from None
+
+    def wait(self, job_id: str) -> scheduler_pb2.JobInfo:
+        """Block until the job succeeds, fails or stops; returns its final state."""
+        for event in self.watch(job_id):
+            kind = event.WhichOneof("event")
+            if kind == "job_status" and event.job_status.status in JOB_FINAL_STATUSES:
+                break
+            if kind == "snapshot" and event.snapshot.status in JOB_FINAL_STATUSES:
+                break
+        return self.get(job_id)
+
+    def upload(
+        self, source: str | Path | bytes, namespace: str, name: str, id_column: str,
+        label_column: str | None = None, data_format: str = "csv", overwrite: bool = False,
+    ) -> scheduler_pb2.DataSetInfo:
+        data = _read_upload(source)
+        requests = _upload_requests(data, namespace, name, data_format, id_column, label_column, overwrite)
+        return self._call("UploadDataSet", requests)
+
+    def data_sets(self, namespace: str = "", page_size: int = 100) -> list[scheduler_pb2.DataSetInfo]:
+        request = scheduler_pb2.ListDataSetsRequest(namespace=namespace, page_size=page_size)
+        return list(self._call("ListDataSets", request).data_sets)
+
+    def results(self, job_id: str, component: str = "", role: str = "") -> list[scheduler_pb2.TaskResult]:
+        request = scheduler_pb2.GetTaskResultRequest(job_id=job_id, component_name=component, role=role)
+        return list(self._call("GetTaskResult", request).results)
+
+    def metrics(self, job_id: str, component: str = "", namespace: str = "", name: str = "") -> list[scheduler_pb2.TaskMetrics]:
+        request = scheduler_pb2.GetMetricsRequest(
+            job_id=job_id, component_name=component, namespace=namespace, name=name
+        )
+        return list(self._call("GetMetrics", request).tasks)
+
+
+class AsyncSchedulerClient:
+    """asyncio client: `await AsyncSchedulerClient(endpoint).submit(spec)`."""
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._channel = grpc.aio.insecure_channel(endpoint)
+        self._stub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)
+
+    async def __aenter__(self) -> AsyncSchedulerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub, method)(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint) from None
+
+    async def submit(self, spec: dict[str, Any] | str) -> str:
+        response = await self._call("SubmitJob", scheduler_pb2.SubmitJobRequest(spec_json=_spec_json(spec)))
+        return str(response.job_id)
+
+    async def get(self, job_id: str) -> scheduler_pb2.JobInfo:
+        return (await self._call("GetJob", scheduler_pb2.GetJobRequest(job_id=job_id))).job
+
+    async def list_jobs(self, page_size: int = 50, page_token: str = "", **filters: Any) -> scheduler_pb2.ListJobsResponse:
+        request = scheduler_pb2.ListJobsRequest(page_size=page_size, page_token=page_token, **filters)
+        return await self._call("ListJobs", request)
+
+    async def stop(self, job_id: str, reason: str = "") -> int:
+        return int((await self._call("StopJob", scheduler_pb2.StopJobRequest(job_id=job_id, reason=reason))).status)
+
+    async def rerun(self, job_id: str, components: list[str] | None = None) -> list[str]:
+        request = scheduler_pb2.RerunJobRequest(job_id=job_id, component_names=components or [])
+        return list((await self._call("RerunJob", request)).component_names)
+
+    async def watch(self, job_id: str, include_metrics: bool = False) -> AsyncIterator[scheduler_pb2.JobEvent]:
+        request = scheduler_pb2.WatchJobRequest(job_id=job_id, include_metrics=include_metrics)
+        try:
+            async for event in self._stub.WatchJob(request):
+                yield event
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint) from None
+
+    async def upload(
+        self, source: str | Path | bytes, namespace: str, name: str, id_column: str,
+        label_column: str | None = None, data_format: str = "csv", overwrite: bool = False,
+    ) -> scheduler_pb2.DataSetInfo:
+        data = _read_upload(source)
+        requests = _upload_requests(data, namespace, name, data_format, id_column, label_column, overwrite)
+        try:
+            return await self._stub.UploadDataSet(requests, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint) from None
+
+    async def data_sets(self, namespace: str = "", page_size: int = 100) -> list[scheduler_pb2.DataSetInfo]:
+        request = scheduler_pb2.ListDataSetsRequest(namespace=namespace, page_size=page_size)
+        return list((await self._call("ListDataSets", request)).data_sets)
+
+    async def results(self, job_id: str, component: str = "", role: str = "") -> list[scheduler_pb2.TaskResult]:
+        request = scheduler_pb2.GetTaskResultRequest(job_id=job_id, component_name=component, role=role)
+        return list((await self._call("GetTaskResult", request)).results)
+
+    async def metrics(self, job_id: str, component: str = "", namespace: str = "", name: str = "") -> list[scheduler_pb2.TaskMetrics]:
+        request = scheduler_pb2.GetMetricsRequest(
+            job_id=job_id, component_name=component, namespace=namespace, name=name
+        )
+        return list((await self._call("GetMetrics", request)).tasks)
