@@ -1,0 +1,1 @@
+"""Cryptographic primitives of the kernel: Paillier, ECDH PSI and secure aggregation."""

@@ -1,0 +1,51 @@
+"""Constants of the security package: key sizes, fixed-point defaults, table and pool sizes."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Paillier modulus sizes we accept, and the default. 1024 bits is accepted for tests and
+# legacy peers but flagged weak (roughly 80-bit security).
+PAILLIER_KEY_BITS: Final[tuple[int, ...]] = (1024, 2048, 3072)
+PAILLIER_DEFAULT_KEY_BITS: Final = 2048
+PAILLIER_WEAK_KEY_BITS: Final = 1024
+
+# Fixed-base window width (bits) of the obfuscation table per modulus size. Each table row
+# holds 2**w powers; one encryption costs ceil(n_bits / 2 / w) modular multiplications.
+# Memory of a table: rows * 2**w * (2 * n_bits / 8) bytes (about 54 MB at 2048 bits, w=10).
+PAILLIER_WINDOW_BITS: Final[dict[int, int]] = {1024: 10, 2048: 10, 3072: 8}
+
+# How many obfuscation tables stay cached per process (keyed by the public key).
+FIXED_BASE_CACHE_SIZE: Final = 4
+
+# Fixed-point encoding: value = integer / 2**precision_bits.
+DEFAULT_PRECISION_BITS: Final = 32
+MAX_PRECISION_BITS: Final = 256
+
+# Plaintext multipliers of matvec / ct*vector must fit a signed 63-bit integer once scaled.
+MAX_EXPONENT_BITS: Final = 62
+
+# Spare bits per packed slot so that sums of up to 2**headroom packed vectors cannot carry.
+DEFAULT_PACK_HEADROOM_BITS: Final = 20
+
+# Below this many items per worker, threads cost more than they save.
+MIN_ITEMS_PER_WORKER: Final = 16
+
+# Bytes of the public key id: a hex prefix of SHA-256(n).
+KEY_ID_BYTES: Final = 8
+
+# Wire format tags.
+PAILLIER_WIRE_SCHEME: Final = "weft-paillier-djn-v1"
+
+# PSI: domain separation of the id hash, and the size of a blinded point.
+PSI_HASH_DOMAIN: Final = b"weft-psi-x25519-v1"
+PSI_POINT_BYTES: Final = 32
+PSI_MIN_ITEMS_PER_PROCESS: Final = 20000
+
+# Secure aggregation: key-derivation label and default fixed-point precision.
+SECAGG_KDF_INFO: Final = b"weft-secagg-v1"
+SECAGG_DEFAULT_PRECISION_BITS: Final = 24
+
+# Decryption modulo p alone is used when |plaintext| is known to stay this many bits below p:
+# a crafted out-of-range plaintext then passes the range check with probability < 2**-127.
+FAST_DECRYPT_MARGIN_BITS: Final = 128
