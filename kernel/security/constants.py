@@ -38,7 +38,7 @@ KEY_ID_BYTES: Final = 8
 PAILLIER_WIRE_SCHEME: Final = "weft-paillier-djn-v1"
 
 # PSI: domain separation of the id hash, and the size of a blinded point.
-PSI_HASH_DOMAIN: Final = b"weft-psi-x25519-v1"
+PSI_HASH_DOMAIN: Final = b"weft-psi-x25519"  # blake2b personalisation, <= 16 bytes
 PSI_POINT_BYTES: Final = 32
 PSI_MIN_ITEMS_PER_PROCESS: Final = 20000
 
