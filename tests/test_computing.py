@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from operator import add
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +21,9 @@ from kernel.computing import (
     session_for_backend,
     spark_session,
 )
-from kernel.errors import InvalidArgument, NotFound
+from kernel.errors import FailedPrecondition, InvalidArgument, NotFound
 
-BACKENDS = ["LOCAL"]
+BACKENDS = ["LOCAL", "SPARK"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -56,12 +56,14 @@ def by_id(table: Table | pa.Table, id_column: str = "id") -> pd.DataFrame:
     return data.to_pandas().sort_values(id_column, kind="stable").reset_index(drop=True)
 
 
-def total_x(block: pa.Table) -> float:
-    return float(np.sum(block.column("x").to_numpy()))
+@pytest.fixture()
+def total_x() -> Callable[[pa.Table], float]:
+    # Defined inside a fixture: Spark workers cannot import this test module, so the
+    # function must travel by value.
+    def total(block: pa.Table) -> float:
+        return float(np.sum(block.column("x").to_numpy()))
 
-
-def add(left: Any, right: Any) -> Any:
-    return left + right
+    return total
 
 
 # ---- building and reading back -----------------------------------------------------------
@@ -188,7 +190,7 @@ def test_map_numpy_adds_columns_and_keeps_ids(people: Table) -> None:
 
 
 def test_map_that_changes_row_count_without_ids_is_refused(people: Table) -> None:
-    with pytest.raises(Exception, match="changed the number of rows"):
+    with pytest.raises(InvalidArgument, match="changed the number of rows"):
         people.map(lambda columns: {"x": columns["x"][:1]}).count()
 
 
@@ -204,11 +206,11 @@ def test_filter_keeps_matching_rows(people: Table) -> None:
 
 
 def test_filter_with_a_bad_mask_is_refused(people: Table) -> None:
-    with pytest.raises(Exception, match="boolean array"):
+    with pytest.raises(InvalidArgument, match="boolean array"):
         people.filter(lambda block: np.ones(block.num_rows)).count()
 
 
-def test_reduce_sums_every_block(people: Table) -> None:
+def test_reduce_sums_every_block(people: Table, total_x: Callable[[pa.Table], float]) -> None:
     # Execute
     total = people.reduce(total_x, add)
     by_k = people.reduce(lambda block: np.bincount(block.column("k").to_numpy(), minlength=3), add)
@@ -332,7 +334,9 @@ def empty(session: ComputingSession) -> Table:
     return session.from_arrow(people_data(rows=0), "id")
 
 
-def test_empty_table_operations(empty: Table, people: Table, tmp_path: Path) -> None:
+def test_empty_table_operations(
+    empty: Table, people: Table, tmp_path: Path, total_x: Callable[[pa.Table], float]
+) -> None:
     # Execute / Assert: every operation works and keeps the schema
     assert empty.count() == 0
     assert empty.collect().schema == people.schema
@@ -347,7 +351,7 @@ def test_empty_table_operations(empty: Table, people: Table, tmp_path: Path) -> 
     assert empty.session.read_parquet(str(tmp_path / "empty"), "id").count() == 0
 
 
-def test_filter_to_empty_then_reduce_and_map(people: Table) -> None:
+def test_filter_to_empty_then_reduce_and_map(people: Table, total_x: Callable[[pa.Table], float]) -> None:
     # Prepare
     nothing = people.filter(lambda block: np.zeros(block.num_rows, dtype=bool))
     # Execute
@@ -405,5 +409,15 @@ def test_stopped_local_session_refuses_work() -> None:
     local = local_session(num_workers=2)
     table = local.from_arrow(people_data(), "id", num_partitions=2)
     local.stop()
-    with pytest.raises(Exception, match="stopped"):
+    with pytest.raises(FailedPrecondition, match="stopped"):
         table.filter(lambda block: np.ones(block.num_rows, dtype=bool))
+
+
+def test_spark_session_reuses_the_active_session_and_leaves_it_running(spark: object) -> None:
+    # Prepare: the suite's SparkSession is active
+    # Execute
+    wrapped = session_for_backend(1)
+    wrapped.stop()
+    # Assert: still usable after stop(), because the wrapper did not create it
+    assert wrapped.backend == "SPARK"
+    assert wrapped.from_arrow(people_data(rows=3), "id").count() == 3

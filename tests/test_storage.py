@@ -24,7 +24,7 @@ def store(tmp_path: Path) -> DataStore:
     return DataStore(str(tmp_path / "root"))
 
 
-@pytest.fixture(params=["LOCAL"])
+@pytest.fixture(params=["LOCAL", "SPARK"])
 def session(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
     if request.param == "LOCAL":
         with local_session(num_workers=2) as local:

@@ -38,6 +38,7 @@ from kernel.computing.table import (
     sample_block,
     selected_columns,
     union_target,
+    unknown_schema_error,
 )
 from kernel.constants import BACKEND_LOCAL
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -110,7 +111,7 @@ class LocalSession(ComputingSession):
     def from_arrow(self, data: pa.Table, id_column: str, num_partitions: int | None = None) -> Table:
         if not isinstance(data, pa.Table):
             raise InvalidArgument(f"from_arrow: data must be a pyarrow.Table, got {type(data).__name__}")
-        check_id_column(data.schema, id_column, "the data")
+        check_id_column(data.schema.names, id_column, "the data")
         check_partitions(num_partitions)
         return LocalTable(self, split_blocks(data, num_partitions or self.default_partitions), id_column)
 
@@ -119,7 +120,7 @@ class LocalSession(ComputingSession):
         if not exists(filesystem, inner):
             raise NotFound(f"read_parquet: nothing at {path}")
         data = pads.dataset(inner, filesystem=filesystem, format="parquet").to_table(use_threads=True)
-        check_id_column(data.schema, id_column, f"the Parquet data at {path}")
+        check_id_column(data.schema.names, id_column, f"the Parquet data at {path}")
         return LocalTable(self, split_blocks(data, self.default_partitions), id_column)
 
     def stop(self) -> None:
@@ -167,17 +168,7 @@ class LocalTable(Table):
             produced = [out for out in outputs if out is not None and out.num_rows]
             target = produced[0].schema if produced else None
         if target is None:
-            try:
-                fn(self.schema.empty_table())
-            except Exception as exc:
-                raise InvalidArgument(
-                    f"{what}: cannot tell the output schema of an empty table: the function "
-                    f"failed on an empty block ({type(exc).__name__}: {exc}); pass schema="
-                ) from exc
-            raise InvalidArgument(
-                f"{what}: cannot tell the output schema of an empty table (the function "
-                "returns a column of null type); pass schema="
-            )
+            raise unknown_schema_error(fn, self.schema, what)
         if has_null_type(target) and schema is None:
             raise InvalidArgument(f"{what}: the output has a column of null type; pass schema=")
         blocks = [target.empty_table() if out is None else conform(out, target, what) for out in outputs]

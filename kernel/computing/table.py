@@ -185,11 +185,11 @@ class ComputingSession(abc.ABC):
 # ---- block-level helpers shared by the backends (they run inside workers) ----------------
 
 
-def check_id_column(schema: pa.Schema, id_column: str, where: str) -> None:
-    """Refuse a schema that does not hold `id_column`, naming it and the columns there are."""
-    if id_column not in schema.names:
+def check_id_column(names: Sequence[str], id_column: str, where: str) -> None:
+    """Refuse columns that do not include `id_column`, naming it and the columns there are."""
+    if id_column not in names:
         raise InvalidArgument(
-            f"id column {id_column!r} is not in {where}; its columns are: {', '.join(schema.names) or '(none)'}"
+            f"id column {id_column!r} is not in {where}; its columns are: {', '.join(names) or '(none)'}"
         )
 
 
@@ -199,7 +199,7 @@ def checked_block(out: object, id_column: str, what: str) -> pa.Table:
         out = pa.Table.from_batches([out])
     if not isinstance(out, pa.Table):
         raise InvalidArgument(f"{what}: the function must return a pyarrow.Table, got {type(out).__name__}")
-    check_id_column(out.schema, id_column, f"the block {what}'s function returned")
+    check_id_column(out.schema.names, id_column, f"the block {what}'s function returned")
     return out
 
 
@@ -232,6 +232,23 @@ def infer_from_empty(fn: BlockFn, schema: pa.Schema, id_column: str, what: str) 
         return None
     out_schema = checked_block(out, id_column, what).schema
     return None if has_null_type(out_schema) else out_schema
+
+
+def unknown_schema_error(fn: BlockFn, schema: pa.Schema, what: str) -> InvalidArgument:
+    """The error for an empty table whose output schema `fn` does not tell."""
+    try:
+        fn(schema.empty_table())
+    except Exception as exc:
+        error = InvalidArgument(
+            f"{what}: cannot tell the output schema of an empty table: the function "
+            f"failed on an empty block ({type(exc).__name__}: {exc}); pass schema="
+        )
+        error.__cause__ = exc
+        return error
+    return InvalidArgument(
+        f"{what}: cannot tell the output schema of an empty table (the function "
+        "returns a column of null type); pass schema="
+    )
 
 
 def block_to_numpy(block: pa.Table) -> dict[str, np.ndarray]:

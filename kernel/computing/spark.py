@@ -1,0 +1,318 @@
+"""SPARK backend: a Table is a Spark DataFrame; block functions run on Arrow batches via mapInArrow.
+
+A block here is one Arrow batch of a partition (at most
+`spark.sql.execution.arrow.maxRecordsPerBatch` rows, 10,000 by default). Operations are
+lazy, as Spark's are: a block function's error is raised by the action that runs it
+(`count`, `collect`, `reduce`, `save`, ...). Errors Weft raises inside a worker come back
+as the same `kernel.errors` class on the driver.
+
+Output schemas of `map_partitions` / `map` follow the rule in `kernel.computing.table`; the
+driver learns them before any job runs by calling `fn` on an empty block, and only when
+that does not tell, on the first `INFER_SAMPLE_ROWS` rows of the table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pyarrow as pa
+from pyspark.serializers import CloudPickleSerializer
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+from pyspark.sql.types import BinaryType, StructField, StructType
+
+from kernel import errors
+from kernel.computing.constants import (
+    DEFAULT_SPARK_MASTER,
+    INFER_SAMPLE_ROWS,
+    REDUCE_VALUE_COLUMN,
+    SPARK_APP_NAME,
+)
+from kernel.computing.paths import to_uri
+from kernel.computing.table import (
+    BlockFn,
+    ComputingSession,
+    MaskFn,
+    Table,
+    apply_filter,
+    check_fraction,
+    check_id_column,
+    check_partitions,
+    checked_block,
+    conform,
+    has_null_type,
+    infer_from_empty,
+    join_renames,
+    selected_columns,
+    union_target,
+    unknown_schema_error,
+)
+from kernel.constants import BACKEND_SPARK
+from kernel.errors import InvalidArgument, NotFound, WeftError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+T = TypeVar("T")
+
+# Spark's names for the join kinds of the Table API.
+_SPARK_JOIN: dict[str, str] = {"inner": "inner", "left": "left", "right": "right", "outer": "full"}
+
+# Types Spark cannot hold, mapped to the nearest type it can.
+_SPARK_FRIENDLY: dict[pa.DataType, pa.DataType] = {
+    pa.uint8(): pa.int16(),
+    pa.uint16(): pa.int32(),
+    pa.uint32(): pa.int64(),
+    pa.uint64(): pa.int64(),
+    pa.float16(): pa.float32(),
+    pa.large_string(): pa.string(),
+    pa.large_binary(): pa.binary(),
+}
+
+# How a worker's Weft error shows in the Python traceback Spark hands back.
+_WORKER_ERROR = re.compile(r"kernel\.errors\.(\w+): (.*)")
+
+# The per-partition partial results of `reduce` go from a Python worker to this driver,
+# inside one Spark application, with Spark's own serializer (the one that ships `fn`).
+_PARTIAL_CODEC = CloudPickleSerializer()
+
+
+def _col(name: str) -> Column:
+    """A column by its literal name (dots and backticks in names are not parsed)."""
+    return F.col("`" + name.replace("`", "``") + "`")
+
+
+def spark_schemas(schema: pa.Schema) -> tuple[StructType, pa.Schema]:
+    """The Spark schema for an Arrow schema and the Arrow schema Spark's batches will have."""
+    friendly = pa.schema([pa.field(f.name, _SPARK_FRIENDLY.get(f.type, f.type)) for f in schema])
+    try:
+        struct = from_arrow_schema(friendly)
+    except Exception as exc:
+        raise InvalidArgument(f"a column type Spark cannot hold, in [{friendly}]: {exc}") from exc
+    return struct, to_arrow_schema(struct)
+
+
+@contextlib.contextmanager
+def worker_errors() -> Iterator[None]:
+    """Re-raise a Weft error thrown inside a Spark worker as the same class, with its message."""
+    try:
+        yield
+    except WeftError:
+        raise
+    except Exception as exc:
+        found = _WORKER_ERROR.findall(str(exc))
+        if found:
+            name, message = found[-1]
+            kind = getattr(errors, name, None)
+            if isinstance(kind, type) and issubclass(kind, WeftError):
+                raise kind(message.strip()) from exc
+        raise
+
+
+def _blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    for batch in batches:
+        if batch.num_rows:
+            yield pa.Table.from_batches([batch])
+
+
+def _map_batches(
+    fn: BlockFn, id_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    for block in _blocks(batches):
+        out = conform(checked_block(fn(block), id_column, "map_partitions"), schema, "map_partitions")
+        yield from out.to_batches()
+
+
+def _filter_batches(fn: MaskFn, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for block in _blocks(batches):
+        yield from apply_filter(fn, block).to_batches()
+
+
+def _reduce_batches(
+    map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T], batches: Iterable[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    values = [map_fn(block) for block in _blocks(batches)]
+    if values:
+        partial = functools.reduce(reduce_fn, values)
+        blob = pa.array([_PARTIAL_CODEC.dumps(partial)], pa.binary())
+        yield pa.RecordBatch.from_arrays([blob], names=[REDUCE_VALUE_COLUMN])
+
+
+class SparkComputingSession(ComputingSession):
+    """Computing on a SparkSession; tables are DataFrames."""
+
+    backend = BACKEND_SPARK
+
+    def __init__(self, spark: SparkSession, owned: bool) -> None:
+        self.spark = spark
+        self._owned = owned
+
+    @classmethod
+    def create(cls, spark: SparkSession | None = None, master: str | None = None) -> SparkComputingSession:
+        """Wrap `spark`, or the active SparkSession, or start one (see `spark_session`)."""
+        if spark is not None:
+            return cls(spark, owned=False)
+        active = SparkSession.getActiveSession()
+        if active is not None:
+            return cls(active, owned=False)
+        builder = SparkSession.builder.appName(SPARK_APP_NAME).config(
+            "spark.sql.execution.arrow.pyspark.enabled", "true"
+        )
+        # Under spark-submit the launcher already chose the master; do not override it.
+        if master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:
+            builder = builder.master(master or DEFAULT_SPARK_MASTER)
+        session = builder.getOrCreate()
+        context = session.sparkContext
+        if str(context.master).startswith("local") and "PYSPARK_PYTHON" not in os.environ:
+            # Local workers run this interpreter, so they see the same packages as the driver.
+            context.pythonExec = sys.executable
+        return cls(session, owned=True)
+
+    def from_arrow(self, data: pa.Table, id_column: str, num_partitions: int | None = None) -> Table:
+        if not isinstance(data, pa.Table):
+            raise InvalidArgument(f"from_arrow: data must be a pyarrow.Table, got {type(data).__name__}")
+        check_id_column(data.schema.names, id_column, "the data")
+        check_partitions(num_partitions)
+        struct, arrow_schema = spark_schemas(data.schema)
+        frame = self.spark.createDataFrame(data.cast(arrow_schema), schema=struct)
+        if num_partitions is not None:
+            frame = frame.repartition(num_partitions)
+        return SparkTable(self, frame, id_column)
+
+    def read_parquet(self, path: str, id_column: str) -> Table:
+        try:
+            frame = self.spark.read.parquet(to_uri(path))
+        except Exception as exc:
+            if "PATH_NOT_FOUND" in str(exc):
+                raise NotFound(f"read_parquet: nothing at {path}") from exc
+            raise
+        check_id_column(frame.schema.names, id_column, f"the Parquet data at {path}")
+        return SparkTable(self, frame, id_column)
+
+    def stop(self) -> None:
+        if self._owned:
+            self.spark.stop()
+            self._owned = False
+
+
+class SparkTable(Table):
+    """A SPARK table: a DataFrame and the name of its id column."""
+
+    backend = BACKEND_SPARK
+
+    def __init__(self, session: SparkComputingSession, frame: DataFrame, id_column: str) -> None:
+        self._session = session
+        self.frame = frame
+        self.id_column = id_column
+        self._schema: pa.Schema | None = None
+
+    @property
+    def schema(self) -> pa.Schema:
+        if self._schema is None:
+            self._schema = to_arrow_schema(self.frame.schema)
+        return self._schema
+
+    @property
+    def num_partitions(self) -> int:
+        return int(self.frame.rdd.getNumPartitions())
+
+    @property
+    def session(self) -> SparkComputingSession:
+        return self._session
+
+    def _derive(self, frame: DataFrame) -> SparkTable:
+        return SparkTable(self._session, frame, self.id_column)
+
+    def _output_schema(self, fn: BlockFn, what: str) -> pa.Schema:
+        found = infer_from_empty(fn, self.schema, self.id_column, what)
+        if found is not None:
+            return found
+        with worker_errors():
+            first = self.frame.limit(INFER_SAMPLE_ROWS).toArrow()
+        if first.num_rows == 0:
+            raise unknown_schema_error(fn, self.schema, what)
+        found = checked_block(fn(conform(first, self.schema, what)), self.id_column, what).schema
+        if has_null_type(found):
+            raise InvalidArgument(f"{what}: the output has a column of null type; pass schema=")
+        return found
+
+    def map_partitions(self, fn: BlockFn, schema: pa.Schema | None = None) -> Table:
+        struct, arrow_schema = spark_schemas(schema or self._output_schema(fn, "map_partitions"))
+        func = functools.partial(_map_batches, fn, self.id_column, arrow_schema)
+        return self._derive(self.frame.mapInArrow(func, struct))
+
+    def filter(self, fn: MaskFn) -> Table:
+        return self._derive(self.frame.mapInArrow(functools.partial(_filter_batches, fn), self.frame.schema))
+
+    def reduce(self, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+        struct = StructType([StructField(REDUCE_VALUE_COLUMN, BinaryType(), False)])
+        func = functools.partial(_reduce_batches, map_fn, reduce_fn)
+        with worker_errors():
+            partials = self.frame.mapInArrow(func, struct).toArrow()
+        values: list[T] = [_PARTIAL_CODEC.loads(blob) for blob in partials.column(0).to_pylist()]
+        if not values:
+            return map_fn(self.schema.empty_table())
+        return functools.reduce(reduce_fn, values)
+
+    def join(self, other: Table, how: str = "inner", rsuffix: str | None = None) -> Table:
+        renames = join_renames(self, other, how, rsuffix)
+        if not isinstance(other, SparkTable):
+            raise InvalidArgument("join: the other table is not a SPARK table")
+        right = other.frame
+        for old, new in renames.items():
+            right = right.withColumnRenamed(old, new)
+        joined = self.frame.join(right, on=self.id_column, how=_SPARK_JOIN[how])
+        order = self.frame.columns + [name for name in right.columns if name != self.id_column]
+        return self._derive(joined.select(*[_col(name) for name in order]))
+
+    def sample(self, fraction: float, seed: int) -> Table:
+        check_fraction(fraction)
+        return self._derive(self.frame.sample(withReplacement=False, fraction=fraction, seed=seed))
+
+    def union(self, other: Table) -> Table:
+        order = union_target(self, other)
+        if not isinstance(other, SparkTable):
+            raise InvalidArgument("union: the other table is not a SPARK table")
+        right = other.frame
+        if other.id_column != self.id_column:
+            right = right.withColumnRenamed(other.id_column, self.id_column)
+        types = {field.name: field.dataType for field in self.frame.schema.fields}
+        right = right.select(*[_col(name).cast(types[name]).alias(name) for name in order])
+        return self._derive(self.frame.union(right))
+
+    def select(self, columns: Sequence[str]) -> Table:
+        chosen = selected_columns(self, columns)
+        return self._derive(self.frame.select(*[_col(name) for name in chosen]))
+
+    def repartition(self, num_partitions: int) -> Table:
+        check_partitions(num_partitions)
+        return self._derive(self.frame.repartition(num_partitions))
+
+    def cache(self) -> Table:
+        return self._derive(self.frame.cache())
+
+    def count(self) -> int:
+        with worker_errors():
+            return int(self.frame.count())
+
+    def collect(self) -> pa.Table:
+        with worker_errors():
+            data = self.frame.toArrow()
+        return conform(data, self.schema, "collect")
+
+    def save(self, path: str) -> None:
+        with worker_errors():
+            self.frame.write.mode("overwrite").parquet(to_uri(path))
+
+    def duplicate_ids(self, limit: int = 5) -> list[Any]:
+        counted = self.frame.groupBy(_col(self.id_column)).agg(F.count(F.lit(1)).alias("__weft_rows"))
+        repeated = counted.where(F.col("__weft_rows") > 1).limit(limit).select(_col(self.id_column))
+        with worker_errors():
+            return list(repeated.toArrow().column(0).to_pylist())
