@@ -1,0 +1,357 @@
+"""flow_action_queue: enqueue, atomic claim with a lease, completion logged exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kernel.errors import InvalidArgument
+from services.common.db.constants import MAX_ACTION_ATTEMPTS, OUTCOME_ABANDONED
+from services.common.db.engine import db_now, is_sqlite, retry_transient, write_transaction
+from services.common.db.schema import flow_action_log, flow_action_queue
+
+
+@dataclass(frozen=True)
+class ClaimedAction:
+    """An action a consumer holds until `lease_until` (epoch seconds, database clock)."""
+
+    id: int
+    action: str
+    params: dict[str, Any]
+    producer: str
+    priority: int
+    created_at: float
+    claimed_by: str
+    claimed_at: float
+    lease_until: float
+    #: How many times the action has been claimed, this claim included.
+    attempts: int
+
+
+class ActionNotifier:
+    """Wakes this process's consumers when this process enqueues or releases an action.
+
+    It is the hot path: a consumer that found the queue empty sleeps on it and is woken the
+    moment an action is written. Actions written by other processes or replicas, and
+    leases of dead consumers that expire, are not signalled; a consumer picks those up
+    when its `wait` times out, so the timeout is a fallback, not a poll interval that the
+    latency of a local submission depends on.
+
+    Use `mark()` before claiming and `wait(mark, timeout)` after an empty claim: an
+    enqueue that happens in between is never missed.
+    """
+
+    def __init__(self) -> None:
+        self._version = 0
+        self._event = asyncio.Event()
+
+    def mark(self) -> int:
+        """A token for `wait`: the number of notifications so far."""
+        return self._version
+
+    def notify(self) -> None:
+        """Wake every waiter (called after an enqueue commits)."""
+        self._version += 1
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, mark: int, timeout: float | None) -> bool:
+        """Wait for a notification after `mark`; False when `timeout` seconds passed first."""
+        if self._version != mark:
+            return True
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return self._version != mark
+        return True
+
+
+_notifiers: weakref.WeakKeyDictionary[sa.Engine, ActionNotifier] = weakref.WeakKeyDictionary()
+
+
+def action_notifier(engine: AsyncEngine) -> ActionNotifier:
+    """The notifier every enqueue through `engine` sets (one per engine)."""
+    notifier = _notifiers.get(engine.sync_engine)
+    if notifier is None:
+        notifier = _notifiers[engine.sync_engine] = ActionNotifier()
+    return notifier
+
+
+async def enqueue_action(
+    engine: AsyncEngine,
+    action: str,
+    params: Mapping[str, Any],
+    producer: str,
+    priority: int = 0,
+) -> int:
+    """Append `action` to the queue and wake local consumers; returns the action id."""
+    if not action:
+        raise InvalidArgument("action must be a non-empty name such as 'run_job'")
+    if not producer:
+        raise InvalidArgument("producer must name who enqueues the action")
+
+    async def insert() -> int:
+        async with write_transaction(engine) as conn:
+            return await insert_action(conn, action, params, producer, priority)
+
+    action_id = await retry_transient(insert)
+    action_notifier(engine).notify()
+    return action_id
+
+
+async def insert_action(
+    conn: AsyncConnection,
+    action: str,
+    params: Mapping[str, Any],
+    producer: str,
+    priority: int = 0,
+) -> int:
+    """Insert an action inside the caller's transaction (e.g. together with a job's rows).
+
+    The caller commits and then calls `action_notifier(engine).notify()`.
+    """
+    result = await conn.execute(
+        flow_action_queue.insert().values(
+            action=action,
+            params=dict(params),
+            producer=producer,
+            priority=priority,
+            created_at=db_now(),
+            attempts=0,
+        )
+    )
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the database returned no id for the enqueued action")
+    return int(key[0])
+
+
+_claimable = sa.or_(
+    flow_action_queue.c.claimed_by.is_(None),
+    flow_action_queue.c.lease_until <= db_now(),
+)
+
+
+async def claim_next_action(
+    engine: AsyncEngine,
+    consumer: str,
+    lease_seconds: float,
+    *,
+    max_attempts: int = MAX_ACTION_ATTEMPTS,
+) -> ClaimedAction | None:
+    """Claim the highest-priority, oldest claimable action for `consumer`, or None.
+
+    Claimable: never claimed, or its lease expired (its consumer died or stalled; the
+    action is taken over). The claim is atomic across consumers and replicas: on
+    MySQL/MariaDB the row is read with FOR UPDATE SKIP LOCKED, on SQLite inside one write
+    transaction. An action already claimed `max_attempts` times is logged as abandoned
+    instead of being handed out again.
+    """
+    if lease_seconds < 0:
+        raise InvalidArgument(f"lease_seconds must be >= 0, got {lease_seconds}")
+    if not consumer:
+        raise InvalidArgument("consumer must name the claiming replica")
+
+    async def claim() -> ClaimedAction | None:
+        async with write_transaction(engine) as conn:
+            return await _claim_in(conn, consumer, lease_seconds, max_attempts)
+
+    return await retry_transient(claim)
+
+
+async def _claim_in(
+    conn: AsyncConnection, consumer: str, lease_seconds: float, max_attempts: int
+) -> ClaimedAction | None:
+    select = (
+        sa.select(flow_action_queue, db_now().label("now"))
+        .where(_claimable)
+        .order_by(flow_action_queue.c.priority.desc(), flow_action_queue.c.id)
+        .limit(1)
+    )
+    if not is_sqlite(conn):
+        select = select.with_for_update(skip_locked=True)
+    while True:
+        row = (await conn.execute(select)).mappings().first()
+        if row is None:
+            return None
+        if row["attempts"] >= max_attempts:
+            await _finish(
+                conn,
+                row,
+                consumer=row["claimed_by"],
+                outcome=OUTCOME_ABANDONED,
+                error=f"claimed {row['attempts']} times without completing; giving up",
+            )
+            continue
+        now = float(row["now"])
+        lease_until = now + lease_seconds
+        attempts = int(row["attempts"]) + 1
+        await conn.execute(
+            flow_action_queue.update()
+            .where(flow_action_queue.c.id == row["id"])
+            .values(
+                claimed_by=consumer,
+                claimed_at=now,
+                lease_until=lease_until,
+                attempts=attempts,
+            )
+        )
+        return ClaimedAction(
+            id=int(row["id"]),
+            action=row["action"],
+            params=dict(row["params"]),
+            producer=row["producer"],
+            priority=int(row["priority"]),
+            created_at=float(row["created_at"]),
+            claimed_by=consumer,
+            claimed_at=now,
+            lease_until=lease_until,
+            attempts=attempts,
+        )
+
+
+async def _finish(
+    conn: AsyncConnection,
+    row: sa.RowMapping,
+    *,
+    consumer: str | None,
+    outcome: str,
+    error: str | None,
+) -> None:
+    await conn.execute(flow_action_queue.delete().where(flow_action_queue.c.id == row["id"]))
+    await conn.execute(
+        flow_action_log.insert().values(
+            action_id=row["id"],
+            producer=row["producer"],
+            priority=row["priority"],
+            action=row["action"],
+            params=row["params"],
+            consumer=consumer,
+            attempts=row["attempts"],
+            outcome=outcome,
+            error=error,
+            created_at=row["created_at"],
+            claimed_at=row["claimed_at"],
+            finished_at=db_now(),
+        )
+    )
+
+
+async def complete_action(
+    engine: AsyncEngine,
+    action_id: int,
+    consumer: str,
+    outcome: str,
+    error: str | None = None,
+) -> bool:
+    """Remove a claimed action from the queue and log its outcome, in one transaction.
+
+    Returns False, writing nothing, when `consumer` no longer holds the action (its lease
+    expired and another consumer took it over, or it was already completed): only the
+    current holder logs, so every action is logged exactly once.
+    """
+    if not outcome:
+        raise InvalidArgument("outcome must say how the action ended, e.g. 'success'")
+
+    async def complete() -> bool:
+        async with write_transaction(engine) as conn:
+            held = sa.select(flow_action_queue).where(
+                flow_action_queue.c.id == action_id,
+                flow_action_queue.c.claimed_by == consumer,
+            )
+            if not is_sqlite(conn):
+                held = held.with_for_update()
+            row = (await conn.execute(held)).mappings().first()
+            if row is None:
+                return False
+            await _finish(conn, row, consumer=consumer, outcome=outcome, error=error)
+            return True
+
+    return await retry_transient(complete)
+
+
+async def extend_lease(
+    engine: AsyncEngine, action_id: int, consumer: str, lease_seconds: float
+) -> bool:
+    """Push the lease of a held action to now + `lease_seconds`; False if it is no longer held.
+
+    A consumer working longer than its lease calls this periodically; after a False it must
+    stop working on the action (another consumer owns it now).
+    """
+    if lease_seconds < 0:
+        raise InvalidArgument(f"lease_seconds must be >= 0, got {lease_seconds}")
+
+    async def extend() -> bool:
+        async with write_transaction(engine) as conn:
+            result = await conn.execute(
+                flow_action_queue.update()
+                .where(
+                    flow_action_queue.c.id == action_id,
+                    flow_action_queue.c.claimed_by == consumer,
+                )
+                .values(lease_until=db_now() + lease_seconds)
+            )
+            return result.rowcount == 1
+
+    return await retry_transient(extend)
+
+
+async def release_action(engine: AsyncEngine, action_id: int, consumer: str) -> bool:
+    """Hand a held action back unfinished (e.g. on shutdown) so another consumer claims it now.
+
+    Its attempt still counts. Returns False if `consumer` no longer held it.
+    """
+
+    async def release() -> bool:
+        async with write_transaction(engine) as conn:
+            result = await conn.execute(
+                flow_action_queue.update()
+                .where(
+                    flow_action_queue.c.id == action_id,
+                    flow_action_queue.c.claimed_by == consumer,
+                )
+                .values(claimed_by=None, claimed_at=None, lease_until=None)
+            )
+            return result.rowcount == 1
+
+    released = await retry_transient(release)
+    if released:
+        action_notifier(engine).notify()
+    return released
+
+
+async def wait_for_action(
+    engine: AsyncEngine,
+    consumer: str,
+    lease_seconds: float,
+    fallback_seconds: float,
+    *,
+    max_attempts: int = MAX_ACTION_ATTEMPTS,
+) -> ClaimedAction:
+    """Claim the next action, sleeping on the engine's notifier while the queue is empty.
+
+    Local enqueues wake the wait at once; every `fallback_seconds` the queue is checked
+    anyway for actions from other processes and for expired leases.
+    """
+    notifier = action_notifier(engine)
+    while True:
+        mark = notifier.mark()
+        claimed = await claim_next_action(
+            engine, consumer, lease_seconds, max_attempts=max_attempts
+        )
+        if claimed is not None:
+            return claimed
+        await notifier.wait(mark, fallback_seconds)
+
+
+async def queued_action_count(engine: AsyncEngine) -> int:
+    """How many actions are waiting or held (not yet completed)."""
+    async with engine.connect() as conn:
+        count = await conn.scalar(sa.select(sa.func.count()).select_from(flow_action_queue))
+    return int(count or 0)
