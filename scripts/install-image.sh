@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Installs Weft and its Python dependencies into a virtualenv: the container image's install
+# steps, also run by CI so that a broken step fails there first. Safe to run again: when the
+# dependencies recorded in the venv match pyproject.toml it skips pip entirely.
+#
+#   scripts/install-image.sh --venv DIR [--python PY] [--extras dev] [--editable]
+#                            [--deps-only] [--require-java]
+#
+#   --venv DIR       virtualenv to install into (created with PY when missing)
+#   --python PY      interpreter that creates the venv (default: python3); 3.11 or newer
+#   --extras LIST    optional dependency groups of pyproject.toml, comma separated (e.g. dev)
+#   --editable       install the project in development mode (pip install -e)
+#   --deps-only      install the dependencies but not the project (the image caches this layer)
+#   --require-java   fail unless a Java 17+ runtime is on PATH (Spark needs it)
+set -euo pipefail
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+fail() { echo "install-image: $*" >&2; exit 1; }
+
+PYTHON=python3
+VENV=""
+EXTRAS=""
+EDITABLE=0
+DEPS_ONLY=0
+REQUIRE_JAVA=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --venv) VENV="${2:?--venv needs a directory}"; shift 2 ;;
+    --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
+    --extras) EXTRAS="${2:?--extras needs a list such as dev}"; shift 2 ;;
+    --editable) EDITABLE=1; shift ;;
+    --deps-only) DEPS_ONLY=1; shift ;;
+    --require-java) REQUIRE_JAVA=1; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "install-image: unknown option $1" >&2; usage 2 ;;
+  esac
+done
+[ -n "$VENV" ] || fail "--venv is required (the virtualenv to install into)"
+
+SRC="$(cd "$(dirname "$0")/.." && pwd)"
+[ -f "$SRC/pyproject.toml" ] || fail "no pyproject.toml in $SRC"
+
+if [ "$REQUIRE_JAVA" = 1 ]; then
+  command -v java >/dev/null 2>&1 || fail "java is not on PATH; Spark needs a Java 17 runtime"
+  JAVA_MAJOR="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)"
+  [ -n "$JAVA_MAJOR" ] && [ "$JAVA_MAJOR" -ge 17 ] \
+    || fail "Spark needs Java 17 or newer; java -version reports '${JAVA_MAJOR:-unknown}'"
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  command -v "$PYTHON" >/dev/null 2>&1 || fail "interpreter '$PYTHON' not found"
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || fail "'$PYTHON' is $("$PYTHON" -V 2>&1); Weft needs Python 3.11 or newer"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+VPY="$VENV/bin/python"
+"$VPY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || fail "the venv $VENV runs $("$VPY" -V 2>&1); Weft needs Python 3.11 or newer"
+
+# The requirements come from pyproject.toml (build system + dependencies + the extras asked for),
+# so this script never keeps a second list that could drift.
+REQS="$(mktemp)"
+trap 'rm -f "$REQS"' EXIT
+"$VPY" - "$SRC/pyproject.toml" "$EXTRAS" > "$REQS" <<'PY'
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as handle:
+    project = tomllib.load(handle)
+wanted = [e.strip() for e in sys.argv[2].split(",") if e.strip()]
+optional = project["project"].get("optional-dependencies", {})
+missing = [e for e in wanted if e not in optional]
+if missing:
+    sys.exit(f"install-image: pyproject.toml has no extras {missing}; it has {sorted(optional)}")
+lines = list(project["build-system"]["requires"]) + list(project["project"]["dependencies"])
+for extra in wanted:
+    lines += optional[extra]
+print("\n".join(lines))
+PY
+
+STAMP="$VENV/.weft-install-stamp"
+WANT_STAMP="$( (cat "$REQS"; echo "editable=$EDITABLE"; echo "src=$SRC") | sha256sum | cut -d' ' -f1)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && "$VPY" -m pip check >/dev/null 2>&1; then
+  echo "install-image: dependencies already match pyproject.toml"
+else
+  "$VPY" -m pip install -q --disable-pip-version-check -r "$REQS"
+  rm -f "$STAMP"  # written only once the project is installed too
+fi
+
+if [ "$DEPS_ONLY" = 1 ]; then
+  echo "install-image: dependencies installed into $VENV (project not installed: --deps-only)"
+  exit 0
+fi
+
+# pip check above passes only when what is installed fits together; the project itself is
+# reinstalled unless it is an editable install of this very checkout.
+EDITABLE_HERE="$("$VPY" - "$SRC" <<'PY'
+import json
+import sys
+from importlib import metadata
+from pathlib import Path
+
+try:
+    dist = metadata.distribution("weft")
+    info = json.loads(dist.read_text("direct_url.json") or "{}")
+except metadata.PackageNotFoundError:
+    info = {}
+here = Path(sys.argv[1]).resolve().as_uri()
+print(int(info.get("dir_info", {}).get("editable", False) and info.get("url") == here))
+PY
+)"
+if [ "$EDITABLE" = 1 ]; then
+  if [ "$EDITABLE_HERE" != 1 ] || [ ! -f "$STAMP" ]; then
+    "$VPY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$SRC"
+  fi
+else
+  # Build from a copy of what the package holds: no build/ left in the checkout, and no stale
+  # module from an earlier build/ slipping into the install.
+  BUILD_DIR="$(mktemp -d)"
+  trap 'rm -f "$REQS"; rm -rf "$BUILD_DIR"' EXIT
+  tar -C "$SRC" --exclude=__pycache__ -cf - pyproject.toml README.md kernel services protos \
+    | tar -C "$BUILD_DIR" -xf -
+  "$VPY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "$BUILD_DIR"
+fi
+
+# What the image's entrypoint needs: the console script and the packages it imports.
+[ -x "$VENV/bin/weft" ] || fail "the console script $VENV/bin/weft was not installed"
+"$VPY" -c 'import kernel, protos, services.common.config' \
+  || fail "the installed project does not import; see the error above"
+"$VPY" -m pip check >/dev/null || { "$VPY" -m pip check; fail "installed packages conflict"; }
+echo "$WANT_STAMP" > "$STAMP"
+echo "install-image: weft installed into $VENV"
