@@ -34,7 +34,13 @@ from kernel.federation.base import Federation, Party
 from kernel.model_base import LabeledTable, TaskArgs, TaskContext, TaskOutputs
 from kernel.registry import ComponentSpec, get_component
 from kernel.runtime_conf import RuntimeConf, output_namespace, parse_runtime_conf
-from kernel.tracker import Tracker, load_model
+from kernel.tracker import (
+    DEFAULT_HEARTBEAT_INTERVAL_S,
+    ENV_HEARTBEAT_INTERVAL,
+    EventChannel,
+    Tracker,
+    load_model,
+)
 
 log = logging.getLogger("weft.task")
 
@@ -59,6 +65,7 @@ class TaskOptions:
     transfer_endpoint: str | None = None
     event_socket: str | None = None
     get_timeout: float = DEFAULT_GET_TIMEOUT_S
+    event_channel: EventChannel | None = None
 
     def resolved_task_dir(self) -> Path:
         if self.task_dir is not None:
@@ -181,14 +188,16 @@ def execute_task(
     params = build_params(spec, conf)
     tracker = Tracker(
         options.resolved_task_dir(), options.storage_root / "models", options.job_id,
-        options.component_name, options.role, options.member_id, options.event_socket,
+        options.component_name, options.role, options.member_id,
+        options.event_channel or options.event_socket,
     )
-    tracker.set_status(STATUS_RUNNING, pid=os.getpid())
     own_federation = federation is None
     own_computing = computing is None
     federation = federation or make_federation(conf, options)
-    computing = computing or session_for_backend(conf.backend)
     try:
+        computing = computing or session_for_backend(conf.backend)
+        # "running" is sent once the runtime is up: from here on the component's own code runs.
+        tracker.set_status(STATUS_RUNNING, pid=os.getpid(), spark_app_id=_spark_app_id())
         ctx = TaskContext(
             job_id=options.job_id, task_id=options.task_id, component_name=options.component_name,
             module=conf.module, local=Party(options.role, options.member_id), roles=conf.roles,
@@ -209,8 +218,18 @@ def execute_task(
     finally:
         if own_federation:
             federation.close()
-        if own_computing:
+        if own_computing and computing is not None:
             computing.stop()
+
+
+def _spark_app_id() -> str | None:
+    """The application id of this process's SparkContext, if Spark is in use."""
+    if "pyspark" not in sys.modules:
+        return None
+    from pyspark import SparkContext
+
+    active = SparkContext._active_spark_context
+    return str(active.applicationId) if active is not None else None
 
 
 def _one_line(exc: BaseException) -> str:
@@ -250,6 +269,31 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ns, options = parse_args(argv)
     task_dir = options.resolved_task_dir()
+    if options.event_socket:
+        # Heartbeats prove the process is alive to the executor until main returns.
+        options.event_channel = EventChannel(options.event_socket)
+        options.event_channel.start_heartbeat(_heartbeat_interval())
+    try:
+        return _run(ns, options, task_dir)
+    finally:
+        if options.event_channel is not None:
+            options.event_channel.close()
+
+
+def _heartbeat_interval() -> float:
+    raw = os.environ.get(ENV_HEARTBEAT_INTERVAL, "")
+    try:
+        interval = float(raw) if raw else DEFAULT_HEARTBEAT_INTERVAL_S
+    except ValueError:
+        interval = -1.0
+    if interval <= 0:
+        log.warning("%s=%r is not a positive number of seconds; using %s",
+                    ENV_HEARTBEAT_INTERVAL, raw, DEFAULT_HEARTBEAT_INTERVAL_S)
+        return DEFAULT_HEARTBEAT_INTERVAL_S
+    return interval
+
+
+def _run(ns: argparse.Namespace, options: TaskOptions, task_dir: Path) -> int:
     try:
         try:
             with open(ns.conf, encoding="utf-8") as handle:

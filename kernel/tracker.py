@@ -9,9 +9,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from kernel.federation.codec import decode, encode
+
+# How often a task process tells its executor it is alive, and the variable that overrides it.
+ENV_HEARTBEAT_INTERVAL: Final = "WEFT_HEARTBEAT_INTERVAL_S"
+DEFAULT_HEARTBEAT_INTERVAL_S: Final = 5.0
 
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
@@ -35,16 +39,86 @@ class ModelLocation:
     version: int
 
 
+class EventChannel:
+    """The live line to the executor: JSON lines over a unix socket, plus a heartbeat thread.
+
+    Sending never raises: the task's files are the durable record. A broken connection is
+    retried on the next send at most once per `retry_interval` seconds, so a task re-attaches
+    to an executor that restarted and bound the same socket path again.
+    """
+
+    def __init__(self, path: str, retry_interval: float = 1.0) -> None:
+        self.path = path
+        self.retry_interval = retry_interval
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._last_attempt = float("-inf")
+        self._stop = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        with self._lock:
+            self._connect()
+
+    def _connect(self) -> None:
+        self._last_attempt = time.monotonic()
+        candidate = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            candidate.connect(self.path)
+        except OSError:
+            candidate.close()
+            return
+        # A stalled executor must not stall the task: a blocked send gives up and reconnects later.
+        candidate.settimeout(self.retry_interval * 5)
+        self._socket = candidate
+
+    def send(self, event: dict[str, Any]) -> None:
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            if self._socket is None and time.monotonic() - self._last_attempt >= self.retry_interval:
+                self._connect()
+            if self._socket is None:
+                return
+            try:
+                self._socket.sendall(line)
+            except OSError:
+                self._socket.close()
+                self._socket = None
+
+    def start_heartbeat(self, interval: float) -> None:
+        """Send `{"event": "heartbeat"}` every `interval` seconds from a daemon thread."""
+        if self._heartbeat is not None:
+            return
+        self.retry_interval = min(self.retry_interval, interval)
+
+        def beat() -> None:
+            while True:
+                self.send({"event": "heartbeat", "time": time.time()})
+                if self._stop.wait(interval):
+                    return
+
+        self._heartbeat = threading.Thread(target=beat, name="weft-heartbeat", daemon=True)
+        self._heartbeat.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join(timeout=1.0)
+        with self._lock:
+            if self._socket is not None:
+                self._socket.close()
+                self._socket = None
+
+
 class Tracker:
     """Records what a task produces; the executor reads the files and the event socket.
 
     Every record goes to a file in the task directory (the durable copy) and, when the
-    executor passed an event socket, also as one JSON line to it (the live copy).
+    executor passed an event socket (a path or an open `EventChannel`), also as one JSON
+    line to it (the live copy).
     """
 
     def __init__(
         self, task_dir: Path, model_root: Path, job_id: str, component: str, role: str,
-        member_id: str, event_socket: str | None = None,
+        member_id: str, event_socket: str | EventChannel | None = None,
     ) -> None:
         self.task_dir = task_dir
         self.model_root = model_root
@@ -54,23 +128,14 @@ class Tracker:
         self.member_id = member_id
         self.task_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        if event_socket:
-            try:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self._socket.connect(event_socket)
-            except OSError:
-                self._socket = None  # the files stay the source of truth
+        if isinstance(event_socket, EventChannel):
+            self._channel: EventChannel | None = event_socket
+        else:
+            self._channel = EventChannel(event_socket) if event_socket else None
 
     def _emit(self, event: dict[str, Any]) -> None:
-        if self._socket is None:
-            return
-        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
-        with self._lock:
-            try:
-                self._socket.sendall(line)
-            except OSError:
-                self._socket = None
+        if self._channel is not None:
+            self._channel.send(event)
 
     def set_status(self, status: str, error: str | None = None, **extra: Any) -> None:
         record = {"status": status, "error": error, "time": time.time(), **extra}

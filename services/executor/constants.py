@@ -1,0 +1,44 @@
+"""Constants of the executor service."""
+
+from __future__ import annotations
+
+from typing import Final
+
+SERVICE_NAME: Final = "weft.v1.ExecutorService"
+
+# Layout of the executor's state directory (<data_dir>/executor).
+STATE_DIR_NAME: Final = "executor"
+TASKS_DIR: Final = "tasks"
+WORKERS_DIR: Final = "workers"
+SOCKETS_DIR: Final = "sock"
+PY_FILES_DIR: Final = "py-files"
+RECORD_FILE: Final = "record.json"
+CONF_FILE: Final = "conf.json"
+STDOUT_LOG: Final = "stdout.log"
+STDERR_LOG: Final = "stderr.log"
+ROTATED_SUFFIX: Final = ".1"
+
+# A unix socket path longer than this does not fit in sockaddr_un on Linux.
+MAX_SOCKET_PATH: Final = 107
+
+# Heartbeats: the task sends one every timeout / HEARTBEATS_PER_TIMEOUT seconds, at most
+# every MAX_HEARTBEAT_INTERVAL_S, so a few may be lost before the task is declared dead.
+HEARTBEATS_PER_TIMEOUT: Final = 4
+MAX_HEARTBEAT_INTERVAL_S: Final = 5.0
+
+# Stop: SIGTERM to the process group, then SIGKILL after this grace period.
+STOP_GRACE_S: Final = 3.0
+
+# Warm pool: a worker has this long to import the kernel (and start Spark) and report ready.
+WORKER_READY_TIMEOUT_S: Final = 180.0
+WORKER_START_ATTEMPTS: Final = 5
+
+# Ended tasks older than this are not loaded back into memory after a restart.
+ENDED_TASK_RETENTION_S: Final = 24 * 3600.0
+
+# Per subscriber, log lines beyond this many pending events are dropped (a slow reader
+# must not grow the executor's memory); status events are never dropped.
+SUBSCRIBER_LOG_BACKLOG: Final = 10_000
+
+# Where a reason is needed and the task gave none.
+STOPPED_BY_REQUEST: Final = "stopped by request"

@@ -1,0 +1,164 @@
+"""How a task process is started: the task_executor arguments, spark-submit's command line, the environment."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import sys
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import kernel
+import protos
+from kernel.constants import ENV_EVENT_SOCKET
+from kernel.tracker import ENV_HEARTBEAT_INTERVAL
+from protos.weft.v1 import executor_pb2
+from services.common.config import SparkConfig
+from services.executor.constants import HEARTBEATS_PER_TIMEOUT, MAX_HEARTBEAT_INTERVAL_S
+
+# Spark properties every task gets unless the config or the job says otherwise: no
+# progress bars in the log, no UI port per task.
+DEFAULT_SPARK_CONF: dict[str, str] = {
+    "spark.ui.showConsoleProgress": "false",
+    "spark.ui.enabled": "false",
+}
+# Files of the kernel and protos packages that go into the --py-files archive.
+_SHIPPED_SUFFIXES = (".py", ".json", ".proto")
+
+
+@dataclass(frozen=True)
+class SparkSettings:
+    """The Spark settings one task runs with: the job's options over the executor's config."""
+
+    master: str
+    driver_memory: str
+    executor_memory: str
+    executor_cores: int
+    num_executors: int = 0
+    conf: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @classmethod
+    def resolve(cls, options: executor_pb2.SparkOptions | None, config: SparkConfig) -> SparkSettings:
+        merged = {**DEFAULT_SPARK_CONF, **config.extra_conf}
+        if options is not None:
+            merged.update(dict(options.conf))
+        return cls(
+            master=(options.master if options is not None and options.master else config.master),
+            driver_memory=(options.driver_memory if options is not None and options.driver_memory
+                           else config.driver_memory),
+            executor_memory=(options.executor_memory if options is not None and options.executor_memory
+                             else config.executor_memory),
+            executor_cores=(options.executor_cores if options is not None and options.executor_cores > 0
+                            else config.executor_cores),
+            num_executors=options.num_executors if options is not None else 0,
+            conf=tuple(sorted(merged.items())),
+        )
+
+    @property
+    def is_local(self) -> bool:
+        """A `local` master runs in the driver's JVM on this machine (the installed kernel is there)."""
+        return self.master == "local" or self.master.startswith("local[")
+
+    def session_conf(self) -> list[tuple[str, str]]:
+        """The properties a SparkSession built in-process (a warm worker's) needs to match."""
+        return [("spark.driver.memory", self.driver_memory), ("spark.executor.memory", self.executor_memory),
+                ("spark.executor.cores", str(self.executor_cores)), *self.conf]
+
+
+def heartbeat_interval(timeout_s: float) -> float:
+    """The interval a task beats at: several beats per timeout, at most every few seconds."""
+    return min(MAX_HEARTBEAT_INTERVAL_S, timeout_s / HEARTBEATS_PER_TIMEOUT)
+
+
+def source_root() -> Path:
+    """The directory holding the `kernel` and `protos` packages."""
+    return Path(kernel.__file__).resolve().parent.parent
+
+
+def task_executor_args(spec: executor_pb2.TaskSpec, conf_path: Path, storage_root: Path,
+                       transfer_endpoint: str) -> list[str]:
+    """The task_executor command-line arguments for one task."""
+    args = [
+        "-j", spec.job_id, "-n", spec.component_name, "-t", spec.task_id, "-r", spec.role,
+        "-m", spec.member_id, "-s", spec.federation_session_id, "-c", str(conf_path),
+        "--storage-root", str(storage_root),
+    ]
+    if transfer_endpoint:
+        args += ["--transfer-endpoint", transfer_endpoint]
+    return args
+
+
+def task_environment(socket_path: str, heartbeat_timeout_s: float) -> dict[str, str]:
+    """Variables a task process needs on top of the executor's own environment."""
+    return {
+        ENV_EVENT_SOCKET: socket_path,
+        ENV_HEARTBEAT_INTERVAL: f"{heartbeat_interval(heartbeat_timeout_s):g}",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def base_environment() -> dict[str, str]:
+    """The executor's environment with the kernel importable and Spark using this Python."""
+    env = dict(os.environ)
+    root = str(source_root())
+    paths = [root, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYSPARK_PYTHON"] = sys.executable
+    env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    return env
+
+
+def local_command(task_args: list[str]) -> list[str]:
+    """A LOCAL task: this Python running the task executor module."""
+    return [sys.executable, "-m", "kernel.task_executor", *task_args]
+
+
+def spark_submit_path() -> Path:
+    """The spark-submit script shipped inside the installed pyspark package."""
+    import pyspark
+
+    return Path(pyspark.__file__).resolve().parent / "bin" / "spark-submit"
+
+
+def spark_command(settings: SparkSettings, app_name: str, task_args: list[str],
+                  py_files: Path | None) -> list[str]:
+    """spark-submit in client deploy mode running kernel/task_executor.py with the task's arguments."""
+    command = [
+        str(spark_submit_path()), "--master", settings.master, "--deploy-mode", "client",
+        "--name", app_name, "--driver-memory", settings.driver_memory,
+        "--executor-memory", settings.executor_memory, "--executor-cores", str(settings.executor_cores),
+    ]
+    if settings.num_executors > 0:
+        command += ["--num-executors", str(settings.num_executors)]
+    for key, value in settings.conf:
+        command += ["--conf", f"{key}={value}"]
+    if py_files is not None:
+        command += ["--py-files", str(py_files)]
+    command.append(str(source_root() / "kernel" / "task_executor.py"))
+    return command + task_args
+
+
+def build_py_files(directory: Path) -> Path:
+    """A zip of the kernel and protos packages for Spark executors on other machines.
+
+    Named by the hash of its content, so a changed kernel gets a new archive and a
+    running application keeps the one it started with.
+    """
+    root = source_root()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in (Path(kernel.__file__).parent, Path(protos.__file__).parent):
+            for path in sorted(package.rglob("*")):
+                if path.is_file() and path.suffix in _SHIPPED_SUFFIXES and "__pycache__" not in path.parts:
+                    info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(1980, 1, 1, 0, 0, 0))
+                    archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    content = buffer.getvalue()
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / f"weft-kernel-{hashlib.sha256(content).hexdigest()[:16]}.zip"
+    if not target.exists():
+        temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temp.write_bytes(content)
+        os.replace(temp, target)
+    return target

@@ -1,0 +1,122 @@
+"""ExecutorService over gRPC (asyncio): the servicer, health checking and `serve(config)`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+from services.common.config import MemberConfig
+from services.common.grpc_errors import grpc_method
+from services.executor.constants import SERVICE_NAME, STOPPED_BY_REQUEST
+from services.executor.manager import TaskManager
+from services.executor.task import Subscriber, TaskRun
+
+log = logging.getLogger("weft.executor")
+
+
+class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
+    """The gRPC edge: requests in, the task manager's events out; errors mapped in grpc_method."""
+
+    def __init__(self, manager: TaskManager) -> None:
+        self.manager = manager
+
+    @staticmethod
+    async def _drain(run: TaskRun, subscriber: Subscriber) -> AsyncIterator[executor_pb2.TaskEvent]:
+        try:
+            while True:
+                event = await subscriber.queue.get()
+                if event is None:
+                    return
+                yield event
+        finally:
+            run.unsubscribe(subscriber)
+
+    @grpc_method
+    async def RunTask(self, request: executor_pb2.RunTaskRequest,
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[executor_pb2.TaskEvent]:
+        run, subscriber = await self.manager.submit(request.spec, request.stream_logs)
+        async for event in self._drain(run, subscriber):
+            yield event
+
+    @grpc_method
+    async def WatchTask(self, request: executor_pb2.WatchTaskRequest,
+                        context: grpc.aio.ServicerContext) -> AsyncIterator[executor_pb2.TaskEvent]:
+        run, subscriber = self.manager.watch(request.task_id, request.stream_logs)
+        async for event in self._drain(run, subscriber):
+            yield event
+
+    @grpc_method
+    async def StopTask(self, request: executor_pb2.StopTaskRequest,
+                       context: grpc.aio.ServicerContext) -> executor_pb2.StopTaskResponse:
+        status = await self.manager.stop(request.task_id, request.reason or STOPPED_BY_REQUEST)
+        return executor_pb2.StopTaskResponse(status=status)
+
+    @grpc_method
+    async def GetTask(self, request: executor_pb2.GetTaskRequest,
+                      context: grpc.aio.ServicerContext) -> executor_pb2.TaskInfo:
+        return self.manager.latest(request.task_id).info()
+
+    @grpc_method
+    async def ListTasks(self, request: executor_pb2.ListTasksRequest,
+                        context: grpc.aio.ServicerContext) -> executor_pb2.ListTasksResponse:
+        statuses = set(request.statuses) - {common_pb2.TASK_STATUS_UNSPECIFIED}
+        tasks = [run.info() for run in self.manager.all_runs()
+                 if (not request.job_id or run.spec.job_id == request.job_id)
+                 and (not statuses or run.status in statuses)]
+        return executor_pb2.ListTasksResponse(
+            tasks=tasks, slots_total=self.manager.settings.slots,
+            running_count=self.manager.running_count, queued_count=self.manager.queued_count,
+            warm_workers=self.manager.warm_workers,
+        )
+
+
+class ExecutorServer:
+    """A started executor: the task manager, the gRPC server and its health service."""
+
+    def __init__(self, config: MemberConfig) -> None:
+        self.config = config
+        self.manager = TaskManager(config)
+        self.health = health.aio.HealthServicer()
+        self.server = grpc.aio.server()
+        executor_pb2_grpc.add_ExecutorServiceServicer_to_server(ExecutorServicer(self.manager), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.port = 0
+
+    async def start(self) -> None:
+        await self.manager.start()
+        self.port = self.server.add_insecure_port(self.config.executor.listen)
+        if self.port == 0:
+            raise OSError(f"executor.listen: cannot bind {self.config.executor.listen}")
+        await self.server.start()
+        for name in ("", SERVICE_NAME):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("executor listening on %s (mode %s, %d slots, warm pool %d)", self.config.executor.listen,
+                 self.config.executor.mode, self.config.executor.slots, self.config.executor.warm_pool)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop serving; running tasks keep running and the next start re-attaches them."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.manager.close()
+
+
+async def serve(config: MemberConfig) -> None:
+    """Run the executor until SIGINT/SIGTERM (or cancellation)."""
+    server = ExecutorServer(config)
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
