@@ -1,0 +1,1 @@
+"""Intersection: ECDH private set intersection of the members' ids (vertical federated learning)."""

@@ -1,0 +1,95 @@
+"""Intersection: ECDH PSI through the task path, with one and two providers, in-process and STANDALONE."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kernel.components.intersection.intersection import _points, _positions
+from kernel.computing import ComputingSession, local_session
+from kernel.errors import InvalidArgument
+from tests.test_vert_kit import VerticalJob
+
+INPUTS = {"data": {"data": ["args.raw"]}}
+OUTPUTS = {"data": ["train"]}
+
+
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    session = local_session(num_partitions=3)
+    yield session
+    session.stop()
+
+
+def member_frame(ids: list[object], seed: int, label: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"id": ids})
+    if label:
+        frame["y"] = rng.integers(0, 2, len(ids))
+    frame[f"f{seed}"] = rng.normal(size=len(ids))
+    return frame
+
+
+def test_two_providers_keep_exactly_the_ids_all_three_hold(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: ids 0..999 at the promoter, 500..1499 and 0..1199 (odd only) at the providers.
+    promoter_ids = [f"u{i}" for i in range(1000)]
+    first_ids = [f"u{i}" for i in range(500, 1500)]
+    second_ids = [f"u{i}" for i in range(0, 1200, 2)] + [f"x{i}" for i in range(300)]
+    common = sorted(set(promoter_ids) & set(first_ids) & set(second_ids))
+    job = VerticalJob(tmp_path, providers=2)
+    job.upload("raw", [member_frame(promoter_ids, 1, True), member_frame(first_ids, 2, False),
+                       member_frame(second_ids, 3, False)])
+
+    # Execute
+    job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+    # Assert: every member keeps its own columns on exactly the common ids.
+    for index, member in enumerate(job.members):
+        out = job.output(member, computing, "intersection_0", "train")
+        assert out["id"].tolist() == common
+        assert f"f{index + 1}" in out.columns
+        assert job.metrics(member, "intersection_0")["intersection"]["intersect_count"] == len(common)
+    promoter_out = job.output(job.promoter, computing, "intersection_0", "train")
+    source = member_frame(promoter_ids, 1, True).set_index("id").loc[common]
+    np.testing.assert_allclose(promoter_out["f1"].to_numpy(), source["f1"].to_numpy())
+    assert promoter_out["y"].tolist() == source["y"].tolist()
+    assert job.metrics(job.promoter, "intersection_0")["provider_matches"] == [500, 500]
+
+
+def test_standalone_federation_with_integer_ids(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare
+    job = VerticalJob(tmp_path, providers=1, work_mode="STANDALONE")
+    job.upload("raw", [member_frame(list(range(0, 400)), 4, True), member_frame(list(range(300, 900)), 5, False)])
+
+    # Execute
+    job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+    # Assert
+    for member in job.members:
+        assert job.output(member, computing, "intersection_0", "train")["id"].tolist() == list(range(300, 400))
+
+
+def test_disjoint_ids_give_empty_outputs(tmp_path: Path, computing: ComputingSession) -> None:
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("raw", [member_frame(["a", "b"], 6, True), member_frame(["c", "d"], 7, False)])
+
+    job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+    assert job.metrics(job.members[1], "intersection_0")["intersection"]["intersect_count"] == 0
+    assert len(job.output(job.members[1], computing, "intersection_0", "train")) == 0
+
+
+@pytest.mark.parametrize("value", [np.zeros((3, 31), np.uint8), np.zeros((3, 32), np.int64), [b"x" * 32]])
+def test_malformed_points_from_a_peer_are_refused(value: object) -> None:
+    with pytest.raises(InvalidArgument, match="must be a uint8 array of shape"):
+        _points(value, "provider_blinded_ids")
+
+
+@pytest.mark.parametrize("value", [np.array([0, 5]), np.array([-1]), np.array([1, 1]), np.array([0.5])])
+def test_bad_positions_from_the_promoter_are_refused(value: np.ndarray) -> None:
+    with pytest.raises(InvalidArgument, match="intersection_positions"):
+        _positions(value, 5)
