@@ -76,3 +76,15 @@ class CryptoError(WeftError):
     """A homomorphic or key-agreement operation would be wrong (overflow, key mismatch)."""
 
     grpc_status = "INVALID_ARGUMENT"
+
+
+class ChecksumMismatch(FederationError):
+    """A message's bytes do not match the SHA-256 digest its sender declared."""
+
+    grpc_status = "DATA_LOSS"
+
+
+class AlreadyExists(WeftError):
+    """Something with the same name or id exists and may not be replaced."""
+
+    grpc_status = "ALREADY_EXISTS"

@@ -1,0 +1,390 @@
+"""CLUSTER federation: a task's messages travel through its member's transfer service (blocking gRPC)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Final, TypeAlias
+
+import grpc
+import pyarrow as pa
+
+from kernel.errors import (
+    ChecksumMismatch,
+    FailedPrecondition,
+    FederationError,
+    FederationTimeout,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    WeftError,
+)
+from kernel.federation.base import Federation, Party, RoleTable
+from kernel.retry import Backoff, retry_sync
+from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+
+# Largest payload of one chunk frame (the transfer contract's 1 MiB).
+CHUNK_BYTES: Final = 1024 * 1024
+# Tables are cut into record batches of about this many bytes before they are streamed.
+TABLE_BATCH_BYTES: Final = 4 * 1024 * 1024
+# Chunks a table fan-out may hold per destination while the slowest one catches up.
+FANOUT_QUEUE_CHUNKS: Final = 8
+# Extra seconds the client-side deadline of a Receive allows beyond the service's own timeout.
+RECEIVE_GRACE_S: Final = 5.0
+# The local transfer service restarting: retry a send or receive a while.
+LOCAL_BACKOFF: Final = Backoff(attempts=10, base_delay=0.1, max_delay=2.0, deadline=30.0)
+CHANNEL_OPTIONS: Final = (
+    ("grpc.max_send_message_length", CHUNK_BYTES + 64 * 1024),
+    ("grpc.max_receive_message_length", CHUNK_BYTES + 64 * 1024),
+)
+
+_STATUS_ERRORS: Final[dict[grpc.StatusCode, type[WeftError]]] = {
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,
+    grpc.StatusCode.NOT_FOUND: NotFound,
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
+    grpc.StatusCode.FAILED_PRECONDITION: FailedPrecondition,
+    grpc.StatusCode.DEADLINE_EXCEEDED: FederationTimeout,
+    grpc.StatusCode.DATA_LOSS: ChecksumMismatch,
+    grpc.StatusCode.UNAVAILABLE: Unavailable,
+}
+
+TableSource: TypeAlias = "pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch]"
+
+
+def error_for_status(code: grpc.StatusCode, message: str) -> WeftError:
+    """The project exception that carries a gRPC status code (FederationError for the rest)."""
+    return _STATUS_ERRORS.get(code, FederationError)(message)
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+
+
+def _party(party: Party) -> common_pb2.Party:
+    return common_pb2.Party(role=party.role, member_id=party.member_id)
+
+
+class _ChunkSink:
+    """A write-only file for the Arrow IPC writer that hands out what was written in chunks."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | memoryview) -> int:
+        self.buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        """Nothing to flush: bytes are taken by `take`."""
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self, everything: bool) -> Iterator[bytes]:
+        while len(self.buffer) >= CHUNK_BYTES or (everything and self.buffer):
+            piece = bytes(self.buffer[:CHUNK_BYTES])
+            del self.buffer[:CHUNK_BYTES]
+            yield piece
+
+
+class _ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks (for the Arrow IPC reader)."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._current:
+            try:
+                self._current = memoryview(next(self._chunks))
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._current))
+        buffer[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+
+def _batches(source: TableSource) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if isinstance(source, pa.Table):
+        rows_per_batch = max(1, TABLE_BATCH_BYTES * max(source.num_rows, 1) // max(source.nbytes, 1))
+        return source.schema, iter(source.to_batches(max_chunksize=rows_per_batch))
+    if isinstance(source, pa.RecordBatchReader):
+        return source.schema, iter(source)
+    iterator: Iterator[pa.RecordBatch] = iter(source)
+    try:
+        first = next(iterator)
+    except StopIteration:
+        raise InvalidArgument("remote_table: the batch iterator is empty, so it has no schema") from None
+    if not isinstance(first, pa.RecordBatch):
+        raise InvalidArgument(f"remote_table: expected pyarrow RecordBatches, got {type(first).__name__}")
+
+    def chained() -> Iterator[pa.RecordBatch]:
+        yield first
+        yield from iterator
+
+    return first.schema, chained()
+
+
+def arrow_ipc_chunks(source: TableSource) -> Iterator[bytes]:
+    """A table (or batches) as an Arrow IPC stream cut into chunks of at most 1 MiB."""
+    schema, batches = _batches(source)
+    sink = _ChunkSink()
+    writer = pa.ipc.new_stream(sink, schema)
+    for batch in batches:
+        if not batch.schema.equals(schema):
+            raise InvalidArgument("remote_table: every record batch must have the first batch's schema")
+        writer.write_batch(batch)
+        yield from sink.take(everything=False)
+    writer.close()
+    yield from sink.take(everything=True)
+
+
+class ClusterFederation(Federation):
+    """Federation through the transfer service of this task's member (work_mode CLUSTER).
+
+    Objects are codec-encoded and sent as one message; tables can also be streamed as
+    Arrow IPC batches with `remote_table` / `get_table` / `iter_table` / `save_table`, so
+    neither side holds a whole table in memory.
+    """
+
+    def __init__(self, endpoint: str, session_id: str, local: Party, roles: RoleTable) -> None:
+        super().__init__(session_id, local, roles)
+        self.endpoint = endpoint
+        self.channel = grpc.insecure_channel(endpoint, options=list(CHANNEL_OPTIONS))
+        self.stub = transfer_pb2_grpc.TransferServiceStub(self.channel)
+
+    # ---- sending ---------------------------------------------------------------------
+
+    def _header(self, name: str, tag: str, dst: Party, kind: transfer_pb2.PayloadKind, size: int = 0,
+                checksum: bytes = b"") -> transfer_pb2.FrameHeader:
+        return transfer_pb2.FrameHeader(
+            message_id=uuid.uuid4().hex, session_id=self.session_id, name=name, tag=tag,
+            src=_party(self.local), dst=_party(dst), total_size=size, checksum=checksum,
+            kind=kind, created_at_ms=int(time.time() * 1000),
+        )
+
+    def _send_frames(self, frames: Callable[[], Iterator[transfer_pb2.Frame]], name: str, tag: str,
+                     dst: Party, retry: bool) -> transfer_pb2.SendAck:
+        try:
+            if retry:  # the same message id each time: the receiver drops a second copy
+                return retry_sync(lambda: self.stub.Send(frames()), _is_unavailable, LOCAL_BACKOFF)
+            ack: transfer_pb2.SendAck = self.stub.Send(frames())
+            return ack
+        except grpc.RpcError as exc:
+            raise error_for_status(
+                exc.code(),  # type: ignore[attr-defined]
+                f"sending {name} (tag {tag!r}) to {dst} failed: {exc.details()}",  # type: ignore[attr-defined]
+            ) from None
+
+    def _send_bytes(self, name: str, tag: str, payload: bytes, dst: Party) -> None:
+        checksum = hashlib.sha256(payload).digest()
+        header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_OBJECT, len(payload), checksum)
+        view = memoryview(payload)
+
+        def frames() -> Iterator[transfer_pb2.Frame]:
+            yield transfer_pb2.Frame(header=header)
+            seq = 0
+            for offset in range(0, len(view), CHUNK_BYTES):
+                yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=bytes(view[offset:offset + CHUNK_BYTES])))
+                seq += 1
+            yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=len(payload), checksum=checksum))
+
+        self._send_frames(frames, name, tag, dst, retry=True)
+
+    def _mark_sent(self, name: str, tag: str, parties: list[Party]) -> None:
+        for party in parties:
+            key = (name, tag, party)
+            if key in self._sent:
+                raise FederationError(f"{name} with tag {tag!r} was already sent to {party}")
+            self._sent.add(key)
+
+    def remote_table(self, name: str, tag: str, table: TableSource, parties: list[Party]) -> None:
+        """Stream a table to each party as Arrow IPC batches (memory: one batch, not the table).
+
+        `table` is a pyarrow Table, a RecordBatchReader or an iterable of RecordBatches. A
+        Table is streamed to the parties one after the other; a one-pass reader or iterator
+        is read once and fanned out to every party at the same time.
+        """
+        self._mark_sent(name, tag, parties)
+        if isinstance(table, pa.Table) or len(parties) == 1:
+            for party in parties:
+                self._send_table_stream(name, tag, party, lambda: arrow_ipc_chunks(table),
+                                        retry=isinstance(table, pa.Table))
+            return
+        self._fan_out_table(name, tag, table, parties)
+
+    def _send_table_stream(self, name: str, tag: str, dst: Party,
+                           chunks: Callable[[], Iterator[bytes]], retry: bool) -> None:
+        header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_TABLE)
+
+        def frames() -> Iterator[transfer_pb2.Frame]:
+            yield transfer_pb2.Frame(header=header)
+            sha = hashlib.sha256()
+            seq = size = 0
+            for data in chunks():
+                sha.update(data)
+                yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
+                seq += 1
+                size += len(data)
+            yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=size, checksum=sha.digest()))
+
+        self._send_frames(frames, name, tag, dst, retry)
+
+    def _fan_out_table(self, name: str, tag: str, table: TableSource, parties: list[Party]) -> None:
+        done = object()
+        queues: list[queue.Queue[Any]] = [queue.Queue(FANOUT_QUEUE_CHUNKS) for _ in parties]
+        errors: list[BaseException] = []
+
+        def from_queue(q: queue.Queue[Any]) -> Iterator[bytes]:
+            while (item := q.get()) is not done:
+                yield item
+
+        def send(party: Party, q: queue.Queue[Any]) -> None:
+            try:
+                self._send_table_stream(name, tag, party, lambda: from_queue(q), retry=False)
+            except BaseException as exc:  # reported by the producing thread below
+                errors.append(exc)
+            finally:
+                while q.get() is not done:  # keep the producer from blocking on a failed party
+                    pass
+
+        workers = [threading.Thread(target=send, args=(p, q), daemon=True) for p, q in zip(parties, queues, strict=True)]
+        for worker in workers:
+            worker.start()
+        try:
+            for data in arrow_ipc_chunks(table):
+                for q in queues:
+                    q.put(data)
+        finally:
+            for q in queues:
+                q.put(done)
+            for worker in workers:
+                worker.join()
+        if errors:
+            raise errors[0]
+
+    # ---- receiving -------------------------------------------------------------------
+
+    def _timeout_error(self, name: str, tag: str, src: Party, timeout: float) -> FederationTimeout:
+        return FederationTimeout(f"timed out after {timeout:g}s waiting for {name} (tag {tag!r}) from {src}")
+
+    def _receive_chunks(self, name: str, tag: str, src: Party, timeout: float,
+                        header_seen: Callable[[transfer_pb2.FrameHeader], None] | None = None) -> Iterator[bytes]:
+        """The verified payload chunks of one message, as they arrive."""
+        request = transfer_pb2.ReceiveRequest(
+            session_id=self.session_id, name=name, tag=tag, src=_party(src), dst=_party(self.local),
+            timeout_ms=max(1, int(timeout * 1000)),
+        )
+        try:
+            stream = self.stub.Receive(request, timeout=timeout + RECEIVE_GRACE_S)
+            sha = hashlib.sha256()
+            seq = size = 0
+            ended = False
+            for frame in stream:
+                kind = frame.WhichOneof("kind")
+                if kind == "header":
+                    if header_seen is not None:
+                        header_seen(frame.header)
+                elif kind == "chunk":
+                    if frame.chunk.seq != seq:
+                        raise FederationError(f"{name} (tag {tag!r}) from {src}: chunk {frame.chunk.seq} out of order")
+                    sha.update(frame.chunk.data)
+                    seq += 1
+                    size += len(frame.chunk.data)
+                    yield frame.chunk.data
+                elif kind == "end":
+                    if frame.end.checksum != sha.digest() or frame.end.total_size != size:
+                        raise ChecksumMismatch(f"{name} (tag {tag!r}) from {src}: checksum mismatch")
+                    ended = True
+            if not ended:
+                raise FederationError(f"{name} (tag {tag!r}) from {src}: the stream ended before its end frame")
+        except grpc.RpcError as exc:
+            code = exc.code()  # type: ignore[attr-defined]
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise self._timeout_error(name, tag, src, timeout) from None
+            raise error_for_status(
+                code, f"receiving {name} (tag {tag!r}) from {src} failed: {exc.details()}"  # type: ignore[attr-defined]
+            ) from None
+
+    def _receive_bytes(self, name: str, tag: str, src: Party, timeout: float) -> bytes:
+        def receive() -> bytes:
+            return b"".join(self._receive_chunks(name, tag, src, timeout))
+
+        try:
+            return retry_sync(receive, lambda exc: isinstance(exc, Unavailable), LOCAL_BACKOFF)
+        except Unavailable as exc:
+            raise Unavailable(f"the transfer service at {self.endpoint} is unreachable: {exc}") from None
+
+    def _mark_received(self, name: str, tag: str, src: Party) -> None:
+        key = (name, tag, src)
+        if key in self._received:
+            raise FederationError(f"{name} with tag {tag!r} was already received from {src}")
+        self._received.add(key)
+
+    def _table_stream(self, name: str, tag: str, src: Party, timeout: float) -> Iterator[pa.Schema | pa.RecordBatch]:
+        """The table's schema, then its record batches as they arrive."""
+        self._mark_received(name, tag, src)
+
+        def check_kind(header: transfer_pb2.FrameHeader) -> None:
+            if header.kind != transfer_pb2.PAYLOAD_KIND_TABLE:
+                raise FederationError(f"{name} (tag {tag!r}) from {src} is not a table message")
+
+        chunks = self._receive_chunks(name, tag, src, timeout, check_kind)
+        try:
+            reader = pa.ipc.open_stream(io.BufferedReader(_ChunkReader(chunks), CHUNK_BYTES))
+            yield reader.schema
+            yield from reader
+        except pa.ArrowInvalid as exc:
+            raise FederationError(f"{name} (tag {tag!r}) from {src}: malformed Arrow stream: {exc}") from None
+        for _ in chunks:  # read to the end frame so the checksum is verified
+            pass
+
+    def iter_table(self, name: str, tag: str, src: Party, timeout: float) -> Iterator[pa.RecordBatch]:
+        """The record batches of a table `src` sent with `remote_table`, as they arrive."""
+        for item in self._table_stream(name, tag, src, timeout):
+            if isinstance(item, pa.RecordBatch):
+                yield item
+
+    def get_table(self, name: str, tag: str, src: Party, timeout: float) -> pa.Table:
+        """A whole table `src` sent with `remote_table`."""
+        stream = self._table_stream(name, tag, src, timeout)
+        schema = next(stream)
+        assert isinstance(schema, pa.Schema)
+        return pa.Table.from_batches([b for b in stream if isinstance(b, pa.RecordBatch)], schema=schema)
+
+    def save_table(self, name: str, tag: str, src: Party, path: str | Path, timeout: float) -> int:
+        """Write a table `src` sent with `remote_table` to a Parquet file as it arrives; returns rows."""
+        import pyarrow.parquet as pq
+
+        target = Path(path)
+        temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        stream = self._table_stream(name, tag, src, timeout)
+        schema = next(stream)
+        assert isinstance(schema, pa.Schema)
+        rows = 0
+        try:
+            with pq.ParquetWriter(temp, schema) as writer:
+                for batch in stream:
+                    if isinstance(batch, pa.RecordBatch):
+                        writer.write_batch(batch)
+                        rows += batch.num_rows
+            temp.replace(target)
+        finally:
+            temp.unlink(missing_ok=True)
+        return rows
+
+    def close(self) -> None:
+        self.channel.close()

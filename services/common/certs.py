@@ -1,0 +1,174 @@
+"""A federation CA and member certificates (CN = member id) for mutual TLS between members."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kernel.errors import FailedPrecondition, InvalidArgument, NotFound
+from services.common.config import MEMBER_ID_PATTERN
+
+CA_CERT_FILE: Final = "ca.crt"
+CA_KEY_FILE: Final = "ca.key"
+CA_DAYS: Final = 3650
+MEMBER_DAYS: Final = 825
+DEFAULT_HOSTS: Final = ("127.0.0.1", "localhost")
+CA_NAME: Final = "Weft federation CA"
+
+
+@dataclass(frozen=True)
+class CaFiles:
+    """Where a federation CA lives."""
+
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
+class MemberCertFiles:
+    """What a member puts in its config's `tls` section."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a private key readable by its owner only."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def create_ca(ca_dir: str | Path, name: str = CA_NAME, days: int = CA_DAYS, overwrite: bool = False) -> CaFiles:
+    """Create a federation CA (ca.crt, ca.key) in `ca_dir`; every member trusts its ca.crt."""
+    directory = Path(ca_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = CaFiles(directory / CA_CERT_FILE, directory / CA_KEY_FILE)
+    if not overwrite and (files.cert_file.exists() or files.key_file.exists()):
+        raise FailedPrecondition(f"a CA already exists in {directory}; refusing to overwrite it")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(files.key_file, _key_pem(key))
+    files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def _load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    cert_path, key_path = ca_dir / CA_CERT_FILE, ca_dir / CA_KEY_FILE
+    if not cert_path.is_file() or not key_path.is_file():
+        raise NotFound(f"no CA in {ca_dir} (expected {CA_CERT_FILE} and {CA_KEY_FILE}); create one first")
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise InvalidArgument(f"{key_path}: expected an EC private key")
+    return cert, key
+
+
+def _san_entry(host: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host)
+
+
+def issue_member_cert(
+    ca_dir: str | Path,
+    member_id: str,
+    hosts: list[str] | tuple[str, ...] = DEFAULT_HOSTS,
+    out_dir: str | Path | None = None,
+    days: int = MEMBER_DAYS,
+) -> MemberCertFiles:
+    """Issue `<member_id>.crt` / `.key` signed by the CA in `ca_dir`, written to `out_dir`.
+
+    The certificate's CN is the member id, which is how peers learn who is calling. Its
+    subject alternative names hold the member id as a DNS name (peers check it when they
+    connect, so an endpoint cannot be served by another member's certificate), the given
+    `hosts` (IP addresses or DNS names) and, for loopback use, 127.0.0.1, ::1 and localhost.
+    The certificate serves both as a server and a client certificate.
+    """
+    if not MEMBER_ID_PATTERN.match(member_id):
+        raise InvalidArgument(f"member_id {member_id!r} must be 32 lowercase hex characters")
+    ca_path = Path(ca_dir)
+    ca_cert, ca_key = _load_ca(ca_path)
+    directory = Path(out_dir) if out_dir is not None else ca_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = [x509.DNSName(member_id)]
+    for host in [*hosts, "127.0.0.1", "::1", "localhost"]:
+        entry = _san_entry(host)
+        if entry not in names:
+            names.append(entry)
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, member_id)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = MemberCertFiles(ca_path / CA_CERT_FILE, directory / f"{member_id}.crt", directory / f"{member_id}.key")
+    _write_private(files.key_file, _key_pem(key))
+    files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def certificate_member_id(pem: bytes) -> str:
+    """The member id (CN) of a PEM certificate."""
+    cert = x509.load_pem_x509_certificate(pem)
+    values = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not values:
+        raise InvalidArgument("the certificate has no common name (CN)")
+    return str(values[0].value)

@@ -1,0 +1,72 @@
+"""Constants of the transfer service: frame limits, retry policy, metadata keys, file layout."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from kernel.retry import Backoff
+
+# Largest payload one chunk frame may carry (the contract's 1 MiB).
+MAX_CHUNK_BYTES: Final = 1024 * 1024
+
+# Bytes of a SHA-256 digest (the frames' checksums).
+SHA256_BYTES: Final = 32
+
+# gRPC message size limit on every channel and server: one chunk plus the frame's envelope.
+MAX_GRPC_MESSAGE_BYTES: Final = MAX_CHUNK_BYTES + 64 * 1024
+
+# Metadata key carrying the caller's certificate member id to the local scheduler.
+SOURCE_MEMBER_METADATA: Final = "weft-source-member-id"
+
+# Only methods of this service are relayed between schedulers.
+RELAYED_SERVICE: Final = "weft.v1.SchedulerPeerService"
+
+# Receive waits this long when the request's timeout_ms is 0.
+DEFAULT_RECEIVE_TIMEOUT_S: Final = 600.0
+
+# A relayed control call may take this long when the request's timeout_ms is 0.
+DEFAULT_CONTROL_TIMEOUT_S: Final = 60.0
+
+# Forwarding a message to a peer: retried on UNAVAILABLE while the peer restarts.
+DELIVER_BACKOFF: Final = Backoff(attempts=30, base_delay=0.1, max_delay=2.0, deadline=120.0)
+
+# Relayed control calls: a shorter patience, they are small and the caller has its own timeout.
+CONTROL_BACKOFF: Final = Backoff(attempts=6, base_delay=0.1, max_delay=1.0, deadline=10.0)
+
+# Channel options toward peers: reconnect quickly after a peer restarts, keep the channel alive.
+PEER_CHANNEL_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 2000),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
+# Calls still running on a replaced peer channel get this long to finish.
+CHANNEL_CLOSE_GRACE_S: Final = 30.0
+
+# Server options of both listeners.
+SERVER_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+)
+
+# Files under <data_dir>/transfer: registered sessions survive a restart.
+STATE_DIR: Final = "transfer"
+SESSIONS_DIR: Final = "sessions"
+
+# Spill file suffixes: object payloads and Arrow IPC table streams.
+SPILL_SUFFIX: Final = ".msg"
+TABLE_SUFFIX: Final = ".arrows"
+
+# How long a delivered message id is remembered after it was read (duplicates still dropped).
+SEEN_ID_GRACE_S: Final = 3600.0
+
+# Service names reported by the gRPC health service.
+INTERNAL_SERVICE_NAME: Final = "weft.v1.TransferService"
+PEER_SERVICE_NAME: Final = "weft.v1.TransferPeerService"

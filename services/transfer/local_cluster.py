@@ -1,0 +1,182 @@
+"""Several members' transfer services as local processes on loopback, with TLS (tests, benchmarks, demos)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import grpc
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from kernel.base_param import deep_merge
+from kernel.errors import Unavailable
+from kernel.federation.base import Party
+from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common.certs import create_ca, issue_member_cert
+from services.transfer.constants import INTERNAL_SERVICE_NAME
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process in MB, from /proc/<pid>/status."""
+    values: dict[str, float] = {}
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, amount, _unit = line.split()
+                values[key[:-1]] = int(amount) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+@dataclass
+class LocalMember:
+    """One member's transfer service: its config file, ports and process."""
+
+    member_id: str
+    directory: Path
+    config_path: Path
+    internal: str
+    external: str
+    process: subprocess.Popen[bytes] | None = None
+    _channel: grpc.Channel | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        if self.process is None:
+            raise Unavailable(f"member {self.member_id}: transfer service not started")
+        return self.process.pid
+
+    def start(self, wait: bool = True) -> None:
+        log = open(self.directory / "transfer.log", "ab")  # noqa: SIM115 - owned by the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.transfer", "--config", str(self.config_path), "--log-level", "WARNING"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        log.close()
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> None:
+        """Block until the service reports SERVING (or raise with its log)."""
+        with grpc.insecure_channel(self.internal) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=INTERNAL_SERVICE_NAME),
+                                   timeout=timeout, wait_for_ready=True)
+            except grpc.RpcError as exc:
+                raise Unavailable(f"member {self.member_id} did not start: {exc}\n{self.log_text()}") from None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise Unavailable(f"member {self.member_id} is not serving")
+
+    def log_text(self) -> str:
+        path = self.directory / "transfer.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def kill(self) -> None:
+        """Kill the process at once (SIGKILL), as a crash would."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            self._channel = grpc.insecure_channel(self.internal)
+        return self._channel
+
+    def stub(self) -> transfer_pb2_grpc.TransferServiceStub:
+        """A client of this member's internal API."""
+        return transfer_pb2_grpc.TransferServiceStub(self.channel())
+
+    def stats(self) -> transfer_pb2.TransferStats:
+        stats: transfer_pb2.TransferStats = self.stub().GetStats(transfer_pb2.GetStatsRequest(), timeout=10)
+        return stats
+
+    def register_session(self, session_id: str, parties: list[Party], ttl_s: int = 0) -> None:
+        self.stub().RegisterSession(transfer_pb2.RegisterSessionRequest(
+            session_id=session_id, job_id=f"job-{session_id}", ttl_s=ttl_s,
+            parties=[common_pb2.Party(role=p.role, member_id=p.member_id) for p in parties],
+        ), timeout=10)
+
+
+class LocalCluster:
+    """A federation CA, one certificate and config per member, their services as processes."""
+
+    def __init__(self, root: Path, member_ids: list[str], transfer: dict[str, Any] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
+        self.root = root
+        self.ca_dir = root / "ca"
+        create_ca(self.ca_dir)
+        ports = {member: (free_port(), free_port()) for member in member_ids}
+        self.members: dict[str, LocalMember] = {}
+        for member in member_ids:
+            directory = root / member
+            directory.mkdir(parents=True, exist_ok=True)
+            files = issue_member_cert(self.ca_dir, member, out_dir=directory)
+            internal, external = (f"127.0.0.1:{port}" for port in ports[member])
+            values: dict[str, Any] = {
+                "member_id": member,
+                "data_dir": str(directory / "data"),
+                "tls": {"ca_file": str(files.ca_file), "cert_file": str(files.cert_file),
+                        "key_file": str(files.key_file)},
+                "transfer": {"internal_listen": internal, "external_listen": external, **(transfer or {})},
+                "peers": {other: {"endpoint": f"127.0.0.1:{ports[other][1]}"}
+                          for other in member_ids if other != member},
+            }
+            if extra:
+                values = deep_merge(values, extra)
+            config_path = directory / "member.yaml"
+            config_path.write_text(yaml.safe_dump(values), encoding="utf-8")
+            self.members[member] = LocalMember(member, directory, config_path, internal, external)
+
+    def __getitem__(self, member_id: str) -> LocalMember:
+        return self.members[member_id]
+
+    def start(self) -> LocalCluster:
+        for member in self.members.values():
+            member.start(wait=False)
+        for member in self.members.values():
+            member.wait_ready()
+        return self
+
+    def stop(self) -> None:
+        for member in self.members.values():
+            member.stop()
+
+    def register_session(self, session_id: str, parties: list[Party], ttl_s: int = 0) -> None:
+        """What each member's scheduler does when a job starts."""
+        for member in self.members.values():
+            member.register_session(session_id, parties, ttl_s)
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,466 @@
+"""The transfer service: internal API for tasks and the scheduler, peer API over mutual TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from kernel.constants import ROLES
+from kernel.errors import InvalidArgument, PermissionDenied, Unavailable, WeftError
+from kernel.federation.cluster import error_for_status
+from kernel.retry import retry_async
+from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common.config import MEMBER_ID_PATTERN, MemberConfig
+from services.common.grpc_errors import grpc_method, retryable
+from services.transfer.constants import (
+    CONTROL_BACKOFF,
+    DEFAULT_CONTROL_TIMEOUT_S,
+    DEFAULT_RECEIVE_TIMEOUT_S,
+    DELIVER_BACKOFF,
+    INTERNAL_SERVICE_NAME,
+    MAX_CHUNK_BYTES,
+    PEER_SERVICE_NAME,
+    RELAYED_SERVICE,
+    SERVER_OPTIONS,
+    SESSIONS_DIR,
+    SOURCE_MEMBER_METADATA,
+    STATE_DIR,
+)
+from services.transfer.frames import (
+    MessageKey,
+    check_header,
+    consume_frames,
+    first_header,
+    party_of,
+)
+from services.transfer.mailbox import Mailbox, StoredMessage
+from services.transfer.outbox import Outbox
+from services.transfer.routing import PeerRouter, server_credentials
+from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
+from services.transfer.stats import TrafficStats
+
+log = logging.getLogger("weft.transfer")
+
+MIB = 1024 * 1024
+
+
+def _relayable_methods() -> frozenset[str]:
+    service = scheduler_pb2.DESCRIPTOR.services_by_name[RELAYED_SERVICE.rsplit(".", 1)[1]]
+    return frozenset(f"/{RELAYED_SERVICE}/{method.name}" for method in service.methods)
+
+
+def peer_member_id(context: grpc.aio.ServicerContext) -> str:
+    """The calling member's id: the CN of the client certificate TLS verified."""
+    auth = context.auth_context()
+    names = auth.get("x509_common_name") or []
+    if not names:
+        raise PermissionDenied("the caller showed no client certificate with a member id (CN)")
+    return bytes(names[0]).decode("utf-8", errors="replace")
+
+
+class TransferCore:
+    """State shared by both APIs: mailbox, sessions, routes, counters."""
+
+    def __init__(
+        self, config: MemberConfig, config_path: str | Path | None = None,
+        definitions: DefinitionSource = registry_definitions,
+    ) -> None:
+        self.config = config
+        self.member_id = config.member_id
+        settings = config.transfer
+        self.window_bytes = settings.window_mb * MIB
+        self.spill_dir = config.resolved_spill_dir()
+        self.mailbox = Mailbox(
+            self.spill_dir / "mailbox", settings.mailbox_memory_mb * MIB, self.window_bytes, settings.message_ttl_s
+        )
+        self.outbox_dir = self.spill_dir / "outbox"
+        self.sessions = SessionTable(Path(config.data_dir) / STATE_DIR / SESSIONS_DIR, definitions)
+        self.router = PeerRouter(config, config_path)
+        self.stats = TrafficStats()
+        self.relayable = _relayable_methods()
+        self._scheduler_channel: grpc.aio.Channel | None = None
+
+    def start(self) -> None:
+        self.mailbox.clear_spill_dir()
+        self.outbox_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.outbox_dir.iterdir():
+            stale.unlink(missing_ok=True)
+        for session in self.sessions.load():
+            self.mailbox.set_session_ttl(session.session_id, session.ttl_s)
+
+    async def close(self) -> None:
+        await self.router.close()
+        if self._scheduler_channel is not None:
+            await self._scheduler_channel.close()
+
+    # ---- storing ---------------------------------------------------------------------
+
+    async def store(
+        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[transfer_pb2.Frame]
+    ) -> tuple[int, bool]:
+        """Write one message into the mailbox; (stored bytes, duplicate)."""
+        reservation = await self.mailbox.reserve(header)
+        if reservation is None:
+            log.info("dropped duplicate message %s of %s", header.message_id, header.name)
+            return 0, True
+        try:
+            checksum = await consume_frames(header, frames, reservation.payload.append)
+        except BaseException:
+            self.mailbox.abort(reservation)
+            raise
+        message = await self.mailbox.commit(reservation, checksum)
+        return message.payload.size, False
+
+    # ---- forwarding ------------------------------------------------------------------
+
+    async def forward(
+        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[transfer_pb2.Frame]
+    ) -> transfer_pb2.SendAck:
+        """Stream a task's message to the destination member and wait for its acknowledgement."""
+        peer = header.dst.member_id
+        channel = self.router.channel(peer)  # NotFound before reading any chunk
+        stub = transfer_pb2_grpc.TransferPeerServiceStub(channel)
+        counters = self.stats.peer(peer)
+        outbox = Outbox(self.outbox_dir / f"{uuid.uuid4().hex}.out", self.window_bytes)
+        attempts = 0
+
+        async def pump() -> None:
+            try:
+                checksum = await consume_frames(header, frames, outbox.append, verify=False)
+            except BaseException:
+                outbox.fail()
+                raise
+            outbox.finish(checksum)
+
+        async def frames_to_peer() -> AsyncIterator[transfer_pb2.Frame]:
+            yield transfer_pb2.Frame(header=header)
+            offset = seq = 0
+            while (data := await outbox.read_from(offset)) is not None:
+                yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
+                offset += len(data)
+                seq += 1
+                counters.bytes_out += len(data)
+            if outbox.finished:
+                end = transfer_pb2.FrameEnd(chunk_count=seq, total_size=offset, checksum=outbox.checksum)
+                yield transfer_pb2.Frame(end=end)
+
+        async def deliver_once() -> transfer_pb2.DeliverAck:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                counters.retries += 1
+                log.warning("retrying delivery of %s to %s (attempt %d)", header.message_id, peer, attempts)
+            ack: transfer_pb2.DeliverAck = await stub.Deliver(frames_to_peer())
+            return ack
+
+        pump_task = asyncio.create_task(pump())
+        deliver_task = asyncio.create_task(retry_async(deliver_once, retryable, DELIVER_BACKOFF))
+        try:
+            await asyncio.wait({pump_task, deliver_task}, return_when=asyncio.FIRST_EXCEPTION)
+            if pump_task.done() and pump_task.exception() is not None:
+                deliver_task.cancel()
+                await pump_task  # raises the task's stream error
+            try:
+                ack = await deliver_task
+            except grpc.aio.AioRpcError as exc:
+                raise error_for_status(
+                    exc.code(), f"member {peer} did not store {header.name} (tag {header.tag!r}): {exc.details()}"
+                ) from None
+            await pump_task
+        finally:
+            for task in (pump_task, deliver_task):
+                if not task.done():
+                    task.cancel()
+            outbox.discard()
+        counters.messages_out += 1
+        return transfer_pb2.SendAck(message_id=ack.message_id, stored_size=ack.stored_size, duplicate=ack.duplicate)
+
+    # ---- control relay ---------------------------------------------------------------
+
+    def check_relayable(self, method: str) -> None:
+        if method not in self.relayable:
+            raise PermissionDenied(f"method {method!r} is not a {RELAYED_SERVICE} method; only those are relayed")
+
+    def scheduler_channel(self) -> grpc.aio.Channel:
+        if self._scheduler_channel is None:
+            self._scheduler_channel = grpc.aio.insecure_channel(self.config.scheduler.listen)
+        return self._scheduler_channel
+
+    async def call_local_scheduler(self, request: transfer_pb2.ControlRequest, source: str) -> transfer_pb2.ControlReply:
+        """Hand a relayed call to this member's scheduler; its answer, error or not, is the reply."""
+        call = self.scheduler_channel().unary_unary(request.method)
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        try:
+            payload = await call(request.payload, timeout=timeout, metadata=((SOURCE_MEMBER_METADATA, source),))
+        except grpc.aio.AioRpcError as exc:
+            return transfer_pb2.ControlReply(status_code=exc.code().value[0], message=exc.details() or "")
+        return transfer_pb2.ControlReply(payload=payload, status_code=0)
+
+    async def relay(self, request: transfer_pb2.ControlRequest) -> transfer_pb2.ControlReply:
+        target = request.target_member_id
+        if target == self.member_id:
+            return await self.call_local_scheduler(request, self.member_id)
+        stub = transfer_pb2_grpc.TransferPeerServiceStub(self.router.channel(target))
+        counters = self.stats.peer(target)
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        attempts = 0
+
+        async def call() -> transfer_pb2.ControlReply:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                counters.retries += 1
+            reply: transfer_pb2.ControlReply = await stub.Control(request, timeout=timeout)
+            return reply
+
+        try:
+            policy = dataclasses.replace(CONTROL_BACKOFF, deadline=min(CONTROL_BACKOFF.deadline or timeout, timeout))
+            return await retry_async(call, retryable, policy)
+        except grpc.aio.AioRpcError as exc:
+            raise error_for_status(
+                exc.code(), f"relaying {request.method} to member {target} failed: {exc.details()}"
+            ) from None
+
+
+class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
+    """TransferService: what task processes and the local scheduler call."""
+
+    def __init__(self, core: TransferCore) -> None:
+        self.core = core
+
+    @grpc_method
+    async def Send(
+        self, request_iterator: AsyncIterator[transfer_pb2.Frame], context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.SendAck:
+        core = self.core
+        header = await first_header(request_iterator)
+        key = check_header(header)
+        if key.src.member_id != core.member_id:
+            raise PermissionDenied(
+                f"{key.name}: header.src.member_id {key.src.member_id} is not this member ({core.member_id})"
+            )
+        try:
+            core.sessions.authorise(key)
+        except PermissionDenied as exc:
+            log.warning("refused to send: %s", exc)
+            raise
+        if key.dst.member_id == core.member_id:
+            size, duplicate = await core.store(header, request_iterator)
+            return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
+        return await core.forward(header, request_iterator)
+
+    @grpc_method
+    async def Receive(
+        self, request: transfer_pb2.ReceiveRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[transfer_pb2.Frame]:
+        for field in ("session_id", "name", "tag"):
+            if not getattr(request, field):
+                raise InvalidArgument(f"{field} is required")
+        key = MessageKey(request.session_id, request.name, request.tag,
+                         party_of(request.src, "src"), party_of(request.dst, "dst"))
+        if key.dst.member_id != self.core.member_id:
+            raise InvalidArgument(f"dst.member_id {key.dst.member_id} is not this member ({self.core.member_id})")
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_RECEIVE_TIMEOUT_S
+        message = await self.core.mailbox.take(key, timeout)
+        try:
+            async for frame in _message_frames(message):
+                yield frame
+        except BaseException:
+            await self.core.mailbox.cancel_read(message)
+            raise
+        await self.core.mailbox.finish_read(message)
+
+    @grpc_method
+    async def RegisterSession(
+        self, request: transfer_pb2.RegisterSessionRequest, context: grpc.aio.ServicerContext
+    ) -> common_pb2.Ack:
+        if not request.session_id:
+            raise InvalidArgument("session_id is required")
+        if not request.parties:
+            raise InvalidArgument("parties: at least one party is required")
+        parties = []
+        for index, proto in enumerate(request.parties):
+            party = party_of(proto, f"parties[{index}]")
+            if party.role not in ROLES:
+                raise InvalidArgument(f"parties[{index}].role {party.role!r} is not one of {', '.join(ROLES)}")
+            if not MEMBER_ID_PATTERN.match(party.member_id):
+                raise InvalidArgument(f"parties[{index}].member_id must be 32 lowercase hex characters")
+            parties.append(party)
+        if request.ttl_s < 0:
+            raise InvalidArgument(f"ttl_s must not be negative (got {request.ttl_s})")
+        ttl = float(request.ttl_s) if request.ttl_s > 0 else self.core.config.transfer.message_ttl_s
+        self.core.sessions.register(Session(request.session_id, request.job_id, frozenset(parties), ttl))
+        self.core.mailbox.set_session_ttl(request.session_id, ttl)
+        log.info("session %s of job %s registered with %d parties", request.session_id, request.job_id, len(parties))
+        return common_pb2.Ack()
+
+    @grpc_method
+    async def CleanSession(
+        self, request: transfer_pb2.CleanSessionRequest, context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.CleanSessionResponse:
+        if not request.session_id:
+            raise InvalidArgument("session_id is required")
+        removed, freed = await self.core.mailbox.clean_session(request.session_id)
+        self.core.sessions.remove(request.session_id)
+        log.info("session %s cleaned: %d messages, %d bytes freed", request.session_id, removed, freed)
+        return transfer_pb2.CleanSessionResponse(messages_removed=removed, bytes_freed=freed)
+
+    @grpc_method
+    async def RelayControl(
+        self, request: transfer_pb2.ControlRequest, context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.ControlReply:
+        if not MEMBER_ID_PATTERN.match(request.target_member_id):
+            raise InvalidArgument("target_member_id must be 32 lowercase hex characters")
+        self.core.check_relayable(request.method)
+        return await self.core.relay(request)
+
+    @grpc_method
+    async def GetStats(
+        self, request: transfer_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.TransferStats:
+        return self.core.stats.to_proto(self.core.mailbox.stats(), len(self.core.sessions))
+
+
+async def _message_frames(message: StoredMessage) -> AsyncIterator[transfer_pb2.Frame]:
+    yield transfer_pb2.Frame(header=message.header)
+    seq = 0
+    for data in message.payload.chunks(MAX_CHUNK_BYTES):
+        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
+        seq += 1
+    end = transfer_pb2.FrameEnd(chunk_count=seq, total_size=message.payload.size, checksum=message.checksum)
+    yield transfer_pb2.Frame(end=end)
+
+
+class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
+    """TransferPeerService: what other members call, over mutual TLS."""
+
+    def __init__(self, core: TransferCore) -> None:
+        self.core = core
+
+    def _refuse(self, peer: str, exc: WeftError) -> None:
+        self.core.stats.peer(peer).refused += 1
+        log.warning("refused a call from member %s: %s", peer, exc)
+
+    @grpc_method
+    async def Deliver(
+        self, request_iterator: AsyncIterator[transfer_pb2.Frame], context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.DeliverAck:
+        core = self.core
+        peer = peer_member_id(context)
+        try:
+            header = await first_header(request_iterator)
+            key = check_header(header)
+            if key.src.member_id != peer:
+                raise PermissionDenied(
+                    f"{key.name}: frame source member {key.src.member_id} is not the certificate's member {peer}"
+                )
+            if key.dst.member_id != core.member_id:
+                raise PermissionDenied(
+                    f"{key.name}: frame addressed to member {key.dst.member_id}, this is {core.member_id}"
+                )
+            core.sessions.authorise(key, unknown_session=PermissionDenied)
+            size, duplicate = await core.store(header, request_iterator)
+        except WeftError as exc:
+            self._refuse(peer, exc)
+            raise
+        counters = core.stats.peer(peer)
+        if not duplicate:
+            counters.messages_in += 1
+            counters.bytes_in += size
+        return transfer_pb2.DeliverAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
+
+    @grpc_method
+    async def Control(
+        self, request: transfer_pb2.ControlRequest, context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.ControlReply:
+        peer = peer_member_id(context)
+        try:
+            if request.target_member_id != self.core.member_id:
+                raise PermissionDenied(
+                    f"control call for member {request.target_member_id} reached member {self.core.member_id}"
+                )
+            self.core.check_relayable(request.method)
+        except WeftError as exc:
+            self._refuse(peer, exc)
+            raise
+        return await self.core.call_local_scheduler(request, peer)
+
+
+class TransferServer:
+    """Both listeners of one member's transfer service in one process."""
+
+    def __init__(
+        self, config: MemberConfig, config_path: str | Path | None = None,
+        definitions: DefinitionSource = registry_definitions,
+    ) -> None:
+        self.config = config
+        self.core = TransferCore(config, config_path, definitions)
+        self.internal = grpc.aio.server(options=list(SERVER_OPTIONS))
+        self.external = grpc.aio.server(options=list(SERVER_OPTIONS))
+        self.internal_health = health.aio.HealthServicer()
+        self.external_health = health.aio.HealthServicer()
+        transfer_pb2_grpc.add_TransferServiceServicer_to_server(InternalServicer(self.core), self.internal)
+        transfer_pb2_grpc.add_TransferPeerServiceServicer_to_server(PeerServicer(self.core), self.external)
+        health_pb2_grpc.add_HealthServicer_to_server(self.internal_health, self.internal)
+        health_pb2_grpc.add_HealthServicer_to_server(self.external_health, self.external)
+        self.internal_port = 0
+        self.external_port = 0
+        self._expiry: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        settings = self.config.transfer
+        self.core.start()
+        self.internal_port = self.internal.add_insecure_port(settings.internal_listen)
+        self.external_port = self.external.add_secure_port(settings.external_listen, server_credentials(self.config))
+        if not self.internal_port:
+            raise Unavailable(f"transfer.internal_listen: cannot listen on {settings.internal_listen}")
+        if not self.external_port:
+            raise Unavailable(f"transfer.external_listen: cannot listen on {settings.external_listen}")
+        await self.internal.start()
+        await self.external.start()
+        self._expiry = asyncio.create_task(self.core.mailbox.run_expiry())
+        serving = health_pb2.HealthCheckResponse.SERVING
+        for name in ("", INTERNAL_SERVICE_NAME):
+            await self.internal_health.set(name, serving)
+        for name in ("", PEER_SERVICE_NAME):
+            await self.external_health.set(name, serving)
+        log.info(
+            "transfer service of member %s: internal %s (port %d), external %s (port %d, mutual TLS)",
+            self.config.member_id, settings.internal_listen, self.internal_port,
+            settings.external_listen, self.external_port,
+        )
+
+    def reload_routes(self) -> bool:
+        return self.core.router.reload()
+
+    async def stop(self, grace: float | None = 5.0) -> None:
+        await self.internal_health.enter_graceful_shutdown()
+        await self.external_health.enter_graceful_shutdown()
+        await asyncio.gather(self.external.stop(grace), self.internal.stop(grace))
+        if self._expiry is not None:
+            self._expiry.cancel()
+        await self.core.close()
+
+    async def wait_for_termination(self) -> None:
+        await asyncio.gather(self.internal.wait_for_termination(), self.external.wait_for_termination())
+
+
+async def serve(config: MemberConfig, config_path: str | Path | None = None, stop: asyncio.Event | None = None) -> None:
+    """Run a member's transfer service until `stop` is set (or forever)."""
+    server = TransferServer(config, config_path)
+    await server.start()
+    try:
+        if stop is None:
+            await server.wait_for_termination()
+        else:
+            await stop.wait()
+    finally:
+        await server.stop()
+

@@ -1,0 +1,211 @@
+"""The transfer service's mailbox and frame checks, in process: budget, spill, duplicates, TTL, checksums."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kernel.errors import ChecksumMismatch, FederationTimeout, InvalidArgument
+from kernel.federation.base import Party
+from protos.weft.v1 import common_pb2, transfer_pb2
+from services.transfer.frames import check_header, consume_frames, key_of
+from services.transfer.mailbox import Mailbox
+
+A, B = "a" * 32, "b" * 32
+MIB = 1024 * 1024
+
+
+def header(message_id: str = "m1", tag: str = "fit", size: int = 0,
+           kind: int = transfer_pb2.PAYLOAD_KIND_OBJECT, session: str = "s1") -> transfer_pb2.FrameHeader:
+    return transfer_pb2.FrameHeader(
+        message_id=message_id, session_id=session, name="Demo.value", tag=tag,
+        src=common_pb2.Party(role="promoter", member_id=A), dst=common_pb2.Party(role="arbiter", member_id=B),
+        total_size=size, kind=kind,  # type: ignore[arg-type]
+    )
+
+
+async def frames_of(payload: bytes, chunk: int = MIB, checksum: bytes | None = None) -> AsyncIterator[transfer_pb2.Frame]:
+    seq = 0
+    for offset in range(0, len(payload), chunk):
+        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=payload[offset:offset + chunk]))
+        seq += 1
+    digest = hashlib.sha256(payload).digest() if checksum is None else checksum
+    yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=len(payload), checksum=digest))
+
+
+async def store(mailbox: Mailbox, head: transfer_pb2.FrameHeader, payload: bytes, **kwargs: bytes) -> bool:
+    """Write one message; False when the mailbox dropped it as a duplicate."""
+    reservation = await mailbox.reserve(head)
+    if reservation is None:
+        return False
+    try:
+        checksum = await consume_frames(head, frames_of(payload, **kwargs), reservation.payload.append)
+    except BaseException:
+        mailbox.abort(reservation)
+        raise
+    await mailbox.commit(reservation, checksum)
+    return True
+
+
+@pytest.fixture()
+def mailbox(tmp_path: Path) -> Mailbox:
+    box = Mailbox(tmp_path / "spill", memory_budget_bytes=3 * MIB, window_bytes=2 * MIB, default_ttl_s=60)
+    box.clear_spill_dir()
+    return box
+
+
+async def test_small_messages_stay_in_memory_and_large_ones_spill(mailbox: Mailbox, tmp_path: Path) -> None:
+    # Prepare
+    small, large = b"s" * 1000, b"L" * (5 * MIB + 3)
+
+    # Execute
+    await store(mailbox, header("m1", "fit.small"), small)
+    await store(mailbox, header("m2", "fit.large"), large)
+    stats = mailbox.stats()
+    got = await mailbox.take(key_of(header(tag="fit.large")), timeout=1)
+    read_back = b"".join(got.payload.chunks())
+    await mailbox.finish_read(got)
+
+    # Assert
+    assert (stats.messages, stats.memory_bytes, stats.disk_bytes) == (2, len(small), len(large))
+    assert read_back == large
+    assert mailbox.stats().disk_bytes == 0
+    assert not any((tmp_path / "spill").rglob("*.msg"))
+
+
+async def test_memory_budget_spills_when_full(mailbox: Mailbox) -> None:
+    # Prepare: each message fits the 2 MiB window; together they pass the 3 MiB budget.
+    payload = b"x" * (MIB + MIB // 2)
+
+    # Execute
+    for index in range(3):
+        await store(mailbox, header(f"m{index}", f"fit.{index}"), payload)
+
+    # Assert
+    stats = mailbox.stats()
+    assert stats.memory_bytes <= 3 * MIB
+    assert stats.memory_bytes + stats.disk_bytes == 3 * len(payload)
+    assert stats.disk_bytes > 0
+
+
+async def test_tables_go_to_disk_as_they_arrive(mailbox: Mailbox) -> None:
+    # Execute
+    await store(mailbox, header("t1", kind=transfer_pb2.PAYLOAD_KIND_TABLE), b"arrow" * 100)
+
+    # Assert
+    assert mailbox.stats().memory_bytes == 0
+    assert mailbox.stats().disk_bytes == 500
+
+
+async def test_duplicate_message_id_is_dropped_even_after_it_was_read(mailbox: Mailbox) -> None:
+    # Prepare
+    await store(mailbox, header("m1"), b"first")
+
+    # Execute
+    second = await store(mailbox, header("m1"), b"first")
+    message = await mailbox.take(key_of(header()), timeout=1)
+    await mailbox.finish_read(message)
+    third = await store(mailbox, header("m1"), b"first")
+
+    # Assert
+    assert (second, third) == (False, False)
+    assert mailbox.stats().duplicates_dropped == 2
+    assert mailbox.stats().messages == 0
+
+
+async def test_take_waits_for_the_message_and_times_out_naming_it(mailbox: Mailbox) -> None:
+    # Prepare
+    waiting = asyncio.create_task(mailbox.take(key_of(header()), timeout=5))
+    await asyncio.sleep(0)  # let the reader start waiting first
+
+    # Execute
+    await store(mailbox, header(), b"late")
+    message = await waiting
+    with pytest.raises(FederationTimeout) as error:
+        await mailbox.take(key_of(header(tag="fit.9")), timeout=0.05)
+
+    # Assert
+    assert b"".join(message.payload.chunks()) == b"late"
+    assert "Demo.value" in str(error.value) and "'fit.9'" in str(error.value) and f"promoter:{A}" in str(error.value)
+
+
+async def test_a_cancelled_reader_leaves_the_message_for_the_next(mailbox: Mailbox) -> None:
+    # Prepare
+    await store(mailbox, header(), b"keep me")
+    message = await mailbox.take(key_of(header()), timeout=1)
+
+    # Execute
+    await mailbox.cancel_read(message)
+    again = await mailbox.take(key_of(header()), timeout=1)
+
+    # Assert
+    assert again is message
+
+
+async def test_messages_expire_after_the_session_ttl(mailbox: Mailbox) -> None:
+    # Prepare
+    mailbox.set_session_ttl("short", 0.05)
+    expiry = asyncio.create_task(mailbox.run_expiry())
+    await store(mailbox, header(session="short"), b"x" * (3 * MIB))
+
+    # Execute: the expiry task wakes by itself when the TTL passes.
+    await asyncio.sleep(0.3)
+    expiry.cancel()
+    with pytest.raises(FederationTimeout):
+        await mailbox.take(key_of(header(session="short")), timeout=0.01)
+
+    # Assert
+    assert mailbox.stats().messages == 0 and mailbox.stats().disk_bytes == 0
+
+
+async def test_bad_checksum_and_bad_order_store_nothing(mailbox: Mailbox, tmp_path: Path) -> None:
+    # Execute
+    with pytest.raises(ChecksumMismatch):
+        await store(mailbox, header("m1"), b"y" * (3 * MIB), checksum=b"\0" * 32)
+
+    async def out_of_order() -> AsyncIterator[transfer_pb2.Frame]:
+        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=1, data=b"z"))
+
+    reservation = await mailbox.reserve(header("m2"))
+    assert reservation is not None
+    with pytest.raises(InvalidArgument, match="out of order"):
+        await consume_frames(header("m2"), out_of_order(), reservation.payload.append)
+    mailbox.abort(reservation)
+
+    # Assert
+    assert mailbox.stats() == type(mailbox.stats())(0, 0, 0, 0)
+    assert not any((tmp_path / "spill").rglob("*.msg"))
+
+
+async def test_clean_session_frees_memory_and_disk(mailbox: Mailbox, tmp_path: Path) -> None:
+    # Prepare
+    await store(mailbox, header("m1", "fit.1"), b"a" * 100)
+    await store(mailbox, header("m2", "fit.2"), b"b" * (4 * MIB))
+    await store(mailbox, header("m3", "fit.3", session="other"), b"c" * 10)
+
+    # Execute
+    removed, freed = await mailbox.clean_session("s1")
+
+    # Assert
+    assert (removed, freed) == (2, 100 + 4 * MIB)
+    assert mailbox.stats().messages == 1 and mailbox.stats().disk_bytes == 0
+    assert mailbox.budget.used == 10
+    assert not (tmp_path / "spill" / "s1").exists()
+
+
+def test_header_checks_name_the_field() -> None:
+    # Prepare
+    missing_tag = header()
+    missing_tag.tag = ""
+    no_kind = header(kind=transfer_pb2.PAYLOAD_KIND_UNSPECIFIED)
+
+    # Execute / Assert
+    with pytest.raises(InvalidArgument, match="header.tag"):
+        check_header(missing_tag)
+    with pytest.raises(InvalidArgument, match="header.kind"):
+        check_header(no_kind)
+    assert check_header(header()).src == Party("promoter", A)
