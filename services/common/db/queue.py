@@ -181,7 +181,10 @@ async def _claim_in(
         if row is None:
             return None
         if row["attempts"] >= max_attempts:
-            await _finish(
+            await conn.execute(
+                flow_action_queue.delete().where(flow_action_queue.c.id == row["id"])
+            )
+            await _log(
                 conn,
                 row,
                 consumer=row["claimed_by"],
@@ -216,7 +219,25 @@ async def _claim_in(
         )
 
 
-async def _finish(
+async def _remove(conn: AsyncConnection, *conditions: Any) -> sa.RowMapping | None:
+    """Delete the queue row matching `conditions` and return it (None if nothing matched)."""
+    table = flow_action_queue
+    if conn.dialect.delete_returning:
+        # MariaDB and SQLite: one statement finds, locks and deletes the row.
+        deleted = await conn.execute(table.delete().where(*conditions).returning(*table.c))
+        return deleted.mappings().first()
+    # MySQL has no DELETE ... RETURNING: lock the row, then delete it.
+    row = (
+        (await conn.execute(sa.select(table).where(*conditions).with_for_update()))
+        .mappings()
+        .first()
+    )
+    if row is not None:
+        await conn.execute(table.delete().where(table.c.id == row["id"]))
+    return row
+
+
+async def _log(
     conn: AsyncConnection,
     row: sa.RowMapping,
     *,
@@ -224,7 +245,6 @@ async def _finish(
     outcome: str,
     error: str | None,
 ) -> None:
-    await conn.execute(flow_action_queue.delete().where(flow_action_queue.c.id == row["id"]))
     await conn.execute(
         flow_action_log.insert().values(
             action_id=row["id"],
@@ -261,16 +281,14 @@ async def complete_action(
 
     async def complete() -> bool:
         async with write_transaction(engine) as conn:
-            held = sa.select(flow_action_queue).where(
+            row = await _remove(
+                conn,
                 flow_action_queue.c.id == action_id,
                 flow_action_queue.c.claimed_by == consumer,
             )
-            if not is_sqlite(conn):
-                held = held.with_for_update()
-            row = (await conn.execute(held)).mappings().first()
             if row is None:
                 return False
-            await _finish(conn, row, consumer=consumer, outcome=outcome, error=error)
+            await _log(conn, row, consumer=consumer, outcome=outcome, error=error)
             return True
 
     return await retry_transient(complete)
