@@ -366,18 +366,20 @@ class GetMetricsResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskMetrics, _Mapping]]] = ...) -> None: ...
 
 class CreateJobRequest(_message.Message):
-    __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id")
+    __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_JSON_FIELD_NUMBER: _ClassVar[int]
     INITIATOR_FIELD_NUMBER: _ClassVar[int]
     SENDER_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     FEDERATION_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     spec_json: str
     initiator: _common_pb2.Party
     sender_member_id: str
     federation_session_id: str
-    def __init__(self, job_id: _Optional[str] = ..., spec_json: _Optional[str] = ..., initiator: _Optional[_Union[_common_pb2.Party, _Mapping]] = ..., sender_member_id: _Optional[str] = ..., federation_session_id: _Optional[str] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, job_id: _Optional[str] = ..., spec_json: _Optional[str] = ..., initiator: _Optional[_Union[_common_pb2.Party, _Mapping]] = ..., sender_member_id: _Optional[str] = ..., federation_session_id: _Optional[str] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class ReportTaskStatusRequest(_message.Message):
     __slots__ = ("job_id", "sender_member_id", "role", "component_name", "task_id", "status", "attempt", "progress", "error", "timestamp_ms")
@@ -436,11 +438,13 @@ class PeerStopJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., sender_member_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class PeerRerunJobRequest(_message.Message):
-    __slots__ = ("job_id", "sender_member_id", "component_names")
+    __slots__ = ("job_id", "sender_member_id", "component_names", "federation_session_id")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SENDER_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     COMPONENT_NAMES_FIELD_NUMBER: _ClassVar[int]
+    FEDERATION_SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     sender_member_id: str
     component_names: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., sender_member_id: _Optional[str] = ..., component_names: _Optional[_Iterable[str]] = ...) -> None: ...
+    federation_session_id: str
+    def __init__(self, job_id: _Optional[str] = ..., sender_member_id: _Optional[str] = ..., component_names: _Optional[_Iterable[str]] = ..., federation_session_id: _Optional[str] = ...) -> None: ...

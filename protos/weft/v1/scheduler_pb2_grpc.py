@@ -616,7 +616,8 @@ class SchedulerPeerServiceServicer:
     def RerunJob(self, request, context):
         """Initiator -> every member: rerun these components (already expanded to everything
         downstream). The member resets those tasks to waiting with attempt + 1 and queues
-        `rerun_job`.
+        `rerun_job`. Member -> initiator: a user called RerunJob at that member; the initiator
+        treats it as its own RerunJob (empty component_names: the failed/stopped ones).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -56,4 +56,4 @@ MYSQL_TRANSIENT_CODES: Final = frozenset({1213, 1205})
 DEFAULT_PAGE_SIZE: Final = 100
 
 #: The Alembic revision this code expects (the head of alembic/versions).
-HEAD_REVISION: Final = "0001"
+HEAD_REVISION: Final = "0002"

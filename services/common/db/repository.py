@@ -60,6 +60,8 @@ class TaskRecord:
     member_id: str
     status: str = STATUS_WAITING
     attempt: int = 0
+    session_id: str | None = None
+    retries: int = 0
     executor: str | None = None
     pid: int | None = None
     error: str | None = None

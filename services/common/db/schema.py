@@ -99,6 +99,9 @@ task = sa.Table(
     sa.Column("status", sa.String(SHORT_LENGTH), nullable=False, index=True),
     sa.Column("attempt", sa.Integer, nullable=False, server_default="0"),
     sa.Column("executor", sa.String(NAME_LENGTH), nullable=True),
+    # The federation session of the task's current run, and the automatic retries it used.
+    sa.Column("session_id", sa.String(NAME_LENGTH), nullable=True),
+    sa.Column("retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("pid", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("created_at", Epoch, nullable=False),

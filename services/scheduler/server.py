@@ -1,0 +1,126 @@
+"""Assemble and run one member's scheduler: database, peers, executors, gRPC server, consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kernel.errors import ConfError
+from protos.weft.v1 import scheduler_pb2_grpc
+from services.common.config import MemberConfig
+from services.common.db import create_engine, migrate_engine
+from services.common.db.repository import MemberRecord, upsert_member
+from services.common.observability import ServiceMetrics
+from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
+from services.scheduler.executors import ExecutorPool
+from services.scheduler.jobs import Scheduler, SchedulerSettings
+from services.scheduler.peers import DirectPeerClient, PeerClient, RelayPeerClient, TransferClient
+from services.scheduler.service import SchedulerPeerServicer, SchedulerServicer
+
+log = logging.getLogger("weft.scheduler")
+
+SERVICE_NAMES = ("weft.v1.SchedulerService", "weft.v1.SchedulerPeerService")
+
+
+@dataclass
+class RunningScheduler:
+    """A started scheduler: its core, its gRPC server and the port it listens on."""
+
+    scheduler: Scheduler
+    server: grpc.aio.Server
+    engine: AsyncEngine
+    port: int
+
+    async def stop(self) -> None:
+        await self.server.stop(SHUTDOWN_GRACE_S)
+        await self.scheduler.close()
+        await self.engine.dispose()
+
+
+async def start_scheduler(
+    config: MemberConfig,
+    *,
+    direct_peers: bool = False,
+    peers: PeerClient | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> RunningScheduler:
+    """Migrate the database, start the gRPC server on `scheduler.listen`, recover, consume.
+
+    Member-to-member calls go through the local transfer service's control relay; with
+    `direct_peers` the `peers.<id>.endpoint` of the config are the peers' scheduler
+    addresses instead, called directly (one trusted network, no transfer service).
+    """
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    storage_root = config.resolved_storage_root()
+    storage_root.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(config.resolved_database_url())
+    await migrate_engine(engine)
+    for member_id, peer in config.peers.items():
+        await upsert_member(engine, MemberRecord(member_id=member_id, endpoint=peer.endpoint, name=peer.name))
+    transfer: TransferClient | None = None
+    if peers is None:
+        if direct_peers:
+            peers = DirectPeerClient(config.member_id, {m: p.endpoint for m, p in config.peers.items()})
+        else:
+            transfer = TransferClient(config.transfer.internal_listen)
+            peers = RelayPeerClient(transfer)
+    elif not direct_peers:
+        transfer = TransferClient(config.transfer.internal_listen)
+    settings = SchedulerSettings(
+        member_id=config.member_id, storage_root=storage_root,
+        lease_seconds=config.scheduler.lease_seconds, consumers=config.scheduler.consumers,
+        auto_retries=config.scheduler.auto_retries,
+        known_members=frozenset({config.member_id, *config.peers}),
+    )
+    scheduler = Scheduler(settings, engine, peers, ExecutorPool(config.scheduler.executors), transfer)
+    interceptors = [metrics.interceptor()] if metrics is not None else []
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
+    )
+    scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
+        SchedulerServicer(scheduler, data_dir / "uploads"), server
+    )
+    scheduler_pb2_grpc.add_SchedulerPeerServiceServicer_to_server(SchedulerPeerServicer(scheduler), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(config.scheduler.listen)
+    if port == 0:
+        await engine.dispose()
+        raise ConfError(f"scheduler.listen: cannot listen on {config.scheduler.listen}")
+    await server.start()
+    await scheduler.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info("scheduler of member %s listening on %s (port %d)", config.member_id, config.scheduler.listen, port)
+    return RunningScheduler(scheduler, server, engine, port)
+
+
+async def serve(config: MemberConfig, *, direct_peers: bool = False) -> None:
+    """Run the scheduler until SIGTERM or SIGINT."""
+    metrics = ServiceMetrics("scheduler")
+    try:
+        endpoint = metrics.start_http_server()
+    except ConfError as exc:
+        log.warning("metrics endpoint not started: %s", exc)
+        endpoint = None
+    running = await start_scheduler(config, direct_peers=direct_peers, metrics=metrics)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await running.stop()
+        if endpoint is not None:
+            endpoint.close()
