@@ -94,8 +94,9 @@ if [ "$DEPS_ONLY" = 1 ]; then
 fi
 
 # pip check above passes only when what is installed fits together; the project itself is
-# reinstalled unless it is an editable install of this very checkout.
-EDITABLE_HERE="$("$VPY" - "$SRC" <<'PY'
+# reinstalled unless it is an editable install of this very checkout (-I: a weft.egg-info in
+# the working directory must not answer for the venv).
+EDITABLE_HERE="$("$VPY" -I - "$SRC" <<'PY'
 import json
 import sys
 from importlib import metadata
