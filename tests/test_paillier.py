@@ -264,7 +264,7 @@ def test_multi_exponentiation_plans_match_naive_powers(
 
 
 def test_rmatvec_over_several_row_blocks(keypair: PaillierKeypair, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(multiexp, "ROW_BLOCK", 7)
+    monkeypatch.setattr(multiexp, "MULTIEXP_ROW_BLOCK", 7)
     rng = np.random.default_rng(3)
     d, x = rng.normal(size=30), rng.normal(size=(30, 2))
     enc = EncryptedVector.encrypt(keypair.public_key, d)
@@ -291,6 +291,27 @@ def test_matvec_overflow_raises(keypair: PaillierKeypair) -> None:
     enc = EncryptedVector.encrypt(keypair.public_key, np.full(4, 2.0**950))
     with pytest.raises(CryptoError, match="rmatvec"):
         enc.rmatvec(np.full((4, 1), 2.0**29), precision_bits=32)
+
+
+@PROPERTY
+@given(value_bits=st.integers(0, 1000), scalar_bits=st.integers(0, 1000), negative=st.booleans())
+def test_overflow_raises_exactly_when_the_result_leaves_the_plaintext_space(
+    keypair: PaillierKeypair, value_bits: int, scalar_bits: int, negative: bool
+) -> None:
+    # Prepare: an exact integer 2**value_bits (skip values that cannot even be encrypted)
+    pk, sk = keypair
+    value = -(2**value_bits) if negative else 2**value_bits
+    if 2**value_bits > pk.max_int:
+        with pytest.raises(CryptoError):
+            pk.encrypt_integers([value])
+        return
+    enc = EncryptedVector(pk, pk.encrypt_integers([value]), 0, 2**value_bits)
+    # Execute / Assert: fits -> exact result; does not fit -> CryptoError, never a wrapped value
+    if 2 ** (value_bits + scalar_bits) <= pk.max_int:
+        assert (enc * 2**scalar_bits).decrypt_integers(sk) == [value * 2**scalar_bits]
+    else:
+        with pytest.raises(CryptoError, match="plaintext space"):
+            _ = enc * 2**scalar_bits
 
 
 def test_out_of_range_plaintext_is_refused_not_reduced(keypair: PaillierKeypair) -> None:

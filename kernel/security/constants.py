@@ -49,3 +49,15 @@ SECAGG_DEFAULT_PRECISION_BITS: Final = 24
 # Decryption modulo p alone is used when |plaintext| is known to stay this many bits below p:
 # a crafted out-of-range plaintext then passes the range check with probability < 2**-127.
 FAST_DECRYPT_MARGIN_BITS: Final = 128
+
+# Multi-exponentiation: rows per block (bounds the memory of precomputed powers) and the
+# cost of one modular inversion counted in modular multiplications (measured near 8).
+MULTIEXP_ROW_BLOCK: Final = 16384
+MULTIEXP_INVERSION_COST: Final = 8
+
+# Largest frac_bits a received vector may declare (a product of a few fixed-point factors).
+PAILLIER_MAX_WIRE_FRAC_BITS: Final = 8 * MAX_PRECISION_BITS
+
+# Secure aggregation: raw X25519 key size and the largest fixed-point precision (float64 mantissa).
+SECAGG_KEY_BYTES: Final = 32
+SECAGG_MAX_PRECISION_BITS: Final = 52

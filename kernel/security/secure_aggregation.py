@@ -24,20 +24,27 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from kernel.errors import CryptoError, FederationError
-from kernel.security.constants import SECAGG_DEFAULT_PRECISION_BITS, SECAGG_KDF_INFO
+from kernel.security.constants import (
+    SECAGG_DEFAULT_PRECISION_BITS,
+    SECAGG_KDF_INFO,
+    SECAGG_KEY_BYTES,
+    SECAGG_MAX_PRECISION_BITS,
+)
 
 U64Array = npt.NDArray[np.uint64]
 FloatArray = npt.NDArray[np.float64]
 
-_KEY_BYTES = 32
-_ZERO_NONCE = bytes(16)  # each (pair, round) has its own derived key, so one nonce is enough
+# Each (pair, round) has its own derived key, so a fixed nonce never repeats under one key.
+_ZERO_NONCE = bytes(16)
 
 
 def _check_precision(precision_bits: int) -> int:
     if isinstance(precision_bits, bool) or not isinstance(precision_bits, int):
         raise CryptoError("precision_bits must be an integer")
-    if not 0 <= precision_bits <= 52:
-        raise CryptoError(f"precision_bits must be in [0, 52], got {precision_bits}")
+    if not 0 <= precision_bits <= SECAGG_MAX_PRECISION_BITS:
+        raise CryptoError(
+            f"precision_bits must be in [0, {SECAGG_MAX_PRECISION_BITS}], got {precision_bits}"
+        )
     return precision_bits
 
 
@@ -96,8 +103,8 @@ class MaskingClient:
         peers: dict[str, X25519PublicKey] = {}
         own = self.public_key()
         for member, key in peer_keys.items():
-            if not isinstance(key, bytes) or len(key) != _KEY_BYTES:
-                raise CryptoError(f"public key of member {member!r} must be {_KEY_BYTES} raw bytes")
+            if not isinstance(key, bytes) or len(key) != SECAGG_KEY_BYTES:
+                raise CryptoError(f"public key of member {member!r} must be {SECAGG_KEY_BYTES} raw bytes")
             if member == self.member_id:
                 if key != own:
                     raise CryptoError(f"the key given for this member {member!r} is not its own")
@@ -118,7 +125,7 @@ class MaskingClient:
         shared = self._private.exchange(self._peers[peer])
         low, high = sorted([self.member_id, peer])
         info = b"|".join([SECAGG_KDF_INFO, round_tag, low.encode(), high.encode()])
-        key = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=info).derive(shared)
+        key = HKDF(algorithm=hashes.SHA256(), length=SECAGG_KEY_BYTES, salt=None, info=info).derive(shared)
         encryptor = Cipher(algorithms.ChaCha20(key, _ZERO_NONCE), mode=None).encryptor()
         stream = encryptor.update(bytes(8 * length))
         return np.frombuffer(stream, dtype="<u8").astype(np.uint64)

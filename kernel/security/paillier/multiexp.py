@@ -10,14 +10,11 @@ import numpy as np
 import numpy.typing as npt
 from gmpy2 import mpz
 
+from kernel.security.constants import MULTIEXP_INVERSION_COST, MULTIEXP_ROW_BLOCK
 from kernel.security.paillier.parallel import map_chunks
 
 IntArray = npt.NDArray[np.int64]
 
-# Rows are processed in blocks so that the precomputed powers stay a bounded amount of memory.
-ROW_BLOCK = 16384
-# Cost of one modular inversion in modular multiplications (measured: about 8 at 2048 bits).
-INVERSION_COST = 8
 
 
 class Plan(NamedTuple):
@@ -48,11 +45,10 @@ def choose_plan(rows: int, columns: int, exponent_bits: int) -> Plan:
         if best is None or cost < best[0]:
             best = (cost, Plan(False, c, w))
         w = _ceil_div(exponent_bits + 1, c)
-        cost = columns * (rows * w + (1 << c)) + 2 * rows * c * (w - 1) + INVERSION_COST * rows
+        cost = columns * (rows * w + (1 << c)) + 2 * rows * c * (w - 1) + MULTIEXP_INVERSION_COST * rows
         if cost < best[0]:
             best = (cost, Plan(True, c, w))
-    assert best is not None
-    return best[1]
+    return best[1] if best is not None else Plan(False, 1, exponent_bits)
 
 
 def bucket_product(
@@ -188,7 +184,7 @@ def multi_exponentiate(
         )
     rows, columns = exponents.shape
     result = [mpz(1)] * columns
-    n_blocks = max(1, _ceil_div(rows, ROW_BLOCK))
+    n_blocks = max(1, _ceil_div(rows, MULTIEXP_ROW_BLOCK))
     block_rows = max(1, _ceil_div(rows, n_blocks))
     for start in range(0, rows, block_rows):
         block = exponents[start : start + block_rows]

@@ -11,13 +11,14 @@ import gmpy2
 from gmpy2 import mpz
 
 from kernel.errors import CodecError, CryptoError
-from kernel.security.constants import MAX_PRECISION_BITS, PAILLIER_KEY_BITS, PAILLIER_WIRE_SCHEME
+from kernel.security.constants import (
+    PAILLIER_KEY_BITS,
+    PAILLIER_MAX_WIRE_FRAC_BITS,
+    PAILLIER_WIRE_SCHEME,
+)
 from kernel.security.paillier.keys import PaillierPublicKey
 from kernel.security.paillier.packing import PackingLayout
 from kernel.security.paillier.vector import EncryptedVector
-
-# frac_bits of a received vector: products of a few fixed-point factors at most.
-MAX_WIRE_FRAC_BITS = 8 * MAX_PRECISION_BITS
 
 
 def _int_field(d: dict[str, object], name: str, low: int, high: int) -> int:
@@ -116,7 +117,7 @@ def encrypted_vector_from_wire(d: dict[str, object]) -> EncryptedVector:
     for i, c in enumerate(cts):
         if not 0 < c < nsquare:
             raise CodecError(f"Paillier ciphertext {i} is outside (0, n**2)")
-    frac_bits = _int_field(d, "frac_bits", 0, MAX_WIRE_FRAC_BITS)
+    frac_bits = _int_field(d, "frac_bits", 0, PAILLIER_MAX_WIRE_FRAC_BITS)
     raw_bound = _bytes_field(d, "bound")
     if len(raw_bound) > width:
         raise CodecError("Paillier vector bound is larger than the plaintext space")
