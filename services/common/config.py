@@ -49,6 +49,7 @@ class SchedulerConfig(_Section):
     consumers: int = Field(1, ge=1, le=64, description="queue consumer loops in this process")
     lease_seconds: float = Field(30.0, gt=0, description="how long a claimed action stays claimed")
     auto_retries: int = Field(0, ge=0, le=10, description="times a failed task is retried")
+    metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
 
 
 class SparkConfig(_Section):
@@ -70,6 +71,7 @@ class ExecutorConfig(_Section):
     warm_pool: int = Field(1, ge=0, le=32, description="pre-started workers that take a task at once")
     heartbeat_timeout_s: float = Field(30.0, gt=0, description="a task silent this long is failed")
     log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="cap of each task log file")
+    metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
 
 
@@ -82,6 +84,7 @@ class TransferConfig(_Section):
     spill_dir: str = Field("", description="where spilled messages go (default <data_dir>/spill)")
     message_ttl_s: float = Field(24 * 3600.0, gt=0, description="unread messages expire after this")
     window_mb: int = Field(8, ge=1, description="bytes in flight per stream")
+    metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
 
 
 class MemberConfig(_Section):
