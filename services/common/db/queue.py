@@ -117,14 +117,8 @@ async def insert_action(
     The caller commits and then calls `action_notifier(engine).notify()`.
     """
     result = await conn.execute(
-        flow_action_queue.insert().values(
-            action=action,
-            params=dict(params),
-            producer=producer,
-            priority=priority,
-            created_at=db_now(),
-            attempts=0,
-        )
+        _INSERT,
+        {"action": action, "params": dict(params), "producer": producer, "priority": priority},
     )
     key = result.inserted_primary_key
     if key is None:
@@ -132,10 +126,80 @@ async def insert_action(
     return int(key[0])
 
 
-_claimable = sa.or_(
-    flow_action_queue.c.claimed_by.is_(None),
-    flow_action_queue.c.lease_until <= db_now(),
+# Statements are built once: the claim and complete paths run thousands of times a second.
+_queue = flow_action_queue
+_INSERT = _queue.insert().values(created_at=db_now(), attempts=0)
+_CANDIDATE = (
+    sa.select(
+        _queue.c.id,
+        _queue.c.action,
+        _queue.c.params,
+        _queue.c.producer,
+        _queue.c.priority,
+        _queue.c.created_at,
+        _queue.c.attempts,
+        db_now().label("now"),
+    )
+    .where(sa.or_(_queue.c.claimed_by.is_(None), _queue.c.lease_until <= db_now()))
+    .order_by(_queue.c.priority.desc(), _queue.c.id)
+    .limit(1)
 )
+_CANDIDATE_SKIP_LOCKED = _CANDIDATE.with_for_update(skip_locked=True)
+_CLAIM = (
+    _queue.update()
+    .where(_queue.c.id == sa.bindparam("action_id"))
+    .values(
+        claimed_by=sa.bindparam("consumer"),
+        claimed_at=sa.bindparam("now"),
+        lease_until=sa.bindparam("lease_until"),
+        attempts=_queue.c.attempts + 1,
+    )
+)
+_IS_ACTION = _queue.c.id == sa.bindparam("action_id")
+_IS_HELD = sa.and_(_IS_ACTION, _queue.c.claimed_by == sa.bindparam("holder"))
+
+
+def _copy_to_log(condition: sa.ColumnElement[bool]) -> sa.Insert:
+    """INSERT INTO flow_action_log SELECT ... FROM flow_action_queue WHERE `condition`."""
+    source = sa.select(
+        _queue.c.id,
+        _queue.c.producer,
+        _queue.c.priority,
+        _queue.c.action,
+        _queue.c.params,
+        _queue.c.claimed_by,
+        _queue.c.attempts,
+        sa.bindparam("outcome", type_=sa.String()),
+        sa.bindparam("error", type_=sa.Text()),
+        _queue.c.created_at,
+        _queue.c.claimed_at,
+        db_now(),
+    ).where(condition)
+    columns = [
+        "action_id",
+        "producer",
+        "priority",
+        "action",
+        "params",
+        "consumer",
+        "attempts",
+        "outcome",
+        "error",
+        "created_at",
+        "claimed_at",
+        "finished_at",
+    ]
+    return flow_action_log.insert().from_select(columns, source)
+
+
+_LOG_HELD = _copy_to_log(_IS_HELD)
+_LOG_ANY = _copy_to_log(_IS_ACTION)
+_DELETE_HELD = _queue.delete().where(_IS_HELD)
+_DELETE_ANY = _queue.delete().where(_IS_ACTION)
+
+
+class _LeaseLost(Exception):
+    """Rolls back a completion whose action was taken over while it ran."""
 
 
 async def claim_next_action(
@@ -168,99 +232,38 @@ async def claim_next_action(
 async def _claim_in(
     conn: AsyncConnection, consumer: str, lease_seconds: float, max_attempts: int
 ) -> ClaimedAction | None:
-    select = (
-        sa.select(flow_action_queue, db_now().label("now"))
-        .where(_claimable)
-        .order_by(flow_action_queue.c.priority.desc(), flow_action_queue.c.id)
-        .limit(1)
-    )
-    if not is_sqlite(conn):
-        select = select.with_for_update(skip_locked=True)
+    candidate = _CANDIDATE if is_sqlite(conn) else _CANDIDATE_SKIP_LOCKED
     while True:
-        row = (await conn.execute(select)).mappings().first()
+        row = (await conn.execute(candidate)).first()
         if row is None:
             return None
-        if row["attempts"] >= max_attempts:
+        action_id, action, params, producer, priority, created_at, attempts, now = row
+        if attempts >= max_attempts:
+            # The row is locked (or the database is): log it under its last holder.
+            error = f"claimed {attempts} times without completing; giving up"
             await conn.execute(
-                flow_action_queue.delete().where(flow_action_queue.c.id == row["id"])
+                _LOG_ANY, {"action_id": action_id, "outcome": OUTCOME_ABANDONED, "error": error}
             )
-            await _log(
-                conn,
-                row,
-                consumer=row["claimed_by"],
-                outcome=OUTCOME_ABANDONED,
-                error=f"claimed {row['attempts']} times without completing; giving up",
-            )
+            await conn.execute(_DELETE_ANY, {"action_id": action_id})
             continue
-        now = float(row["now"])
+        now = float(now)
         lease_until = now + lease_seconds
-        attempts = int(row["attempts"]) + 1
         await conn.execute(
-            flow_action_queue.update()
-            .where(flow_action_queue.c.id == row["id"])
-            .values(
-                claimed_by=consumer,
-                claimed_at=now,
-                lease_until=lease_until,
-                attempts=attempts,
-            )
+            _CLAIM,
+            {"action_id": action_id, "consumer": consumer, "now": now, "lease_until": lease_until},
         )
         return ClaimedAction(
-            id=int(row["id"]),
-            action=row["action"],
-            params=dict(row["params"]),
-            producer=row["producer"],
-            priority=int(row["priority"]),
-            created_at=float(row["created_at"]),
+            id=int(action_id),
+            action=action,
+            params=dict(params),
+            producer=producer,
+            priority=int(priority),
+            created_at=float(created_at),
             claimed_by=consumer,
             claimed_at=now,
             lease_until=lease_until,
-            attempts=attempts,
+            attempts=int(attempts) + 1,
         )
-
-
-async def _remove(conn: AsyncConnection, *conditions: Any) -> sa.RowMapping | None:
-    """Delete the queue row matching `conditions` and return it (None if nothing matched)."""
-    table = flow_action_queue
-    if conn.dialect.delete_returning:
-        # MariaDB and SQLite: one statement finds, locks and deletes the row.
-        deleted = await conn.execute(table.delete().where(*conditions).returning(*table.c))
-        return deleted.mappings().first()
-    # MySQL has no DELETE ... RETURNING: lock the row, then delete it.
-    row = (
-        (await conn.execute(sa.select(table).where(*conditions).with_for_update()))
-        .mappings()
-        .first()
-    )
-    if row is not None:
-        await conn.execute(table.delete().where(table.c.id == row["id"]))
-    return row
-
-
-async def _log(
-    conn: AsyncConnection,
-    row: sa.RowMapping,
-    *,
-    consumer: str | None,
-    outcome: str,
-    error: str | None,
-) -> None:
-    await conn.execute(
-        flow_action_log.insert().values(
-            action_id=row["id"],
-            producer=row["producer"],
-            priority=row["priority"],
-            action=row["action"],
-            params=row["params"],
-            consumer=consumer,
-            attempts=row["attempts"],
-            outcome=outcome,
-            error=error,
-            created_at=row["created_at"],
-            claimed_at=row["claimed_at"],
-            finished_at=db_now(),
-        )
-    )
 
 
 async def complete_action(
@@ -274,22 +277,28 @@ async def complete_action(
 
     Returns False, writing nothing, when `consumer` no longer holds the action (its lease
     expired and another consumer took it over, or it was already completed): only the
-    current holder logs, so every action is logged exactly once.
+    current holder logs, so every action is logged exactly once (flow_action_log.action_id
+    is unique as well).
     """
     if not outcome:
         raise InvalidArgument("outcome must say how the action ended, e.g. 'success'")
+    held = {"action_id": action_id, "holder": consumer}
 
     async def complete() -> bool:
-        async with write_transaction(engine) as conn:
-            row = await _remove(
-                conn,
-                flow_action_queue.c.id == action_id,
-                flow_action_queue.c.claimed_by == consumer,
-            )
-            if row is None:
-                return False
-            await _log(conn, row, consumer=consumer, outcome=outcome, error=error)
-            return True
+        try:
+            async with write_transaction(engine) as conn:
+                copied = await conn.execute(_LOG_HELD, {**held, "outcome": outcome, "error": error})
+                if copied.rowcount == 0:
+                    return False
+                # On MySQL under READ COMMITTED the copy read the last committed row without
+                # locking it; the delete locks it and re-checks the holder, and a takeover
+                # that committed meanwhile makes it match nothing: undo the copy.
+                deleted = await conn.execute(_DELETE_HELD, held)
+                if deleted.rowcount != 1:
+                    raise _LeaseLost
+                return True
+        except _LeaseLost:
+            return False
 
     return await retry_transient(complete)
 
