@@ -15,8 +15,8 @@ PAILLIER_WEAK_KEY_BITS: Final = 1024
 # Memory of a table: rows * 2**w * (2 * n_bits / 8) bytes (about 54 MB at 2048 bits, w=10).
 PAILLIER_WINDOW_BITS: Final[dict[int, int]] = {1024: 10, 2048: 10, 3072: 8}
 
-# How many obfuscation tables stay cached per process (keyed by the public key).
-FIXED_BASE_CACHE_SIZE: Final = 4
+# How many obfuscation tables (public, and CRT pairs) stay cached per process, by key.
+FIXED_BASE_CACHE_SIZE: Final = 2
 
 # Fixed-point encoding: value = integer / 2**precision_bits.
 DEFAULT_PRECISION_BITS: Final = 32
@@ -30,6 +30,8 @@ DEFAULT_PACK_HEADROOM_BITS: Final = 20
 
 # Below this many items per worker, threads cost more than they save.
 MIN_ITEMS_PER_WORKER: Final = 16
+# Work is cut into this many chunks per thread to even out cores slowed by other processes.
+CHUNKS_PER_WORKER: Final = 4
 
 # Bytes of the public key id: a hex prefix of SHA-256(n).
 KEY_ID_BYTES: Final = 8

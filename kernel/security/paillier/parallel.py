@@ -10,7 +10,7 @@ from typing import TypeVar
 import gmpy2
 
 from kernel.errors import CryptoError
-from kernel.security.constants import MIN_ITEMS_PER_WORKER
+from kernel.security.constants import CHUNKS_PER_WORKER, MIN_ITEMS_PER_WORKER
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -60,7 +60,9 @@ def map_chunks(
     n_workers = min(resolve_workers(workers), max(1, len(items) // max(1, min_per_worker)))
     if n_workers <= 1:
         return _released(fn, items)
-    chunks = [items[a:b] for a, b in split_even(len(items), n_workers)]
+    # A few chunks per thread, so that a core slowed by other work does not hold up the rest.
+    n_chunks = min(n_workers * CHUNKS_PER_WORKER, max(1, len(items) // max(1, min_per_worker)))
+    chunks = [items[a:b] for a, b in split_even(len(items), n_chunks)]
     with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="weft-paillier") as pool:
         parts = list(pool.map(lambda chunk: _released(fn, chunk), chunks))
     out: list[R] = []
