@@ -421,3 +421,19 @@ def test_spark_session_reuses_the_active_session_and_leaves_it_running(spark: ob
     # Assert: still usable after stop(), because the wrapper did not create it
     assert wrapped.backend == "SPARK"
     assert wrapped.from_arrow(people_data(rows=3), "id").count() == 3
+
+
+def test_chained_block_functions_then_reduce(people: Table) -> None:
+    # Prepare: map -> filter (empties some blocks) -> map, then reduce over the result
+    chained = (
+        people.map(lambda c: {"x": c["x"] * 2.0, "k": c["k"]})
+        .filter(lambda block: block.column("k").to_numpy() == 1)
+        .map(lambda c: {"y": c["x"] + 1.0})
+    )
+    # Execute
+    total = chained.reduce(lambda block: float(np.sum(block.column("y").to_numpy())), add)
+    # Assert
+    expected = sum(2.0 * (i / 2) + 1.0 for i in range(40) if i % 3 == 1)
+    assert total == pytest.approx(expected)
+    assert chained.count() == 13
+    assert chained.schema.names == ["id", "y"]

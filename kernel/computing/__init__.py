@@ -31,17 +31,19 @@ def local_session(num_workers: int | None = None, num_partitions: int | None = N
 
 
 def spark_session(
-    spark: pyspark.sql.SparkSession | None = None, master: str | None = None
+    spark: pyspark.sql.SparkSession | None = None,
+    master: str | None = None,
+    config: dict[str, str] | None = None,
 ) -> ComputingSession:
     """A SPARK session over `spark`, else over the active SparkSession, else a new one.
 
     A new SparkSession uses `master` (default `local[2]`; under spark-submit, the master
-    spark-submit was given) and is stopped by `stop()`; a session handed in or already
-    active belongs to its creator and is left running.
+    spark-submit was given) and the extra Spark `config`, and is stopped by `stop()`; a
+    session handed in or already active belongs to its creator and is left running.
     """
     from kernel.computing.spark import SparkComputingSession
 
-    return SparkComputingSession.create(spark=spark, master=master)
+    return SparkComputingSession.create(spark=spark, master=master, config=config)
 
 
 def normalize_backend(backend: str | int) -> str:

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 T = TypeVar("T")
+Stage = Callable[[pa.Table], pa.Table]
 
 # Spark's names for the join kinds of the Table API.
 _SPARK_JOIN: dict[str, str] = {"inner": "inner", "left": "left", "right": "right", "outer": "full"}
@@ -122,23 +123,33 @@ def _blocks(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
             yield pa.Table.from_batches([batch])
 
 
-def _map_batches(
-    fn: BlockFn, id_column: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
-) -> Iterator[pa.RecordBatch]:
-    for block in _blocks(batches):
-        out = conform(checked_block(fn(block), id_column, "map_partitions"), schema, "map_partitions")
-        yield from out.to_batches()
+def _map_stage(fn: BlockFn, id_column: str, schema: pa.Schema, block: pa.Table) -> pa.Table:
+    return conform(checked_block(fn(block), id_column, "map_partitions"), schema, "map_partitions")
 
 
-def _filter_batches(fn: MaskFn, batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+def _run_stages(stages: Sequence[Stage], batches: Iterable[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """The blocks of a partition after every pending stage; emptied blocks stop early."""
     for block in _blocks(batches):
-        yield from apply_filter(fn, block).to_batches()
+        for stage in stages:
+            block = stage(block)
+            if not block.num_rows:
+                break
+        else:
+            yield block
+
+
+def _stage_batches(stages: Sequence[Stage], batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    for block in _run_stages(stages, batches):
+        yield from block.to_batches()
 
 
 def _reduce_batches(
-    map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T], batches: Iterable[pa.RecordBatch]
+    stages: Sequence[Stage],
+    map_fn: Callable[[pa.Table], T],
+    reduce_fn: Callable[[T, T], T],
+    batches: Iterable[pa.RecordBatch],
 ) -> Iterator[pa.RecordBatch]:
-    values = [map_fn(block) for block in _blocks(batches)]
+    values = [map_fn(block) for block in _run_stages(stages, batches)]
     if values:
         partial = functools.reduce(reduce_fn, values)
         blob = pa.array([_PARTIAL_CODEC.dumps(partial)], pa.binary())
@@ -155,7 +166,9 @@ class SparkComputingSession(ComputingSession):
         self._owned = owned
 
     @classmethod
-    def create(cls, spark: SparkSession | None = None, master: str | None = None) -> SparkComputingSession:
+    def create(
+        cls, spark: SparkSession | None = None, master: str | None = None, config: dict[str, str] | None = None
+    ) -> SparkComputingSession:
         """Wrap `spark`, or the active SparkSession, or start one (see `spark_session`)."""
         if spark is not None:
             return cls(spark, owned=False)
@@ -165,6 +178,8 @@ class SparkComputingSession(ComputingSession):
         builder = SparkSession.builder.appName(SPARK_APP_NAME).config(
             "spark.sql.execution.arrow.pyspark.enabled", "true"
         )
+        for key, value in (config or {}).items():
+            builder = builder.config(key, value)
         # Under spark-submit the launcher already chose the master; do not override it.
         if master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:
             builder = builder.master(master or DEFAULT_SPARK_MASTER)
@@ -203,25 +218,48 @@ class SparkComputingSession(ComputingSession):
 
 
 class SparkTable(Table):
-    """A SPARK table: a DataFrame and the name of its id column."""
+    """A SPARK table: a DataFrame, the name of its id column, and pending block functions.
+
+    Consecutive `map_partitions` / `map` / `filter` calls are not turned into DataFrames
+    one by one: they wait as *stages* and run together in one `mapInArrow` pass when the
+    DataFrame is needed, and `reduce` runs them in the same pass as its `map_fn`, so
+    map + reduce moves the data from the JVM to Python once and never back.
+    """
 
     backend = BACKEND_SPARK
 
-    def __init__(self, session: SparkComputingSession, frame: DataFrame, id_column: str) -> None:
+    def __init__(
+        self,
+        session: SparkComputingSession,
+        source: DataFrame,
+        id_column: str,
+        stages: tuple[Stage, ...] = (),
+        schema: pa.Schema | None = None,
+    ) -> None:
         self._session = session
-        self.frame = frame
+        self._source = source
+        self._stages = stages
         self.id_column = id_column
-        self._schema: pa.Schema | None = None
+        self._schema = schema
+        self._frame: DataFrame | None = None if stages else source
+
+    @property
+    def frame(self) -> DataFrame:
+        """The table as a DataFrame (pending stages applied in one mapInArrow)."""
+        if self._frame is None:
+            struct = spark_schemas(self.schema)[0]
+            self._frame = self._source.mapInArrow(functools.partial(_stage_batches, self._stages), struct)
+        return self._frame
 
     @property
     def schema(self) -> pa.Schema:
         if self._schema is None:
-            self._schema = to_arrow_schema(self.frame.schema)
+            self._schema = to_arrow_schema(self._source.schema)
         return self._schema
 
     @property
     def num_partitions(self) -> int:
-        return int(self.frame.rdd.getNumPartitions())
+        return int(self._source.rdd.getNumPartitions())
 
     @property
     def session(self) -> SparkComputingSession:
@@ -229,6 +267,9 @@ class SparkTable(Table):
 
     def _derive(self, frame: DataFrame) -> SparkTable:
         return SparkTable(self._session, frame, self.id_column)
+
+    def _then(self, stage: Stage, schema: pa.Schema) -> SparkTable:
+        return SparkTable(self._session, self._source, self.id_column, (*self._stages, stage), schema)
 
     def _output_schema(self, fn: BlockFn, what: str) -> pa.Schema:
         found = infer_from_empty(fn, self.schema, self.id_column, what)
@@ -244,18 +285,17 @@ class SparkTable(Table):
         return found
 
     def map_partitions(self, fn: BlockFn, schema: pa.Schema | None = None) -> Table:
-        struct, arrow_schema = spark_schemas(schema or self._output_schema(fn, "map_partitions"))
-        func = functools.partial(_map_batches, fn, self.id_column, arrow_schema)
-        return self._derive(self.frame.mapInArrow(func, struct))
+        arrow_schema = spark_schemas(schema or self._output_schema(fn, "map_partitions"))[1]
+        return self._then(functools.partial(_map_stage, fn, self.id_column, arrow_schema), arrow_schema)
 
     def filter(self, fn: MaskFn) -> Table:
-        return self._derive(self.frame.mapInArrow(functools.partial(_filter_batches, fn), self.frame.schema))
+        return self._then(functools.partial(apply_filter, fn), self.schema)
 
     def reduce(self, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
         struct = StructType([StructField(REDUCE_VALUE_COLUMN, BinaryType(), False)])
-        func = functools.partial(_reduce_batches, map_fn, reduce_fn)
+        func = functools.partial(_reduce_batches, self._stages, map_fn, reduce_fn)
         with worker_errors():
-            partials = self.frame.mapInArrow(func, struct).toArrow()
+            partials = self._source.mapInArrow(func, struct).toArrow()
         values: list[T] = [_PARTIAL_CODEC.loads(blob) for blob in partials.column(0).to_pylist()]
         if not values:
             return map_fn(self.schema.empty_table())
