@@ -51,16 +51,18 @@ def _warm_up(ns: argparse.Namespace) -> str:
     get_component("Distribution")  # scans every setting.json once
     if not ns.spark_master:
         return ""
-    from pyspark.sql import SparkSession
+    from kernel.computing import spark_session
 
-    builder = SparkSession.builder.master(ns.spark_master).appName(ns.app_name)
+    config: dict[str, str] = {"spark.app.name": ns.app_name}
     for pair in ns.spark_conf:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise SystemExit(f"error: --spark-conf expects KEY=VALUE, got {pair!r}")
-        builder = builder.config(key, value)
-    spark = builder.getOrCreate()
-    return str(spark.sparkContext.applicationId)
+        config[key] = value
+    # The session stays active: the task's own computing session wraps it (and leaves it running).
+    session = spark_session(master=ns.spark_master, config=config)
+    spark = getattr(session, "spark", None)
+    return str(spark.sparkContext.applicationId) if spark is not None else ""
 
 
 def _stop_spark() -> None:

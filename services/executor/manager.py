@@ -41,7 +41,7 @@ from services.executor.launchers import (
     task_executor_args,
 )
 from services.executor.logs import LogFollower, tail_error
-from services.executor.preflight import check_spec, check_task
+from services.executor.preflight import check_spec, check_task, prepare
 from services.executor.process import (
     is_running,
     kill_group,
@@ -97,6 +97,7 @@ class TaskManager:
         """Load the task records left by an earlier run, reconcile them, fill the warm pool."""
         (self.state_dir / TASKS_DIR).mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await asyncio.to_thread(prepare)
         await self._recover()
         self._start_pool()
         self._dispatch()

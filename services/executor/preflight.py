@@ -8,12 +8,20 @@ from typing import Any
 
 from kernel.errors import ConfError, InvalidArgument, NotFound, RoleNotSupported
 from kernel.federation.base import Party
-from kernel.registry import get_component
+from kernel.registry import get_component, registry
 from kernel.runtime_conf import parse_runtime_conf
 from protos.weft.v1 import executor_pb2
 
 REQUIRED_FIELDS = ("job_id", "task_id", "component_name", "role", "member_id",
                    "federation_session_id", "runtime_conf_json")
+
+
+def prepare() -> None:
+    """Import what `check_task` needs and scan the components once, before the first RunTask."""
+    import kernel.storage  # noqa: F401
+    import kernel.task_executor  # noqa: F401
+
+    registry()
 
 
 def check_spec(spec: executor_pb2.TaskSpec) -> dict[str, Any]:

@@ -1,0 +1,189 @@
+"""Task launch latency through the executor, cold spark-submit vs warm pool, plus the Table numbers.
+
+Launch latency is the time from the RunTask call to the task's `started` event, which the
+task sends once its runtime is up (Python, the kernel, the SparkSession) and the
+component's own code begins. Both ways launch the same Distribution task with the SPARK
+backend on a local master, through a real executor process:
+
+- cold: an executor without a warm pool runs `spark-submit` for each task;
+- warm: an executor with a warm pool of one hands each task to a pre-started worker that
+  already imported the kernel and holds a SparkSession (the next worker warms up before
+  the next task is sent, as it would between tasks in a job).
+
+The Table figures (join + map + reduce, LOCAL vs SPARK local[2] vs pandas) come from
+`benchmarks/table.py` in the same run.
+
+    python benchmarks/executor.py [--launches 3] [--rows 1000000] [--cols 50] [--quick]
+
+The last line printed is JSON: warm_launch_s, cold_launch_s, launch_ratio (cold / warm),
+table_local_s, table_spark_s, pandas_s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
+
+from table import run_table_benchmark  # noqa: E402  (benchmarks/table.py)
+
+from kernel.storage import DataStore  # noqa: E402
+from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc  # noqa: E402
+
+MEMBER = "0123456789abcdef0123456789abcdef"
+MASTER = "local[2]"
+WAIT_S = 600.0
+
+
+def make_member(root: Path) -> Path:
+    storage = root / "member" / "storage"
+    rng = np.random.default_rng(3)
+    csv = root / "data.csv"
+    rows = ["id,y,x0,x1"] + [f"u{i},{i % 2},{rng.normal():.5f},{rng.uniform():.5f}" for i in range(2000)]
+    csv.write_text("\n".join(rows) + "\n")
+    DataStore(str(storage / "data")).import_csv("bench", "rows", str(csv), id_column="id", label_column="y")
+    return storage
+
+
+def conf() -> dict[str, Any]:
+    return {
+        "initiator": {"member_id": MEMBER, "role": "promoter"},
+        "job_parameters": {"db_type": "PARQUET", "backend": 1, "work_mode": 0},
+        "role": {"promoter": [MEMBER]}, "local": {"member_id": MEMBER, "role": "promoter"},
+        "job_args": {"data": {"train_data": {"namespace": "bench", "name": "rows"}}},
+        "input": {"data": {"data": ["args.train_data"]}}, "output": {"data": ["train"]},
+        "DistributionParam": {}, "module": "Distribution",
+    }
+
+
+class Executor:
+    """An executor process on its own port, stopped (with its tasks) on exit."""
+
+    def __init__(self, root: Path, warm_pool: int) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        config = {
+            "member_id": MEMBER, "data_dir": str(root / "member"), "storage_root": str(root / "member" / "storage"),
+            "executor": {"listen": f"127.0.0.1:{self.port}", "mode": "spark", "warm_pool": warm_pool,
+                         "slots": 1, "heartbeat_timeout_s": 120,
+                         "spark": {"master": MASTER, "driver_memory": "2g"}},
+        }
+        path = root / f"executor-{self.port}.yaml"
+        path.write_text(yaml.safe_dump(config))
+        self.log = open(root / f"executor-{self.port}.log", "ab")  # noqa: SIM115 (closed in stop)
+        self.process = subprocess.Popen([sys.executable, "-m", "services.executor", "--config", str(path)],
+                                        cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "PYTHONPATH": str(REPO)})
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.stub = executor_pb2_grpc.ExecutorServiceStub(self.channel)
+        health = health_pb2_grpc.HealthStub(self.channel)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
+                        health_pb2.HealthCheckResponse.SERVING:
+                    break
+            except grpc.RpcError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"executor on port {self.port} did not start") from None
+            time.sleep(0.1)
+
+    def wait_warm(self) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while self.stub.ListTasks(executor_pb2.ListTasksRequest()).warm_workers < 1:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no warm worker became ready")
+            time.sleep(0.1)
+
+    def launch(self) -> tuple[float, bool]:
+        """Run one task; returns (seconds from RunTask to `started`, whether it ran warm)."""
+        job = f"bench{uuid.uuid4().hex[:8]}"
+        spec = executor_pb2.TaskSpec(
+            job_id=job, task_id=f"{job}_distribution_0_promoter", component_name="distribution_0",
+            module="Distribution", role="promoter", member_id=MEMBER, federation_session_id=job,
+            runtime_conf_json=json.dumps(conf()), backend=common_pb2.BACKEND_SPARK, attempt=1)
+        begin = time.perf_counter()
+        latency, warm = -1.0, False
+        for event in self.stub.RunTask(executor_pb2.RunTaskRequest(spec=spec), timeout=WAIT_S):
+            kind = event.WhichOneof("event")
+            if kind == "started" and latency < 0:
+                latency, warm = time.perf_counter() - begin, event.started.warm
+            elif kind == "finished" and event.finished.status != common_pb2.TASK_STATUS_SUCCESS:
+                raise RuntimeError(f"benchmark task failed: {event.finished.error}")
+        if latency < 0:
+            raise RuntimeError("the task never reported started")
+        return latency, warm
+
+    def stop(self) -> None:
+        self.channel.close()
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
+
+
+def measure_launches(root: Path, warm_pool: int, launches: int) -> list[float]:
+    executor = Executor(root, warm_pool)
+    try:
+        latencies = []
+        for _ in range(launches):
+            if warm_pool:
+                executor.wait_warm()
+            latency, warm = executor.launch()
+            if warm != bool(warm_pool):
+                raise RuntimeError(f"expected a {'warm' if warm_pool else 'cold'} launch")
+            latencies.append(latency)
+            print(f"  {'warm' if warm_pool else 'cold'} launch: {latency:.3f} s", flush=True)
+        return latencies
+    finally:
+        executor.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--launches", type=int, default=3, help="tasks launched each way")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--cols", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="1 launch each way, 100k x 10 table")
+    ns = parser.parse_args()
+    launches, rows, cols = (1, 100_000, 10) if ns.quick else (ns.launches, ns.rows, ns.cols)
+    with tempfile.TemporaryDirectory(prefix="weft-executor-bench-") as scratch:
+        root = Path(scratch)
+        make_member(root)
+        print(f"launch latency, RunTask -> started, SPARK backend on {MASTER}:", flush=True)
+        cold = measure_launches(root, warm_pool=0, launches=launches)
+        warm = measure_launches(root, warm_pool=1, launches=launches)
+    print(f"Table join + map + reduce on {rows} rows x {cols} columns:", flush=True)
+    table = run_table_benchmark(rows, cols)
+    cold_s, warm_s = statistics.median(cold), statistics.median(warm)
+    result = {
+        "warm_launch_s": round(warm_s, 4), "cold_launch_s": round(cold_s, 4),
+        "launch_ratio": round(cold_s / warm_s, 1),
+        "table_local_s": table["table_local_s"], "table_spark_s": table["table_spark_s"],
+        "pandas_s": table["pandas_s"], "launches": launches, "rows": rows, "cols": cols,
+    }
+    print(f"  cold {cold_s:.2f} s, warm {warm_s:.3f} s: warm is {result['launch_ratio']}x faster")
+    print(f"  LOCAL {result['table_local_s']} s, SPARK {result['table_spark_s']} s, pandas {result['pandas_s']} s")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
