@@ -25,6 +25,8 @@ MAX_SOCKET_PATH: Final = 107
 # every MAX_HEARTBEAT_INTERVAL_S, so a few may be lost before the task is declared dead.
 HEARTBEATS_PER_TIMEOUT: Final = 4
 MAX_HEARTBEAT_INTERVAL_S: Final = 5.0
+# Until its first heartbeat a freshly started task gets at least this long (JVM start-up).
+FIRST_HEARTBEAT_GRACE_S: Final = 120.0
 
 # Stop: SIGTERM to the process group, then SIGKILL after this grace period.
 STOP_GRACE_S: Final = 3.0

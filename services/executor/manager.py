@@ -21,6 +21,7 @@ from protos.weft.v1 import common_pb2, executor_pb2
 from services.common.config import MemberConfig
 from services.executor.constants import (
     ENDED_TASK_RETENTION_S,
+    FIRST_HEARTBEAT_GRACE_S,
     MAX_SOCKET_PATH,
     PY_FILES_DIR,
     RECORD_FILE,
@@ -285,9 +286,16 @@ class TaskManager:
                  if run.backend == common_pb2.BACKEND_SPARK else None)
         worker = self.pool.take(spark) if self.pool is not None else None
         if worker is not None:
+            try:
+                await worker.assign(task_args, env, run.directory, run.stdout_path, run.stderr_path)
+            except OSError as exc:  # the worker died between ready and now: start cold instead
+                log.warning("warm worker %d could not take task %s (%s); starting it cold",
+                            worker.pid, run.task_id, exc)
+                signal_group(worker.pid, signal.SIGKILL)
+                worker = None
+        if worker is not None:
             process = worker.process
             run.warm, run.spark_app_id = True, worker.spark_app_id
-            await worker.assign(task_args, env, run.directory, run.stdout_path, run.stderr_path)
         else:
             if spark is not None:
                 py_files = None if spark.is_local else self._shipped_kernel()
@@ -306,7 +314,7 @@ class TaskManager:
                  "warm" if run.warm else "cold", ", spark" if spark is not None else "")
         if run.stop_reason:  # StopTask arrived while the process was being started
             self._spawn_background(kill_group(run.pid, run.leader_ended, STOP_GRACE_S), "stop")
-        watchdog = asyncio.create_task(self._watchdog(run))
+        watchdog = asyncio.create_task(self._watchdog(run, first_grace=FIRST_HEARTBEAT_GRACE_S))
         try:
             code = await process.wait()
         except asyncio.CancelledError:
@@ -400,17 +408,23 @@ class TaskManager:
             pid=run.pid, spark_app_id=run.spark_app_id, warm=run.warm))
         run.publish(run.started_event)
 
-    async def _watchdog(self, run: TaskRun) -> None:
-        """Fail the task when nothing (heartbeat or other event) arrives for the timeout."""
+    async def _watchdog(self, run: TaskRun, first_grace: float = 0.0) -> None:
+        """Fail the task when nothing (heartbeat or other event) arrives for the timeout.
+
+        Before its first event a task may take `first_grace` seconds if that is longer: a cold
+        spark-submit boots a JVM before the Python that sends heartbeats starts.
+        """
         timeout = self.settings.heartbeat_timeout_s
+        wait = max(timeout, first_grace)
         while not run.leader_ended.is_set():
             run.alive.clear()
             try:
-                await asyncio.wait_for(run.alive.wait(), timeout)
+                await asyncio.wait_for(run.alive.wait(), wait)
+                wait = timeout
             except TimeoutError:
                 if run.leader_ended.is_set() or run.stop_reason:
                     return
-                run.failure_reason = f"no heartbeat for {timeout:g} s"
+                run.failure_reason = f"no heartbeat for {wait:g} s"
                 log.warning("task %s: %s; killing process group %d", run.task_id, run.failure_reason, run.pid)
                 await kill_group(run.pid, run.leader_ended, STOP_GRACE_S)
                 return
