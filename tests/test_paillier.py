@@ -177,6 +177,14 @@ def test_elementwise_multiplication_and_sum(keypair: PaillierKeypair, data: st.D
     assert abs(total.decrypt(sk)[0] - float(np.dot(x, w))) < float(atol.sum())
 
 
+def test_float_added_to_integer_vector_is_not_rounded(keypair: PaillierKeypair) -> None:
+    enc = EncryptedVector.encrypt(keypair.public_key, np.array([3, -4], dtype=np.int64))
+    np.testing.assert_allclose((enc + 0.25).decrypt(keypair.private_key), [3.25, -3.75])
+    np.testing.assert_allclose(
+        (enc - np.array([1, 2], dtype=np.uint8)).decrypt(keypair.private_key), [2, -6]
+    )
+
+
 def test_integer_scalar_is_exact(keypair: PaillierKeypair) -> None:
     enc = EncryptedVector.encrypt(keypair.public_key, np.array([3, -4], dtype=np.int64))
     assert (enc * -7).decrypt_integers(keypair.private_key) == [-21, 28]

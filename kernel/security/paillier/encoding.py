@@ -29,6 +29,11 @@ def as_numeric_array(values: Any, name: str) -> npt.NDArray[Any]:
     array = np.asarray(values)
     if array.dtype == np.bool_:
         array = array.astype(np.int64)
+    if np.issubdtype(array.dtype, np.unsignedinteger):
+        # Signed from here on, so that negation and differences cannot wrap around.
+        if array.size and int(array.max()) >= 2**63:
+            raise CryptoError(f"{name} holds unsigned integers of 2**63 or more")
+        array = array.astype(np.int64)
     if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise CryptoError(f"{name} must hold numbers, got dtype {array.dtype}")
     return array

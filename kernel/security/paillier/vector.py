@@ -51,6 +51,9 @@ class EncryptedVector:
         bound: int,
         layout: PackingLayout | None = None,
     ) -> None:
+        """Wrap ciphertexts of integers scaled by 2**frac_bits, each |integer| <= bound."""
+        if frac_bits < 0 or bound < 0:
+            raise CryptoError(f"frac_bits and bound must be non-negative, got {frac_bits}, {bound}")
         self.public_key = public_key
         self._ciphertexts = ciphertexts
         self.frac_bits = int(frac_bits)
@@ -265,11 +268,16 @@ class EncryptedVector:
             cts = [x * y % nsquare for x, y in zip(a._ciphertexts, b._ciphertexts, strict=True)]
             return self._derive(cts, frac, a.bound + b.bound, "addition")
         self._require_unflat("adding a plaintext")
-        plain, extra = self._plain_integers(other, "addition")
-        self._check_bound(self.bound + extra, "addition")
+        array = encoding.as_numeric_array(other, "addition")
+        base = self
+        if np.issubdtype(array.dtype, np.floating) and self.frac_bits < DEFAULT_PRECISION_BITS:
+            # Floats added to an integer-valued vector must not be rounded to integers.
+            base = self.with_frac_bits(DEFAULT_PRECISION_BITS, workers)
+        plain, extra = base._plain_integers(array, "addition")
+        base._check_bound(base.bound + extra, "addition")
         trivial = self.public_key.trivial_integers(plain)
-        cts = [x * y % nsquare for x, y in zip(self._ciphertexts, trivial, strict=True)]
-        return self._derive(cts, self.frac_bits, self.bound + extra, "addition")
+        cts = [x * y % nsquare for x, y in zip(base._ciphertexts, trivial, strict=True)]
+        return base._derive(cts, base.frac_bits, base.bound + extra, "addition")
 
     def __add__(self, other: EncryptedVector | Any) -> EncryptedVector:
         return self.add(other)
