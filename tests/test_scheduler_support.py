@@ -355,6 +355,7 @@ async def start_members(root: Path, database_urls: dict[str, str], *, auto_retri
     members: dict[str, Member] = {}
     for member_id, url in database_urls.items():
         member_root = root / member_id[:6]
+        member_root.mkdir(parents=True, exist_ok=True)
         executor = ProcessExecutor(member_root / "storage", spool)
         server, endpoint = await start_executor(executor)
         peers = {m: p for m, p in ports.items() if m != member_id}

@@ -233,7 +233,18 @@ class Scheduler:
     async def _consume(self, consumer: str) -> None:
         """Claim actions (woken by enqueues, no polling on the hot path) and run them."""
         while not self._closing:
-            action = await wait_for_action(self.engine, consumer, self.settings.lease_seconds, QUEUE_FALLBACK_S)
+            try:
+                action = await wait_for_action(
+                    self.engine, consumer, self.settings.lease_seconds, QUEUE_FALLBACK_S
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # The database is unreachable: its lease rules make retrying safe.
+                log.exception("claiming from flow_action_queue failed; retrying")
+                await asyncio.sleep(QUEUE_FALLBACK_S)
+                continue
+            outcome, error = OUTCOME_SUCCESS, None
             try:
                 await self._handle(action)
             except asyncio.CancelledError:
@@ -241,9 +252,14 @@ class Scheduler:
                 raise
             except Exception as exc:
                 log.exception("action %s %s failed", action.action, action.params)
-                await complete_action(self.engine, action.id, consumer, OUTCOME_FAILED, f"{type(exc).__name__}: {exc}")
-            else:
-                await complete_action(self.engine, action.id, consumer, OUTCOME_SUCCESS)
+                outcome, error = OUTCOME_FAILED, f"{type(exc).__name__}: {exc}"
+            try:
+                await complete_action(self.engine, action.id, consumer, outcome, error)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Not completed: the lease expires and the action is claimed again.
+                log.exception("completing action %d failed", action.id)
 
     async def _handle(self, action: ClaimedAction) -> None:
         job_id = str(action.params.get("job_id", ""))

@@ -40,6 +40,9 @@ flow_action_queue = sa.Table(
     sa.Column("claimed_at", Epoch, nullable=True),
     sa.Column("lease_until", Epoch, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Without AUTOINCREMENT SQLite hands a deleted row's id to the next insert, and
+    # flow_action_log.action_id (unique) would refuse the second action with that id.
+    sqlite_autoincrement=True,
 )
 # The claim query walks this index in its ORDER BY, so FOR UPDATE SKIP LOCKED locks one row
 # instead of every candidate a filesort would read.

@@ -1,8 +1,10 @@
-"""Task federation session and automatic-retry count.
+"""Task federation session and automatic-retry count; queue ids never reused on SQLite.
 
 Each task records the federation session its current run uses (a rerun starts a new
 one at every member, an automatic retry keeps it) and how many automatic retries its
-current run has used.
+current run has used. On SQLite, flow_action_queue is rebuilt with AUTOINCREMENT: without
+it the id of a completed (deleted) action is handed to the next one, which the unique
+flow_action_log.action_id then refuses.
 
 Revision ID: 0002
 Revises: 0001
@@ -23,6 +25,16 @@ NAME = 191
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table(
+            "flow_action_queue", recreate="always", table_kwargs={"sqlite_autoincrement": True}
+        ):
+            pass
+        # The rebuild reflects the claim index without its DESC: put it back as 0001 made it.
+        op.drop_index("ix_flow_action_queue_claim_order", table_name="flow_action_queue")
+        op.create_index(
+            "ix_flow_action_queue_claim_order", "flow_action_queue", [sa.text("priority DESC"), "id"]
+        )
     with op.batch_alter_table("task") as batch:
         batch.add_column(sa.Column("session_id", sa.String(NAME), nullable=True))
         batch.add_column(sa.Column("retries", sa.Integer, nullable=False, server_default="0"))
