@@ -2,9 +2,9 @@
 
 Each replica is a separate process with its own engine and connection pool, as scheduler
 replicas sharing one MariaDB would be. Every replica runs one claim loop, like the
-scheduler's consumer: it claims an action, hands it to a handler task that completes (logs)
-it, and claims the next while up to HANDLERS_PER_REPLICA handlers run; until the queue is
-empty. The rate is the number of actions over
+scheduler's consumer: it claims as many actions as it has free handler slots (at most
+HANDLERS_PER_REPLICA), hands each to a handler task that completes (logs) it, and claims
+again as slots free up; until the queue is empty. The rate is the number of actions over
 the time from the first replica's start to the last replica's end.
 
     python benchmarks/queue_claim.py [--mysql mysql+aiomysql://root@127.0.0.1:3306/] [--actions N]
@@ -18,19 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from multiprocessing.synchronize import Event as EventType
-from typing import Any
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from services.common.db import (
-    claim_next_action,
+    claim_next_actions,
     complete_action,
     create_engine,
     insert_action,
@@ -43,9 +43,12 @@ from services.common.db.schema import flow_action_log, flow_action_queue
 DEFAULT_SERVER = "mysql+aiomysql://root@127.0.0.1:3306/"
 TARGET_ACTIONS_PER_S = 500.0
 LEASE_S = 60.0
-HANDLERS_PER_REPLICA = 4
+HANDLERS_PER_REPLICA = 8
 # Generous: a replica process imports SQLAlchemy and opens its pool before it is ready.
 REPLICA_START_TIMEOUT_S = 120.0
+REPLICA_RUN_TIMEOUT_S = 3600.0
+READY = "ready"
+URL_ENV = "WEFT_QUEUE_BENCH_DB_URL"
 
 
 async def _prepare_queue(url: str, actions: int) -> None:
@@ -62,85 +65,105 @@ async def _prepare_queue(url: str, actions: int) -> None:
         await engine.dispose()
 
 
-async def _consume_until_empty(
-    url: str, name: str, ready: EventType, go: EventType
-) -> tuple[float, float, int]:
+async def _replica(url: str, name: str, handler_slots: int) -> None:
+    """One replica process: open the pool, say ready, wait for go, drain the queue, report."""
     engine = create_engine(url)
     try:
         async with engine.connect() as conn:  # open the pool before the clock starts
             await conn.execute(sa.select(1))
-        ready.set()
-        await asyncio.to_thread(go.wait)
+        print(READY, flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         started = time.time()
         done = 0
-        in_flight = asyncio.Semaphore(HANDLERS_PER_REPLICA)
-        handlers: set[asyncio.Task[bool]] = set()
+        lost = 0
+        handlers: set[asyncio.Task[None]] = set()
 
-        async def handle(action_id: int) -> bool:
-            try:
-                return await complete_action(engine, action_id, name, OUTCOME_SUCCESS)
-            finally:
-                in_flight.release()
+        async def handle(action_id: int) -> None:
+            nonlocal lost
+            if not await complete_action(engine, action_id, name, OUTCOME_SUCCESS):
+                lost += 1
 
         while True:
-            await in_flight.acquire()
-            claimed = await claim_next_action(engine, name, LEASE_S)
-            if claimed is None:
-                in_flight.release()
+            free = handler_slots - len(handlers)
+            if free == 0:
+                await asyncio.wait(set(handlers), return_when=asyncio.FIRST_COMPLETED)
+                continue
+            claimed = await claim_next_actions(engine, name, LEASE_S, free)
+            if not claimed:
                 break
-            handler = asyncio.create_task(handle(claimed.id))
-            handlers.add(handler)
-            handler.add_done_callback(handlers.discard)
-            done += 1
-        if not all(await asyncio.gather(*handlers)):
-            raise RuntimeError(f"{name} lost a lease during the benchmark")
-        return started, time.time(), done
+            for action in claimed:
+                handler = asyncio.create_task(handle(action.id))
+                handlers.add(handler)
+                handler.add_done_callback(handlers.discard)
+            done += len(claimed)
+        await asyncio.gather(*handlers)
+        ended = time.time()
+        print(
+            json.dumps({"started": started, "ended": ended, "done": done, "lost": lost}), flush=True
+        )
     finally:
         await engine.dispose()
 
 
-def _replica_main(url: str, name: str, ready: EventType, go: EventType, results: Any) -> None:
-    results.put(asyncio.run(_consume_until_empty(url, name, ready, go)))
+async def _start_replica(url: str, name: str, handler_slots: int) -> asyncio.subprocess.Process:
+    # The URL travels in the environment, not argv, so a password does not show in `ps`.
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--replica",
+        name,
+        "--handler-slots",
+        str(handler_slots),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, URL_ENV: url},
+    )
 
 
-def _run_replicas(url: str, replicas: int) -> list[tuple[float, float, int]]:
-    context = multiprocessing.get_context("spawn")
-    go = context.Event()
-    results = context.Queue()
-    readies = [context.Event() for _ in range(replicas)]
-    processes = [
-        context.Process(target=_replica_main, args=(url, f"replica-{n}", readies[n], go, results))
-        for n in range(replicas)
-    ]
-    for process in processes:
-        process.start()
-    try:
-        for n, ready in enumerate(readies):
-            if not ready.wait(REPLICA_START_TIMEOUT_S):
-                raise RuntimeError(f"replica-{n} did not start within {REPLICA_START_TIMEOUT_S} s")
-        go.set()
-        outcomes = [results.get(timeout=REPLICA_START_TIMEOUT_S * 10) for _ in processes]
-    finally:
-        for process in processes:
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
-    return outcomes
+async def _read_line(process: asyncio.subprocess.Process, timeout: float) -> str:
+    assert process.stdout is not None
+    line = await asyncio.wait_for(process.stdout.readline(), timeout)
+    if not line:
+        raise RuntimeError(f"replica process {process.pid} exited with {await process.wait()}")
+    return line.decode().strip()
 
 
-async def measure_claim_rate(url: str, replicas: int, actions: int) -> float:
+async def measure_claim_rate(
+    url: str, replicas: int, actions: int, handler_slots: int = HANDLERS_PER_REPLICA
+) -> float:
     """Actions claimed and completed per second by `replicas` processes sharing `url`.
 
-    `url` must name a database used only by benchmarks: its queue and log are emptied.
+    Each replica completes up to `handler_slots` actions concurrently (1: claim, complete,
+    claim, ... strictly one after the other). `url` must name a database used only by
+    benchmarks: its queue and log are emptied first.
     """
-    if replicas < 1 or actions < 1:
-        raise ValueError(f"need replicas >= 1 and actions >= 1, got {replicas}, {actions}")
+    if replicas < 1 or actions < 1 or handler_slots < 1:
+        raise ValueError(
+            f"need replicas, actions and handler_slots >= 1, got {replicas}, {actions}, {handler_slots}"
+        )
     await _prepare_queue(url, actions)
-    outcomes = await asyncio.to_thread(_run_replicas, url, replicas)
-    consumed = sum(done for _, _, done in outcomes)
-    if consumed != actions:
-        raise RuntimeError(f"replicas consumed {consumed} actions, expected {actions}")
-    elapsed = max(end for _, end, _ in outcomes) - min(start for start, _, _ in outcomes)
+    processes = [await _start_replica(url, f"replica-{n}", handler_slots) for n in range(replicas)]
+    try:
+        for process in processes:
+            if await _read_line(process, REPLICA_START_TIMEOUT_S) != READY:
+                raise RuntimeError(f"replica process {process.pid} did not report ready")
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            await process.stdin.drain()
+        reports = [json.loads(await _read_line(p, REPLICA_RUN_TIMEOUT_S)) for p in processes]
+        for process in processes:
+            await process.wait()
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    consumed = sum(report["done"] for report in reports)
+    lost = sum(report["lost"] for report in reports)
+    if consumed != actions or lost:
+        raise RuntimeError(f"replicas consumed {consumed} of {actions} actions, lost {lost} leases")
+    elapsed = max(r["ended"] for r in reports) - min(r["started"] for r in reports)
     return actions / elapsed
 
 
@@ -169,12 +192,22 @@ async def main() -> None:
     )
     parser.add_argument("--actions", type=int, default=2000, help="actions per measurement")
     parser.add_argument("--quick", action="store_true", help="500 actions, for a smoke check")
+    parser.add_argument(
+        "--handler-slots",
+        type=int,
+        default=HANDLERS_PER_REPLICA,
+        help="concurrent handlers per replica",
+    )
+    parser.add_argument("--replica", metavar="NAME", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.replica:
+        await _replica(os.environ[URL_ENV], args.replica, args.handler_slots)
+        return
     actions = 500 if args.quick else args.actions
 
     async with scratch_database(args.mysql) as url:
-        one = await measure_claim_rate(url, 1, actions)
-        two = await measure_claim_rate(url, 2, actions)
+        one = await measure_claim_rate(url, 1, actions, args.handler_slots)
+        two = await measure_claim_rate(url, 2, actions, args.handler_slots)
 
     print(f"actions per measurement : {actions}")
     print(f"1 replica               : {one:8.0f} actions/s  (target >= {TARGET_ACTIONS_PER_S:.0f})")

@@ -15,6 +15,7 @@ from kernel.errors import InvalidArgument
 from services.common.db import (
     ActionNotifier,
     claim_next_action,
+    claim_next_actions,
     complete_action,
     create_engine,
     enqueue_action,
@@ -95,19 +96,23 @@ async def test_four_consumers_claim_and_log_each_of_1000_actions_exactly_once(db
     expected = [await enqueue_action(producer, "run_job", {"i": i}, "api") for i in range(1000)]
     await producer.dispose()
 
-    async def consume(name: str) -> list[int]:
+    async def consume(name: str, batch: int) -> list[int]:
         engine = create_engine(db_url)  # each consumer its own pool, like a replica
         taken: list[int] = []
         try:
-            while (claimed := await claim_next_action(engine, name, LONG_LEASE_S)) is not None:
-                taken.append(claimed.id)
-                assert await complete_action(engine, claimed.id, name, OUTCOME_SUCCESS)
+            while claimed := await claim_next_actions(engine, name, LONG_LEASE_S, batch):
+                for action in claimed:
+                    taken.append(action.id)
+                    assert await complete_action(engine, action.id, name, OUTCOME_SUCCESS)
         finally:
             await engine.dispose()
         return taken
 
     # Execute
-    per_consumer = await asyncio.gather(*(consume(f"consumer-{n}") for n in range(4)))
+    # Two consumers claim one action at a time, two claim batches of up to 5.
+    per_consumer = await asyncio.gather(
+        *(consume(f"consumer-{n}", 1 + 4 * (n % 2)) for n in range(4))
+    )
 
     # Assert
     claimed_ids = [i for taken in per_consumer for i in taken]
@@ -167,6 +172,23 @@ async def test_action_of_a_killed_consumer_is_taken_over_after_its_lease(
     assert [(row["action_id"], row["consumer"], row["attempts"]) for row in log] == [
         (action_id, "survivor", 2)
     ]
+
+
+async def test_batch_claim_takes_the_next_actions_in_order(engine: AsyncEngine) -> None:
+    # Prepare
+    ids = [await enqueue_action(engine, "run_job", {"i": i}, "api") for i in range(5)]
+    urgent = await enqueue_action(engine, "stop_job", {}, "api", priority=1)
+
+    # Execute
+    first = await claim_next_actions(engine, "a", LONG_LEASE_S, 3)
+    second = await claim_next_actions(engine, "b", LONG_LEASE_S, 10)
+    third = await claim_next_actions(engine, "c", LONG_LEASE_S, 10)
+
+    # Assert
+    assert [a.id for a in first] == [urgent, ids[0], ids[1]]
+    assert [a.id for a in second] == ids[2:]
+    assert {a.claimed_by for a in second} == {"b"}
+    assert third == []
 
 
 async def test_held_lease_is_not_taken_over_and_a_late_holder_does_not_log_twice(
@@ -273,6 +295,7 @@ async def test_notifier_keeps_a_notification_that_lands_between_mark_and_wait() 
         (lambda e: claim_next_action(e, "c", -1.0), "lease_seconds"),
         (lambda e: claim_next_action(e, "", 1.0), "consumer"),
         (lambda e: complete_action(e, 1, "c", ""), "outcome"),
+        (lambda e: claim_next_actions(e, "c", 1.0, 0), "limit"),
     ],
 )
 async def test_bad_arguments_are_refused_naming_the_field(

@@ -142,12 +142,12 @@ _CANDIDATE = (
     )
     .where(sa.or_(_queue.c.claimed_by.is_(None), _queue.c.lease_until <= db_now()))
     .order_by(_queue.c.priority.desc(), _queue.c.id)
-    .limit(1)
+    .limit(sa.bindparam("limit", type_=sa.Integer()))
 )
 _CANDIDATE_SKIP_LOCKED = _CANDIDATE.with_for_update(skip_locked=True)
 _CLAIM = (
     _queue.update()
-    .where(_queue.c.id == sa.bindparam("action_id"))
+    .where(_queue.c.id.in_(sa.bindparam("action_ids", expanding=True)))
     .values(
         claimed_by=sa.bindparam("consumer"),
         claimed_at=sa.bindparam("now"),
@@ -217,53 +217,86 @@ async def claim_next_action(
     transaction. An action already claimed `max_attempts` times is logged as abandoned
     instead of being handed out again.
     """
+    claimed = await claim_next_actions(
+        engine, consumer, lease_seconds, 1, max_attempts=max_attempts
+    )
+    return claimed[0] if claimed else None
+
+
+async def claim_next_actions(
+    engine: AsyncEngine,
+    consumer: str,
+    lease_seconds: float,
+    limit: int,
+    *,
+    max_attempts: int = MAX_ACTION_ATTEMPTS,
+) -> list[ClaimedAction]:
+    """Claim up to `limit` actions in one transaction, in claim order (see claim_next_action).
+
+    A consumer with several free handler slots claims as many at once: one round of
+    statements and one commit instead of one per action.
+    """
     if lease_seconds < 0:
         raise InvalidArgument(f"lease_seconds must be >= 0, got {lease_seconds}")
     if not consumer:
         raise InvalidArgument("consumer must name the claiming replica")
+    if limit < 1:
+        raise InvalidArgument(f"limit must be >= 1, got {limit}")
 
-    async def claim() -> ClaimedAction | None:
+    async def claim() -> list[ClaimedAction]:
         async with write_transaction(engine) as conn:
-            return await _claim_in(conn, consumer, lease_seconds, max_attempts)
+            return await _claim_in(conn, consumer, lease_seconds, limit, max_attempts)
 
     return await retry_transient(claim)
 
 
 async def _claim_in(
-    conn: AsyncConnection, consumer: str, lease_seconds: float, max_attempts: int
-) -> ClaimedAction | None:
-    candidate = _CANDIDATE if is_sqlite(conn) else _CANDIDATE_SKIP_LOCKED
+    conn: AsyncConnection, consumer: str, lease_seconds: float, limit: int, max_attempts: int
+) -> list[ClaimedAction]:
+    candidates = _CANDIDATE if is_sqlite(conn) else _CANDIDATE_SKIP_LOCKED
     while True:
-        row = (await conn.execute(candidate)).first()
-        if row is None:
-            return None
-        action_id, action, params, producer, priority, created_at, attempts, now = row
-        if attempts >= max_attempts:
+        rows = (await conn.execute(candidates, {"limit": limit})).all()
+        if not rows:
+            return []
+        fresh = []
+        for row in rows:
+            if row.attempts < max_attempts:
+                fresh.append(row)
+                continue
             # The row is locked (or the database is): log it under its last holder.
-            error = f"claimed {attempts} times without completing; giving up"
+            error = f"claimed {row.attempts} times without completing; giving up"
             await conn.execute(
-                _LOG_ANY, {"action_id": action_id, "outcome": OUTCOME_ABANDONED, "error": error}
+                _LOG_ANY, {"action_id": row.id, "outcome": OUTCOME_ABANDONED, "error": error}
             )
-            await conn.execute(_DELETE_ANY, {"action_id": action_id})
+            await conn.execute(_DELETE_ANY, {"action_id": row.id})
+        if not fresh:
             continue
-        now = float(now)
+        now = float(fresh[0].now)
         lease_until = now + lease_seconds
         await conn.execute(
             _CLAIM,
-            {"action_id": action_id, "consumer": consumer, "now": now, "lease_until": lease_until},
+            {
+                "action_ids": [row.id for row in fresh],
+                "consumer": consumer,
+                "now": now,
+                "lease_until": lease_until,
+            },
         )
-        return ClaimedAction(
-            id=int(action_id),
-            action=action,
-            params=dict(params),
-            producer=producer,
-            priority=int(priority),
-            created_at=float(created_at),
-            claimed_by=consumer,
-            claimed_at=now,
-            lease_until=lease_until,
-            attempts=int(attempts) + 1,
-        )
+        return [
+            ClaimedAction(
+                id=int(row.id),
+                action=row.action,
+                params=dict(row.params),
+                producer=row.producer,
+                priority=int(row.priority),
+                created_at=float(row.created_at),
+                claimed_by=consumer,
+                claimed_at=now,
+                lease_until=lease_until,
+                attempts=int(row.attempts) + 1,
+            )
+            for row in fresh
+        ]
 
 
 async def complete_action(
