@@ -174,6 +174,23 @@ async def test_action_of_a_killed_consumer_is_taken_over_after_its_lease(
     ]
 
 
+async def test_ids_of_completed_actions_are_never_reused(engine: AsyncEngine) -> None:
+    # Prepare: the queue is emptied, so its highest id is gone from the table.
+    first = await enqueue_action(engine, "run_job", {}, "api")
+    assert await claim_next_action(engine, "c", LONG_LEASE_S) is not None
+    assert await complete_action(engine, first, "c", OUTCOME_SUCCESS)
+
+    # Execute
+    second = await enqueue_action(engine, "run_job", {}, "api")
+    assert await claim_next_action(engine, "c", LONG_LEASE_S) is not None
+    logged_second = await complete_action(engine, second, "c", OUTCOME_SUCCESS)
+
+    # Assert
+    assert second > first
+    assert logged_second is True
+    assert [row["action_id"] for row in await logged(engine)] == [first, second]
+
+
 async def test_batch_claim_takes_the_next_actions_in_order(engine: AsyncEngine) -> None:
     # Prepare
     ids = [await enqueue_action(engine, "run_job", {"i": i}, "api") for i in range(5)]
