@@ -46,9 +46,9 @@ def _warm_up(ns: argparse.Namespace) -> str:
     import kernel.computing  # noqa: F401
     import kernel.storage  # noqa: F401
     import kernel.task_executor  # noqa: F401
-    from kernel.registry import get_component
+    from kernel.registry import registry
 
-    get_component("Distribution")  # scans every setting.json once
+    registry()  # scans every setting.json once
     if not ns.spark_master:
         return ""
     from kernel.computing import spark_session

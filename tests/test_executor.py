@@ -300,3 +300,12 @@ def test_a_new_attempt_waits_for_the_old_one_to_end(start_executor: StartExecuto
     assert retry.wait_for("started").attempt == 2
     executor.stub.StopTask(executor_pb2.StopTaskRequest(task_id=first.task_id))
     assert retry.finish().status == common_pb2.TASK_STATUS_STOPPED
+
+
+def test_a_second_executor_on_the_same_data_dir_refuses_to_start(start_executor: StartExecutor) -> None:
+    # Prepare
+    start_executor()
+
+    # Execute / Assert
+    with pytest.raises(RuntimeError, match="another executor already uses"):
+        start_executor()

@@ -13,6 +13,7 @@ WORKERS_DIR: Final = "workers"
 SOCKETS_DIR: Final = "sock"
 PY_FILES_DIR: Final = "py-files"
 RECORD_FILE: Final = "record.json"
+LOCK_FILE: Final = "executor.lock"
 CONF_FILE: Final = "conf.json"
 STDOUT_LOG: Final = "stdout.log"
 STDERR_LOG: Final = "stderr.log"
@@ -27,6 +28,9 @@ HEARTBEATS_PER_TIMEOUT: Final = 4
 MAX_HEARTBEAT_INTERVAL_S: Final = 5.0
 # Until its first heartbeat a freshly started task gets at least this long (JVM start-up).
 FIRST_HEARTBEAT_GRACE_S: Final = 120.0
+
+# Longest event line a task may send (a metric with a large summary).
+EVENT_LINE_LIMIT: Final = 16 * 1024 * 1024
 
 # Stop: SIGTERM to the process group, then SIGKILL after this grace period.
 STOP_GRACE_S: Final = 3.0

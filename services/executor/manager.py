@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import heapq
 import json
@@ -21,7 +22,9 @@ from protos.weft.v1 import common_pb2, executor_pb2
 from services.common.config import MemberConfig
 from services.executor.constants import (
     ENDED_TASK_RETENTION_S,
+    EVENT_LINE_LIMIT,
     FIRST_HEARTBEAT_GRACE_S,
+    LOCK_FILE,
     MAX_SOCKET_PATH,
     PY_FILES_DIR,
     RECORD_FILE,
@@ -91,17 +94,31 @@ class TaskManager:
         self._py_files: Path | None = None
         self._closed = False
         self.pool: WarmPool | None = None
+        self._lock: Any = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load the task records left by an earlier run, reconcile them, fill the warm pool."""
         (self.state_dir / TASKS_DIR).mkdir(parents=True, exist_ok=True)
+        self._take_lock()
         self.socket_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await asyncio.to_thread(prepare)
         await self._recover()
         self._start_pool()
         self._dispatch()
+
+    def _take_lock(self) -> None:
+        """One executor per state directory: two would launch and reconcile the same tasks."""
+        handle = open(self.state_dir / LOCK_FILE, "a+")  # noqa: SIM115 (held until the process ends)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise FailedPrecondition(
+                f"data_dir: another executor already uses {self.state_dir}; "
+                "give each executor its own data_dir") from None
+        self._lock = handle
 
     async def close(self) -> None:
         """Stop serving; running tasks keep running and are re-attached by the next start."""
@@ -113,6 +130,9 @@ class TaskManager:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def _start_pool(self) -> None:
         if self.settings.warm_pool <= 0:
@@ -345,7 +365,8 @@ class TaskManager:
             finally:
                 writer.close()
 
-        self._servers[run] = await asyncio.start_unix_server(on_connection, path=run.socket_path)
+        self._servers[run] = await asyncio.start_unix_server(on_connection, path=run.socket_path,
+                                                             limit=EVENT_LINE_LIMIT)
         for attribute in _LOG_STREAMS.values():
             Path(getattr(run, attribute)).touch()
         follower = LogFollower(
