@@ -1,0 +1,24 @@
+"""Constants of VertLR: output column names, optimizer constants and the gradient mask size."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREDICT_SCORE_COLUMN: Final = "predict_score"
+PREDICT_RESULT_COLUMN: Final = "predict_result"
+# Name of a provider's partial score in the tables the promoter joins at prediction.
+PROVIDER_SCORE_COLUMN: Final = "__weft_provider_score"
+PROMOTER_SCORE_COLUMN: Final = "__weft_promoter_score"
+
+# The mask a provider adds to X^T [[d]] exceeds the gradient's bound by this many bits, so
+# the decrypted sum is statistically independent of the gradient (distance <= 2**-bits).
+MASK_STATISTICAL_BITS: Final = 64
+
+ADAM_BETA1: Final = 0.9
+ADAM_BETA2: Final = 0.999
+ADAM_EPSILON: Final = 1e-8
+
+# A feature whose standard deviation is below this is only centred, not divided.
+MIN_SCALE: Final = 1e-12
+
+METRIC_NAMESPACE_TRAIN: Final = "train"

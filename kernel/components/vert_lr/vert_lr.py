@@ -1,0 +1,429 @@
+"""VertLR: logistic regression on features split by columns; the promoter holds the label and key.
+
+Per mini-batch (the protocol, message by message, is in docs/algorithms/vert_lr.md):
+providers send their partial scores u_k = X_k w_k; the promoter computes the residual
+d = sigmoid(z) - y, sends it Paillier-encrypted; each provider computes X_k^T [[d]] plus
+an encrypted random mask; the promoter decrypts the masked sums and returns them; each
+provider removes its mask and updates its own weights. No arbiter takes part.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kernel.components.vert_lr.constants import (
+    MASK_STATISTICAL_BITS,
+    METRIC_NAMESPACE_TRAIN,
+    MIN_SCALE,
+    PREDICT_RESULT_COLUMN,
+    PREDICT_SCORE_COLUMN,
+    PROMOTER_SCORE_COLUMN,
+    PROVIDER_SCORE_COLUMN,
+)
+from kernel.components.vert_lr.optimizer import MemberOptimizer
+from kernel.components.vert_lr.param import VertLRParam
+from kernel.computing import Table
+from kernel.constants import PROVIDER
+from kernel.errors import InvalidArgument
+from kernel.model_base import LabeledTable, ModelBase
+from kernel.security.paillier import (
+    EncryptedVector,
+    PaillierPrivateKey,
+    PaillierPublicKey,
+    generate_keypair,
+)
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def sigmoid(z: FloatArray) -> FloatArray:
+    """1 / (1 + exp(-z)) without overflow."""
+    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return result
+
+
+def log_loss_sum(z: FloatArray, y: FloatArray) -> float:
+    """Sum over rows of -log p(y | z) for labels in {0, 1}."""
+    return float(np.sum(np.logaddexp(0.0, z) - y * z))
+
+
+def batch_rows(rows: int, batch_size: int, seed: int, epoch: int) -> list[IntArray | slice]:
+    """The mini-batches of one epoch: a shuffled split (the same at every member), or all rows."""
+    if batch_size >= rows:
+        return [slice(0, rows)]
+    order = np.random.default_rng([seed, epoch]).permutation(rows)
+    return [order[start:start + batch_size] for start in range(0, rows, batch_size)]
+
+
+def ids_digest(ids: pa.Array) -> str:
+    """SHA-256 of the sorted ids: members compare it to check that their rows line up."""
+    text = "\x1f".join(pc.cast(ids, pa.string()).to_pylist())
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _VertLRBase(ModelBase):
+    is_estimator = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features: list[str] = []
+        self.weights: FloatArray = np.zeros(0)
+        self.mean: FloatArray = np.zeros(0)
+        self.scale: FloatArray = np.ones(0)
+
+    @property
+    def param(self) -> VertLRParam:
+        assert isinstance(self.model_param, VertLRParam)
+        return self.model_param
+
+    # -- data -------------------------------------------------------------------------------
+    def _training_rows(self, data: LabeledTable, with_label: bool) -> tuple[pa.Array, FloatArray, FloatArray | None]:
+        """Ids (sorted), the scaled feature matrix in that order, and the labels if asked."""
+        self.features = list(data.feature_columns)
+        label = data.label_column
+        if with_label and label is None:
+            raise InvalidArgument("VertLR: the promoter's training data has no label column (DataIO with_label)")
+        columns = [data.id_column] + ([label] if with_label and label else []) + self.features
+        rows = data.table.select(columns).collect()
+        rows = rows.take(pc.sort_indices(rows, sort_keys=[(data.id_column, "ascending")]))
+        matrix = _feature_matrix(rows, self.features)
+        if self.param.feature_scaling == "standard" and len(matrix):
+            self.mean = matrix.mean(axis=0)
+            std = matrix.std(axis=0)
+            self.scale = np.where(std > MIN_SCALE, std, 1.0)
+        else:
+            self.mean, self.scale = np.zeros(len(self.features)), np.ones(len(self.features))
+        labels = None
+        if with_label and label:
+            labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
+            if not np.isin(labels, (0.0, 1.0)).all():
+                raise InvalidArgument(f"VertLR: label column {label!r} must hold 0 and 1 only")
+        ids = rows.column(data.id_column).combine_chunks()
+        return ids, (matrix - self.mean) / self.scale, labels
+
+    def _linear_scorer(self, weights: FloatArray) -> Callable[[pa.Table], FloatArray]:
+        """A function of a block giving its scaled features times `weights`; it holds only
+        plain arrays, so Spark can ship it to executors."""
+        features, mean, scale = list(self.features), self.mean.copy(), self.scale.copy()
+
+        def score(block: pa.Table) -> FloatArray:
+            result: FloatArray = ((_feature_matrix(block, features) - mean) / scale) @ weights
+            return result
+
+        return score
+
+    def _check_predict_features(self, data: LabeledTable) -> None:
+        missing = [f for f in self.features if f not in data.table.schema.names]
+        if missing:
+            raise InvalidArgument(f"VertLR: the data lacks the model's feature(s) {', '.join(missing)}")
+
+    # -- model ------------------------------------------------------------------------------
+    def _base_model(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features), "weights": self.weights[: len(self.features)].tolist(),
+            "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+        }
+
+    def _load_base(self, model: dict[str, Any]) -> None:
+        try:
+            self.features = [str(f) for f in model["features"]]
+            weights = np.asarray(model["weights"], dtype=np.float64)
+            self.mean = np.asarray(model["mean"], dtype=np.float64)
+            self.scale = np.asarray(model["scale"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"VertLR: the model input is not a VertLR model ({exc})") from None
+        if not len(weights) == len(self.mean) == len(self.scale) == len(self.features):
+            raise InvalidArgument("VertLR: the model's weights, scaling and features differ in length")
+        self.weights = weights
+
+
+class VertLRPromoter(_VertLRBase):
+    """Holds the label, the intercept and the Paillier private key; drives every iteration."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.intercept = 0.0
+        self.loss_history: list[list[float]] = []
+        self.converged = False
+
+    def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
+        param, tv = self.param, self.transfer_variable
+        ids, matrix, labels = self._training_rows(data, with_label=True)
+        assert labels is not None
+        rows, width = matrix.shape
+        if rows == 0:
+            raise InvalidArgument("VertLR: the training data has no rows")
+        providers = self.ctx.roles.parties(PROVIDER)
+        seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
+        batch_size = rows if param.batch_size == -1 else min(param.batch_size, rows)
+        private_key: PaillierPrivateKey | None = None
+        if providers:
+            public_key, private_key = generate_keypair(param.key_bits)
+            tv.pubkey.remote(public_key)
+            tv.alignment.remote({"rows": rows, "digest": ids_digest(ids), "seed": seed,
+                                 "batch_size": batch_size, "max_iter": param.max_iter})
+            for k, ack in enumerate(tv.alignment_ack.get()):
+                if not isinstance(ack, dict) or ack.get("aligned") is not True:
+                    raise InvalidArgument(
+                        f"VertLR: provider {k}'s rows do not match the promoter's {rows} ids; "
+                        "run Intersection on both members' data first"
+                    )
+        intercept = 1 if param.fit_intercept else 0
+        weights = np.zeros(width + intercept)
+        penalized = np.arange(width + intercept) < width
+        optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
+                                    param.penalty, param.alpha, penalized)
+        self.loss_history, self.converged = [], False
+        for epoch in range(param.max_iter):
+            epoch_loss = 0.0
+            for batch, selection in enumerate(batch_rows(rows, batch_size, seed, epoch)):
+                suffix = (epoch, batch)
+                x, y = matrix[selection], labels[selection]
+                z = x @ weights[:width] + (weights[width] if intercept else 0.0)
+                for k, forward in enumerate(tv.provider_forward.get(suffix=suffix)):
+                    z = z + _vector(forward, len(y), f"provider {k}'s provider_forward")
+                residual = sigmoid(z) - y
+                epoch_loss += log_loss_sum(z, y)
+                if private_key is not None:
+                    encrypted = EncryptedVector.encrypt(
+                        private_key, residual, precision_bits=param.residual_precision_bits, workers=param.workers
+                    )
+                    tv.encrypted_residual.remote(encrypted, suffix=suffix)
+                gradient = x.T @ residual / len(y)
+                if intercept:
+                    gradient = np.append(gradient, residual.mean())
+                weights = optimizer.step(weights, gradient)
+                if private_key is not None:
+                    self._unwrap_gradients(private_key, suffix)
+            loss = epoch_loss / rows
+            self.converged = self._stop(loss)
+            self.loss_history.append([epoch, loss])
+            if providers:
+                tv.converged.remote(self.converged, suffix=(epoch,))
+            self.tracker.set_progress(100.0 * (epoch + 1) / param.max_iter, f"epoch {epoch + 1}: loss {loss:.6f}")
+            if self.converged:
+                break
+        self.weights = weights[:width]
+        self.intercept = float(weights[width]) if intercept else 0.0
+        self.tracker.log_metric("loss", METRIC_NAMESPACE_TRAIN, self.loss_history, metric_type="loss")
+        self.tracker.log_metric("iterations", METRIC_NAMESPACE_TRAIN,
+                                {"iterations": len(self.loss_history), "converged": self.converged})
+
+    def _unwrap_gradients(self, private_key: PaillierPrivateKey, suffix: tuple[int, int]) -> None:
+        """Decrypt every provider's masked X^T [[d]] and send the plaintext integers back."""
+        tv = self.transfer_variable
+        for k, masked in enumerate(tv.masked_gradient.get(suffix=suffix)):
+            if not isinstance(masked, EncryptedVector) or masked.public_key != private_key.public_key:
+                raise InvalidArgument(f"VertLR: provider {k}'s masked_gradient is not a vector under our key")
+            tv.decrypted_masked_gradient.remote(
+                masked.decrypt_integers(private_key, workers=self.param.workers), idx=k, suffix=suffix
+            )
+
+    def _stop(self, loss: float) -> bool:
+        param = self.param
+        if param.early_stop == "abs":
+            return loss < param.tol
+        if param.early_stop == "diff" and self.loss_history:
+            return abs(self.loss_history[-1][1] - loss) < param.tol
+        return False
+
+    def predict(self, data: LabeledTable) -> LabeledTable:
+        self._check_predict_features(data)
+        tv, id_column, label = self.transfer_variable, data.id_column, data.label_column
+        scorer, intercept = self._linear_scorer(self.weights), self.intercept
+
+        def own_score(block: pa.Table) -> pa.Table:
+            columns: dict[str, Any] = {id_column: block.column(id_column)}
+            if label is not None:
+                columns[label] = block.column(label)
+            columns[PROMOTER_SCORE_COLUMN] = pa.array(scorer(block) + intercept)
+            return pa.table(columns)
+
+        fields = [data.table.schema.field(id_column)]
+        if label is not None:
+            fields.append(data.table.schema.field(label))
+        fields.append(pa.field(PROMOTER_SCORE_COLUMN, pa.float64()))
+        scores = data.table.map_partitions(own_score, schema=pa.schema(fields))
+        score_columns = [PROMOTER_SCORE_COLUMN]
+        for k, forward in enumerate(tv.predict_forward.get()):
+            name = f"{PROVIDER_SCORE_COLUMN}_{k}"
+            scores = scores.join(self._provider_scores(forward, k, data, name))
+            score_columns.append(name)
+        expected = data.table.count()
+        if score_columns[1:] and scores.count() != expected:
+            raise InvalidArgument(
+                f"VertLR: {expected - scores.count()} of the promoter's {expected} rows have no score from "
+                "every provider; run Intersection on the prediction data too"
+            )
+        threshold = self.param.threshold
+
+        def finish(block: pa.Table) -> pa.Table:
+            total = np.sum([block.column(c).to_numpy() for c in score_columns], axis=0)
+            probability = sigmoid(np.asarray(total, dtype=np.float64))
+            columns: dict[str, Any] = {id_column: block.column(id_column)}
+            if label is not None:
+                columns[label] = block.column(label)
+            columns[PREDICT_SCORE_COLUMN] = pa.array(probability)
+            columns[PREDICT_RESULT_COLUMN] = pa.array((probability >= threshold).astype(np.int64))
+            return pa.table(columns)
+
+        out_fields = fields[:-1] + [pa.field(PREDICT_SCORE_COLUMN, pa.float64()),
+                                    pa.field(PREDICT_RESULT_COLUMN, pa.int64())]
+        result = scores.map_partitions(finish, schema=pa.schema(out_fields))
+        return LabeledTable(result, label, ())
+
+    def _provider_scores(self, forward: Any, k: int, data: LabeledTable, name: str) -> Table:
+        """Provider k's (id, score) table as a Table of this session, checked."""
+        if not isinstance(forward, pa.Table) or forward.num_columns != 2:
+            raise InvalidArgument(f"VertLR: provider {k}'s predict_forward must be a table of id and score")
+        id_type = data.table.schema.field(data.id_column).type
+        if forward.schema.field(0).type != id_type:
+            raise InvalidArgument(
+                f"VertLR: provider {k}'s ids are {forward.schema.field(0).type}, the promoter's are {id_type}"
+            )
+        score = forward.column(1)
+        if not pa.types.is_floating(score.type):
+            raise InvalidArgument(f"VertLR: provider {k}'s scores must be floats")
+        # Take copies the buffers: those decoded from the wire need not be aligned for Arrow's joins.
+        everything = pa.array(np.arange(forward.num_rows))
+        table = pa.table({data.id_column: pc.take(forward.column(0), everything),
+                          name: pc.take(pc.cast(score, pa.float64()), everything)})
+        return self.ctx.computing.from_arrow(table, data.id_column)
+
+    def export_model(self) -> dict[str, Any]:
+        return {
+            **self._base_model(), "role": "promoter", "intercept": self.intercept,
+            "fit_intercept": self.param.fit_intercept, "loss_history": self.loss_history,
+            "converged": self.converged,
+        }
+
+    def load_model(self, model: dict[str, Any]) -> None:
+        self._load_base(model)
+        if model.get("role") != "promoter":
+            raise InvalidArgument("VertLR: the promoter needs the promoter's model")
+        self.intercept = float(model.get("intercept", 0.0))
+        self.loss_history = [list(p) for p in model.get("loss_history", [])]
+        self.converged = bool(model.get("converged", False))
+
+
+class VertLRProvider(_VertLRBase):
+    """Holds some features and their weights; never sees a label or a residual in the clear."""
+
+    def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
+        param, tv = self.param, self.transfer_variable
+        ids, matrix, _ = self._training_rows(data, with_label=False)
+        rows, width = matrix.shape
+        public_key = tv.pubkey.get(idx=0)
+        if not isinstance(public_key, PaillierPublicKey):
+            raise InvalidArgument("VertLR: the promoter's pubkey is not a Paillier public key")
+        plan = _plan(tv.alignment.get(idx=0))
+        aligned = plan["rows"] == rows and plan["digest"] == ids_digest(ids)
+        tv.alignment_ack.remote({"rows": rows, "aligned": aligned})
+        if not aligned:
+            raise InvalidArgument(
+                f"VertLR: this provider's {rows} rows do not match the promoter's {plan['rows']} ids; "
+                "run Intersection on both members' data first"
+            )
+        weights = np.zeros(width)
+        optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
+                                    param.penalty, param.alpha, np.ones(width, dtype=np.bool_))
+        for epoch in range(plan["max_iter"]):
+            for batch, selection in enumerate(batch_rows(rows, plan["batch_size"], plan["seed"], epoch)):
+                suffix = (epoch, batch)
+                x = matrix[selection]
+                tv.provider_forward.remote(x @ weights, suffix=suffix)
+                residual = tv.encrypted_residual.get(idx=0, suffix=suffix)
+                if not isinstance(residual, EncryptedVector) or residual.public_key != public_key \
+                        or len(residual) != len(x):
+                    raise InvalidArgument("VertLR: encrypted_residual is not a vector of this batch under the key")
+                gradient = self._masked_round(residual, x, public_key, suffix)
+                weights = optimizer.step(weights, gradient / len(x))
+            self.tracker.set_progress(100.0 * (epoch + 1) / plan["max_iter"], f"epoch {epoch + 1}")
+            if tv.converged.get(idx=0, suffix=(epoch,)) is True:
+                break
+        self.weights = weights
+
+    def _masked_round(
+        self, residual: EncryptedVector, x: FloatArray, public_key: PaillierPublicKey, suffix: tuple[int, int]
+    ) -> FloatArray:
+        """X^T d through the promoter: send X^T [[d]] + [[r]], get it decrypted, remove r."""
+        tv, param = self.transfer_variable, self.param
+        product = residual.rmatvec(x, precision_bits=param.feature_precision_bits, workers=param.workers)
+        limit = 1 << (product.bound.bit_length() + MASK_STATISTICAL_BITS)
+        masks = [secrets.randbelow(2 * limit + 1) - limit for _ in range(len(product))]
+        # The mask is encrypted at the product's own fixed-point scale, so it covers every bit.
+        encrypted_masks = EncryptedVector(
+            public_key, public_key.encrypt_integers(masks, param.workers), product.frac_bits, limit
+        )
+        tv.masked_gradient.remote(product + encrypted_masks, suffix=suffix)
+        unwrapped = tv.decrypted_masked_gradient.get(idx=0, suffix=suffix)
+        if not isinstance(unwrapped, list) or len(unwrapped) != len(masks) \
+                or not all(isinstance(v, int) and not isinstance(v, bool) for v in unwrapped):
+            raise InvalidArgument(f"VertLR: decrypted_masked_gradient must be {len(masks)} integers")
+        sums = np.array([float(value - mask) for value, mask in zip(unwrapped, masks, strict=True)])
+        result: FloatArray = np.ldexp(sums, -product.frac_bits)
+        return result
+
+    def predict(self, data: LabeledTable) -> None:
+        self._check_predict_features(data)
+        id_column, scorer = data.id_column, self._linear_scorer(self.weights)
+
+        def partial_score(block: pa.Table) -> pa.Table:
+            return pa.table({id_column: block.column(id_column), PROVIDER_SCORE_COLUMN: pa.array(scorer(block))})
+
+        schema = pa.schema([data.table.schema.field(id_column), pa.field(PROVIDER_SCORE_COLUMN, pa.float64())])
+        scores = data.table.map_partitions(partial_score, schema=schema).collect()
+        self.transfer_variable.predict_forward.remote(scores)
+        return None
+
+    def export_model(self) -> dict[str, Any]:
+        return {**self._base_model(), "role": "provider"}
+
+    def load_model(self, model: dict[str, Any]) -> None:
+        self._load_base(model)
+        if model.get("role") != "provider":
+            raise InvalidArgument("VertLR: the provider needs the provider's model")
+
+
+def _feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:
+    if not features:
+        return np.zeros((rows.num_rows, 0))
+    columns = []
+    for name in features:
+        values = np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if np.isnan(values).any():
+            raise InvalidArgument(
+                f"VertLR: feature {name!r} has missing values; fill them first (DataIO missing_fill_method)"
+            )
+        columns.append(values)
+    return np.column_stack(columns)
+
+
+def _vector(value: Any, length: int, what: str) -> FloatArray:
+    array = np.asarray(value) if isinstance(value, np.ndarray) else None
+    if array is None or array.shape != (length,) or array.dtype.kind != "f" or not np.isfinite(array).all():
+        raise InvalidArgument(f"VertLR: {what} must be {length} finite floats")
+    return array.astype(np.float64)
+
+
+def _plan(value: Any) -> dict[str, Any]:
+    """The promoter's alignment message, checked."""
+    if not isinstance(value, dict):
+        raise InvalidArgument("VertLR: alignment must be a dict")
+    for key in ("rows", "seed", "batch_size", "max_iter"):
+        if not isinstance(value.get(key), int) or isinstance(value.get(key), bool) or value[key] < 0:
+            raise InvalidArgument(f"VertLR: alignment.{key} must be a non-negative integer")
+    if value["batch_size"] < 1 or value["max_iter"] < 1:
+        raise InvalidArgument("VertLR: alignment.batch_size and max_iter must be at least 1")
+    if not isinstance(value.get("digest"), str):
+        raise InvalidArgument("VertLR: alignment.digest must be a string")
+    return value

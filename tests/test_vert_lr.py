@@ -1,0 +1,158 @@
+"""VertLR through the task path: accuracy against scikit-learn, predict jobs, SPARK, STANDALONE, errors."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import StandardScaler
+
+from kernel.components.vert_lr.optimizer import MemberOptimizer
+from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.local_run import PartyFailed
+from kernel.security.paillier import WeakKeyWarning
+from kernel.tracker import load_model
+from tests.test_vert_kit import BreastSplit, VerticalJob, breast_split
+
+ALPHA = 0.01
+TRAIN_INPUTS = {"data": {"train_data": ["args.train"], "validate_data": ["args.test"]}}
+TRAIN_OUTPUTS = {"data": ["train"], "model": ["model"]}
+FAST = {"key_bits": 1024, "alpha": ALPHA, "penalty": "L2", "tol": 1e-6}
+
+
+@pytest.fixture(autouse=True)
+def quiet_weak_keys() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakKeyWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    session = local_session(num_partitions=2)
+    yield session
+    session.stop()
+
+
+def sklearn_auc(split: BreastSplit) -> float:
+    """LogisticRegression on all 30 standardised features with the same L2 objective."""
+    scaler = StandardScaler().fit(split.x_train)
+    model = LogisticRegression(C=1.0 / (ALPHA * len(split.y_train)), max_iter=10_000)
+    model.fit(scaler.transform(split.x_train), split.y_train)
+    return float(roc_auc_score(split.y_test, model.predict_proba(scaler.transform(split.x_test))[:, 1]))
+
+
+def train(job: VerticalJob, split: BreastSplit, computing: ComputingSession, params: dict[str, Any]) -> pd.DataFrame:
+    job.upload("train", split.train)
+    job.upload("test", split.test)
+    job.run("vert_lr_0", "VertLR", computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params, data_args=("train", "test"))
+    return job.output(job.promoter, computing, "vert_lr_0", "train")
+
+
+def validate_auc(predictions: pd.DataFrame) -> float:
+    rows = predictions[predictions["type"] == "validate"]
+    return float(roc_auc_score(rows["y"], rows["predict_score"]))
+
+
+def test_one_provider_matches_sklearn_on_breast_cancer(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+
+    # Execute
+    predictions = train(job, split, computing, {**FAST, "optimizer": "adam", "learning_rate": 0.1, "max_iter": 30})
+
+    # Assert: accuracy, the output columns Evaluation reads, the loss curve, the models.
+    assert abs(validate_auc(predictions) - sklearn_auc(split)) <= 0.01
+    assert {"id", "y", "predict_score", "predict_result", "type"} <= set(predictions.columns)
+    assert len(predictions) == len(split.y_train) + len(split.y_test)
+    losses = [point[1] for point in job.metrics(job.promoter, "vert_lr_0")["loss"]]
+    assert len(losses) == 30 and losses[-1] < losses[0] < np.log(2) + 1e-9
+    promoter_model = load_model(job.promoter.root / "models", job.job.job_id, "vert_lr_0", "promoter",
+                                job.promoter.member_id)
+    provider = job.members[1]
+    provider_model = load_model(provider.root / "models", job.job.job_id, "vert_lr_0", "provider", provider.member_id)
+    assert promoter_model["features"] == [f"x{i}" for i in range(10)]
+    assert provider_model["features"] == [f"x{i}" for i in range(10, 30)]
+    assert "intercept" not in provider_model and len(provider_model["weights"]) == 20
+
+
+def test_two_providers_over_standalone_federation_with_mini_batches(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: features split three ways; messages go through the spool directory.
+    split = breast_split([range(0, 10), range(10, 20), range(20, 30)])
+    job = VerticalJob(tmp_path, providers=2, work_mode="STANDALONE")
+
+    # Execute
+    params = {**FAST, "optimizer": "adam", "learning_rate": 0.05, "batch_size": 100, "max_iter": 12, "random_seed": 3}
+    predictions = train(job, split, computing, params)
+
+    # Assert
+    assert abs(validate_auc(predictions) - sklearn_auc(split)) <= 0.01
+
+
+def test_sgd_with_decay_on_spark(tmp_path: Path, spark: Any) -> None:
+    # Prepare
+    computing = spark_session(spark)
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1, backend="SPARK")
+
+    # Execute
+    params = {**FAST, "optimizer": "sgd", "learning_rate": 1.0, "decay": 0.01, "max_iter": 25}
+    predictions = train(job, split, computing, params)
+
+    # Assert
+    assert abs(validate_auc(predictions) - sklearn_auc(split)) <= 0.01
+
+
+def test_early_stop_ends_every_member_and_a_predict_job_reuses_the_models(
+    tmp_path: Path, computing: ComputingSession
+) -> None:
+    # Prepare: a loose tolerance stops training early.
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    trained = train(job, split, computing, {**FAST, "tol": 0.02, "max_iter": 50})
+    predict_job = job.with_job_id("predict_" + job.job.job_id)
+
+    # Execute: a second job reads the first job's models for new data.
+    predict_job.run("vert_lr_0", "VertLR", computing, {"data": {"test_data": ["args.test"]}, "model": ["vert_lr_0.model"]},
+                    {"data": ["test"]}, data_args=("test",), model_job_id=job.job.job_id)
+
+    # Assert
+    iterations = job.metrics(job.promoter, "vert_lr_0")["iterations"]
+    assert iterations["converged"] is True and iterations["iterations"] < 50
+    predicted = predict_job.output(job.promoter, computing, "vert_lr_0", "test")
+    expected = trained[trained["type"] == "validate"].sort_values("id").reset_index(drop=True)
+    np.testing.assert_allclose(predicted["predict_score"].to_numpy(), expected["predict_score"].to_numpy())
+    assert (predicted["predict_result"] == (predicted["predict_score"] >= 0.5).astype(int)).all()
+
+
+def test_rows_that_do_not_line_up_fail_with_advice(tmp_path: Path, computing: ComputingSession) -> None:
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("train", [split.train[0], split.train[1].iloc[:-1]])
+
+    with pytest.raises(PartyFailed, match="run Intersection"):
+        job.run("vert_lr_0", "VertLR", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
+                params=FAST, data_args=("train",))
+
+
+def test_l1_proximal_step_gives_exact_zeros_and_spares_the_intercept() -> None:
+    optimizer = MemberOptimizer("sgd", 0.5, 0.0, False, "L1", 0.1, np.array([True, True, False]))
+
+    updated = optimizer.step(np.array([0.02, 1.0, 0.02]), np.zeros(3))
+
+    np.testing.assert_allclose(updated, [0.0, 0.95, 0.02])
+
+
+def test_decay_lowers_the_learning_rate() -> None:
+    optimizer = MemberOptimizer("sgd", 1.0, 1.0, True, "none", 0.0, np.ones(1, dtype=bool))
+    optimizer.step(np.zeros(1), np.ones(1))
+    optimizer.step(np.zeros(1), np.ones(1))
+    assert optimizer.current_rate() == pytest.approx(1 / np.sqrt(3))
