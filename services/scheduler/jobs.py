@@ -291,7 +291,8 @@ class Scheduler:
             if registered is None and not await asyncio.to_thread(self.data_store.exists, ref.namespace, ref.name):
                 raise error(f"{ref.field}: data set {ref.namespace}/{ref.name} is not registered at member {self.me}")
 
-    async def _write_job(self, job_id: str, spec: JobSpec, session_prefix: str) -> None:
+    async def _write_job(self, job_id: str, spec: JobSpec, session_prefix: str, *, queue: bool) -> None:
+        """Write the job and every member's tasks (and, with `queue`, its run_job action)."""
         now = time.time()
         record = JobRecord(
             job_id=job_id, member_id=self.me, my_roles=spec.roles_of(self.me),
@@ -308,8 +309,11 @@ class Scheduler:
             for component in spec.components.values()
             for party in spec.task_parties(component.name)
         ]
-        await insert_job(self.engine, record, tasks)
         self._specs[job_id] = spec
+        if queue:
+            await store.insert_job_and_queue(self.engine, record, tasks, ACTION_RUN_JOB, PRODUCER, PRIORITY_RUN)
+        else:
+            await insert_job(self.engine, record, tasks)
 
     async def _register_sessions(self, job_id: str, spec: JobSpec, session_prefix: str,
                                  components: Collection[str] | None = None) -> None:
@@ -346,7 +350,12 @@ class Scheduler:
                 raise SpecError(f"member {member} refused the job: {exc}") from None
 
         await asyncio.gather(*(check(m) for m in others))
-        await self._write_job(job_id, spec, job_id)
+        # Alone, the job is written with its run_job in one transaction; with peers run_job
+        # is queued once every member has the job.
+        await self._write_job(job_id, spec, job_id, queue=not others)
+        if not others:
+            await self._register_sessions(job_id, spec, job_id)
+            return job_id
         try:
             await self._register_sessions(job_id, spec, job_id)
             for member in others:
@@ -383,7 +392,7 @@ class Scheduler:
         if request.validate_only:
             return "would accept"
         session = request.federation_session_id or request.job_id
-        await self._write_job(request.job_id, spec, session)
+        await self._write_job(request.job_id, spec, session, queue=False)
         await self._register_sessions(request.job_id, spec, session)
         await self._enqueue(ACTION_RUN_JOB, request.job_id)
         return "created"
@@ -398,11 +407,12 @@ class Scheduler:
 
     async def advance(self, job_id: str) -> None:
         """Dispatch every task of this member whose upstream tasks here have succeeded."""
-        job = await get_job(self.engine, job_id)
-        if job is None or job.status in TERMINAL_STATUSES or job_id in self._halted:
+        if job_id in self._halted:
+            return
+        job, mine = await store.load_job_and_tasks(self.engine, job_id, self.me)
+        if job is None or job.status in TERMINAL_STATUSES:
             return
         spec = self._spec(job)
-        mine = await list_tasks(self.engine, job_id=job_id, member_id=self.me)
         by_key = {(t.component, t.role): t for t in mine}
         for record in mine:
             if record.status == STATUS_WAITING and record.executor is None:

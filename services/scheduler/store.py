@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Iterable
+from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kernel.errors import FailedPrecondition
 from services.common.db.constants import (
     STATUS_RUNNING,
     STATUS_STOPPED,
@@ -17,7 +20,8 @@ from services.common.db.constants import (
     UNFINISHED_STATUSES,
 )
 from services.common.db.engine import retry_transient, write_transaction
-from services.common.db.repository import TaskRecord, get_task
+from services.common.db.queue import action_notifier, insert_action
+from services.common.db.repository import JobRecord, TaskRecord, get_task
 from services.common.db.schema import job, task
 
 #: Order of task statuses: a report never moves a task backwards within one attempt.
@@ -268,3 +272,47 @@ async def list_data_sets_page(
     )
     async with engine.connect() as conn:
         return list((await conn.execute(statement)).mappings().all())
+
+
+async def insert_job_and_queue(
+    engine: AsyncEngine,
+    record: JobRecord,
+    tasks: Iterable[TaskRecord],
+    action: str,
+    producer: str,
+    priority: int = 0,
+) -> None:
+    """Write a job, its tasks and its first action in one transaction, then wake consumers.
+
+    One commit instead of two on the path from SubmitJob to the first RunTask, and no
+    window in which the job exists without its action.
+    """
+    task_rows = [asdict(t) for t in tasks]
+
+    async def run() -> None:
+        async with write_transaction(engine) as conn:
+            await conn.execute(job.insert().values(asdict(record)))
+            if task_rows:
+                await conn.execute(task.insert(), task_rows)
+            await insert_action(conn, action, {"job_id": record.job_id}, producer, priority)
+
+    try:
+        await retry_transient(run)
+    except IntegrityError as err:
+        raise FailedPrecondition(f"job_id {record.job_id!r} or one of its task_ids already exists") from err
+    action_notifier(engine).notify()
+
+
+async def load_job_and_tasks(
+    engine: AsyncEngine, job_id: str, member_id: str
+) -> tuple[JobRecord | None, list[TaskRecord]]:
+    """A job and this member's tasks of it, read over one connection."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(job).where(job.c.job_id == job_id))).mappings().first()
+        if row is None:
+            return None, []
+        rows = (await conn.execute(
+            sa.select(task).where(task.c.job_id == job_id, task.c.member_id == member_id)
+            .order_by(task.c.created_at, task.c.task_id)
+        )).mappings().all()
+    return JobRecord(**dict(row)), [TaskRecord(**dict(r)) for r in rows]

@@ -1,0 +1,286 @@
+"""Benchmark: the scheduler's queue rate and SubmitJob -> first RunTask latency, beside a WeFe-style model.
+
+    python benchmarks/scheduler.py [--mysql mysql+aiomysql://root@127.0.0.1:3306/] [--quick]
+
+Three measurements on MariaDB, in one run:
+1. actions claimed and completed per second by 1 and 2 scheduler replicas sharing one
+   database (`queue_claim.measure_claim_rate`: replica processes draining flow_action_queue);
+2. the time from a client's SubmitJob call to the executor receiving RunTask for the job's
+   first task, through a real scheduler (gRPC server, validation, job and task rows,
+   run_job queued, consumer woken by the enqueue, dispatch) and an executor that answers
+   at once;
+3. the same latency for a model of WeFe's design beside it: the same validation and
+   rows, but a consumer that polls the queue every 1 s and a loop that checks task
+   dependencies every 3 s before dispatching.
+
+Each run uses scratch databases created on the server and dropped afterwards. The last
+line printed is JSON with actions_per_s_1_replica, actions_per_s_2_replicas,
+submit_to_dispatch_p50_ms, submit_to_dispatch_p99_ms and wefe_model_p50_ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from queue_claim import measure_claim_rate, scratch_database  # noqa: E402
+
+from kernel.storage import DataStore  # noqa: E402
+from protos.weft.v1 import (  # noqa: E402
+    common_pb2,
+    executor_pb2,
+    executor_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+)
+from services.common.config import MemberConfig  # noqa: E402
+from services.common.db import (  # noqa: E402
+    claim_next_action,
+    complete_action,
+    create_engine,
+    enqueue_action,
+    migrate,
+)
+from services.common.db.constants import (  # noqa: E402
+    ACTION_RUN_JOB,
+    OUTCOME_SUCCESS,
+    STATUS_SUCCESS,
+    STATUS_WAITING,
+)
+from services.common.db.repository import (  # noqa: E402
+    DataSetRecord,
+    JobRecord,
+    TaskRecord,
+    insert_job,
+    list_tasks,
+    upsert_data_set,
+)
+from services.scheduler.server import start_scheduler  # noqa: E402
+from services.scheduler.spec import JobSpec, load_spec_json, parse_job_spec  # noqa: E402
+from services.scheduler.task_conf import new_job_id, task_id_of  # noqa: E402
+
+DEFAULT_SERVER = "mysql+aiomysql://root@127.0.0.1:3306/"
+MEMBER = "0123456789abcdef0123456789abcdef"
+TARGET_ACTIONS_PER_S = 500.0
+TARGET_P50_MS = 50.0
+WEFE_QUEUE_POLL_S = 1.0
+WEFE_DEPENDENCY_POLL_S = 3.0
+
+
+class InstantExecutor(executor_pb2_grpc.ExecutorServiceServicer):
+    """Answers RunTask at once with success and notes when each job's first task arrived."""
+
+    def __init__(self) -> None:
+        self.first_run: dict[str, float] = {}
+        self.arrived: dict[str, asyncio.Event] = {}
+
+    def expect(self, job_id: str) -> asyncio.Event:
+        return self.arrived.setdefault(job_id, asyncio.Event())
+
+    async def RunTask(self, request: executor_pb2.RunTaskRequest,
+                      context: grpc.aio.ServicerContext) -> AsyncIterator[executor_pb2.TaskEvent]:
+        spec = request.spec
+        if spec.job_id not in self.first_run:
+            self.first_run[spec.job_id] = time.perf_counter()
+            self.expect(spec.job_id).set()
+        stamp = int(time.time() * 1000)
+        yield executor_pb2.TaskEvent(task_id=spec.task_id, attempt=spec.attempt, timestamp_ms=stamp,
+                                     accepted=executor_pb2.TaskAccepted())
+        yield executor_pb2.TaskEvent(task_id=spec.task_id, attempt=spec.attempt, timestamp_ms=stamp,
+                                     started=executor_pb2.TaskStarted(pid=1))
+        yield executor_pb2.TaskEvent(task_id=spec.task_id, attempt=spec.attempt, timestamp_ms=stamp,
+                                     finished=executor_pb2.TaskFinished(status=common_pb2.TASK_STATUS_SUCCESS))
+
+    async def ListTasks(self, request: executor_pb2.ListTasksRequest,
+                        context: grpc.aio.ServicerContext) -> executor_pb2.ListTasksResponse:
+        return executor_pb2.ListTasksResponse(slots_total=64)
+
+
+def job_spec() -> dict[str, Any]:
+    """One member, DataIO then Distribution: the first task has no upstream."""
+    return {
+        "name": "bench",
+        "initiator": {"member_id": MEMBER, "role": "promoter"},
+        "role": {"promoter": [MEMBER]},
+        "job_args": {MEMBER: {"data": {"train": {"namespace": "bench", "name": "rows"}}}},
+        "components": {
+            "dataio_0": {"module": "DataIO", "input": {"data": {"data": ["args.train"]}},
+                         "output": {"data": ["train"]}},
+            "distribution_0": {"module": "Distribution", "input": {"data": {"data": ["dataio_0.train"]}},
+                               "output": {"data": ["train"]}},
+        },
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpoint: str, jobs: int) -> list[float]:
+    """SubmitJob -> first RunTask through a real scheduler, one job after the other (ms)."""
+    config = MemberConfig.model_validate({
+        "member_id": MEMBER, "data_dir": str(workdir / "weft"), "database_url": url,
+        "scheduler": {"listen": "127.0.0.1:0", "executors": [endpoint], "consumers": 4},
+    })
+    running = await start_scheduler(config, direct_peers=True)
+    meta = running.scheduler.data_store.meta("bench", "rows")
+    await upsert_data_set(running.engine, DataSetRecord(
+        namespace="bench", name="rows", uri=meta.uri, row_count=meta.rows, column_count=meta.columns,
+        data_schema=list(meta.schema), id_column=meta.id_column, label_column=meta.label_column))
+    spec = json.dumps(job_spec())
+    latencies: list[float] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+            for n in range(jobs + 1):
+                started = time.perf_counter()
+                reply = await stub.SubmitJob(scheduler_pb2.SubmitJobRequest(spec_json=spec))
+                await asyncio.wait_for(executor.expect(reply.job_id).wait(), 30)
+                if n > 0:  # the first job warms the validator's imports and the pools
+                    latencies.append((executor.first_run[reply.job_id] - started) * 1000)
+    finally:
+        await running.stop()
+    return latencies
+
+
+class WefeModel:
+    """WeFe's dispatch path as a model: poll the queue every 1 s, check dependencies every 3 s."""
+
+    def __init__(self, url: str, endpoint: str) -> None:
+        self.engine = create_engine(url)
+        self.channel = grpc.aio.insecure_channel(endpoint)
+        self.stub = executor_pb2_grpc.ExecutorServiceStub(self.channel)
+        self.running: dict[str, JobSpec] = {}
+        self.specs: dict[str, JobSpec] = {}
+
+    async def submit(self, spec_json: str) -> str:
+        spec = parse_job_spec(load_spec_json(spec_json), local_member_id=MEMBER)
+        job_id = new_job_id()
+        record = JobRecord(job_id=job_id, member_id=MEMBER, my_roles=spec.roles_of(MEMBER),
+                           initiator_member_id=MEMBER, initiator_role="promoter", spec=spec.raw, name=spec.name)
+        tasks = [TaskRecord(task_id=task_id_of(job_id, c.name, p), job_id=job_id, component=c.name,
+                            module=c.module, role=p.role, member_id=MEMBER, attempt=1)
+                 for c in spec.components.values() for p in spec.task_parties(c.name)]
+        await insert_job(self.engine, record, tasks)
+        self.specs[job_id] = spec
+        await enqueue_action(self.engine, ACTION_RUN_JOB, {"job_id": job_id}, "wefe-model")
+        return job_id
+
+    async def queue_loop(self) -> None:
+        while True:
+            action = await claim_next_action(self.engine, "wefe-model", 60.0)
+            if action is None:
+                await asyncio.sleep(WEFE_QUEUE_POLL_S)  # the modelled design: a 1 s queue poll
+                continue
+            job_id = str(action.params["job_id"])
+            self.running[job_id] = self.specs[job_id]
+            await complete_action(self.engine, action.id, "wefe-model", OUTCOME_SUCCESS)
+
+    async def dependency_loop(self) -> None:
+        dispatched: set[str] = set()
+        while True:
+            await asyncio.sleep(WEFE_DEPENDENCY_POLL_S)  # the modelled design: a 3 s dependency check
+            for job_id, spec in list(self.running.items()):
+                tasks = await list_tasks(self.engine, job_id=job_id)
+                done = {t.component for t in tasks if t.status == STATUS_SUCCESS}
+                for task in tasks:
+                    upstream = spec.components[task.component].upstream
+                    if task.status == STATUS_WAITING and task.task_id not in dispatched and set(upstream) <= done:
+                        dispatched.add(task.task_id)
+                        request = executor_pb2.RunTaskRequest(spec=executor_pb2.TaskSpec(
+                            job_id=job_id, task_id=task.task_id, component_name=task.component,
+                            module=task.module, role=task.role, member_id=MEMBER, attempt=1))
+                        async for _ in self.stub.RunTask(request):
+                            pass
+
+    async def close(self) -> None:
+        await self.channel.close()
+        await self.engine.dispose()
+
+
+async def measure_wefe(url: str, executor: InstantExecutor, endpoint: str, jobs: int) -> list[float]:
+    """The model's SubmitJob -> first RunTask, jobs submitted 0.37 s apart (ms)."""
+    await migrate(url)
+    model = WefeModel(url, endpoint)
+    loops = [asyncio.create_task(model.queue_loop()), asyncio.create_task(model.dependency_loop())]
+    spec = json.dumps(job_spec())
+    submitted: dict[str, float] = {}
+    try:
+        for _ in range(jobs):
+            started = time.perf_counter()
+            job_id = await model.submit(spec)
+            submitted[job_id] = started
+            await asyncio.sleep(0.37)  # spread submissions over the poll phases
+        await asyncio.wait_for(
+            asyncio.gather(*(executor.expect(job_id).wait() for job_id in submitted)), 60)
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await model.close()
+    return [(executor.first_run[job_id] - started) * 1000 for job_id, started in submitted.items()]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--mysql", default=DEFAULT_SERVER, help="server URL (scratch databases are created on it)")
+    parser.add_argument("--quick", action="store_true", help="fewer actions and jobs, for a smoke check")
+    args = parser.parse_args()
+    actions, jobs, wefe_jobs = (500, 20, 8) if args.quick else (2000, 200, 24)
+
+    async with scratch_database(args.mysql) as url:
+        one = await measure_claim_rate(url, 1, actions)
+        two = await measure_claim_rate(url, 2, actions)
+
+    executor = InstantExecutor()
+    server = grpc.aio.server()
+    executor_pb2_grpc.add_ExecutorServiceServicer_to_server(executor, server)
+    endpoint = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    workdir = Path(tempfile.mkdtemp(prefix="weft-bench-"))
+    try:
+        csv = workdir / "rows.csv"
+        csv.write_text("id,y,x\n" + "".join(f"r{i},{i % 2},{i}\n" for i in range(10)), encoding="utf-8")
+        DataStore(str(workdir / "weft" / "storage" / "data")).import_csv("bench", "rows", str(csv), "id", "y")
+        async with scratch_database(args.mysql) as url:
+            weft = await measure_weft(url, workdir, executor, endpoint, jobs)
+        async with scratch_database(args.mysql) as url:
+            wefe = await measure_wefe(url, executor, endpoint, wefe_jobs)
+    finally:
+        await server.stop(0)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    p50, p99 = statistics.median(weft), percentile(weft, 99)
+    wefe_p50 = statistics.median(wefe)
+    print(f"queue, 1 replica          : {one:8.0f} actions/s  (target >= {TARGET_ACTIONS_PER_S:.0f})")
+    print(f"queue, 2 replicas         : {two:8.0f} actions/s  ({two / one:.2f}x one replica)")
+    print(f"submit -> dispatch, Weft  : p50 {p50:7.1f} ms, p99 {p99:7.1f} ms over {len(weft)} jobs "
+          f"(target p50 <= {TARGET_P50_MS:.0f} ms)")
+    print(f"submit -> dispatch, WeFe model (1 s queue poll, 3 s dependency poll): p50 {wefe_p50:7.1f} ms "
+          f"over {len(wefe)} jobs; Weft is {wefe_p50 / p50:.0f}x faster")
+    print(json.dumps({
+        "actions_per_s_1_replica": round(one, 1), "actions_per_s_2_replicas": round(two, 1),
+        "submit_to_dispatch_p50_ms": round(p50, 2), "submit_to_dispatch_p99_ms": round(p99, 2),
+        "wefe_model_p50_ms": round(wefe_p50, 2), "wefe_model_p99_ms": round(percentile(wefe, 99), 2),
+        "jobs": len(weft), "wefe_jobs": len(wefe),
+    }))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
