@@ -36,7 +36,8 @@ def _page(size: int, token: str) -> tuple[int, int]:
 
 
 def _next_token(offset: int, limit: int, got: int) -> str:
-    return str(offset + limit) if got == limit else ""
+    """The token of the next page; lists fetch one row more than a page to know if it exists."""
+    return str(offset + limit) if got > limit else ""
 
 
 def _caller(context: grpc.aio.ServicerContext) -> str | None:
@@ -84,9 +85,9 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             initiator_member_id=request.initiator_member_id,
             created_after=request.created_after_ms / 1000 if request.created_after_ms else None,
             created_before=request.created_before_ms / 1000 if request.created_before_ms else None,
-            limit=limit, offset=offset,
+            limit=limit + 1, offset=offset,
         )
-        jobs = [job_info(JobRecord(**dict(row))) for row in rows]
+        jobs = [job_info(JobRecord(**dict(row))) for row in rows[:limit]]
         return scheduler_pb2.ListJobsResponse(jobs=jobs, next_page_token=_next_token(offset, limit, len(rows)))
 
     @grpc_method
@@ -123,9 +124,10 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         limit, offset = _page(request.page_size, request.page_token)
         rows = await store.list_data_sets_page(
             self.scheduler.engine, namespace=request.namespace, name_contains=request.name_contains,
-            limit=limit, offset=offset,
+            limit=limit + 1, offset=offset,
         )
-        infos = [data_set_info(DataSetRecord(**{k: v for k, v in dict(row).items() if k != "id"})) for row in rows]
+        infos = [data_set_info(DataSetRecord(**{k: v for k, v in dict(row).items() if k != "id"}))
+                 for row in rows[:limit]]
         return scheduler_pb2.ListDataSetsResponse(data_sets=infos, next_page_token=_next_token(offset, limit, len(rows)))
 
     async def _own_tasks(self, job_id: str, component: str, role: str) -> list[store.TaskRecord]:
