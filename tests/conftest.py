@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -27,6 +28,9 @@ def spark() -> Iterator[Any]:
     """One local SparkSession for the whole run (its start costs seconds)."""
     from pyspark.sql import SparkSession
 
+    # Spark's Python workers must be this interpreter (it has pyarrow and the kernel).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[2]")
         .appName("weft-tests")
