@@ -9,7 +9,6 @@ provider removes its mask and updates its own weights. No arbiter takes part.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +18,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.components.vert_lr.alignment import ids_digest, sorted_rows
 from kernel.components.vert_lr.constants import (
     MASK_STATISTICAL_BITS,
     METRIC_NAMESPACE_TRAIN,
@@ -64,12 +64,6 @@ def batch_rows(rows: int, batch_size: int, seed: int, epoch: int) -> list[IntArr
     return [order[start:start + batch_size] for start in range(0, rows, batch_size)]
 
 
-def ids_digest(ids: pa.Array) -> str:
-    """SHA-256 of the sorted ids: members compare it to check that their rows line up."""
-    text = "\x1f".join(pc.cast(ids, pa.string()).to_pylist())
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class _VertLRBase(ModelBase):
     is_estimator = True
 
@@ -93,8 +87,7 @@ class _VertLRBase(ModelBase):
         if with_label and label is None:
             raise InvalidArgument("VertLR: the promoter's training data has no label column (DataIO with_label)")
         columns = [data.id_column] + ([label] if with_label and label else []) + self.features
-        rows = data.table.select(columns).collect()
-        rows = rows.take(pc.sort_indices(rows, sort_keys=[(data.id_column, "ascending")]))
+        rows = sorted_rows(data, columns)
         matrix = _feature_matrix(rows, self.features)
         if self.param.feature_scaling == "standard" and len(matrix):
             self.mean = matrix.mean(axis=0)

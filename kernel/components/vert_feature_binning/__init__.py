@@ -1,0 +1,1 @@
+"""VertFeatureBinning: bins, WOE and IV at every member; provider IV from encrypted labels."""
