@@ -218,3 +218,13 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 metrics.observe_call(method, _final_code(context, failure), time.perf_counter() - started)
 
         return timed
+
+
+def start_metrics(metrics: ServiceMetrics, listen: str) -> MetricsEndpoint | None:
+    """Serve /metrics on a config's `metrics_listen` ("host:port"); an empty value means off."""
+    if not listen:
+        return None
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfError(f"metrics_listen: expected host:port, got {listen!r}")
+    return metrics.start_http_server(int(port), host)

@@ -13,6 +13,7 @@ import re
 import signal
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -95,6 +96,8 @@ class TaskManager:
         self._closed = False
         self.pool: WarmPool | None = None
         self._lock: Any = None
+        #: Called with the task counts by status whenever a task is queued, started or ends.
+        self.on_counts: Callable[[dict[str, int]], None] | None = None
 
     # ---- lifecycle ------------------------------------------------------------------
 
@@ -265,7 +268,19 @@ class TaskManager:
 
     # ---- queue and slots ------------------------------------------------------------
 
+    def status_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for run in self.all_runs():
+            name = common_pb2.TaskStatus.Name(run.status).removeprefix("TASK_STATUS_").lower()
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def _publish_counts(self) -> None:
+        if self.on_counts is not None:
+            self.on_counts(self.status_counts())
+
     def _dispatch(self) -> None:
+        self._publish_counts()
         while self._queue and len(self._active) < self.settings.slots and not self._closed:
             _, _, run = heapq.heappop(self._queue)
             if run.status != common_pb2.TASK_STATUS_WAITING:
@@ -492,6 +507,7 @@ class TaskManager:
             subscriber.put(None)
         run.leader_ended.set()
         run.done.set()
+        self._publish_counts()
         log.info("task %s attempt %d: %s %s", run.task_id, run.attempt,
                  common_pb2.TaskStatus.Name(status), error)
 

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from services.common.config import MemberConfig
 from services.common.grpc_errors import grpc_method
+from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
 from services.executor.constants import SERVICE_NAME, STOPPED_BY_REQUEST
 from services.executor.manager import TaskManager
 from services.executor.task import Subscriber, TaskRun
@@ -84,7 +85,10 @@ class ExecutorServer:
         self.config = config
         self.manager = TaskManager(config)
         self.health = health.aio.HealthServicer()
-        self.server = grpc.aio.server()
+        self.metrics = ServiceMetrics("executor")
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        self.manager.on_counts = self.metrics.set_tasks
+        self.server = grpc.aio.server(interceptors=[self.metrics.interceptor()])
         executor_pb2_grpc.add_ExecutorServiceServicer_to_server(ExecutorServicer(self.manager), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self.port = 0
@@ -95,6 +99,7 @@ class ExecutorServer:
         if self.port == 0:
             raise OSError(f"executor.listen: cannot bind {self.config.executor.listen}")
         await self.server.start()
+        self.metrics_endpoint = start_metrics(self.metrics, self.config.executor.metrics_listen)
         for name in ("", SERVICE_NAME):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("executor listening on %s (mode %s, %d slots, warm pool %d)", self.config.executor.listen,
@@ -105,6 +110,8 @@ class ExecutorServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace)
         await self.manager.close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
 
 
 async def serve(config: MemberConfig) -> None:
