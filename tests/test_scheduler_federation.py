@@ -148,8 +148,8 @@ async def test_stop_job_mid_run_stops_every_member(federation: dict[str, Member]
         assert info.status == STOPPED and "test stop" in info.message
     arbiter = federation[ARBITER]
     await wait_task(arbiter.client, job_id, "distribution_0", "arbiter", common_pb2.TASK_STATUS_STOPPED, timeout=30)
-    task = next(t for t in arbiter.executor.tasks.values() if t.spec.component_name == "distribution_0")
-    assert task.status == common_pb2.TASK_STATUS_STOPPED
+    task = next(t for t in await arbiter.executor_tasks() if t.component_name == "distribution_0")
+    assert task.status == common_pb2.TASK_STATUS_STOPPED and task.pid
     with pytest.raises(ProcessLookupError):
         os.kill(task.pid, 0)
 
@@ -170,8 +170,8 @@ async def test_rerun_reuses_successful_upstream_outputs(federation: dict[str, Me
     assert attempts == {("dataio_0", "promoter"): 1, ("dataio_0", "provider"): 1, ("distribution_0", "promoter"): 2,
                         ("distribution_0", "provider"): 2, ("distribution_0", "arbiter"): 2}
     for member in federation.values():
-        runs = [t for t in member.executor.tasks.values() if t.spec.component_name == "dataio_0"]
-        assert all(t.spec.attempt == 1 for t in runs)
+        runs = {t.component_name: t.attempt for t in await member.executor_tasks()}
+        assert runs.get("dataio_0", 1) == 1 and runs["distribution_0"] == 2
 
 
 def _launch_scheduler(member: Member) -> subprocess.Popen[bytes]:
@@ -214,8 +214,8 @@ async def test_initiator_killed_mid_job_and_restarted_still_finishes(
         assert final.status == SUCCESS, final.message
         for member_id in (PROVIDER, ARBITER):
             assert (await members[member_id].client.wait_status(job_id, {SUCCESS}, timeout=30)).status == SUCCESS
-        runs = [t for t in promoter.executor.tasks.values() if t.spec.component_name == "dataio_0"]
-        assert len(runs) == 1 and promoter.executor.run_calls == 2
+        runs = [t for t in await promoter.executor_tasks() if t.component_name == "dataio_0"]
+        assert [(t.attempt, t.status) for t in runs] == [(1, common_pb2.TASK_STATUS_SUCCESS)]
     finally:
         if process is not None and process.poll() is None:
             process.terminate()
