@@ -165,6 +165,9 @@ class VertFeatureBinningPromoter(_BinningBase):
             events = np.zeros(0, dtype=np.int64) if encrypted is None else np.asarray(
                 encrypted.decrypt_integers(private_key, workers=param.workers), dtype=np.int64
             )
+            # A vector packed after encryption decrypts to whole rows of slots: drop the padding.
+            if len(events) >= len(counts) and not events[len(counts):].any():
+                events = events[: len(counts)]
             if len(events) != len(counts) or (events < 0).any() or (events > counts).any():
                 raise InvalidArgument(f"VertFeatureBinning: provider {k}'s bin sums are inconsistent with its counts")
             described: dict[str, dict[str, Any]] = {}
