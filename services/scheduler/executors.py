@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from kernel.errors import NotFound, Unavailable
+from kernel.errors import FailedPrecondition, NotFound, Unavailable
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from services.scheduler.constants import EXECUTOR_CALL_TIMEOUT_S
 
@@ -70,9 +70,11 @@ class ExecutorPool:
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"executor {endpoint}: {exc.details()}") from None
-            if exc.code() is grpc.StatusCode.CANCELLED:
-                raise
-            raise Unavailable(f"executor {endpoint}: {exc.code().name}: {exc.details()}") from None
+            if exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                              grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL):
+                raise Unavailable(f"executor {endpoint}: {exc.code().name}: {exc.details()}") from None
+            # The executor refused the task itself (a bad spec, say): retrying will not help.
+            raise FailedPrecondition(f"executor {endpoint} refused the task: {exc.code().name}: {exc.details()}") from None
         finally:
             call.cancel()
 

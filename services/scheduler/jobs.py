@@ -485,6 +485,9 @@ class Scheduler:
                     # Backoff between re-attach attempts (the executor may be restarting).
                     await asyncio.sleep(min(PEER_RETRY_MAX_S, PEER_RETRY_BASE_S * 2 ** failures))
                     open_stream = lambda: self.executors.watch_task(executor, record.task_id)  # noqa: E731
+                except WeftError as exc:
+                    await self._task_lost(record, str(exc))
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -541,7 +544,9 @@ class Scheduler:
         )
         current = await get_task(self.engine, record.task_id) or record
         self._publish_progress(current, percent, message)
-        self._report(current, progress=percent)
+        spec = self._specs.get(record.job_id)
+        if spec is None or spec.initiator.member_id != self.me:
+            self._report(current, progress=percent)
 
     async def _task_metric(self, record: TaskRecord, metric: executor_pb2.TaskMetric, timestamp_ms: int) -> None:
         try:
