@@ -10,6 +10,7 @@ provider removes its mask and updates its own weights. No arbiter takes part.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -176,6 +177,7 @@ class VertLRPromoter(_VertLRBase):
         optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
                                     param.penalty, param.alpha, penalized)
         self.loss_history, self.converged = [], False
+        started = time.perf_counter()
         for epoch in range(param.max_iter):
             epoch_loss = 0.0
             for batch, selection in enumerate(batch_rows(rows, batch_size, seed, epoch)):
@@ -208,8 +210,11 @@ class VertLRPromoter(_VertLRBase):
         self.weights = weights[:width]
         self.intercept = float(weights[width]) if intercept else 0.0
         self.tracker.log_metric("loss", METRIC_NAMESPACE_TRAIN, self.loss_history, metric_type="loss")
-        self.tracker.log_metric("iterations", METRIC_NAMESPACE_TRAIN,
-                                {"iterations": len(self.loss_history), "converged": self.converged})
+        epochs = len(self.loss_history)
+        self.tracker.log_metric("iterations", METRIC_NAMESPACE_TRAIN, {
+            "iterations": epochs, "converged": self.converged,
+            "seconds_per_epoch": (time.perf_counter() - started) / epochs,
+        })
 
     def _unwrap_gradients(self, private_key: PaillierPrivateKey, suffix: tuple[int, int]) -> None:
         """Decrypt every provider's masked X^T [[d]] and send the plaintext integers back."""
