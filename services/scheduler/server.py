@@ -17,7 +17,7 @@ from protos.weft.v1 import scheduler_pb2_grpc
 from services.common.config import MemberConfig
 from services.common.db import create_engine, migrate_engine
 from services.common.db.repository import MemberRecord, upsert_member
-from services.common.observability import ServiceMetrics
+from services.common.observability import ServiceMetrics, start_metrics
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
 from services.scheduler.executors import ExecutorPool
 from services.scheduler.jobs import Scheduler, SchedulerSettings
@@ -108,11 +108,7 @@ async def start_scheduler(
 async def serve(config: MemberConfig, *, direct_peers: bool = False) -> None:
     """Run the scheduler until SIGTERM or SIGINT."""
     metrics = ServiceMetrics("scheduler")
-    try:
-        endpoint = metrics.start_http_server()
-    except ConfError as exc:
-        log.warning("metrics endpoint not started: %s", exc)
-        endpoint = None
+    endpoint = start_metrics(metrics, config.scheduler.metrics_listen)
     running = await start_scheduler(config, direct_peers=direct_peers, metrics=metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
