@@ -76,7 +76,7 @@ class JobView:
         if self._live is not None:
             self._live.update(self._render())
         elif line:
-            self.console.print(line, highlight=False)
+            self.console.print(line, highlight=False, markup=False)
 
     def _render(self) -> Table:
         table = Table(title=f"job {self.job_id}: {self.job_status} {self.job_progress:.0f}%")
@@ -90,21 +90,23 @@ class JobView:
 
 
 def print_results(results: list[scheduler_pb2.TaskResult], console: Console | None = None) -> None:
-    out = console or Console()
+    out = console or Console(width=1000, soft_wrap=True)
     for result in results:
         key = result.task
         out.print(f"[bold]{key.component_name}[/bold] ({result.module}) {key.party.role} "
                   f"{key.party.member_id[:8]}: {task_status_name(result.status)}")
         for data in result.data:
-            out.print(f"  data {data.output_name}: {data.data_set.namespace}/{data.data_set.name} ({data.row_count} rows)")
+            out.print(f"  data {data.output_name}: {data.data_set.namespace}/{data.data_set.name} ({data.row_count} rows)", markup=False)
         for model in result.models:
-            out.print(f"  model {model.output_name} v{model.version}: {model.uri}")
+            out.print(f"  model {model.output_name} v{model.version}: {model.uri}", markup=False)
         for metric in result.metrics:
-            out.print(f"  metric {metric.namespace}/{metric.name}: {_short(json.loads(metric.points_json or 'null'))}")
+            out.print(f"  metric {metric.namespace}/{metric.name}: {_short(json.loads(metric.points_json or 'null'))}", markup=False)
 
 
 def _short(points: Any) -> str:
-    """Scalars of a metric (curves are left for --plot)."""
+    """Scalars of a metric (curves are left for --plot); per-feature tables as their size."""
+    if isinstance(points, dict) and points and all(isinstance(v, dict) for v in points.values()):
+        return f"{len(points)} entries ({', '.join(list(points)[:8])}{', ...' if len(points) > 8 else ''})"
     if isinstance(points, dict):
         shown = {k: round(v, 6) if isinstance(v, float) else v for k, v in points.items()
                  if isinstance(v, int | float | str) or v is None}

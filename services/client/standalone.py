@@ -131,7 +131,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
         raise ConfError("--members: a federation needs at least 2 members")
     data_dir.mkdir(parents=True, exist_ok=True)
     ca_dir = data_dir / "ca"
-    create_ca(ca_dir)
+    create_ca(ca_dir, overwrite=True)
     states: list[MemberState] = []
     for index, roles in enumerate(_roles_for(members, arbiter)):
         name = f"member-{index + 1}"
@@ -142,16 +142,14 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
         states.append(MemberState(name, secrets.token_hex(16), roles, str(member_dir / "member.yaml"), ports))
     for state in states:
         member_dir = Path(state.config_path).parent
-        tls_dir = member_dir / "tls"
-        issue_member_cert(ca_dir, state.member_id, ["127.0.0.1", "localhost"], tls_dir)
+        tls = issue_member_cert(ca_dir, state.member_id, ["127.0.0.1", "localhost"], member_dir / "tls")
         config = {
             "member_id": state.member_id,
             "name": state.name,
             "data_dir": str(member_dir.resolve()),
             "database_url": _member_database_url(db, data_dir, state.name),
-            "tls": {"ca_file": str((ca_dir / "ca.pem").resolve()),
-                    "cert_file": str((tls_dir / "member.pem").resolve()),
-                    "key_file": str((tls_dir / "member.key").resolve())},
+            "tls": {"ca_file": str(tls.ca_file.resolve()), "cert_file": str(tls.cert_file.resolve()),
+                    "key_file": str(tls.key_file.resolve())},
             "scheduler": {"listen": f"127.0.0.1:{state.ports['scheduler']}",
                           "executors": [f"127.0.0.1:{state.ports['executor']}"]},
             "executor": {"listen": f"127.0.0.1:{state.ports['executor']}",
