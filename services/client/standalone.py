@@ -96,7 +96,11 @@ def _member_database_url(db: str, data_dir: Path, name: str) -> str:
     parts = urlsplit(db)
     if parts.scheme not in ("mysql", "mysql+aiomysql"):
         raise ConfError(f"--db: expected sqlite or mysql://user[:password]@host[:port], got {db!r}")
-    database = f"weft_{name.replace('-', '_')}"
+    # One database per member and per federation directory, so two federations never share.
+    import hashlib
+
+    tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:8]
+    database = f"weft_{tag}_{name.replace('-', '_')}"
     import pymysql
 
     try:

@@ -60,6 +60,8 @@ def check_task(spec: executor_pb2.TaskSpec, raw_conf: dict[str, Any], storage_ro
             f"component {component.module} does not support role {spec.role!r} "
             f"(supported: {', '.join(component.roles) or 'none'})")
     build_params(component, conf)
+    if not component.program_class(spec.role).needs_data:
+        return  # a role holding no rows (an arbiter) reads none of the inputs
     store = DataStore(str(storage_root / "data"))
     data_args = conf.job_args.get("data", {})
     data_args = data_args if isinstance(data_args, dict) else {}
