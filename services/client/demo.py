@@ -45,7 +45,7 @@ def validation_auc(client: SchedulerClient, job_id: str) -> float | None:
 
 
 def run_demo(data_dir: Path, keep: bool = False, backend: str = "local", timeout: float = 60.0) -> int:
-    console = Console()
+    console = Console(soft_wrap=True)
     root = data_dir / DEMO_DIR
     state = standalone.load_state(root)
     if state is None:
