@@ -91,3 +91,27 @@ def test_standalone_federation_runs_the_seed_distribution_job(
     rows = sum(1 for _ in (EXAMPLES / "breast_promoter_train.csv").open()) - 1
     rows += sum(1 for _ in (EXAMPLES / "breast_promoter_test.csv").open()) - 1
     assert summary["x0"]["count"] == rows
+
+
+@pytest.mark.mysql
+def test_standalone_federation_runs_a_vertical_job(federation: tuple[Path, list[dict[str, Any]]], tmp_path: Path) -> None:
+    # Prepare: the demo's vertical split, promoter at member-1 and provider at member-2.
+    data_dir, members = federation
+    promoter, provider = members[0]["member_id"], members[1]["member_id"]
+    for member, side, label in (("member-1", "promoter", ["--label-column", "y"]), ("member-2", "provider", [])):
+        for split in ("train", "test"):
+            ok(weft(data_dir, "--member", member, "upload", str(EXAMPLES / f"breast_{side}_{split}.csv"),
+                    "--namespace", "demo", "--name", f"breast_{side}_{split}", "--id-column", "id", *label))
+    text = (EXAMPLES / "demo_job.json").read_text().replace("PROMOTER_ID", promoter).replace("PROVIDER_ID", provider)
+    job_file = tmp_path / "vertical.json"
+    job_file.write_text(text)
+
+    # Execute
+    output = ok(weft(data_dir, "submit", str(job_file), "--watch"))
+
+    # Assert
+    job_id = output.splitlines()[0].strip()
+    assert f"job {job_id}: success" in output
+    result = ok(weft(data_dir, "result", job_id, "--component", "evaluation_0", "--plot", str(tmp_path / "plots")))
+    assert "evaluation/validate" in result
+    assert (tmp_path / "plots" / "evaluation_0_validate_roc_ks.png").stat().st_size > 0

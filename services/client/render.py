@@ -137,7 +137,7 @@ def plot_curves(results: list[scheduler_pb2.TaskResult], out_dir: Path) -> list[
                 axes[0].legend()
                 axes[1].plot(ks["thresholds"], ks["tpr"], label="TPR")
                 axes[1].plot(ks["thresholds"], ks["fpr"], label="FPR")
-                axes[1].set(title=f"KS {points['ks']:.4f} ({metric.name})", xlabel="threshold")
+                axes[1].set(title=f"KS {points['ks']:.4f} ({metric.name})", xlabel="threshold", xlim=(0.0, 1.0))
                 axes[1].legend()
                 path = out_dir / f"{component}_{metric.name}_roc_ks.png"
             elif metric.name == "loss" and isinstance(points, list) and points:
