@@ -1,0 +1,1 @@
+"""HorzLR: horizontal logistic regression; members train locally, an arbiter averages masked updates."""

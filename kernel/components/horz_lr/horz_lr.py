@@ -1,0 +1,377 @@
+"""HorzLR: logistic regression on rows split between members; an arbiter averages masked updates.
+
+Per round (the protocol, message by message, is in docs/algorithms/horizontal.md): every
+data member starts from the global weights, trains locally for `local_epochs` passes over
+its rows, and sends (n_k * w_k, n_k, n_k * loss_k) masked by secure aggregation; the
+arbiter adds the masked vectors, divides by the total row count, checks convergence and
+returns the new global weights. The arbiter sees sums only, never one member's update.
+Before the first round, with standard scaling, the global mean and standard deviation of
+every feature come from two masked sums the same way. Prediction is local at each member.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kernel.components.horz_lr.constants import (
+    METRIC_NAMESPACE_SECURITY,
+    METRIC_NAMESPACE_TRAIN,
+    MIN_SCALE,
+    MODE_PREDICT,
+    PREDICT_RESULT_COLUMN,
+    PREDICT_SCORE_COLUMN,
+    ROUND_PREFIX_TRAIN,
+    ROUND_SCALE_MEAN,
+    ROUND_SCALE_VARIANCE,
+    SECURE_AGGREGATION_METRIC,
+)
+from kernel.components.horz_lr.param import HorzLRParam
+from kernel.components.horz_lr.secure_sum import SecureSumArbiter, SecureSumMember
+from kernel.components.vert_lr.optimizer import MemberOptimizer
+from kernel.constants import ARBITER, FLOW_FIT
+from kernel.errors import InvalidArgument
+from kernel.model_base import LabeledTable, ModelBase
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+COMPONENT = "HorzLR"
+
+
+def sigmoid(z: FloatArray) -> FloatArray:
+    """1 / (1 + exp(-z)) without overflow."""
+    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return result
+
+
+def log_loss_sum(z: FloatArray, y: FloatArray) -> float:
+    """Sum over rows of -log p(y | z) for labels in {0, 1}."""
+    return float(np.sum(np.logaddexp(0.0, z) - y * z))
+
+
+def local_batches(rows: int, batch_size: int, seed: int, round_index: int, epoch: int) -> list[IntArray | slice]:
+    """The mini-batches of one local epoch: a shuffled split of the member's rows, or all of them."""
+    if batch_size == -1 or batch_size >= rows:
+        return [slice(0, rows)]
+    order = np.random.default_rng([seed, round_index, epoch]).permutation(rows)
+    return [order[start:start + batch_size] for start in range(0, rows, batch_size)]
+
+
+def round_id(index: int) -> str:
+    return f"{ROUND_PREFIX_TRAIN}{index}"
+
+
+class _HorzLRBase(ModelBase):
+    is_estimator = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features: list[str] = []
+        self.weights: FloatArray = np.zeros(0)
+        self.intercept = 0.0
+        self.mean: FloatArray = np.zeros(0)
+        self.scale: FloatArray = np.ones(0)
+        self.loss_history: list[list[float]] = []
+        self.converged = False
+        self.masked = True
+        self.trained = False
+
+    @property
+    def param(self) -> HorzLRParam:
+        assert isinstance(self.model_param, HorzLRParam)
+        return self.model_param
+
+    def _record_training(self, members: int) -> None:
+        self.tracker.log_metric(SECURE_AGGREGATION_METRIC, METRIC_NAMESPACE_SECURITY,
+                                {"masked": self.masked, "members": members})
+        self.tracker.log_metric("loss", METRIC_NAMESPACE_TRAIN, self.loss_history, metric_type="loss")
+        self.tracker.log_metric("iterations", METRIC_NAMESPACE_TRAIN,
+                                {"iterations": len(self.loss_history), "converged": self.converged})
+
+    def export_model(self) -> dict[str, Any] | None:
+        if not self.trained:
+            return None
+        return {
+            "features": list(self.features), "weights": self.weights.tolist(), "intercept": self.intercept,
+            "fit_intercept": self.param.fit_intercept, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
+            "threshold": self.param.threshold, "loss_history": self.loss_history, "converged": self.converged,
+            "masked": self.masked,
+        }
+
+    def _load(self, model: dict[str, Any]) -> None:
+        try:
+            features = [str(f) for f in model["features"]]
+            weights = np.asarray(model["weights"], dtype=np.float64)
+            mean = np.asarray(model["mean"], dtype=np.float64)
+            scale = np.asarray(model["scale"], dtype=np.float64)
+            intercept = float(model["intercept"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"HorzLR: the model input is not a HorzLR model (missing or bad {exc})") from None
+        if not len(weights) == len(mean) == len(scale) == len(features):
+            raise InvalidArgument("HorzLR: the model's weights, scaling and features differ in length")
+        if not (np.all(np.isfinite(weights)) and np.all(np.isfinite(mean)) and np.all(scale > 0)):
+            raise InvalidArgument("HorzLR: the model holds non-finite weights or non-positive scales")
+        self.features, self.weights, self.mean, self.scale, self.intercept = features, weights, mean, scale, intercept
+        self.loss_history = [list(p) for p in model.get("loss_history", [])]
+        self.converged = bool(model.get("converged", False))
+        self.masked = bool(model.get("masked", True))
+        self.trained = True
+
+
+class HorzLRMember(_HorzLRBase):
+    """A promoter or provider: holds rows with the label, trains locally, predicts locally."""
+
+    def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
+        param, tv = self.param, self.transfer_variable
+        if not self.ctx.roles.parties(ARBITER):
+            raise InvalidArgument("HorzLR: the job needs an arbiter (role.arbiter) to average the members' models")
+        raw, labels = self._training_rows(data)
+        rows, width = raw.shape
+        group = SecureSumMember(self.ctx, tv.public_key, tv.masked_sum, param.precision_bits, COMPONENT)
+        self.masked = group.masked
+        group.hello({"features": self.features})
+        group.welcome(tv.peer_keys)
+        self.mean, self.scale = self._scaling(group, raw)
+        matrix = (raw - self.mean) / self.scale
+        self.tracker.set_progress(5.0, "features scaled")
+
+        intercept = 1 if param.fit_intercept else 0
+        dimension = width + intercept
+        penalized = np.arange(dimension) < width
+        optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
+                                    param.penalty, param.alpha, penalized)
+        seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
+        weights = np.zeros(dimension)
+        self.loss_history, self.converged = [], False
+        for index in range(param.max_iter):
+            loss_sum = log_loss_sum(self._logits(matrix, weights, width), labels)
+            local = weights
+            for epoch in range(param.local_epochs):
+                for selection in local_batches(rows, param.batch_size, seed, index, epoch):
+                    x, y = matrix[selection], labels[selection]
+                    residual = sigmoid(self._logits(x, local, width)) - y
+                    gradient = x.T @ residual / len(y)
+                    if intercept:
+                        gradient = np.append(gradient, residual.mean())
+                    local = optimizer.step(local, gradient)
+            group.send(np.concatenate([rows * local, [rows, loss_sum]]), round_id(index))
+            answer = _global_round(group.receive(tv.aggregate, (round_id(index),)), dimension, index)
+            weights = answer["weights"]
+            self.loss_history.append([index, answer["loss"]])
+            self.converged = answer["converged"]
+            self.tracker.set_progress(5.0 + 95.0 * (index + 1) / param.max_iter,
+                                      f"round {index + 1}: loss {answer['loss']:.6f}")
+            if self.converged:
+                break
+        self.weights = weights[:width]
+        self.intercept = float(weights[width]) if intercept else 0.0
+        self.trained = True
+        self._record_training(len(group.members))
+
+    def _scaling(self, group: SecureSumMember, raw: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The global mean and std of every feature (masked sums), or no scaling."""
+        width = raw.shape[1]
+        if self.param.feature_scaling == "none":
+            return np.zeros(width), np.ones(width)
+        tv = self.transfer_variable
+        group.send(np.concatenate([[raw.shape[0]], raw.sum(axis=0)]), ROUND_SCALE_MEAN)
+        mean = _floats(group.receive(tv.aggregate, (ROUND_SCALE_MEAN,)), width, "the global feature means")
+        group.send(((raw - mean) ** 2).sum(axis=0), ROUND_SCALE_VARIANCE)
+        scale = _floats(group.receive(tv.aggregate, (ROUND_SCALE_VARIANCE,)), width, "the global feature scales")
+        if not np.all(scale > 0):
+            raise InvalidArgument("HorzLR: the arbiter sent a non-positive feature scale")
+        return mean, scale
+
+    @staticmethod
+    def _logits(x: FloatArray, weights: FloatArray, width: int) -> FloatArray:
+        z: FloatArray = x @ weights[:width]
+        return z + weights[width] if len(weights) > width else z
+
+    def _training_rows(self, data: LabeledTable) -> tuple[FloatArray, FloatArray]:
+        """The feature matrix (unscaled) and the 0/1 labels of this member's rows."""
+        label = data.label_column
+        if label is None:
+            raise InvalidArgument("HorzLR: the training data has no label column (DataIO with_label); "
+                                  "every member of a horizontal job holds labelled rows")
+        self.features = list(data.feature_columns)
+        if not self.features:
+            raise InvalidArgument("HorzLR: the training data has no feature columns")
+        rows = data.table.select([label, *self.features]).collect()
+        if rows.num_rows == 0:
+            raise InvalidArgument("HorzLR: this member's training data has no rows")
+        labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
+        if not np.isin(labels, (0.0, 1.0)).all():
+            raise InvalidArgument(f"HorzLR: label column {label!r} must hold 0 and 1 only")
+        return _feature_matrix(rows, self.features), labels
+
+    def predict(self, data: LabeledTable) -> LabeledTable:
+        missing = [f for f in self.features if f not in data.table.schema.names]
+        if missing:
+            raise InvalidArgument(f"HorzLR: the data lacks the model's feature(s) {', '.join(missing)}")
+        id_column, label = data.id_column, data.label_column
+        scorer, threshold = self._scorer(), self.param.threshold
+
+        def score(block: pa.Table) -> pa.Table:
+            probability = scorer(block)
+            columns: dict[str, Any] = {id_column: block.column(id_column)}
+            if label is not None:
+                columns[label] = block.column(label)
+            columns[PREDICT_SCORE_COLUMN] = pa.array(probability, type=pa.float64())
+            columns[PREDICT_RESULT_COLUMN] = pa.array((probability >= threshold).astype(np.int64))
+            return pa.table(columns)
+
+        fields = [data.table.schema.field(id_column)]
+        if label is not None:
+            fields.append(data.table.schema.field(label))
+        fields += [pa.field(PREDICT_SCORE_COLUMN, pa.float64()), pa.field(PREDICT_RESULT_COLUMN, pa.int64())]
+        return LabeledTable(data.table.map_partitions(score, schema=pa.schema(fields)), label, ())
+
+    def _scorer(self) -> Callable[[pa.Table], FloatArray]:
+        """Probabilities of a block; holds only plain arrays, so Spark can ship it to executors."""
+        features, mean, scale = list(self.features), self.mean.copy(), self.scale.copy()
+        weights, intercept = self.weights.copy(), self.intercept
+
+        def probabilities(block: pa.Table) -> FloatArray:
+            return sigmoid(((_feature_matrix(block, features) - mean) / scale) @ weights + intercept)
+
+        return probabilities
+
+    def load_model(self, model: dict[str, Any]) -> None:
+        self._load(model)
+        if self.ctx.roles.parties(ARBITER):
+            # An arbiter of a predict job waits for the members' hello; tell it there is no
+            # training. Its task runs in the fit flow, so the hello carries the fit tag.
+            flow = self.ctx.flow.flow_id
+            self.ctx.flow.flow_id = FLOW_FIT
+            try:
+                SecureSumMember(self.ctx, self.transfer_variable.public_key, self.transfer_variable.masked_sum,
+                                self.param.precision_bits, COMPONENT).announce_predict()
+            finally:
+                self.ctx.flow.flow_id = flow
+
+
+class HorzLRArbiter(_HorzLRBase):
+    """Holds no rows: relays keys, adds the masked updates, averages, decides when to stop."""
+
+    needs_data = False
+
+    def coordinate(self) -> None:
+        param, tv = self.param, self.transfer_variable
+        group = SecureSumArbiter(self.ctx, tv.public_key, tv.masked_sum, param.precision_bits, COMPONENT)
+        self.masked = group.masked
+        hellos = group.gather_hellos(tv.peer_keys)
+        modes = {mode for mode, _ in hellos.values()}
+        if modes == {MODE_PREDICT}:
+            self.tracker.set_progress(100.0, "the members only predict: nothing to aggregate")
+            return None
+        if MODE_PREDICT in modes:
+            predicting = [str(p) for p, (mode, _) in hellos.items() if mode == MODE_PREDICT]
+            group.abort(tv.peer_keys, (), f"member(s) {', '.join(predicting)} predict while the others train")
+        self.features = self._common_features(group, hellos)
+        group.welcome(tv.peer_keys, None)
+        width = len(self.features)
+        self.mean, self.scale = self._scaling(group, width)
+
+        intercept = 1 if param.fit_intercept else 0
+        dimension = width + intercept
+        weights = np.zeros(dimension)
+        self.loss_history, self.converged = [], False
+        for index in range(param.max_iter):
+            current = round_id(index)
+            total = group.collect(current, dimension + 2, tv.aggregate, (current,))
+            rows = total[dimension]
+            if rows < 0.5:
+                group.abort(tv.aggregate, (current,), f"round {current!r}: the members hold no rows")
+            updated, loss = total[:dimension] / rows, float(total[dimension + 1] / rows)
+            self.converged = self._stop(loss, updated, weights)
+            self.loss_history.append([index, loss])
+            weights = updated
+            group.reply(tv.aggregate, {"weights": weights, "loss": loss, "converged": self.converged}, (current,))
+            self.tracker.set_progress(100.0 * (index + 1) / param.max_iter, f"round {index + 1}: loss {loss:.6f}")
+            if self.converged:
+                break
+        self.weights = weights[:width]
+        self.intercept = float(weights[width]) if intercept else 0.0
+        self.trained = True
+        self._record_training(len(group.members))
+        return None
+
+    def _common_features(self, group: SecureSumArbiter, hellos: dict[Any, tuple[str, dict[str, Any]]]) -> list[str]:
+        parties = list(hellos)
+        first = hellos[parties[0]][1].get("features")
+        if not isinstance(first, list) or not first or not all(isinstance(f, str) for f in first):
+            group.abort(self.transfer_variable.peer_keys, (), f"member {parties[0]} sent no feature names")
+        for party in parties[1:]:
+            features = hellos[party][1].get("features")
+            if features != first:
+                group.abort(
+                    self.transfer_variable.peer_keys, (),
+                    f"member {party} has features {features}, member {parties[0]} has {first}; "
+                    "every member must hold the same feature columns in the same order",
+                )
+        return [str(f) for f in first]
+
+    def _scaling(self, group: SecureSumArbiter, width: int) -> tuple[FloatArray, FloatArray]:
+        if self.param.feature_scaling == "none":
+            return np.zeros(width), np.ones(width)
+        tv = self.transfer_variable
+        total = group.collect(ROUND_SCALE_MEAN, width + 1, tv.aggregate, (ROUND_SCALE_MEAN,))
+        rows = total[0]
+        if rows < 0.5:
+            group.abort(tv.aggregate, (ROUND_SCALE_MEAN,), "the members hold no rows")
+        mean = total[1:] / rows
+        group.reply(tv.aggregate, mean, (ROUND_SCALE_MEAN,))
+        squares = group.collect(ROUND_SCALE_VARIANCE, width, tv.aggregate, (ROUND_SCALE_VARIANCE,))
+        std = np.sqrt(np.maximum(squares / rows, 0.0))
+        scale = np.where(std > MIN_SCALE, std, 1.0)
+        group.reply(tv.aggregate, scale, (ROUND_SCALE_VARIANCE,))
+        return mean, scale
+
+    def _stop(self, loss: float, updated: FloatArray, previous: FloatArray) -> bool:
+        param = self.param
+        if param.early_stop == "abs":
+            return loss < param.tol
+        if param.early_stop == "diff" and self.loss_history:
+            return abs(self.loss_history[-1][1] - loss) < param.tol
+        if param.early_stop == "weight_diff":
+            return float(np.linalg.norm(updated - previous)) < param.tol
+        return False
+
+
+def _feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:
+    columns = []
+    for name in features:
+        values = np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if np.isnan(values).any():
+            raise InvalidArgument(
+                f"HorzLR: feature {name!r} has missing values; fill them first (DataIO missing_fill_method)"
+            )
+        columns.append(values)
+    return np.column_stack(columns) if columns else np.zeros((rows.num_rows, 0))
+
+
+def _floats(value: Any, length: int, what: str) -> FloatArray:
+    if not isinstance(value, np.ndarray) or value.shape != (length,) or value.dtype.kind != "f" \
+            or not np.all(np.isfinite(value)):
+        raise InvalidArgument(f"HorzLR: {what} from the arbiter must be {length} finite floats")
+    return value.astype(np.float64)
+
+
+def _global_round(value: Any, dimension: int, index: int) -> dict[str, Any]:
+    """The arbiter's answer to a training round, checked."""
+    if not isinstance(value, dict) or set(value) != {"weights", "loss", "converged"}:
+        raise InvalidArgument(f"HorzLR: the arbiter's answer to round {index} must hold weights, loss and converged")
+    loss = value["loss"]
+    if not isinstance(loss, float | int) or isinstance(loss, bool) or not np.isfinite(loss):
+        raise InvalidArgument(f"HorzLR: the arbiter's loss of round {index} must be a finite number")
+    if not isinstance(value["converged"], bool):
+        raise InvalidArgument(f"HorzLR: the arbiter's converged flag of round {index} must be true or false")
+    weights = _floats(value["weights"], dimension, f"the global weights of round {index}")
+    return {"weights": weights, "loss": float(loss), "converged": value["converged"]}
