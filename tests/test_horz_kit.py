@@ -92,6 +92,18 @@ def breast_rows(shares: list[int]) -> BreastRows:
                       x[train_idx], y[train_idx], x[test_idx], y[test_idx])
 
 
+def uniformity_p_values(words: np.ndarray) -> tuple[float, float]:
+    """How uniform uint64 words look: KS p-value of words / 2**64 against U(0, 1), and the
+    chi-square p-value of their 4-bit nibbles against 16 equally likely values."""
+    from scipy.stats import chisquare, kstest
+
+    values = np.asarray(words, dtype=np.uint64)
+    ks = kstest(np.ldexp(values.astype(np.float64), -64), "uniform").pvalue
+    nibbles = np.concatenate([(values >> np.uint64(4 * k)) & np.uint64(0xF) for k in range(16)])
+    chi = chisquare(np.bincount(nibbles.astype(np.int64), minlength=16)).pvalue
+    return float(ks), float(chi)
+
+
 def sklearn_auc(rows: BreastRows, alpha: float) -> float:
     """LogisticRegression on the pooled, standardised rows with the same L2 objective."""
     scaler = StandardScaler().fit(rows.x_train)
@@ -138,9 +150,9 @@ class HorizontalJob:
     def run(
         self, component: str, module: str, computing: ComputingSession, inputs: dict[str, Any],
         outputs: dict[str, list[str]], params: dict[str, Any] | None = None, data_args: tuple[str, ...] = (),
-        model_job_id: str | None = None, timeout: float = 60.0,
+        model_job_id: str | None = None, timeout: float = 60.0, absent: tuple[Member, ...] = (),
     ) -> dict[Party, dict[str, Any]]:
-        """Run one component at every party, each a thread on the recording hub."""
+        """Run one component at every party but the `absent`, each a thread on the recording hub."""
         results: dict[Party, dict[str, Any]] = {}
         errors: dict[Party, BaseException] = {}
         roles = RoleTable.from_conf(self.job.role_table())
@@ -162,7 +174,7 @@ class HorizontalJob:
             except BaseException as exc:  # reported below, per party
                 errors[party] = exc
 
-        threads = [threading.Thread(target=work, args=(m,)) for m in self.members]
+        threads = [threading.Thread(target=work, args=(m,)) for m in self.members if m not in absent]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -120,7 +120,8 @@ class SecureSumMember:
         if not isinstance(envelope, dict) or not isinstance(envelope.get("ok"), bool):
             raise InvalidArgument(f"{self.component}: the arbiter's {reply.name} is not an answer envelope")
         if not envelope["ok"]:
-            raise FederationError(f"{self.component}: {envelope.get('error', 'the arbiter stopped the job')}")
+            error = envelope.get("error")
+            raise FederationError(error if isinstance(error, str) else f"{self.component}: the arbiter stopped the job")
         return envelope.get("value")
 
 
