@@ -229,48 +229,68 @@ class ClusterFederation(Federation):
     def _send_table_stream(self, name: str, tag: str, dst: Party,
                            chunks: Callable[[], Iterator[bytes]], retry: bool) -> None:
         header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_TABLE)
+        source_errors: list[BaseException] = []
 
         def frames() -> Iterator[transfer_pb2.Frame]:
             yield transfer_pb2.Frame(header=header)
             sha = hashlib.sha256()
             seq = size = 0
-            for data in chunks():
-                sha.update(data)
-                yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
-                seq += 1
-                size += len(data)
+            try:
+                for data in chunks():
+                    sha.update(data)
+                    yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
+                    seq += 1
+                    size += len(data)
+            except Exception as exc:
+                # gRPC would swallow it; stop without an end frame so nothing is stored.
+                source_errors.append(exc)
+                return
             yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=size, checksum=sha.digest()))
 
-        self._send_frames(frames, name, tag, dst, retry)
+        try:
+            self._send_frames(frames, name, tag, dst, retry)
+        except WeftError:
+            if source_errors:
+                raise source_errors[0] from None
+            raise
 
     def _fan_out_table(self, name: str, tag: str, table: TableSource, parties: list[Party]) -> None:
-        done = object()
+        done, failed = object(), object()
         queues: list[queue.Queue[Any]] = [queue.Queue(FANOUT_QUEUE_CHUNKS) for _ in parties]
         errors: list[BaseException] = []
 
-        def from_queue(q: queue.Queue[Any]) -> Iterator[bytes]:
-            while (item := q.get()) is not done:
-                yield item
+        finished = [False] * len(parties)
 
-        def send(party: Party, q: queue.Queue[Any]) -> None:
+        def from_queue(index: int) -> Iterator[bytes]:
+            while (item := queues[index].get()) is not done:
+                if item is failed:
+                    finished[index] = True
+                    raise FederationError(f"{name} (tag {tag!r}): the table source failed")
+                yield item
+            finished[index] = True
+
+        def send(index: int) -> None:
             try:
-                self._send_table_stream(name, tag, party, lambda: from_queue(q), retry=False)
+                self._send_table_stream(name, tag, parties[index], lambda: from_queue(index), retry=False)
             except BaseException as exc:  # reported by the producing thread below
                 errors.append(exc)
             finally:
-                while q.get() is not done:  # keep the producer from blocking on a failed party
-                    pass
+                # A failed party keeps draining its queue so the producer never blocks on it.
+                while not finished[index]:
+                    finished[index] = queues[index].get() in (done, failed)
 
-        workers = [threading.Thread(target=send, args=(p, q), daemon=True) for p, q in zip(parties, queues, strict=True)]
+        workers = [threading.Thread(target=send, args=(index,), daemon=True) for index in range(len(parties))]
         for worker in workers:
             worker.start()
+        outcome = failed
         try:
             for data in arrow_ipc_chunks(table):
                 for q in queues:
                     q.put(data)
+            outcome = done
         finally:
             for q in queues:
-                q.put(done)
+                q.put(outcome)
             for worker in workers:
                 worker.join()
         if errors:
