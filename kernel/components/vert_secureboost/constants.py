@@ -1,0 +1,36 @@
+"""Constants of VertSecureBoost: output columns, metric names and the numeric guards of the trees."""
+
+from __future__ import annotations
+
+from typing import Final
+
+PREDICT_SCORE_COLUMN: Final = "predict_score"
+PREDICT_RESULT_COLUMN: Final = "predict_result"
+
+METRIC_NAMESPACE_TRAIN: Final = "train"
+METRIC_LOSS: Final = "loss"
+METRIC_TREE_SECONDS: Final = "tree_seconds"
+METRIC_FEATURE_IMPORTANCE: Final = "feature_importance"
+
+# Owner code of a tree node: a leaf, a split on a promoter feature; provider k's splits use
+# OWNER_FIRST_PROVIDER + k.
+OWNER_LEAF: Final = -1
+OWNER_PROMOTER: Final = 0
+OWNER_FIRST_PROVIDER: Final = 1
+
+# A side of a split must hold at least this much hessian besides min_child_weight: it keeps an
+# empty side (hessian 0, or a rounding residue of the fixed-point sums) from counting as a child.
+MIN_CHILD_HESSIAN: Final = 1e-9
+
+# Probabilities are kept this far from 0 and 1 when the prior log-odds and the loss are taken.
+PROBABILITY_EPSILON: Final = 1e-15
+
+# Extra headroom bits of every packed gradient/hessian slot beyond log2(rows): covers the
+# two-stage pair histograms (a cell sum, then up to max_bin cells per bin) and rounding.
+PACK_EXTRA_HEADROOM_BITS: Final = 2
+
+# Split ids a provider hands out are random non-negative integers of this many bits.
+SPLIT_ID_BITS: Final = 62
+
+# Importance key of a provider's splits at the promoter (it never learns the feature).
+PROVIDER_IMPORTANCE_KEY: Final = "provider:{member_id}"

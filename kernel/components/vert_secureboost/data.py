@@ -1,0 +1,87 @@
+"""The rows a member trains on: id-sorted (the order every member shares), a digest of the ids,
+the feature matrix, and the quantile bins of each feature."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kernel.errors import InvalidArgument
+from kernel.model_base import LabeledTable
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def sorted_rows(data: LabeledTable, columns: list[str]) -> pa.Table:
+    """`columns` of every row collected in this process, sorted by id."""
+    rows = data.table.select(columns).collect()
+    return rows.take(pc.sort_indices(rows, sort_keys=[(data.id_column, "ascending")]))
+
+
+def ids_digest(ids: pa.Array | pa.ChunkedArray) -> str:
+    """SHA-256 of the ids in order: members compare it to check that their rows line up."""
+    text = "\x1f".join(pc.cast(ids, pa.string()).to_pylist())
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:
+    """The features of `rows` as a float matrix; a missing value is refused, naming the feature."""
+    if not features:
+        return np.zeros((rows.num_rows, 0))
+    columns = []
+    for name in features:
+        values = np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if np.isnan(values).any():
+            raise InvalidArgument(
+                f"VertSecureBoost: feature {name!r} has missing values; fill them first (DataIO missing_fill_method)"
+            )
+        columns.append(values)
+    return np.column_stack(columns)
+
+
+def bin_thresholds(values: FloatArray, max_bin: int) -> FloatArray:
+    """Increasing thresholds cutting `values` into at most `max_bin` bins.
+
+    Few distinct values: the midpoints between them; otherwise the quantiles at
+    1/max_bin, ..., (max_bin-1)/max_bin (the same rule as scikit-learn's histogram boosting).
+    Bin b holds thresholds[b-1] < x <= thresholds[b].
+    """
+    distinct = np.unique(values)
+    if len(distinct) <= 1:
+        return np.zeros(0)
+    if len(distinct) <= max_bin:
+        return (distinct[:-1] + distinct[1:]) / 2.0
+    levels = np.linspace(0.0, 100.0, max_bin + 1)[1:-1]
+    thresholds: FloatArray = np.unique(np.percentile(values, levels, method="averaged_inverted_cdf"))
+    return thresholds
+
+
+def fit_bins(matrix: FloatArray, max_bin: int) -> list[FloatArray]:
+    """The thresholds of every column of `matrix`."""
+    return [bin_thresholds(matrix[:, j], max_bin) for j in range(matrix.shape[1])]
+
+
+def bin_matrix(matrix: FloatArray, thresholds: list[FloatArray]) -> IntArray:
+    """Bin index of every value: the number of thresholds strictly below it."""
+    binned = np.empty(matrix.shape, dtype=np.int64)
+    for j, cuts in enumerate(thresholds):
+        binned[:, j] = np.searchsorted(cuts, matrix[:, j], side="left")
+    return binned
+
+
+def bin_counts(thresholds: list[FloatArray]) -> IntArray:
+    """Number of bins of every feature."""
+    return np.array([len(cuts) + 1 for cuts in thresholds], dtype=np.int64)
+
+
+def sample_features(count: int, fraction: float, rng: np.random.Generator) -> IntArray:
+    """The sorted indices of round(fraction * count) features (at least one), drawn without replacement."""
+    if count == 0 or fraction >= 1.0:
+        return np.arange(count, dtype=np.int64)
+    keep = max(1, int(round(fraction * count)))
+    return np.sort(rng.choice(count, size=keep, replace=False)).astype(np.int64)

@@ -1,0 +1,427 @@
+"""VertSecureBoost at the promoter: holds the label and the Paillier key, grows every tree.
+
+Per tree (message by message in docs/algorithms/vert_secureboost.md): the promoter sends the
+rows' gradients and hessians encrypted, packed one ciphertext per row; per level it tells the
+providers which rows sit in which node and which nodes to build; each provider returns its
+encrypted histograms of those nodes; the promoter decrypts them, derives each sibling as parent
+minus child, finds every node's best split over all members, and asks the winning provider to
+apply its split. The provider keeps the feature and threshold and answers with an opaque split
+id and the rows that go left.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kernel.components.vert_secureboost.constants import (
+    METRIC_FEATURE_IMPORTANCE,
+    METRIC_LOSS,
+    METRIC_NAMESPACE_TRAIN,
+    METRIC_TREE_SECONDS,
+    MIN_CHILD_HESSIAN,
+    OWNER_FIRST_PROVIDER,
+    OWNER_LEAF,
+    OWNER_PROMOTER,
+    PREDICT_RESULT_COLUMN,
+    PREDICT_SCORE_COLUMN,
+    PROVIDER_IMPORTANCE_KEY,
+)
+from kernel.components.vert_secureboost.data import (
+    bin_counts,
+    bin_matrix,
+    feature_matrix,
+    fit_bins,
+    ids_digest,
+    sample_features,
+    sorted_rows,
+)
+from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
+from kernel.components.vert_secureboost.messages import bool_array, count, fields, int_array
+from kernel.components.vert_secureboost.param import VertSecureBoostParam
+from kernel.components.vert_secureboost.tree import (
+    Forest,
+    Objective,
+    SplitSearch,
+    Tree,
+    padded_histograms,
+    plain_histograms,
+)
+from kernel.constants import PROVIDER
+from kernel.errors import InvalidArgument
+from kernel.model_base import LabeledTable, ModelBase
+from kernel.security.paillier import EncryptedVector, PaillierPrivateKey, generate_keypair
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class _TreeRound:
+    """The state of the tree being grown: its nodes, where every row is, the sampled rows."""
+
+    def __init__(self, rows: int, sampled: IntArray, g: FloatArray, h: FloatArray) -> None:
+        self.tree = Tree()
+        self.node_of_row: IntArray = np.zeros(rows, dtype=np.int64)
+        self.sampled = sampled
+        self.g, self.h = g, h
+        self.parent: dict[int, int] = {}
+        self.sibling: dict[int, int] = {}
+
+    def sums(self, nodes: list[int]) -> tuple[FloatArray, FloatArray, IntArray]:
+        """Gradient sum, hessian sum and sampled row count of each of `nodes`."""
+        size = len(self.tree.owner)
+        at = self.node_of_row[self.sampled]
+        g = np.bincount(at, weights=self.g[self.sampled], minlength=size)
+        h = np.bincount(at, weights=self.h[self.sampled], minlength=size)
+        n = np.bincount(at, minlength=size).astype(np.int64)
+        return g[nodes].astype(np.float64), h[nodes].astype(np.float64), n[nodes]
+
+
+class VertSecureBoostPromoter(ModelBase):
+    """Holds the label and the private key; decides every split; predicts by walking the trees."""
+
+    is_estimator = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features: list[str] = []
+        self.trees: list[Tree] = []
+        self.init_score = 0.0
+        self.objective_name = "binary"
+        self.provider_members: list[str] = []
+        self.loss_history: list[list[float]] = []
+        self.importance: dict[str, dict[str, float]] = {}
+
+    @property
+    def param(self) -> VertSecureBoostParam:
+        assert isinstance(self.model_param, VertSecureBoostParam)
+        return self.model_param
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
+        param = self.param
+        label = data.label_column
+        if label is None:
+            raise InvalidArgument("VertSecureBoost: the promoter's training data has no label column (DataIO with_label)")
+        self.features = list(data.feature_columns)
+        rows = sorted_rows(data, [data.id_column, label, *self.features])
+        if rows.num_rows == 0:
+            raise InvalidArgument("VertSecureBoost: the training data has no rows")
+        objective = Objective(param.objective)
+        labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
+        objective.check_labels(labels, label)
+        matrix = feature_matrix(rows, self.features)
+        thresholds = fit_bins(matrix, param.max_bin)
+        binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
+        providers = self.ctx.roles.parties(PROVIDER)
+        self.provider_members = [p.member_id for p in providers]
+        private_key = self._start_providers(rows.column(data.id_column), param) if providers else None
+
+        self.objective_name, self.init_score = objective.name, objective.init_score(labels)
+        self.trees, self.loss_history = [], []
+        self.importance = {name: {"split": 0, "gain": 0.0} for name in self.features}
+        for member in self.provider_members:
+            self.importance[PROVIDER_IMPORTANCE_KEY.format(member_id=member)] = {"split": 0, "gain": 0.0}
+        seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
+        score = np.full(len(labels), self.init_score)
+        durations: list[list[float]] = []
+        for t in range(param.num_trees):
+            started = time.perf_counter()
+            rng = np.random.default_rng([seed, t])
+            g, h = objective.gradients(score, labels)
+            tree, leaf_of_row = self._grow_tree(t, rng, g, h, binned, bins, thresholds, private_key)
+            score = score + np.asarray(tree.value)[leaf_of_row]
+            self.trees.append(tree)
+            loss = objective.loss(score, labels)
+            self.loss_history.append([t, loss])
+            durations.append([t, time.perf_counter() - started])
+            self.tracker.set_progress(100.0 * (t + 1) / param.num_trees, f"tree {t + 1}: loss {loss:.6f}")
+        self.tracker.log_metric(METRIC_LOSS, METRIC_NAMESPACE_TRAIN, self.loss_history, metric_type="loss")
+        self.tracker.log_metric(METRIC_TREE_SECONDS, METRIC_NAMESPACE_TRAIN, durations)
+        self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN, self.importance)
+
+    def _start_providers(self, ids: pa.ChunkedArray, param: VertSecureBoostParam) -> PaillierPrivateKey:
+        """Send the key and the training plan; every provider must hold the same ids in order."""
+        tv = self.transfer_variable
+        public_key, private_key = generate_keypair(param.key_bits)
+        tv.pubkey.remote(public_key)
+        tv.train_setup.remote({"rows": len(ids), "digest": ids_digest(ids), "num_trees": param.num_trees,
+                               "max_depth": param.max_depth, "max_bin": param.max_bin})
+        for k, ack in enumerate(tv.setup_ack.get()):
+            if not isinstance(ack, dict) or ack.get("aligned") is not True:
+                raise InvalidArgument(
+                    f"VertSecureBoost: provider {k}'s rows do not match the promoter's {len(ids)} ids; "
+                    "run Intersection on both members' data first"
+                )
+        return private_key
+
+    def _grow_tree(
+        self, t: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: IntArray,
+        bins: IntArray, thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
+    ) -> tuple[Tree, IntArray]:
+        """Grow tree t level by level; returns it with every training row's leaf."""
+        param, tv = self.param, self.transfer_variable
+        rows = len(g)
+        sampled = np.arange(rows, dtype=np.int64)
+        if param.subsample < 1.0:
+            sampled = np.flatnonzero(rng.random(rows) < param.subsample).astype(np.int64)
+            if not len(sampled):
+                sampled = np.array([rng.integers(rows)], dtype=np.int64)
+        own = sample_features(len(self.features), param.colsample, rng)
+        state = _TreeRound(rows, sampled, g, h)
+        encrypted: EncryptedVector | None = None
+        if private_key is not None:
+            values = np.column_stack([g[sampled], h[sampled]])
+            encrypted = EncryptedVector.encrypt_packed(
+                private_key, values, precision_bits=param.precision_bits,
+                headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=param.workers,
+            )
+            tv.encrypted_gh.remote({"rows": sampled, "gh": encrypted}, suffix=(t,))
+        search = SplitSearch(param.reg_lambda, param.min_child_weight)
+        least = max(param.min_child_weight, MIN_CHILD_HESSIAN)
+        level = [0]
+        previous: list[dict[int, FloatArray]] = [{} for _ in self.provider_members]
+        slot_bins: list[IntArray] = [np.zeros(0, np.int64) for _ in self.provider_members]
+        for depth in range(param.max_depth):
+            g_sum, h_sum, n_sum = state.sums(level)
+            open_nodes = [node for node, hh, nn in zip(level, h_sum.tolist(), n_sum.tolist(), strict=True)
+                          if nn >= 2 and hh >= 2 * least]
+            if not open_nodes:
+                if private_key is not None:
+                    tv.node_plan.remote({"done": True}, suffix=(t, depth))
+                break
+            sizes = dict(zip(level, n_sum.tolist(), strict=True))
+            compute = [0] if depth == 0 else self._smaller_children(level, open_nodes, sizes, state)
+            position = np.full(len(state.tree.owner), -1, dtype=np.int64)
+            position[level] = np.arange(len(level))
+            if private_key is not None:
+                tv.node_plan.remote({"done": False, "position": position[state.node_of_row].astype(np.int32),
+                                     "nodes": len(level), "compute": position[compute]}, suffix=(t, depth))
+            candidates = [self._own_best(state, open_nodes, own, binned, bins, search)]
+            for k in range(len(self.provider_members)):
+                assert encrypted is not None and private_key is not None
+                level_hist, slot_bins[k] = self._provider_histograms(
+                    k, t, depth, compute, state, previous[k], slot_bins[k], encrypted, len(sampled), private_key
+                )
+                previous[k] = level_hist
+                stacked = np.stack([level_hist[node] for node in open_nodes])
+                candidates.append(search.best(stacked, slot_bins[k]))
+            level = self._apply_splits(t, depth, level, open_nodes, candidates, thresholds, binned, state)
+            if not level:
+                break
+        g_leaf = np.bincount(state.node_of_row[sampled], weights=g[sampled], minlength=len(state.tree.owner))
+        h_leaf = np.bincount(state.node_of_row[sampled], weights=h[sampled], minlength=len(state.tree.owner))
+        values = search.leaf_value(g_leaf.astype(np.float64), h_leaf.astype(np.float64), param.learning_rate)
+        is_leaf = np.asarray(state.tree.owner) == OWNER_LEAF
+        state.tree.value = np.where(is_leaf, values, 0.0).tolist()
+        return state.tree, state.node_of_row
+
+    @staticmethod
+    def _smaller_children(level: list[int], open_nodes: list[int], sizes: dict[int, int],
+                          state: _TreeRound) -> list[int]:
+        """Of every pair of siblings with an open node, the child with fewer sampled rows."""
+        wanted = set(open_nodes)
+        chosen = []
+        for left, right in zip(level[0::2], level[1::2], strict=True):
+            if left in wanted or right in wanted:
+                chosen.append(left if sizes[left] <= sizes[right] else right)
+        return chosen
+
+    def _own_best(self, state: _TreeRound, open_nodes: list[int], own: IntArray, binned: IntArray,
+                  bins: IntArray, search: SplitSearch) -> tuple[FloatArray, IntArray, IntArray]:
+        """The best split of every open node over the promoter's sampled features (global indices)."""
+        if not len(own):
+            return np.full(len(open_nodes), -np.inf), np.zeros(len(open_nodes), np.int64), np.zeros(len(open_nodes), np.int64)
+        index = np.full(len(state.tree.owner), -1, dtype=np.int64)
+        index[open_nodes] = np.arange(len(open_nodes))
+        at = index[state.node_of_row[state.sampled]]
+        keep = at >= 0
+        rows = state.sampled[keep]
+        hist = plain_histograms(at[keep], binned[rows][:, own], bins[own], state.g[rows], state.h[rows], len(open_nodes))
+        gain, feature, bin_ = search.best(hist, bins[own])
+        return gain, own[feature], bin_
+
+    def _provider_histograms(
+        self, k: int, t: int, depth: int, compute: list[int], state: _TreeRound, parents: dict[int, FloatArray],
+        known_bins: IntArray, encrypted: EncryptedVector, sampled: int, private_key: PaillierPrivateKey,
+    ) -> tuple[dict[int, FloatArray], IntArray]:
+        """Provider k's histograms of every node of this level (decrypted, siblings by subtraction)
+        and the bins of its feature slots, which stay the same within a tree."""
+        message = fields(self.transfer_variable.encrypted_histogram.get(idx=k, suffix=(t, depth)),
+                         f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
+        bins = int_array(message["bins"], f"provider {k}'s histogram bins", 1, 1 << 20)
+        if not len(bins):
+            raise InvalidArgument(f"VertSecureBoost: provider {k} sent a histogram of no features")
+        if depth > 0 and not np.array_equal(known_bins, bins):
+            raise InvalidArgument(f"VertSecureBoost: provider {k} changed its histogram bins within a tree")
+        histogram = message["histogram"]
+        if not isinstance(histogram, EncryptedVector) or histogram.public_key != private_key.public_key:
+            raise InvalidArgument(f"VertSecureBoost: provider {k}'s histogram is not a vector under our key")
+        assert encrypted.layout is not None
+        layout = encrypted.layout
+        per = count(message["per_ciphertext"], f"provider {k}'s per_ciphertext", 1,
+                    max(1, (private_key.public_key.n_bits - 2) // (layout.slots * layout.slot_bits)))
+        total = int(bins.sum()) * len(compute)
+        flat = decrypt_compressed(private_key, histogram, layout.slot_bits, layout.slots, encrypted.frac_bits,
+                                  encrypted.bound * sampled, per, total, self.param.workers)
+        computed = padded_histograms(flat, bins, len(compute))
+        level_hist = {node: computed[i] for i, node in enumerate(compute)}
+        for node in compute:
+            if node in state.sibling:
+                level_hist[state.sibling[node]] = parents[state.parent[node]] - level_hist[node]
+        return level_hist, bins
+
+    def _apply_splits(
+        self, t: int, depth: int, level: list[int], open_nodes: list[int],
+        candidates: list[tuple[FloatArray, IntArray, IntArray]], thresholds: list[FloatArray], binned: IntArray,
+        state: _TreeRound,
+    ) -> list[int]:
+        """Split every open node whose best gain is high enough; returns the next level's nodes."""
+        param, tv, tree = self.param, self.transfer_variable, state.tree
+        gains = np.stack([c[0] for c in candidates])
+        winner = np.argmax(gains, axis=0)  # the promoter (row 0) wins ties
+        best = gains[winner, np.arange(len(open_nodes))]
+        splitting = [i for i in range(len(open_nodes)) if np.isfinite(best[i]) and best[i] > param.min_split_gain]
+        requests: list[list[int]] = [[i for i in splitting if winner[i] == k + 1] for k in range(len(candidates) - 1)]
+        for k, chosen in enumerate(requests):
+            _, slot, bin_ = candidates[k + 1]
+            tv.split_request.remote({"nodes": np.array([level.index(open_nodes[i]) for i in chosen], dtype=np.int64),
+                                     "slots": slot[chosen].astype(np.int64), "bins": bin_[chosen].astype(np.int64)},
+                                    idx=k, suffix=(t, depth))
+        # node -> (owner, promoter feature or provider split id, threshold, rows, which of them go left)
+        decided: dict[int, tuple[int, int, float, IntArray, npt.NDArray[np.bool_]]] = {}
+        _, own_feature, own_bin = candidates[0]
+        for i in splitting:
+            if winner[i] == 0:
+                node, f, b = open_nodes[i], int(own_feature[i]), int(own_bin[i])
+                rows = np.flatnonzero(state.node_of_row == node)
+                decided[node] = (OWNER_PROMOTER, f, float(thresholds[f][b]), rows, binned[rows, f] <= b)
+                self._credit(self.features[f], float(best[i]))
+        for k, chosen in enumerate(requests):
+            result = fields(tv.split_result.get(idx=k, suffix=(t, depth)), f"provider {k}'s split_result",
+                            "split_ids", "left")
+            ids = int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
+            row_lists = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in chosen]
+            left = bool_array(result["left"], f"provider {k}'s split directions", sum(len(r) for r in row_lists))
+            start = 0
+            for i, split_id, rows in zip(chosen, ids.tolist(), row_lists, strict=True):
+                decided[open_nodes[i]] = (OWNER_FIRST_PROVIDER + k, split_id, 0.0, rows, left[start:start + len(rows)])
+                start += len(rows)
+                self._credit(PROVIDER_IMPORTANCE_KEY.format(member_id=self.provider_members[k]), float(best[i]))
+        next_level: list[int] = []
+        for i in splitting:
+            node = open_nodes[i]
+            owner, detail, threshold, rows, go_left = decided[node]
+            if owner == OWNER_PROMOTER:
+                left_child, right_child = tree.split(node, owner, detail, threshold, -1)
+            else:
+                left_child, right_child = tree.split(node, owner, -1, 0.0, detail)
+            state.node_of_row[rows] = np.where(go_left, left_child, right_child)
+            for child, other in ((left_child, right_child), (right_child, left_child)):
+                state.parent[child], state.sibling[child] = node, other
+            next_level += [left_child, right_child]
+        return next_level
+
+    def _credit(self, key: str, gain: float) -> None:
+        self.importance[key]["split"] += 1
+        self.importance[key]["gain"] += gain
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict(self, data: LabeledTable) -> LabeledTable:
+        tv, param = self.transfer_variable, self.param
+        missing = [f for f in self.features if f not in data.table.schema.names]
+        if missing:
+            raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
+        label = data.label_column
+        columns = [data.id_column] + ([label] if label else []) + self.features
+        rows = sorted_rows(data, columns)
+        matrix = feature_matrix(rows, self.features)
+        forest = Forest(self.trees)
+        n = rows.num_rows
+        order = self._provider_order()
+        if order:
+            tv.predict_setup.remote({"rows": n, "digest": ids_digest(rows.column(data.id_column)),
+                                     "max_depth": forest.depth})
+            for k, ack in enumerate(tv.predict_ack.get()):
+                if not isinstance(ack, dict) or ack.get("aligned") is not True:
+                    raise InvalidArgument(
+                        f"VertSecureBoost: provider {k}'s prediction rows do not match the promoter's {n} ids; "
+                        "run Intersection on the prediction data too"
+                    )
+        current = forest.start(n)
+        for depth in range(forest.depth):
+            internal = forest.owner[current] != OWNER_LEAF
+            if not internal.any():
+                for k in range(len(order)):
+                    tv.predict_request.remote({"done": True}, idx=k, suffix=(depth,))
+                break
+            _, go_left = forest.promoter_directions(current, matrix)
+            asked = []
+            for k, model_k in enumerate(order):
+                at = forest.owner[current] == OWNER_FIRST_PROVIDER + model_k
+                _, row_index = np.nonzero(at)
+                tv.predict_request.remote({"done": False, "rows": row_index.astype(np.int64),
+                                           "split_ids": forest.split_id[current[at]]}, idx=k, suffix=(depth,))
+                asked.append((k, at, len(row_index)))
+            for k, at, size in asked:
+                answer = tv.predict_directions.get(idx=k, suffix=(depth,))
+                go_left[at] = bool_array(answer, f"provider {k}'s predict_directions", size)
+            current = forest.step(current, internal, go_left)
+        raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)
+        score = Objective(self.objective_name).output(np.asarray(raw, dtype=np.float64))
+        out: dict[str, Any] = {data.id_column: rows.column(data.id_column)}
+        if label:
+            out[label] = rows.column(label)
+        out[PREDICT_SCORE_COLUMN] = pa.array(score)
+        if self.objective_name == "binary":
+            out[PREDICT_RESULT_COLUMN] = pa.array((score >= param.threshold).astype(np.int64))
+        else:
+            out[PREDICT_RESULT_COLUMN] = pa.array(score)
+        table = self.ctx.computing.from_arrow(pa.table(out), data.id_column)
+        return LabeledTable(table, label, ())
+
+    def _provider_order(self) -> list[int]:
+        """For each provider of this job (in role order), its index in the model's providers."""
+        members = [p.member_id for p in self.ctx.roles.parties(PROVIDER)]
+        if sorted(members) != sorted(self.provider_members):
+            raise InvalidArgument(
+                f"VertSecureBoost: the model was trained with providers {self.provider_members}, "
+                f"this job has {members}"
+            )
+        return [self.provider_members.index(m) for m in members]
+
+    # -- model ----------------------------------------------------------------------------------
+    def export_model(self) -> dict[str, Any]:
+        return {
+            "role": "promoter", "objective": self.objective_name, "init_score": self.init_score,
+            "features": list(self.features), "providers": list(self.provider_members),
+            "trees": [tree.to_dict() for tree in self.trees], "loss_history": self.loss_history,
+            "feature_importance": self.importance,
+        }
+
+    def load_model(self, model: dict[str, Any]) -> None:
+        if model.get("role") != "promoter":
+            raise InvalidArgument("VertSecureBoost: the promoter needs the promoter's model")
+        try:
+            self.objective_name = str(model["objective"])
+            Objective(self.objective_name)
+            self.init_score = float(model["init_score"])
+            self.features = [str(f) for f in model["features"]]
+            self.provider_members = [str(m) for m in model["providers"]]
+            self.trees = [Tree.from_dict(raw, f"tree {i}") for i, raw in enumerate(model["trees"])]
+            self.loss_history = [list(p) for p in model.get("loss_history", [])]
+            self.importance = dict(model.get("feature_importance", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"VertSecureBoost: the model input is not a VertSecureBoost model ({exc})") from None
+        for i, tree in enumerate(self.trees):
+            for node, owner in enumerate(tree.owner):
+                if owner == OWNER_PROMOTER and not 0 <= tree.feature[node] < len(self.features):
+                    raise InvalidArgument(f"VertSecureBoost: tree {i} splits on a feature the model does not list")
+                if owner >= OWNER_FIRST_PROVIDER + len(self.provider_members):
+                    raise InvalidArgument(f"VertSecureBoost: tree {i} names a provider the model does not list")

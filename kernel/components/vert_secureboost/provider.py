@@ -1,0 +1,225 @@
+"""VertSecureBoost at a provider: builds encrypted histograms of its features and keeps its splits.
+
+The provider never sees a gradient, a hessian or a label in the clear. It learns which rows
+share a node (the promoter tells it, so that it can build the node's histograms) and which of
+its own splits the promoter chose (by position and bin); the feature and threshold of each of
+its splits stay here, named to the promoter only by a random split id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from kernel.components.vert_secureboost.constants import (
+    METRIC_FEATURE_IMPORTANCE,
+    METRIC_NAMESPACE_TRAIN,
+    SPLIT_ID_BITS,
+)
+from kernel.components.vert_secureboost.data import (
+    bin_counts,
+    bin_matrix,
+    feature_matrix,
+    fit_bins,
+    ids_digest,
+    sample_features,
+    sorted_rows,
+)
+from kernel.components.vert_secureboost.histogram import (
+    build_histograms,
+    compress,
+    rows_per_ciphertext,
+)
+from kernel.components.vert_secureboost.messages import count, fields, int_array, sorted_unique
+from kernel.components.vert_secureboost.param import VertSecureBoostParam
+from kernel.errors import InvalidArgument
+from kernel.model_base import LabeledTable, ModelBase
+from kernel.security.paillier import EncryptedVector, PaillierPublicKey
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+# The most trees, levels and bins a promoter may ask for (the bounds of VertSecureBoostParam).
+_MAX_TREES, _MAX_DEPTH, _MAX_BIN = 10_000, 16, 1024
+
+
+class VertSecureBoostProvider(ModelBase):
+    """Holds some features; answers the promoter's histogram, split and prediction requests."""
+
+    is_estimator = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.features: list[str] = []
+        self.split_ids: list[int] = []
+        self.split_features: list[int] = []
+        self.split_thresholds: list[float] = []
+        self.importance: dict[str, int] = {}
+
+    @property
+    def param(self) -> VertSecureBoostParam:
+        assert isinstance(self.model_param, VertSecureBoostParam)
+        return self.model_param
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
+        tv, param = self.transfer_variable, self.param
+        self.features = list(data.feature_columns)
+        if not self.features:
+            raise InvalidArgument("VertSecureBoost: the provider's data has no feature columns")
+        rows = sorted_rows(data, [data.id_column, *self.features])
+        public_key = tv.pubkey.get(idx=0)
+        if not isinstance(public_key, PaillierPublicKey):
+            raise InvalidArgument("VertSecureBoost: the promoter's pubkey is not a Paillier public key")
+        setup = fields(tv.train_setup.get(idx=0), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
+        n = rows.num_rows
+        aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
+        tv.setup_ack.remote({"rows": n, "aligned": aligned})
+        if not aligned:
+            raise InvalidArgument(
+                f"VertSecureBoost: this provider's {n} rows do not match the promoter's {setup['rows']} ids; "
+                "run Intersection on both members' data first"
+            )
+        num_trees = count(setup["num_trees"], "train_setup.num_trees", 1, _MAX_TREES)
+        max_depth = count(setup["max_depth"], "train_setup.max_depth", 1, _MAX_DEPTH)
+        max_bin = count(setup["max_bin"], "train_setup.max_bin", 2, _MAX_BIN)
+        matrix = feature_matrix(rows, self.features)
+        thresholds = fit_bins(matrix, max_bin)
+        binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
+        self.split_ids, self.split_features, self.split_thresholds = [], [], []
+        self.importance = {name: 0 for name in self.features}
+        seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
+        for t in range(num_trees):
+            chosen = sample_features(len(self.features), param.colsample, np.random.default_rng([seed, t]))
+            # Slots are the drawn features in a fresh secret order: the promoter cannot tell which is which.
+            slots = chosen[np.random.default_rng(secrets.randbits(128)).permutation(len(chosen))]
+            self._grow_tree(t, max_depth, n, slots, binned, bins, thresholds, public_key)
+            self.tracker.set_progress(100.0 * (t + 1) / num_trees, f"tree {t + 1}")
+        self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN,
+                                {name: {"split": splits} for name, splits in self.importance.items()})
+
+    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: IntArray, bins: IntArray,
+                   thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
+        tv, workers = self.transfer_variable, self.param.workers
+        message = fields(tv.encrypted_gh.get(idx=0, suffix=(t,)), "encrypted_gh", "rows", "gh")
+        sampled = sorted_unique(int_array(message["rows"], "encrypted_gh.rows", 0, n), "encrypted_gh.rows")
+        gh = message["gh"]
+        if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
+                or gh.layout is None or gh.layout.slots != 2 or gh.layout.flat_length is not None:
+            raise InvalidArgument("VertSecureBoost: encrypted_gh must pack a gradient and a hessian per sampled row")
+        slot_binned = binned[sampled][:, slots]
+        slot_bins = bins[slots]
+        per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
+        for depth in range(max_depth):
+            plan = fields(tv.node_plan.get(idx=0, suffix=(t, depth)), "node_plan", "done")
+            if plan["done"] is True:
+                break
+            fields(plan, "node_plan", "position", "nodes", "compute")
+            nodes = count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
+            position = int_array(plan["position"], "node_plan.position", -1, nodes, n)
+            compute = int_array(plan["compute"], "node_plan.compute", 0, nodes)
+            slot_of = np.full(nodes, -1, dtype=np.int64)
+            slot_of[compute] = np.arange(len(compute))
+            at = position[sampled]
+            node = np.where(at >= 0, slot_of[np.maximum(at, 0)], -1)
+            chosen = np.flatnonzero(node >= 0)
+            histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute), workers)
+            packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
+            tv.encrypted_histogram.remote({"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext},
+                                          suffix=(t, depth))
+            self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
+
+    def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
+               binned: IntArray, thresholds: list[FloatArray]) -> None:
+        """Apply the splits the promoter chose among ours: record them, say which rows go left."""
+        tv = self.transfer_variable
+        request = fields(tv.split_request.get(idx=0, suffix=(t, depth)), "split_request", "nodes", "slots", "bins")
+        chosen_nodes = int_array(request["nodes"], "split_request.nodes", 0, nodes)
+        chosen_slots = int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
+        chosen_bins = int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), len(chosen_nodes))
+        ids, lefts = [], []
+        for node, slot, bin_ in zip(chosen_nodes.tolist(), chosen_slots.tolist(), chosen_bins.tolist(), strict=True):
+            feature = int(slots[slot])
+            if bin_ >= len(thresholds[feature]):
+                raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
+            rows = np.flatnonzero(position == node)
+            lefts.append(binned[rows, feature] <= bin_)
+            split_id = self._new_split_id()
+            ids.append(split_id)
+            self.split_ids.append(split_id)
+            self.split_features.append(feature)
+            self.split_thresholds.append(float(thresholds[feature][bin_]))
+            self.importance[self.features[feature]] += 1
+        left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.bool_)
+        tv.split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left}, suffix=(t, depth))
+
+    def _new_split_id(self) -> int:
+        taken = set(self.split_ids)
+        while True:
+            candidate = secrets.randbits(SPLIT_ID_BITS)
+            if candidate not in taken:
+                return candidate
+
+    # -- prediction ---------------------------------------------------------------------------
+    def predict(self, data: LabeledTable) -> None:
+        tv = self.transfer_variable
+        missing = [f for f in self.features if f not in data.table.schema.names]
+        if missing:
+            raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
+        rows = sorted_rows(data, [data.id_column, *self.features])
+        setup = fields(tv.predict_setup.get(idx=0), "predict_setup", "rows", "digest", "max_depth")
+        n = rows.num_rows
+        aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
+        tv.predict_ack.remote({"rows": n, "aligned": aligned})
+        if not aligned:
+            raise InvalidArgument(
+                f"VertSecureBoost: this provider's {n} prediction rows do not match the promoter's "
+                f"{setup['rows']} ids; run Intersection on the prediction data too"
+            )
+        max_depth = count(setup["max_depth"], "predict_setup.max_depth", 0, _MAX_DEPTH)
+        matrix = feature_matrix(rows, self.features)
+        order = np.argsort(np.asarray(self.split_ids, dtype=np.int64), kind="stable")
+        known = np.asarray(self.split_ids, dtype=np.int64)[order]
+        features = np.asarray(self.split_features, dtype=np.int64)[order]
+        cuts = np.asarray(self.split_thresholds, dtype=np.float64)[order]
+        for depth in range(max_depth):
+            request = fields(tv.predict_request.get(idx=0, suffix=(depth,)), "predict_request", "done")
+            if request["done"] is True:
+                break
+            fields(request, "predict_request", "rows", "split_ids")
+            row_index = int_array(request["rows"], "predict_request.rows", 0, n)
+            wanted = int_array(request["split_ids"], "predict_request.split_ids", 0, 1 << SPLIT_ID_BITS,
+                               len(row_index))
+            where = np.searchsorted(known, wanted)
+            if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):
+                raise InvalidArgument("VertSecureBoost: predict_request names a split id this provider never made")
+            go_left = matrix[row_index, features[where]] <= cuts[where]
+            tv.predict_directions.remote(go_left.astype(np.bool_), suffix=(depth,))
+        return None
+
+    # -- model ----------------------------------------------------------------------------------
+    def export_model(self) -> dict[str, Any]:
+        return {
+            "role": "provider", "features": list(self.features), "split_ids": list(self.split_ids),
+            "split_features": list(self.split_features), "split_thresholds": list(self.split_thresholds),
+            "feature_importance": dict(self.importance),
+        }
+
+    def load_model(self, model: dict[str, Any]) -> None:
+        if model.get("role") != "provider":
+            raise InvalidArgument("VertSecureBoost: the provider needs the provider's model")
+        try:
+            self.features = [str(f) for f in model["features"]]
+            self.split_ids = [int(v) for v in model["split_ids"]]
+            self.split_features = [int(v) for v in model["split_features"]]
+            self.split_thresholds = [float(v) for v in model["split_thresholds"]]
+            self.importance = {str(k): int(v) for k, v in dict(model.get("feature_importance", {})).items()}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArgument(f"VertSecureBoost: the model input is not a VertSecureBoost model ({exc})") from None
+        if not len(self.split_ids) == len(self.split_features) == len(self.split_thresholds):
+            raise InvalidArgument("VertSecureBoost: the provider model's split arrays differ in length")
+        if any(not 0 <= f < len(self.features) for f in self.split_features):
+            raise InvalidArgument("VertSecureBoost: the provider model splits on a feature it does not list")

@@ -1,0 +1,225 @@
+"""VertSecureBoost through the task path: accuracy against scikit-learn, predict jobs, SPARK, STANDALONE, errors."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.metrics import r2_score, roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.local_run import PartyFailed
+from kernel.security.paillier import WeakKeyWarning
+from kernel.tracker import load_model
+from tests.test_vert_kit import BreastSplit, VerticalJob, breast_split
+
+TRAIN_INPUTS = {"data": {"train_data": ["args.train"], "validate_data": ["args.test"]}}
+TRAIN_OUTPUTS = {"data": ["train"], "model": ["model"]}
+TREES, DEPTH, RATE, LAMBDA, BINS = 10, 3, 0.3, 1.0, 32
+# Our min_child_weight matches the hessian floor of scikit-learn's grower; no row-count floor.
+PARAMS = {"key_bits": 1024, "num_trees": TREES, "max_depth": DEPTH, "learning_rate": RATE, "reg_lambda": LAMBDA,
+          "max_bin": BINS, "min_child_weight": 1e-3}
+COMPONENT = "vert_secureboost_0"
+
+
+@pytest.fixture(autouse=True)
+def quiet_weak_keys() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakKeyWarning)
+        yield
+
+
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    session = local_session(num_partitions=2)
+    yield session
+    session.stop()
+
+
+def sklearn_reference(split: BreastSplit, trees: int = TREES) -> HistGradientBoostingClassifier:
+    """Histogram gradient boosting on all 30 features with our trees, depth, rate, bins and lambda."""
+    model = HistGradientBoostingClassifier(
+        max_iter=trees, max_depth=DEPTH, learning_rate=RATE, max_leaf_nodes=None, min_samples_leaf=1,
+        l2_regularization=LAMBDA, max_bins=BINS, early_stopping=False,
+    )
+    return model.fit(split.x_train, split.y_train)
+
+
+def train(job: VerticalJob, frames: tuple[list[pd.DataFrame], list[pd.DataFrame]], computing: ComputingSession,
+          params: dict[str, Any]) -> pd.DataFrame:
+    job.upload("train", frames[0])
+    job.upload("test", frames[1])
+    job.run(COMPONENT, "VertSecureBoost", computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params,
+            data_args=("train", "test"))
+    return job.output(job.promoter, computing, COMPONENT, "train")
+
+
+def validate_rows(predictions: pd.DataFrame) -> pd.DataFrame:
+    return predictions[predictions["type"] == "validate"].sort_values("id").reset_index(drop=True)
+
+
+def reference_scores(split: BreastSplit, model: HistGradientBoostingClassifier) -> np.ndarray:
+    """The reference's test probabilities in id order (the test frame's ids are in row order)."""
+    ids = split.test[0]["id"].to_numpy()
+    scores = pd.Series(model.predict_proba(split.x_test)[:, 1], index=ids)
+    return scores.sort_index().to_numpy()
+
+
+def test_one_provider_matches_histogram_boosting_on_breast_cancer(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+
+    # Execute
+    predictions = train(job, (split.train, split.test), computing, PARAMS)
+
+    # Assert: AUC and the scores themselves match the plaintext reference on all 30 features.
+    reference = reference_scores(split, sklearn_reference(split))
+    rows = validate_rows(predictions)
+    assert abs(roc_auc_score(rows["y"], rows["predict_score"]) - roc_auc_score(rows["y"], reference)) <= 0.01
+    np.testing.assert_allclose(rows["predict_score"].to_numpy(), reference, atol=1e-4)
+    assert {"id", "y", "predict_score", "predict_result", "type"} <= set(predictions.columns)
+    assert len(predictions) == len(split.y_train) + len(split.y_test)
+    assert (rows["predict_result"] == (rows["predict_score"] >= 0.5).astype(int)).all()
+    metrics = job.metrics(job.promoter, COMPONENT)
+    losses = [point[1] for point in metrics["loss"]]
+    assert len(losses) == TREES and all(b < a for a, b in zip(losses, losses[1:], strict=False))
+    assert len(metrics["tree_seconds"]) == TREES
+
+
+def test_split_details_stay_with_the_provider(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+
+    # Execute
+    train(job, (split.train, split.test), computing, {**PARAMS, "num_trees": 4})
+
+    # Assert: the promoter's model names provider splits only by member and opaque id.
+    provider = job.members[1]
+    promoter_model = load_model(job.promoter.root / "models", job.job.job_id, COMPONENT, "promoter",
+                                job.promoter.member_id)
+    provider_model = load_model(provider.root / "models", job.job.job_id, COMPONENT, "provider", provider.member_id)
+    assert promoter_model["features"] == [f"x{i}" for i in range(10)]
+    assert not any(f"x{i}" in repr(promoter_model) for i in range(10, 30))
+    provider_ids = {sid for tree in promoter_model["trees"]
+                    for owner, sid in zip(tree["owner"], tree["split_id"], strict=True) if owner == 1}
+    assert provider_ids and provider_ids == set(provider_model["split_ids"])
+    assert len(provider_model["split_thresholds"]) == len(provider_ids)
+    importance = job.metrics(job.promoter, COMPONENT)["feature_importance"]
+    provider_splits = importance[f"provider:{provider.member_id}"]["split"]
+    assert provider_splits == len(provider_ids)
+    own = job.metrics(provider, COMPONENT)["feature_importance"]
+    assert sum(point["split"] for point in own.values()) == provider_splits
+
+
+def test_two_providers_over_standalone_federation(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: features split three ways; messages go through the spool directory.
+    split = breast_split([range(0, 10), range(10, 20), range(20, 30)])
+    job = VerticalJob(tmp_path, providers=2, work_mode="STANDALONE")
+
+    # Execute
+    predictions = train(job, (split.train, split.test), computing, PARAMS)
+
+    # Assert
+    rows = validate_rows(predictions)
+    reference = reference_scores(split, sklearn_reference(split))
+    assert abs(roc_auc_score(rows["y"], rows["predict_score"]) - roc_auc_score(rows["y"], reference)) <= 0.01
+    np.testing.assert_allclose(rows["predict_score"].to_numpy(), reference, atol=1e-4)
+
+
+def test_regression_objective_matches_histogram_boosting(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: diabetes progression; the promoter holds the target and 4 features, the provider 6.
+    data = load_diabetes()
+    ids = np.array([f"d{i:04d}" for i in range(len(data.target))])
+    train_idx, test_idx = train_test_split(np.arange(len(ids)), test_size=0.3, random_state=0)
+
+    def frames(rows: np.ndarray) -> list[pd.DataFrame]:
+        promoter = pd.DataFrame({"id": ids[rows], "y": data.target[rows]})
+        provider = pd.DataFrame({"id": ids[rows]})
+        for c in range(10):
+            (promoter if c < 4 else provider)[f"x{c}"] = data.data[rows, c]
+        return [promoter, provider]
+
+    job = VerticalJob(tmp_path, providers=1)
+
+    # Execute
+    predictions = train(job, (frames(train_idx), frames(test_idx)), computing,
+                        {**PARAMS, "objective": "regression", "learning_rate": 0.1, "num_trees": 8})
+
+    # Assert
+    reference = HistGradientBoostingRegressor(
+        max_iter=8, max_depth=DEPTH, learning_rate=0.1, max_leaf_nodes=None, min_samples_leaf=1,
+        l2_regularization=LAMBDA, max_bins=BINS, early_stopping=False,
+    ).fit(data.data[train_idx], data.target[train_idx])
+    expected = pd.Series(reference.predict(data.data[test_idx]), index=ids[test_idx]).sort_index().to_numpy()
+    rows = validate_rows(predictions)
+    np.testing.assert_allclose(rows["predict_score"].to_numpy(), expected, atol=1e-3)
+    assert abs(r2_score(rows["y"], rows["predict_score"]) - r2_score(rows["y"], expected)) <= 0.01
+    np.testing.assert_allclose(rows["predict_result"].to_numpy(), rows["predict_score"].to_numpy())
+    losses = [point[1] for point in job.metrics(job.promoter, COMPONENT)["loss"]]
+    assert losses[-1] < losses[0]
+
+
+def test_a_predict_job_reuses_the_exported_models(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: train with row and feature sampling, then start a second job on the models.
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    params = {**PARAMS, "subsample": 0.8, "colsample": 0.5, "random_seed": 11}
+    trained = train(job, (split.train, split.test), computing, params)
+    predict_job = job.with_job_id("predict_" + job.job.job_id)
+
+    # Execute
+    predict_job.run(COMPONENT, "VertSecureBoost", computing,
+                    {"data": {"test_data": ["args.test"]}, "model": [f"{COMPONENT}.model"]},
+                    {"data": ["test"]}, params=params, data_args=("test",), model_job_id=job.job.job_id)
+
+    # Assert: the imported models give the training job's scores; sampling still learns.
+    predicted = predict_job.output(job.promoter, computing, COMPONENT, "test")
+    expected = validate_rows(trained)
+    np.testing.assert_allclose(predicted["predict_score"].to_numpy(), expected["predict_score"].to_numpy())
+    assert roc_auc_score(expected["y"], expected["predict_score"]) > 0.95
+
+
+def test_spark_backend_matches_histogram_boosting(tmp_path: Path, spark: Any) -> None:
+    # Prepare
+    computing = spark_session(spark)
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1, backend="SPARK")
+
+    # Execute
+    predictions = train(job, (split.train, split.test), computing, {**PARAMS, "num_trees": 3})
+
+    # Assert
+    rows = validate_rows(predictions)
+    np.testing.assert_allclose(rows["predict_score"].to_numpy(),
+                               reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)
+
+
+def test_rows_that_do_not_line_up_fail_with_advice(tmp_path: Path, computing: ComputingSession) -> None:
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("train", [split.train[0], split.train[1].iloc[:-1]])
+
+    with pytest.raises(PartyFailed, match="run Intersection"):
+        job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
+                params=PARAMS, data_args=("train",))
+
+
+def test_a_label_outside_zero_and_one_is_refused_by_name(tmp_path: Path, computing: ComputingSession) -> None:
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    promoter = split.train[0].assign(y=split.train[0]["y"] * 2)
+    job.upload("train", [promoter, split.train[1]])
+
+    with pytest.raises(PartyFailed, match="label column 'y' must hold 0 and 1"):
+        job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
+                params=PARAMS, data_args=("train",), timeout=3.0)

@@ -1,0 +1,119 @@
+"""VertSecureBoost's parts: encrypted histograms against plaintext sums, the split search, binning, params."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
+from kernel.components.vert_secureboost.histogram import (
+    build_histograms,
+    compress,
+    decrypt_compressed,
+    feature_groups,
+    gh_headroom_bits,
+    rows_per_ciphertext,
+)
+from kernel.components.vert_secureboost.param import VertSecureBoostParam
+from kernel.components.vert_secureboost.tree import (
+    SplitSearch,
+    Tree,
+    padded_histograms,
+    plain_histograms,
+)
+from kernel.errors import InvalidArgument, ParamError
+from kernel.security.paillier import (
+    EncryptedVector,
+    PaillierKeypair,
+    WeakKeyWarning,
+    generate_keypair,
+)
+
+
+@pytest.fixture(scope="module")
+def keypair() -> PaillierKeypair:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakKeyWarning)
+        return generate_keypair(1024)
+
+
+@pytest.mark.parametrize(("rows", "nodes"), [(3000, 3), (20, 2)])
+def test_encrypted_histograms_equal_plaintext_sums(keypair: PaillierKeypair, rows: int, nodes: int) -> None:
+    # Prepare: features of different bin counts; 3000 rows pair the small ones, 20 rows do not.
+    rng = np.random.default_rng(rows)
+    bins = np.array([2, 5, 7, 16, 3], dtype=np.int64)
+    binned = np.column_stack([rng.integers(0, b, rows) for b in bins]).astype(np.int64)
+    node = rng.integers(0, nodes, rows).astype(np.int64)
+    g, h = rng.normal(size=rows), rng.uniform(0.0, 0.25, rows)
+    encrypted = EncryptedVector.encrypt_packed(keypair.private_key, np.column_stack([g, h]), precision_bits=24,
+                                               headroom_bits=gh_headroom_bits(rows, 16))
+    assert encrypted.layout is not None
+
+    # Execute: build, compress, send nothing, decrypt under the promoter's own layout and bound.
+    histogram = build_histograms(encrypted, node, binned, bins, nodes, workers=2)
+    per = rows_per_ciphertext(encrypted.layout, keypair.public_key.n_bits)
+    packed = compress(histogram, encrypted.bound * rows, per, workers=2)
+    flat = decrypt_compressed(keypair.private_key, packed, encrypted.layout.slot_bits, 2, encrypted.frac_bits,
+                              encrypted.bound * rows, per, len(histogram), workers=2)
+
+    # Assert
+    paired = any(len(group) == 2 for group in feature_groups(bins, rows, nodes))
+    assert paired == (rows == 3000)
+    assert len(packed) == -(-len(histogram) // per) and per > 1
+    expected = plain_histograms(node, binned, bins, g, h, nodes)
+    np.testing.assert_allclose(padded_histograms(flat, bins, nodes), expected, atol=rows * 2.0**-24)
+
+
+def test_a_histogram_with_the_wrong_number_of_ciphertexts_is_refused(keypair: PaillierKeypair) -> None:
+    encrypted = EncryptedVector.encrypt_packed(keypair.public_key, np.ones((4, 2)), precision_bits=8, headroom_bits=8)
+    assert encrypted.layout is not None
+    with pytest.raises(InvalidArgument, match="needs 1 ciphertexts, got 4"):
+        decrypt_compressed(keypair.private_key, encrypted, encrypted.layout.slot_bits, 2, encrypted.frac_bits,
+                           encrypted.bound * 4, 4, 4, workers=1)
+
+
+def test_split_search_finds_the_separating_bin_and_respects_min_child_weight() -> None:
+    # Prepare: one node, one feature of 4 bins; rows in bins 0-1 have gradient -1, in 2-3 +1.
+    hist = np.zeros((1, 1, 4, 2))
+    hist[0, 0, :, 0] = [-3.0, -2.0, 2.0, 3.0]
+    hist[0, 0, :, 1] = [1.0, 1.0, 1.0, 1.0]
+    bins = np.array([4])
+
+    # Execute
+    gain, feature, bin_ = SplitSearch(reg_lambda=0.0, min_child_weight=0.0).best(hist, bins)
+    blocked, _, _ = SplitSearch(reg_lambda=0.0, min_child_weight=2.5).best(hist, bins)
+
+    # Assert: left = bins 0..1, gain = (25/2 + 25/2 - 0) / 2; no side can reach hessian 2.5 and 1.5.
+    assert (feature[0], bin_[0]) == (0, 1)
+    assert gain[0] == pytest.approx(12.5)
+    assert blocked[0] == -np.inf
+
+
+def test_bins_follow_quantiles_and_put_equal_values_together() -> None:
+    values = np.arange(1000, dtype=np.float64)
+    thresholds = bin_thresholds(values, 4)
+    binned = bin_matrix(values[:, None], [thresholds])[:, 0]
+    assert np.bincount(binned).tolist() == [250, 250, 250, 250]
+    few = fit_bins(np.array([[1.0], [1.0], [3.0]]), 32)[0]
+    assert few.tolist() == [2.0]
+    assert bin_thresholds(np.ones(5), 8).size == 0
+
+
+def test_a_tree_from_a_model_with_children_out_of_range_is_refused() -> None:
+    tree = Tree()
+    tree.split(0, 0, 0, 1.5, -1)
+    raw = tree.to_dict()
+    raw["left"][0] = 7
+    with pytest.raises(InvalidArgument, match="children are out of range"):
+        Tree.from_dict(raw, "tree 0")
+
+
+def test_params_name_the_bad_field() -> None:
+    with pytest.raises(ParamError, match="key_bits"):
+        VertSecureBoostParam.from_dict({"key_bits": 512})
+    with pytest.raises(ParamError, match="subsample"):
+        VertSecureBoostParam.from_dict({"subsample": 0.0})
+    with pytest.raises(ParamError, match="objective"):
+        VertSecureBoostParam.from_dict({"objective": "multiclass"})
