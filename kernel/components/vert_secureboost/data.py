@@ -15,6 +15,8 @@ from kernel.model_base import LabeledTable
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# Bin indices are stored in 16 bits (max_bin is at most 1024): a quarter of int64's memory.
+BinArray = npt.NDArray[np.uint16]
 
 
 def sorted_rows(data: LabeledTable, columns: list[str]) -> pa.Table:
@@ -66,9 +68,9 @@ def fit_bins(matrix: FloatArray, max_bin: int) -> list[FloatArray]:
     return [bin_thresholds(matrix[:, j], max_bin) for j in range(matrix.shape[1])]
 
 
-def bin_matrix(matrix: FloatArray, thresholds: list[FloatArray]) -> IntArray:
+def bin_matrix(matrix: FloatArray, thresholds: list[FloatArray]) -> BinArray:
     """Bin index of every value: the number of thresholds strictly below it."""
-    binned = np.empty(matrix.shape, dtype=np.int64)
+    binned = np.empty(matrix.shape, dtype=np.uint16)
     for j, cuts in enumerate(thresholds):
         binned[:, j] = np.searchsorted(cuts, matrix[:, j], side="left")
     return binned

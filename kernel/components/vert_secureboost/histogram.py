@@ -19,6 +19,7 @@ import numpy.typing as npt
 from gmpy2 import mpz
 
 from kernel.components.vert_secureboost.constants import PACK_EXTRA_HEADROOM_BITS
+from kernel.components.vert_secureboost.data import BinArray
 from kernel.errors import InvalidArgument
 from kernel.security.paillier import EncryptedVector, PackingLayout, PaillierPrivateKey
 from kernel.security.paillier.parallel import map_chunks
@@ -65,7 +66,7 @@ def feature_groups(bins: IntArray, rows: int, nodes: int) -> list[tuple[int, ...
 
 
 def build_histograms(
-    gh: EncryptedVector, node: IntArray, binned: IntArray, bins: IntArray, nodes: int, workers: int | None
+    gh: EncryptedVector, node: IntArray, binned: BinArray, bins: IntArray, nodes: int, workers: int | None
 ) -> EncryptedVector:
     """Per feature (columns of `binned`), per node, per bin: the sum of the rows' ciphertexts.
 
@@ -79,11 +80,12 @@ def build_histograms(
         if len(group) == 1:
             (f,) = group
             width = int(bins[f])
-            parts[f] = gh.group_sum(node * width + binned[:, f], nodes * width, workers)
+            parts[f] = gh.group_sum(node * width + binned[:, f].astype(np.int64), nodes * width, workers)
             continue
         first, second = group
         b1, b2 = int(bins[first]), int(bins[second])
-        cells = gh.group_sum((node * b1 + binned[:, first]) * b2 + binned[:, second], nodes * b1 * b2, workers)
+        cell_of_row = (node * b1 + binned[:, first].astype(np.int64)) * b2 + binned[:, second].astype(np.int64)
+        cells = gh.group_sum(cell_of_row, nodes * b1 * b2, workers)
         cell = np.arange(nodes * b1 * b2, dtype=np.int64)
         parts[first] = cells.group_sum(cell // b2, nodes * b1, workers)
         parts[second] = cells.group_sum((cell // (b1 * b2)) * b2 + cell % b2, nodes * b2, workers)

@@ -34,6 +34,7 @@ from kernel.components.vert_secureboost.constants import (
     PROVIDER_IMPORTANCE_KEY,
 )
 from kernel.components.vert_secureboost.data import (
+    BinArray,
     bin_counts,
     bin_matrix,
     feature_matrix,
@@ -162,7 +163,7 @@ class VertSecureBoostPromoter(ModelBase):
         return private_key
 
     def _grow_tree(
-        self, t: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: IntArray,
+        self, t: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: BinArray,
         bins: IntArray, thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
     ) -> tuple[Tree, IntArray]:
         """Grow tree t level by level; returns it with every training row's leaf."""
@@ -233,7 +234,7 @@ class VertSecureBoostPromoter(ModelBase):
                 chosen.append(left if sizes[left] <= sizes[right] else right)
         return chosen
 
-    def _own_best(self, state: _TreeRound, open_nodes: list[int], own: IntArray, binned: IntArray,
+    def _own_best(self, state: _TreeRound, open_nodes: list[int], own: IntArray, binned: BinArray,
                   bins: IntArray, search: SplitSearch) -> tuple[FloatArray, IntArray, IntArray]:
         """The best split of every open node over the promoter's sampled features (global indices)."""
         if not len(own):
@@ -243,7 +244,7 @@ class VertSecureBoostPromoter(ModelBase):
         at = index[state.node_of_row[state.sampled]]
         keep = at >= 0
         rows = state.sampled[keep]
-        hist = plain_histograms(at[keep], binned[rows][:, own], bins[own], state.g[rows], state.h[rows], len(open_nodes))
+        hist = plain_histograms(at[keep], binned[np.ix_(rows, own)], bins[own], state.g[rows], state.h[rows], len(open_nodes))
         gain, feature, bin_ = search.best(hist, bins[own])
         return gain, own[feature], bin_
 
@@ -279,7 +280,7 @@ class VertSecureBoostPromoter(ModelBase):
 
     def _apply_splits(
         self, t: int, depth: int, level: list[int], open_nodes: list[int],
-        candidates: list[tuple[FloatArray, IntArray, IntArray]], thresholds: list[FloatArray], binned: IntArray,
+        candidates: list[tuple[FloatArray, IntArray, IntArray]], thresholds: list[FloatArray], binned: BinArray,
         state: _TreeRound,
     ) -> list[int]:
         """Split every open node whose best gain is high enough; returns the next level's nodes."""

@@ -20,6 +20,7 @@ from kernel.components.vert_secureboost.constants import (
     SPLIT_ID_BITS,
 )
 from kernel.components.vert_secureboost.data import (
+    BinArray,
     bin_counts,
     bin_matrix,
     feature_matrix,
@@ -101,7 +102,7 @@ class VertSecureBoostProvider(ModelBase):
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN,
                                 {name: {"split": splits} for name, splits in self.importance.items()})
 
-    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: IntArray, bins: IntArray,
+    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinArray, bins: IntArray,
                    thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
         tv, workers = self.transfer_variable, self.param.workers
         message = fields(tv.encrypted_gh.get(idx=0, suffix=(t,)), "encrypted_gh", "rows", "gh")
@@ -110,7 +111,7 @@ class VertSecureBoostProvider(ModelBase):
         if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
                 or gh.layout is None or gh.layout.slots != 2 or gh.layout.flat_length is not None:
             raise InvalidArgument("VertSecureBoost: encrypted_gh must pack a gradient and a hessian per sampled row")
-        slot_binned = binned[sampled][:, slots]
+        slot_binned = binned[np.ix_(sampled, slots)]
         slot_bins = bins[slots]
         per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
         for depth in range(max_depth):
@@ -133,7 +134,7 @@ class VertSecureBoostProvider(ModelBase):
             self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
-               binned: IntArray, thresholds: list[FloatArray]) -> None:
+               binned: BinArray, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left."""
         tv = self.transfer_variable
         request = fields(tv.split_request.get(idx=0, suffix=(t, depth)), "split_request", "nodes", "slots", "bins")

@@ -14,6 +14,7 @@ from kernel.components.vert_secureboost.constants import (
     OWNER_PROMOTER,
     PROBABILITY_EPSILON,
 )
+from kernel.components.vert_secureboost.data import BinArray
 from kernel.errors import InvalidArgument
 
 FloatArray = npt.NDArray[np.float64]
@@ -112,13 +113,13 @@ def padded_histograms(flat: FloatArray, bins: IntArray, nodes: int) -> FloatArra
     return out
 
 
-def plain_histograms(node: IntArray, binned: IntArray, bins: IntArray, g: FloatArray, h: FloatArray,
+def plain_histograms(node: IntArray, binned: BinArray, bins: IntArray, g: FloatArray, h: FloatArray,
                      nodes: int) -> FloatArray:
     """The promoter's own histograms, (nodes, features, max bins, 2), from plaintext gradients."""
     width = int(bins.max()) if len(bins) else 1
     out = np.zeros((nodes, len(bins), width, 2))
     for f in range(len(bins)):
-        index = node * width + binned[:, f]
+        index = node * width + binned[:, f].astype(np.int64)
         out[:, f, :, 0] = np.bincount(index, weights=g, minlength=nodes * width).reshape(nodes, width)
         out[:, f, :, 1] = np.bincount(index, weights=h, minlength=nodes * width).reshape(nodes, width)
     return out
