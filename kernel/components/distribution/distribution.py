@@ -38,7 +38,6 @@ from kernel.components.distribution.stats import (
 )
 from kernel.components.distribution.sums import member_sums, moments_from_sums, vector_length
 from kernel.components.horz_lr.constants import (
-    METRIC_NAMESPACE_SECURITY,
     MODE_FIT,
     SECURE_AGGREGATION_METRIC,
 )
@@ -66,7 +65,7 @@ class _DistributionBase(ModelBase):
         self.tracker.log_metric(scope, METRIC_NAMESPACE, self.summary, metric_type="distribution")
 
     def _record_masking(self, masked: bool, members: int) -> None:
-        self.tracker.log_metric(SECURE_AGGREGATION_METRIC, METRIC_NAMESPACE_SECURITY,
+        self.tracker.log_metric(SECURE_AGGREGATION_METRIC, METRIC_NAMESPACE,
                                 {"masked": masked, "members": members})
 
 

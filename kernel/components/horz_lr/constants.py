@@ -8,7 +8,6 @@ PREDICT_SCORE_COLUMN: Final = "predict_score"
 PREDICT_RESULT_COLUMN: Final = "predict_result"
 
 METRIC_NAMESPACE_TRAIN: Final = "train"
-METRIC_NAMESPACE_SECURITY: Final = "security"
 SECURE_AGGREGATION_METRIC: Final = "secure_aggregation"
 
 # A feature whose global standard deviation is below this is only centred, not divided.

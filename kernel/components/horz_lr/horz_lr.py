@@ -21,7 +21,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernel.components.horz_lr.constants import (
-    METRIC_NAMESPACE_SECURITY,
     METRIC_NAMESPACE_TRAIN,
     MIN_SCALE,
     MODE_PREDICT,
@@ -89,7 +88,7 @@ class _HorzLRBase(ModelBase):
         return self.model_param
 
     def _record_training(self, members: int) -> None:
-        self.tracker.log_metric(SECURE_AGGREGATION_METRIC, METRIC_NAMESPACE_SECURITY,
+        self.tracker.log_metric(SECURE_AGGREGATION_METRIC, METRIC_NAMESPACE_TRAIN,
                                 {"masked": self.masked, "members": members})
         self.tracker.log_metric("loss", METRIC_NAMESPACE_TRAIN, self.loss_history, metric_type="loss")
         self.tracker.log_metric("iterations", METRIC_NAMESPACE_TRAIN,
