@@ -223,3 +223,21 @@ def test_a_label_outside_zero_and_one_is_refused_by_name(tmp_path: Path, computi
     with pytest.raises(PartyFailed, match="label column 'y' must hold 0 and 1"):
         job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
                 params=PARAMS, data_args=("train",), timeout=3.0)
+
+
+def test_a_promoter_with_only_the_label_splits_on_provider_features_alone(
+    tmp_path: Path, computing: ComputingSession
+) -> None:
+    # Prepare: the promoter brings ids and labels; two providers hold 15 features each.
+    split = breast_split([range(0, 0), range(0, 15), range(15, 30)])
+    job = VerticalJob(tmp_path, providers=2)
+
+    # Execute
+    predictions = train(job, (split.train, split.test), computing, {**PARAMS, "num_trees": 3})
+
+    # Assert
+    rows = validate_rows(predictions)
+    np.testing.assert_allclose(rows["predict_score"].to_numpy(),
+                               reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)
+    importance = job.metrics(job.promoter, COMPONENT)["feature_importance"]
+    assert set(importance) == {f"provider:{m.member_id}" for m in job.members[1:]}
