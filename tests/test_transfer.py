@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -425,30 +424,41 @@ def test_a_200_mb_table_passes_with_bounded_receiver_memory(pair: LocalCluster, 
     assert pair[C].stats().mailbox_disk_bytes == 0
 
 
-def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster) -> None:
-    # Prepare: a 48 MiB message; the receiving member is killed after 16 chunks and restarted.
-    payload = np.random.default_rng(3).bytes(48 * MIB)
-    frames = message_frames("s", STATS_VAR, PROMOTER, ARBITER, payload)
-    restarted = threading.Event()
+@pytest.mark.parametrize(
+    ("size_mib", "kill_at_chunk", "service_replays"),
+    [pytest.param(6, 4, True, id="within-window-service-retries"),
+     pytest.param(48, 24, False, id="past-window-task-sends-again")],
+)
+def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, size_mib: int, kill_at_chunk: int,
+                                                         service_replays: bool) -> None:
+    # Prepare: the receiving member is killed after a few chunks went out, then started again.
+    payload = np.random.default_rng(3).bytes(size_mib * MIB)
+    sender = ClusterFederation(pair[A].internal, "s", PROMOTER, ROLES)
+    send_calls: list[int] = []
+    original_send = sender.stub.Send
 
-    def frames_with_crash() -> Iterator[transfer_pb2.Frame]:
+    def crash_after_chunks(frames: Iterator[transfer_pb2.Frame]) -> Iterator[transfer_pb2.Frame]:
         for index, frame in enumerate(frames):
-            if index == 16:
+            if index == kill_at_chunk:
                 pair[C].kill()
                 pair[C].start(wait=False)
-                restarted.set()
             yield frame
 
+    def send(frames: Iterator[transfer_pb2.Frame], **kwargs: Any) -> Any:
+        send_calls.append(1)
+        return original_send(crash_after_chunks(frames) if len(send_calls) == 1 else frames, **kwargs)
+
+    sender.stub.Send = send  # type: ignore[method-assign]
+
     # Execute
-    ack = pair[A].stub().Send(frames_with_crash(), timeout=120)
+    sender.remote(STATS_VAR, "fit", payload, [ARBITER])
     receiver = ClusterFederation(pair[C].internal, "s", ARBITER, ROLES)
-    received = receiver._receive_bytes(STATS_VAR, "fit", PROMOTER, timeout=30)
+    received = receiver.get(STATS_VAR, "fit", [PROMOTER], timeout=30)
     with pytest.raises(FederationTimeout):
         receiver._receive_bytes(STATS_VAR, "fit", PROMOTER, timeout=0.5)
 
     # Assert
-    assert restarted.is_set()
-    assert ack.stored_size == len(payload) and not ack.duplicate
-    assert received == payload
+    assert received == [payload]
     assert peer_stats(pair[A], C).retries >= 1
+    assert len(send_calls) == (1 if service_replays else 2)
     assert pair[C].stats().mailbox_messages == 0

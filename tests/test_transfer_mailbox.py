@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kernel.errors import ChecksumMismatch, FederationTimeout, InvalidArgument
+from kernel.errors import ChecksumMismatch, FederationTimeout, InvalidArgument, Unavailable
 from kernel.federation.base import Party
 from protos.weft.v1 import common_pb2, transfer_pb2
 from services.transfer.frames import check_header, consume_frames, key_of
-from services.transfer.mailbox import Mailbox
+from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
 
 A, B = "a" * 32, "b" * 32
 MIB = 1024 * 1024
@@ -43,7 +43,7 @@ async def store(mailbox: Mailbox, head: transfer_pb2.FrameHeader, payload: bytes
     if reservation is None:
         return False
     try:
-        checksum = await consume_frames(head, frames_of(payload, **kwargs), reservation.payload.append)
+        checksum = await consume_frames(head, frames_of(payload, **kwargs), reservation.write)
     except BaseException:
         mailbox.abort(reservation)
         raise
@@ -117,20 +117,58 @@ async def test_duplicate_message_id_is_dropped_even_after_it_was_read(mailbox: M
     assert mailbox.stats().messages == 0
 
 
-async def test_take_waits_for_the_message_and_times_out_naming_it(mailbox: Mailbox) -> None:
-    # Prepare
-    waiting = asyncio.create_task(mailbox.take(key_of(header()), timeout=5))
-    await asyncio.sleep(0)  # let the reader start waiting first
-
+async def test_take_times_out_naming_variable_tag_and_peer(mailbox: Mailbox) -> None:
     # Execute
-    await store(mailbox, header(), b"late")
-    message = await waiting
     with pytest.raises(FederationTimeout) as error:
         await mailbox.take(key_of(header(tag="fit.9")), timeout=0.05)
 
     # Assert
-    assert b"".join(message.payload.chunks()) == b"late"
     assert "Demo.value" in str(error.value) and "'fit.9'" in str(error.value) and f"promoter:{A}" in str(error.value)
+
+
+async def drain_handoff(message: StoredMessage) -> bytes:
+    assert message.pipe is not None
+    received = bytearray()
+    while not isinstance(item := await message.pipe.get(), Signal):
+        received += item
+    assert item is END
+    return bytes(received)
+
+
+async def test_a_waiting_reader_gets_the_chunks_handed_over_without_disk(mailbox: Mailbox, tmp_path: Path) -> None:
+    # Prepare: the reader waits before the message arrives; the message is larger than the window.
+    payload = b"h" * (5 * MIB + 1)
+    waiting = asyncio.create_task(mailbox.take(key_of(header()), timeout=5))
+    await asyncio.sleep(0)
+
+    # Execute
+    storing = asyncio.create_task(store(mailbox, header(), payload))
+    message = await waiting
+    received = await drain_handoff(message)
+    await mailbox.finish_read(message)
+    stored = await storing
+
+    # Assert
+    assert stored and received == payload and message.checksum == hashlib.sha256(payload).digest()
+    assert not any((tmp_path / "spill").rglob("*.msg"))
+    assert await store(mailbox, header(), payload) is False  # a retry of it is a duplicate
+
+
+async def test_a_reader_leaving_mid_handoff_fails_the_delivery_for_a_retry(mailbox: Mailbox) -> None:
+    # Prepare
+    waiting = asyncio.create_task(mailbox.take(key_of(header()), timeout=5))
+    await asyncio.sleep(0)
+    storing = asyncio.create_task(store(mailbox, header(), b"r" * (6 * MIB)))
+    message = await waiting
+
+    # Execute
+    await mailbox.cancel_read(message)
+
+    # Assert: the sender learns to deliver again, and the retry is stored normally.
+    with pytest.raises(Unavailable, match="left mid-message"):
+        await storing
+    assert await store(mailbox, header(), b"r" * (6 * MIB)) is True
+    assert mailbox.stats().messages == 1
 
 
 async def test_a_cancelled_reader_leaves_the_message_for_the_next(mailbox: Mailbox) -> None:
@@ -173,7 +211,7 @@ async def test_bad_checksum_and_bad_order_store_nothing(mailbox: Mailbox, tmp_pa
     reservation = await mailbox.reserve(header("m2"))
     assert reservation is not None
     with pytest.raises(InvalidArgument, match="out of order"):
-        await consume_frames(header("m2"), out_of_order(), reservation.payload.append)
+        await consume_frames(header("m2"), out_of_order(), reservation.write)
     mailbox.abort(reservation)
 
     # Assert

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from kernel.errors import ChecksumMismatch, InvalidArgument
@@ -121,7 +121,7 @@ class FrameChecker:
 async def consume_frames(
     header: transfer_pb2.FrameHeader,
     frames: AsyncIterator[transfer_pb2.Frame],
-    on_data: Callable[[bytes], None],
+    on_data: Callable[[bytes], Awaitable[None]],
     verify: bool = True,
 ) -> bytes:
     """Read the chunks and end of one message after its header; returns its checksum.
@@ -134,7 +134,7 @@ async def consume_frames(
     async for frame in frames:
         kind = frame.WhichOneof("kind")
         if kind == "chunk":
-            on_data(checker.chunk(frame.chunk))
+            await on_data(checker.chunk(frame.chunk))
         elif kind == "end":
             checksum = checker.end(frame.end)
         elif kind == "header":

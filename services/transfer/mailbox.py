@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kernel.errors import FailedPrecondition, FederationTimeout
+from kernel.errors import FailedPrecondition, FederationTimeout, Unavailable
 from protos.weft.v1 import transfer_pb2
-from services.transfer.constants import SEEN_ID_GRACE_S, SPILL_SUFFIX, TABLE_SUFFIX
+from services.transfer.constants import MAX_CHUNK_BYTES, SEEN_ID_GRACE_S, SPILL_SUFFIX, TABLE_SUFFIX
 from services.transfer.frames import MessageKey, key_of
 from services.transfer.spool import MemoryBudget, Payload
 
@@ -34,9 +34,20 @@ def id_key(header: transfer_pb2.FrameHeader) -> IdKey:
     return header.session_id, header.src.member_id, header.message_id
 
 
+class Signal:
+    """A marker in a hand-off pipe: the message ended, or broke off."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+END = Signal("end")
+BROKEN = Signal("broken")
+
+
 @dataclass
 class StoredMessage:
-    """One complete, verified message."""
+    """One message: complete and verified, or (hand-off) flowing straight to a waiting reader."""
 
     key: MessageKey
     header: transfer_pb2.FrameHeader
@@ -44,16 +55,37 @@ class StoredMessage:
     checksum: bytes
     expires_at: float
     reading: bool = False
+    # Hand-off: chunks pass through this pipe (at most a window) to the reader already waiting.
+    pipe: asyncio.Queue[bytes | Signal] | None = None
+    size: int = 0
+    closed: str = ""  # why a hand-off stopped early
+    read_ok: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
 class Reservation:
-    """A message being written: invisible to readers until committed."""
+    """A message being written: invisible to readers until committed (unless handed off)."""
 
     header: transfer_pb2.FrameHeader
     payload: Payload
     id_key: IdKey
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    handoff: StoredMessage | None = None
+
+    async def write(self, data: bytes) -> None:
+        """Store a chunk, or pass it to the waiting reader (waiting while its pipe is full)."""
+        message = self.handoff
+        if message is None:
+            self.payload.append(data)
+            return
+        if message.closed:
+            raise Unavailable(message.closed)
+        assert message.pipe is not None
+        await message.pipe.put(data)
+        message.size += len(data)
+        if message.closed:
+            raise Unavailable(message.closed)
 
 
 @dataclass(frozen=True)
@@ -79,6 +111,7 @@ class Mailbox:
         self._changed = asyncio.Condition()
         self._expiry_wakeup = asyncio.Event()
         self._session_ttl: dict[str, float] = {}
+        self._waiting: dict[MessageKey, int] = {}  # readers waiting for a message not yet here
 
     # ---- startup and sessions --------------------------------------------------------
 
@@ -113,14 +146,36 @@ class Mailbox:
         is_table = header.kind == transfer_pb2.PAYLOAD_KIND_TABLE
         suffix = TABLE_SUFFIX if is_table else SPILL_SUFFIX
         path = self._session_dir(header.session_id) / f"{uuid.uuid4().hex}{suffix}"
+        if self._waiting.get(message_key):
+            # A reader is already waiting: hand the chunks to it as they come, no disk.
+            return await self._reserve_handoff(header, key, message_key, path)
         # Tables go straight to disk as they arrive; objects stay in memory while small.
         payload = Payload(path, 0 if is_table else self.window_bytes, self.budget)
         reservation = Reservation(header, payload, key)
         self._in_progress[key] = reservation
         return reservation
 
+    async def _reserve_handoff(self, header: transfer_pb2.FrameHeader, key: IdKey, message_key: MessageKey,
+                               path: Path) -> Reservation:
+        ttl = self._session_ttl.get(header.session_id, self.default_ttl_s)
+        pipe: asyncio.Queue[bytes | Signal] = asyncio.Queue(max(1, self.window_bytes // MAX_CHUNK_BYTES))
+        message = StoredMessage(message_key, header, Payload(path, self.window_bytes), b"",
+                                time.monotonic() + ttl, pipe=pipe)
+        reservation = Reservation(header, message.payload, key, handoff=message)
+        self._in_progress[key] = reservation
+        async with self._changed:
+            self._messages[message_key] = message
+            self._changed.notify_all()
+        return reservation
+
     async def commit(self, reservation: Reservation, checksum: bytes) -> StoredMessage:
-        """Make a fully written, verified message visible to readers."""
+        """Make a fully written, verified message visible to readers.
+
+        A handed-off message is committed once its reader got the end frame; if the reader
+        left first, Unavailable tells the sender to deliver again.
+        """
+        if reservation.handoff is not None:
+            return await self._commit_handoff(reservation, checksum)
         header = reservation.header
         ttl = self._session_ttl.get(header.session_id, self.default_ttl_s)
         message = StoredMessage(key_of(header), header, reservation.payload, checksum, time.monotonic() + ttl)
@@ -132,10 +187,41 @@ class Mailbox:
         self._expiry_wakeup.set()
         return message
 
+    async def _commit_handoff(self, reservation: Reservation, checksum: bytes) -> StoredMessage:
+        message = reservation.handoff
+        assert message is not None and message.pipe is not None
+        message.checksum = checksum
+        try:
+            if not message.closed:
+                await message.pipe.put(END)
+            await message.done.wait()
+            if not message.read_ok:
+                raise Unavailable(message.closed or "the receiving task left before the end of the message")
+            self._seen[reservation.id_key] = message.expires_at + SEEN_ID_GRACE_S
+            self._expiry_wakeup.set()
+            return message
+        finally:
+            self._finish(reservation)
+
     def abort(self, reservation: Reservation) -> None:
         """Drop a message that failed its checks: nothing of it stays."""
+        if reservation.handoff is not None:
+            self._close_handoff(reservation.handoff, "the sender's stream broke off; waiting for its retry")
         reservation.payload.discard()
         self._finish(reservation)
+
+    def _close_handoff(self, message: StoredMessage, reason: str) -> None:
+        """Stop a hand-off: the writer fails at its next chunk, the reader gets BROKEN."""
+        if message.closed or message.read_ok:
+            return
+        message.closed = reason
+        if self._messages.get(message.key) is message:
+            del self._messages[message.key]
+        assert message.pipe is not None
+        while not message.pipe.empty():  # unblocks a writer waiting for room
+            message.pipe.get_nowait()
+        message.pipe.put_nowait(BROKEN)
+        message.done.set()
 
     def _finish(self, reservation: Reservation) -> None:
         if self._in_progress.get(reservation.id_key) is reservation:
@@ -152,6 +238,7 @@ class Mailbox:
             return message is not None and not message.reading
 
         async with self._changed:
+            self._waiting[key] = self._waiting.get(key, 0) + 1
             try:
                 await asyncio.wait_for(self._changed.wait_for(ready), timeout=max(timeout, 0.0))
             except TimeoutError:
@@ -159,12 +246,18 @@ class Mailbox:
                     f"timed out after {timeout:g}s waiting for {key.name} (tag {key.tag!r}) "
                     f"from {key.src} in session {key.session_id}"
                 ) from None
+            finally:
+                self._waiting[key] -= 1
+                if not self._waiting[key]:
+                    del self._waiting[key]
             message = self._messages[key]
             message.reading = True
             return message
 
     async def finish_read(self, message: StoredMessage) -> None:
         """The reader got the whole message: free it."""
+        message.read_ok = True
+        message.done.set()
         async with self._changed:
             if self._messages.get(message.key) is message:
                 del self._messages[message.key]
@@ -172,6 +265,9 @@ class Mailbox:
 
     async def cancel_read(self, message: StoredMessage) -> None:
         """The reader went away before the end: the message waits for the next one."""
+        if message.pipe is not None:  # a hand-off cannot be read twice: the sender delivers again
+            self._close_handoff(message, "the receiving task left mid-message; deliver again")
+            return
         async with self._changed:
             message.reading = False
             self._changed.notify_all()
@@ -184,6 +280,9 @@ class Mailbox:
         async with self._changed:
             keys = [key for key in self._messages if key.session_id == session_id]
             dropped = [self._messages.pop(key) for key in keys]
+            for message in dropped:
+                if message.pipe is not None:
+                    self._close_handoff(message, f"session {session_id} was cleaned")
             for seen in [k for k in self._seen if k[0] == session_id]:
                 del self._seen[seen]
         freed = sum(message.payload.discard() for message in dropped)

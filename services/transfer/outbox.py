@@ -1,52 +1,81 @@
-"""The outbox: a message on its way to a peer, kept (memory, then disk) until the peer stores it."""
+"""The outbox: a message on its way to a peer, held in memory up to the window."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-
-from services.transfer.constants import MAX_CHUNK_BYTES
-from services.transfer.spool import Payload
+from collections import deque
 
 
 class Outbox:
-    """Bytes a task is still sending, readable from the start again by each delivery attempt.
+    """The chunks a task is sending, read by the delivery attempts to the peer.
 
-    A retry after the peer dropped the stream replays the message from its first byte, so
-    the bytes stay until the peer acknowledged: in memory up to the window, on disk past it.
+    While the whole message fits in the window, every chunk stays until the peer
+    acknowledges, so a delivery attempt that fails can replay the message from its start.
+    A longer message streams through: the task is slowed to the peer's pace (at most a
+    window in memory) and a failure after the first window is passed on to the task,
+    which sends the message again under the same id.
     """
 
-    def __init__(self, path: Path, memory_limit: int) -> None:
-        self.payload = Payload(path, memory_limit)
+    def __init__(self, window_bytes: int) -> None:
+        self.window_bytes = window_bytes
         self.checksum = b""
         self.finished = False
         self.failed = False
-        self._more = asyncio.Event()
+        self.replayable = True
+        self.size = 0
+        self._chunks: deque[bytes] = deque()
+        self._first = 0  # index of the first chunk still held
+        self._held = 0
+        self._read = 0  # chunks the current attempt has taken
+        self._changed = asyncio.Event()
 
-    def append(self, data: bytes) -> None:
-        self.payload.append(data)
-        self._more.set()
+    async def append(self, data: bytes) -> None:
+        """Add a chunk; waits while a window of bytes is ahead of the peer."""
+        if self.replayable and self._held + len(data) > self.window_bytes:
+            self.replayable = False
+        while not self.replayable and self._held > 0 and self._held + len(data) > self.window_bytes:
+            self._trim()
+            if self._held + len(data) <= self.window_bytes:
+                break
+            self._changed.clear()
+            await self._changed.wait()
+        self._chunks.append(data)
+        self._held += len(data)
+        self.size += len(data)
+        self._changed.set()
+
+    def _trim(self) -> None:
+        while self._first < self._read and self._chunks:
+            self._held -= len(self._chunks.popleft())
+            self._first += 1
 
     def finish(self, checksum: bytes) -> None:
         """The task sent its end frame: `checksum` closes the message."""
         self.checksum = checksum
         self.finished = True
-        self._more.set()
+        self._changed.set()
 
     def fail(self) -> None:
         """The task's stream broke: delivery attempts stop without an end frame."""
         self.failed = True
-        self._more.set()
+        self._changed.set()
 
-    async def read_from(self, offset: int) -> bytes | None:
-        """The next chunk at `offset`, waiting for the task to send it; None at the end."""
+    def restart(self) -> bool:
+        """Prepare a new attempt from the first chunk; False when those chunks are gone."""
+        if self._first > 0:
+            return False
+        self._read = 0
+        return True
+
+    async def next_chunk(self) -> bytes | None:
+        """The attempt's next chunk, waiting for the task to send it; None at the end."""
         while True:
-            if self.payload.size > offset:
-                return self.payload.read(offset, MAX_CHUNK_BYTES)
+            index = self._read - self._first
+            if index < len(self._chunks):
+                self._read += 1
+                self._changed.set()  # a waiting append may trim now
+                return self._chunks[index]
             if self.finished or self.failed:
                 return None
-            self._more.clear()
-            await self._more.wait()
-
-    def discard(self) -> None:
-        self.payload.discard()
+            self._changed.clear()
+            await self._changed.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from services.transfer.frames import (
     first_header,
     party_of,
 )
-from services.transfer.mailbox import Mailbox, StoredMessage
+from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
 from services.transfer.outbox import Outbox
 from services.transfer.routing import PeerRouter, server_credentials
 from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
@@ -80,7 +79,6 @@ class TransferCore:
         self.mailbox = Mailbox(
             self.spill_dir / "mailbox", settings.mailbox_memory_mb * MIB, self.window_bytes, settings.message_ttl_s
         )
-        self.outbox_dir = self.spill_dir / "outbox"
         self.sessions = SessionTable(Path(config.data_dir) / STATE_DIR / SESSIONS_DIR, definitions)
         self.router = PeerRouter(config, config_path)
         self.stats = TrafficStats()
@@ -89,9 +87,6 @@ class TransferCore:
 
     def start(self) -> None:
         self.mailbox.clear_spill_dir()
-        self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.outbox_dir.iterdir():
-            stale.unlink(missing_ok=True)
         for session in self.sessions.load():
             self.mailbox.set_session_ttl(session.session_id, session.ttl_s)
 
@@ -111,12 +106,12 @@ class TransferCore:
             log.info("dropped duplicate message %s of %s", header.message_id, header.name)
             return 0, True
         try:
-            checksum = await consume_frames(header, frames, reservation.payload.append)
+            checksum = await consume_frames(header, frames, reservation.write)
         except BaseException:
             self.mailbox.abort(reservation)
             raise
         message = await self.mailbox.commit(reservation, checksum)
-        return message.payload.size, False
+        return (message.size if message.pipe is not None else message.payload.size), False
 
     # ---- forwarding ------------------------------------------------------------------
 
@@ -128,7 +123,7 @@ class TransferCore:
         channel = self.router.channel(peer)  # NotFound before reading any chunk
         stub = transfer_pb2_grpc.TransferPeerServiceStub(channel)
         counters = self.stats.peer(peer)
-        outbox = Outbox(self.outbox_dir / f"{uuid.uuid4().hex}.out", self.window_bytes)
+        outbox = Outbox(self.window_bytes)
         attempts = 0
 
         async def pump() -> None:
@@ -142,7 +137,7 @@ class TransferCore:
         async def frames_to_peer() -> AsyncIterator[transfer_pb2.Frame]:
             yield transfer_pb2.Frame(header=header)
             offset = seq = 0
-            while (data := await outbox.read_from(offset)) is not None:
+            while (data := await outbox.next_chunk()) is not None:
                 yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
                 offset += len(data)
                 seq += 1
@@ -155,6 +150,11 @@ class TransferCore:
             nonlocal attempts
             attempts += 1
             if attempts > 1:
+                if not outbox.restart():
+                    raise Unavailable(
+                        f"delivery of {header.name} (tag {header.tag!r}) to member {peer} broke off after "
+                        f"the first window of a {outbox.size}+ byte message; send it again"
+                    )
                 counters.retries += 1
                 log.warning("retrying delivery of %s to %s (attempt %d)", header.message_id, peer, attempts)
             ack: transfer_pb2.DeliverAck = await stub.Deliver(frames_to_peer())
@@ -178,7 +178,6 @@ class TransferCore:
             for task in (pump_task, deliver_task):
                 if not task.done():
                     task.cancel()
-            outbox.discard()
         counters.messages_out += 1
         return transfer_pb2.SendAck(message_id=ack.message_id, stored_size=ack.stored_size, duplicate=ack.duplicate)
 
@@ -329,6 +328,10 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
 
 
 async def _message_frames(message: StoredMessage) -> AsyncIterator[transfer_pb2.Frame]:
+    if message.pipe is not None:
+        async for frame in _handoff_frames(message, message.pipe):
+            yield frame
+        return
     yield transfer_pb2.Frame(header=message.header)
     seq = 0
     for data in message.payload.chunks(MAX_CHUNK_BYTES):
@@ -336,6 +339,24 @@ async def _message_frames(message: StoredMessage) -> AsyncIterator[transfer_pb2.
         seq += 1
     end = transfer_pb2.FrameEnd(chunk_count=seq, total_size=message.payload.size, checksum=message.checksum)
     yield transfer_pb2.Frame(end=end)
+
+
+async def _handoff_frames(
+    message: StoredMessage, pipe: asyncio.Queue[bytes | Signal]
+) -> AsyncIterator[transfer_pb2.Frame]:
+    """Frames of a message handed straight from the delivering stream (the end only once verified)."""
+    yield transfer_pb2.Frame(header=message.header)
+    seq = size = 0
+    while True:
+        item = await pipe.get()
+        if item is END:
+            break
+        if isinstance(item, Signal):
+            raise Unavailable(f"{message.key.describe()}: {message.closed}")
+        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=item))
+        seq += 1
+        size += len(item)
+    yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=size, checksum=message.checksum))
 
 
 class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
@@ -367,6 +388,8 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
                 )
             core.sessions.authorise(key, unknown_session=PermissionDenied)
             size, duplicate = await core.store(header, request_iterator)
+        except Unavailable:
+            raise  # a hand-off whose reader left: the sender delivers again
         except WeftError as exc:
             self._refuse(peer, exc)
             raise
