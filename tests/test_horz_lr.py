@@ -164,3 +164,19 @@ def test_a_job_without_an_arbiter_is_refused(tmp_path: Path, computing: Computin
 
     with pytest.raises(PartyFailed, match=r"needs an arbiter \(role.arbiter\)"):
         job.run(COMPONENT, "HorzLR", computing, {party: conf})
+
+
+@pytest.mark.parametrize("module", ["HorzLR", "Distribution"])
+def test_need_run_false_passes_data_through_and_the_arbiter_waits_for_nothing(
+    tmp_path: Path, computing: ComputingSession, module: str
+) -> None:
+    rows = breast_rows([1, 1])
+    job = HorizontalJob(tmp_path, data_members=2)
+    job.upload("train", rows.members)
+
+    job.run("component_0", module, computing, {"data": {"data": ["args.train"]}}, {"data": ["out"]},
+            params={"need_run": False}, data_args=("train",), timeout=5)
+
+    for member, frame in zip(job.data, rows.members, strict=True):
+        assert len(job.output(member, computing, "component_0", "out")) == len(frame)
+    assert not job.hub.sent

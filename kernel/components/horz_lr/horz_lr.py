@@ -263,6 +263,8 @@ class HorzLRArbiter(_HorzLRBase):
 
     def coordinate(self) -> None:
         param, tv = self.param, self.transfer_variable
+        if not param.need_run:
+            return None  # the members pass their data through and send nothing
         group = SecureSumArbiter(self.ctx, tv.public_key, tv.masked_sum, param.precision_bits, COMPONENT)
         self.masked = group.masked
         hellos = group.gather_hellos(tv.peer_keys)
