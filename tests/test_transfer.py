@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -43,13 +44,21 @@ def scheduler_ports() -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory, scheduler_ports: dict[str, int]) -> Iterator[LocalCluster]:
+def metrics_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, scheduler_ports: dict[str, int],
+            metrics_port: int) -> Iterator[LocalCluster]:
     """Three members' transfer services, shared by the tests of this module (each its own session)."""
     root = tmp_path_factory.mktemp("members")
     members = LocalCluster(root, [A, B, C], transfer={"window_mb": 2, "mailbox_memory_mb": 4})
     for member, port in scheduler_ports.items():
         values = yaml.safe_load(members[member].config_path.read_text())
         values["scheduler"] = {"listen": f"127.0.0.1:{port}"}
+        if member == C:
+            values["transfer"]["metrics_listen"] = f"127.0.0.1:{metrics_port}"
         members[member].config_path.write_text(yaml.safe_dump(values))
     with members:
         yield members
@@ -349,6 +358,22 @@ def test_both_listeners_answer_health_checks(cluster: LocalCluster) -> None:
     # Assert
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
     cluster[B].wait_ready(timeout=5)
+
+
+def test_prometheus_metrics_show_traffic_and_mailbox(cluster: LocalCluster, session: str, metrics_port: int) -> None:
+    # Prepare
+    federation(cluster, session, PROMOTER).remote(STATS_VAR, "fit.metrics", b"m" * 5000, [ARBITER])
+
+    # Execute
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+
+    # Assert
+    assert f'weft_transfer_messages_total{{direction="received",peer="{A}"}}' in text
+    assert f'weft_transfer_bytes_total{{direction="received",peer="{A}",service="transfer"}}' in text
+    assert "weft_transfer_mailbox_messages 1.0" in text
+    assert 'weft_grpc_requests_total{method="/weft.v1.TransferPeerService/Deliver",service="transfer"}' in text
+    cluster[C].stub().CleanSession(transfer_pb2.CleanSessionRequest(session_id=session), timeout=10)
 
 
 def test_routes_are_reloaded_when_the_config_file_changes(cluster: LocalCluster) -> None:

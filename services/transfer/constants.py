@@ -70,3 +70,9 @@ SEEN_ID_GRACE_S: Final = 3600.0
 # Service names reported by the gRPC health service.
 INTERNAL_SERVICE_NAME: Final = "weft.v1.TransferService"
 PEER_SERVICE_NAME: Final = "weft.v1.TransferPeerService"
+
+# Bytes in a MiB (config sizes are in MiB).
+MIB: Final = 1024 * 1024
+
+# How long the local-cluster helper waits for a started service to report SERVING.
+READY_TIMEOUT_S: Final = 30.0

@@ -21,9 +21,7 @@ from kernel.errors import Unavailable
 from kernel.federation.base import Party
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.certs import create_ca, issue_member_cert
-from services.transfer.constants import INTERNAL_SERVICE_NAME
-
-READY_TIMEOUT_S = 30.0
+from services.transfer.constants import INTERNAL_SERVICE_NAME, READY_TIMEOUT_S
 
 
 def free_port() -> int:

@@ -18,6 +18,7 @@ from kernel.retry import retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 from services.common.grpc_errors import grpc_method, retryable
+from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
 from services.transfer.constants import (
     CONTROL_BACKOFF,
     DEFAULT_CONTROL_TIMEOUT_S,
@@ -25,6 +26,7 @@ from services.transfer.constants import (
     DELIVER_BACKOFF,
     INTERNAL_SERVICE_NAME,
     MAX_CHUNK_BYTES,
+    MIB,
     PEER_SERVICE_NAME,
     RELAYED_SERVICE,
     SERVER_OPTIONS,
@@ -43,11 +45,9 @@ from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
 from services.transfer.outbox import Outbox
 from services.transfer.routing import PeerRouter, server_credentials
 from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
-from services.transfer.stats import TrafficStats
+from services.transfer.stats import TrafficStats, TransferCollector
 
 log = logging.getLogger("weft.transfer")
-
-MIB = 1024 * 1024
 
 
 def _relayable_methods() -> frozenset[str]:
@@ -84,6 +84,7 @@ class TransferCore:
         self.stats = TrafficStats()
         self.relayable = _relayable_methods()
         self._scheduler_channel: grpc.aio.Channel | None = None
+        self.metrics: ServiceMetrics | None = None
 
     def start(self) -> None:
         self.mailbox.clear_spill_dir()
@@ -179,6 +180,8 @@ class TransferCore:
                 if not task.done():
                     task.cancel()
         counters.messages_out += 1
+        if self.metrics is not None:
+            self.metrics.add_transfer_bytes("sent", peer, ack.stored_size)
         return transfer_pb2.SendAck(message_id=ack.message_id, stored_size=ack.stored_size, duplicate=ack.duplicate)
 
     # ---- control relay ---------------------------------------------------------------
@@ -397,6 +400,8 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
         if not duplicate:
             counters.messages_in += 1
             counters.bytes_in += size
+            if core.metrics is not None:
+                core.metrics.add_transfer_bytes("received", peer, size)
         return transfer_pb2.DeliverAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
 
     @grpc_method
@@ -425,8 +430,14 @@ class TransferServer:
     ) -> None:
         self.config = config
         self.core = TransferCore(config, config_path, definitions)
-        self.internal = grpc.aio.server(options=list(SERVER_OPTIONS))
-        self.external = grpc.aio.server(options=list(SERVER_OPTIONS))
+        self.metrics = ServiceMetrics("transfer")
+        self.core.metrics = self.metrics
+        self.metrics.registry.register(TransferCollector(
+            self.core.stats, self.core.mailbox.stats, lambda: len(self.core.sessions)))
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        interceptors = [self.metrics.interceptor()]
+        self.internal = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=interceptors)
+        self.external = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=interceptors)
         self.internal_health = health.aio.HealthServicer()
         self.external_health = health.aio.HealthServicer()
         transfer_pb2_grpc.add_TransferServiceServicer_to_server(InternalServicer(self.core), self.internal)
@@ -449,6 +460,7 @@ class TransferServer:
         await self.internal.start()
         await self.external.start()
         self._expiry = asyncio.create_task(self.core.mailbox.run_expiry())
+        self.metrics_endpoint = start_metrics(self.metrics, settings.metrics_listen)
         serving = health_pb2.HealthCheckResponse.SERVING
         for name in ("", INTERNAL_SERVICE_NAME):
             await self.internal_health.set(name, serving)
@@ -470,6 +482,8 @@ class TransferServer:
         if self._expiry is not None:
             self._expiry.cancel()
         await self.core.close()
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
 
     async def wait_for_termination(self) -> None:
         await asyncio.gather(self.internal.wait_for_termination(), self.external.wait_for_termination())

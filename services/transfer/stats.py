@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from protos.weft.v1 import transfer_pb2
 from services.transfer.mailbox import MailboxStats
@@ -47,3 +50,40 @@ class TrafficStats:
             sessions=sessions,
             duplicates_dropped=mailbox.duplicates_dropped,
         )
+
+
+class TransferCollector:
+    """Prometheus view of the counters and the mailbox, read when /metrics is scraped."""
+
+    def __init__(self, stats: TrafficStats, mailbox: Callable[[], MailboxStats], sessions: Callable[[], int]) -> None:
+        self.stats = stats
+        self.mailbox = mailbox
+        self.sessions = sessions
+
+    def describe(self) -> list[Metric]:
+        return []  # no fixed set up front: families are produced per scrape
+
+    def collect(self) -> Iterator[Metric]:
+        peers = self.stats.snapshot()
+        messages = CounterMetricFamily("weft_transfer_messages", "messages moved between members",
+                                       labels=["peer", "direction"])
+        retries = CounterMetricFamily("weft_transfer_retries", "delivery attempts retried after UNAVAILABLE",
+                                      labels=["peer"])
+        refused = CounterMetricFamily("weft_transfer_refused", "frames or calls from a peer refused",
+                                      labels=["peer"])
+        for member, counters in sorted(peers.items()):
+            messages.add_metric([member, "sent"], counters.messages_out)
+            messages.add_metric([member, "received"], counters.messages_in)
+            retries.add_metric([member], counters.retries)
+            refused.add_metric([member], counters.refused)
+        yield from (messages, retries, refused)
+        mailbox = self.mailbox()
+        yield GaugeMetricFamily("weft_transfer_mailbox_messages", "messages waiting in the mailbox",
+                                value=mailbox.messages)
+        size = GaugeMetricFamily("weft_transfer_mailbox_bytes", "mailbox payload bytes", labels=["where"])
+        size.add_metric(["memory"], mailbox.memory_bytes)
+        size.add_metric(["disk"], mailbox.disk_bytes)
+        yield size
+        yield CounterMetricFamily("weft_transfer_duplicates_dropped", "duplicate deliveries dropped",
+                                  value=mailbox.duplicates_dropped)
+        yield GaugeMetricFamily("weft_transfer_sessions", "registered sessions", value=self.sessions())
