@@ -151,7 +151,7 @@ def vert_lr_section(args: argparse.Namespace, root: Path, computing: ComputingSe
     federation.upload("train", vertical_frames(x[train_idx], y[train_idx], ids[train_idx], args.promoter_features))
     federation.upload("test", vertical_frames(x[test_idx], y[test_idx], ids[test_idx], args.promoter_features))
     params = {"key_bits": KEY_BITS, "max_iter": args.epochs, "early_stop": "none", "optimizer": "adam",
-              "learning_rate": 0.05, "penalty": "L2", "alpha": ALPHA, "batch_size": args.batch_size,
+              "learning_rate": 0.1, "penalty": "L2", "alpha": ALPHA, "batch_size": args.batch_size,
               "random_seed": SEED}
     start = time.perf_counter()
     federation.run("vert_lr_0", "VertLR", {"data": {"train_data": ["args.train"], "validate_data": ["args.test"]}},
@@ -207,7 +207,7 @@ def main() -> None:
     parser.add_argument("--promoter-features", type=int, default=30)
     parser.add_argument("--provider-features", type=int, default=300)
     parser.add_argument("--epochs", type=int, default=3, help="VertLR epochs to train and time")
-    parser.add_argument("--batch-size", type=int, default=2000, help="VertLR mini-batch rows (-1: all rows)")
+    parser.add_argument("--batch-size", type=int, default=10000, help="VertLR mini-batch rows (-1: all rows)")
     parser.add_argument("--psi-rows", type=int, default=1_000_000, help="ids per member for PSI (0 skips it)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ", ".join(SECTIONS))
     args = parser.parse_args()

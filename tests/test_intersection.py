@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from kernel.components.intersection.intersection import _points, _positions
-from kernel.computing import ComputingSession, local_session
+from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.errors import InvalidArgument
 from tests.test_vert_kit import VerticalJob
 
@@ -71,6 +72,22 @@ def test_standalone_federation_with_integer_ids(tmp_path: Path, computing: Compu
     # Assert
     for member in job.members:
         assert job.output(member, computing, "intersection_0", "train")["id"].tolist() == list(range(300, 400))
+
+
+def test_spark_backend(tmp_path: Path, spark: Any) -> None:
+    # Prepare
+    computing = spark_session(spark)
+    job = VerticalJob(tmp_path, providers=1, backend="SPARK")
+    job.upload("raw", [member_frame([f"s{i}" for i in range(300)], 8, True),
+                       member_frame([f"s{i}" for i in range(250, 600)], 9, False)])
+
+    # Execute
+    job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+    # Assert
+    expected = sorted(f"s{i}" for i in range(250, 300))
+    for member in job.members:
+        assert job.output(member, computing, "intersection_0", "train")["id"].tolist() == expected
 
 
 def test_disjoint_ids_give_empty_outputs(tmp_path: Path, computing: ComputingSession) -> None:

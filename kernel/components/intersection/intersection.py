@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernel.components.intersection.param import IntersectionParam
+from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.constants import PSI_POINT_BYTES
@@ -85,6 +86,8 @@ class IntersectionPromoter(_IntersectionBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         tv = self.transfer_variable
+        if not self.ctx.roles.parties(PROVIDER):
+            raise InvalidArgument("Intersection: the job has no provider to intersect with")
         ids = self._shuffled_ids(data)
         own_blinded = self._blind_own(ids)
         tv.promoter_blinded_ids.remote(own_blinded)

@@ -22,3 +22,9 @@ ADAM_EPSILON: Final = 1e-8
 MIN_SCALE: Final = 1e-12
 
 METRIC_NAMESPACE_TRAIN: Final = "train"
+
+# Fixed-point bits of X in X^T [[d]] when the param leaves it open. Standardised features are
+# O(1), so 8 bits keep every exponent within 12 bits (one bucket window: the fastest plan)
+# at a relative error near 2**-9 per entry; raw features may be small and need more.
+FEATURE_PRECISION_BITS_SCALED: Final = 8
+FEATURE_PRECISION_BITS_RAW: Final = 16

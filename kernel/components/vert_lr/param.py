@@ -39,8 +39,10 @@ class VertLRParam(BaseParam):
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="score at or above which predict_result is 1")
     key_bits: int = Field(2048, description="Paillier key size of the promoter (1024 is weak, for tests)")
     residual_precision_bits: int = Field(32, ge=8, le=53, description="fixed-point bits of the encrypted residuals")
-    feature_precision_bits: int = Field(
-        16, ge=4, le=40, description="fixed-point bits of the features in X^T [[d]] (fewer is faster)"
+    feature_precision_bits: int | None = Field(
+        None, ge=4, le=40,
+        description="fixed-point bits of the features in X^T [[d]] (fewer is faster); default 8 when features "
+                    "are standardised, 16 otherwise",
     )
     random_seed: int | None = Field(None, ge=0, description="seed of the mini-batch order (default: random)")
     workers: int | None = Field(None, ge=1, le=256, description="threads for Paillier work (default: every core)")

@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 
 from kernel.components.vert_lr.alignment import ids_digest, sorted_rows
 from kernel.components.vert_lr.constants import (
+    FEATURE_PRECISION_BITS_RAW,
+    FEATURE_PRECISION_BITS_SCALED,
     MASK_STATISTICAL_BITS,
     METRIC_NAMESPACE_TRAIN,
     MIN_SCALE,
@@ -355,7 +357,11 @@ class VertLRProvider(_VertLRBase):
     ) -> FloatArray:
         """X^T d through the promoter: send X^T [[d]] + [[r]], get it decrypted, remove r."""
         tv, param = self.transfer_variable, self.param
-        product = residual.rmatvec(x, precision_bits=param.feature_precision_bits, workers=param.workers)
+        bits = param.feature_precision_bits
+        if bits is None:
+            scaled = param.feature_scaling == "standard"
+            bits = FEATURE_PRECISION_BITS_SCALED if scaled else FEATURE_PRECISION_BITS_RAW
+        product = residual.rmatvec(x, precision_bits=bits, workers=param.workers)
         limit = 1 << (product.bound.bit_length() + MASK_STATISTICAL_BITS)
         masks = [secrets.randbelow(2 * limit + 1) - limit for _ in range(len(product))]
         # The mask is encrypted at the product's own fixed-point scale, so it covers every bit.
