@@ -36,13 +36,16 @@ CHUNK_BYTES: Final = 1024 * 1024
 TABLE_BATCH_BYTES: Final = 4 * 1024 * 1024
 # Chunks a table fan-out may hold per destination while the slowest one catches up.
 FANOUT_QUEUE_CHUNKS: Final = 8
-# Extra seconds the client-side deadline of a Receive allows beyond the service's own timeout.
-RECEIVE_GRACE_S: Final = 5.0
 # The local transfer service restarting: retry a send or receive a while.
 LOCAL_BACKOFF: Final = Backoff(attempts=10, base_delay=0.1, max_delay=2.0, deadline=30.0)
 CHANNEL_OPTIONS: Final = (
     ("grpc.max_send_message_length", CHUNK_BYTES + 64 * 1024),
     ("grpc.max_receive_message_length", CHUNK_BYTES + 64 * 1024),
+    # A Receive has no client deadline (the service enforces the wait; reading a big
+    # table may take longer): keepalive pings notice a connection that died silently.
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
 )
 
 _STATUS_ERRORS: Final[dict[grpc.StatusCode, type[WeftError]]] = {
@@ -309,7 +312,7 @@ class ClusterFederation(Federation):
             timeout_ms=max(1, int(timeout * 1000)),
         )
         try:
-            stream = self.stub.Receive(request, timeout=timeout + RECEIVE_GRACE_S)
+            stream = self.stub.Receive(request)
             sha = hashlib.sha256()
             seq = size = 0
             ended = False
