@@ -190,7 +190,7 @@ class VertSecureBoostPromoter(ModelBase):
         previous: list[dict[int, FloatArray]] = [{} for _ in self.provider_members]
         slot_bins: list[IntArray] = [np.zeros(0, np.int64) for _ in self.provider_members]
         for depth in range(param.max_depth):
-            g_sum, h_sum, n_sum = state.sums(level)
+            _, h_sum, n_sum = state.sums(level)
             open_nodes = [node for node, hh, nn in zip(level, h_sum.tolist(), n_sum.tolist(), strict=True)
                           if nn >= 2 and hh >= 2 * least]
             if not open_nodes:
@@ -198,7 +198,7 @@ class VertSecureBoostPromoter(ModelBase):
                     tv.node_plan.remote({"done": True}, suffix=(t, depth))
                 break
             sizes = dict(zip(level, n_sum.tolist(), strict=True))
-            compute = [0] if depth == 0 else self._smaller_children(level, open_nodes, sizes, state)
+            compute = [0] if depth == 0 else self._smaller_children(level, open_nodes, sizes)
             position = np.full(len(state.tree.owner), -1, dtype=np.int64)
             position[level] = np.arange(len(level))
             if private_key is not None:
@@ -224,8 +224,7 @@ class VertSecureBoostPromoter(ModelBase):
         return state.tree, state.node_of_row
 
     @staticmethod
-    def _smaller_children(level: list[int], open_nodes: list[int], sizes: dict[int, int],
-                          state: _TreeRound) -> list[int]:
+    def _smaller_children(level: list[int], open_nodes: list[int], sizes: dict[int, int]) -> list[int]:
         """Of every pair of siblings with an open node, the child with fewer sampled rows."""
         wanted = set(open_nodes)
         chosen = []
@@ -256,7 +255,7 @@ class VertSecureBoostPromoter(ModelBase):
         and the bins of its feature slots, which stay the same within a tree."""
         message = fields(self.transfer_variable.encrypted_histogram.get(idx=k, suffix=(t, depth)),
                          f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
-        bins = int_array(message["bins"], f"provider {k}'s histogram bins", 1, 1 << 20)
+        bins = int_array(message["bins"], f"provider {k}'s histogram bins", 1, self.param.max_bin + 1)
         if not len(bins):
             raise InvalidArgument(f"VertSecureBoost: provider {k} sent a histogram of no features")
         if depth > 0 and not np.array_equal(known_bins, bins):
