@@ -11,7 +11,9 @@ member B's service (Deliver) and acknowledges once B stored it; a receiving task
 from B's service (Receive). The Weft figure is the message size divided by the time from
 the first byte sent to the last byte received. The baseline streams the same chunks with a
 plain grpc.aio client-streaming call to a bare server process on loopback (no TLS, no
-mailbox, no second hop). The last line printed is JSON.
+mailbox, no second hop); `ratio` is against that plain baseline. For context the same bare
+stream is also timed with mutual TLS (`raw_grpc_tls_mb_s`, `ratio_vs_tls`). The last line
+printed is JSON.
 """
 
 from __future__ import annotations
@@ -108,7 +110,13 @@ def run_weft(size: int, workdir: Path) -> dict[str, float]:
 # ---- the raw grpc.aio baseline ----------------------------------------------------------------
 
 
-async def raw_server(port: int) -> None:
+def tls_files(workdir: Path) -> tuple[Path, Path, Path]:
+    """CA, certificate and key of the receiving member (the TLS baseline reuses them)."""
+    member = workdir / RECEIVER
+    return workdir / "ca" / "ca.crt", member / f"{RECEIVER}.crt", member / f"{RECEIVER}.key"
+
+
+async def raw_server(port: int, tls_dir: str) -> None:
     async def upload(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
         total = 0
         async for data in requests:
@@ -120,15 +128,28 @@ async def raw_server(port: int) -> None:
     )
     server = grpc.aio.server(options=GRPC_OPTIONS)
     server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
+    if tls_dir:
+        ca, cert, key = tls_files(Path(tls_dir))
+        credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())], ca.read_bytes(), True)
+        server.add_secure_port(f"127.0.0.1:{port}", credentials)
+    else:
+        server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
     print("ready", flush=True)
     await server.wait_for_termination()
 
 
-async def raw_client(port: int, size: int) -> float:
+async def raw_client(port: int, size: int, tls_dir: str) -> float:
     block = payload_block()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=GRPC_OPTIONS) as channel:
+    target = f"127.0.0.1:{port}"
+    if tls_dir:
+        ca, cert, key = tls_files(Path(tls_dir))  # the server's own pair doubles as the client's
+        credentials = grpc.ssl_channel_credentials(ca.read_bytes(), key.read_bytes(), cert.read_bytes())
+        options = [*GRPC_OPTIONS, ("grpc.ssl_target_name_override", RECEIVER)]
+        channel_cm = grpc.aio.secure_channel(target, credentials, options=options)
+    else:
+        channel_cm = grpc.aio.insecure_channel(target, options=GRPC_OPTIONS)
+    async with channel_cm as channel:
         await channel.channel_ready()
         upload = channel.stream_unary(RAW_METHOD)
 
@@ -144,13 +165,14 @@ async def raw_client(port: int, size: int) -> float:
     return size / CHUNK / elapsed
 
 
-def run_raw(size: int) -> float:
+def run_raw(size: int, tls_dir: str = "") -> float:
     port = free_port()
-    server = subprocess.Popen([sys.executable, __file__, "--raw-server", str(port)], stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, __file__, "--raw-server", str(port), "--tls-dir", tls_dir]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         server.stdout.readline()  # "ready"
-        return asyncio.run(raw_client(port, size))
+        return asyncio.run(raw_client(port, size, tls_dir))
     finally:
         server.terminate()
         server.wait()
@@ -160,24 +182,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB to move (default 1024)")
     parser.add_argument("--raw-server", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--tls-dir", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_server:
-        asyncio.run(raw_server(args.raw_server))
+        asyncio.run(raw_server(args.raw_server, args.tls_dir))
         return
     size = args.size_mb * CHUNK
     with tempfile.TemporaryDirectory(prefix="weft-bench-transfer-") as workdir:
         weft = run_weft(size, Path(workdir))
+        raw_tls = run_raw(size, workdir)
     raw = run_raw(size)
     result = {
         "size_mb": args.size_mb,
         "weft_mb_s": round(weft["weft_mb_s"], 1),
         "raw_grpc_mb_s": round(raw, 1),
         "ratio": round(weft["weft_mb_s"] / raw, 3),
+        "raw_grpc_tls_mb_s": round(raw_tls, 1),
+        "ratio_vs_tls": round(weft["weft_mb_s"] / raw_tls, 3),
         "peak_rss_mb_sender": round(weft["peak_rss_mb_sender"], 1),
         "peak_rss_mb_receiver": round(weft["peak_rss_mb_receiver"], 1),
     }
     print(f"Weft transfer services (TLS, 2 hops): {result['weft_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback):       {result['raw_grpc_mb_s']} MB/s")
+    print(f"raw grpc.aio stream (loopback, TLS):  {result['raw_grpc_tls_mb_s']} MB/s")
     print(f"ratio {result['ratio']} (target >= 0.5); peak RSS sender {result['peak_rss_mb_sender']} MB, "
           f"receiver {result['peak_rss_mb_receiver']} MB (target < 300)")
     print(json.dumps(result))
