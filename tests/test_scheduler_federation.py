@@ -103,7 +103,7 @@ async def test_job_runs_to_success_at_all_three_members(federation: dict[str, Me
             ("distribution_0", "arbiter"), ("distribution_0", "promoter"), ("distribution_0", "provider")]
         assert all(t.status == common_pb2.TASK_STATUS_SUCCESS for t in info.tasks)
     metrics = await federation[ARBITER].client.stub.GetMetrics(scheduler_pb2.GetMetricsRequest(job_id=job_id))
-    summary = [m for task in metrics.tasks for m in task.metrics]
+    summary = [m for task in metrics.tasks for m in task.metrics if m.name == "global"]
     assert summary and summary[0].namespace == "distribution"
     results = await promoter.client.stub.GetTaskResult(
         scheduler_pb2.GetTaskResultRequest(job_id=job_id, component_name="dataio_0"))
