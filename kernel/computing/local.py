@@ -245,7 +245,9 @@ class LocalTable(Table):
         self._session.run(write, list(enumerate(blocks)))
 
     def duplicate_ids(self, limit: int = 5) -> list[Any]:
-        ids = pa.chunked_array([block.column(self.id_column) for block in self.blocks])
+        id_type = self.schema.field(self.id_column).type
+        chunks = [chunk for block in self.blocks for chunk in block.column(self.id_column).chunks]
+        ids = pa.chunked_array(chunks, type=id_type)
         counts = pc.value_counts(ids)
         repeated = counts.filter(pc.greater(counts.field("counts"), 1))
         return list(repeated.field("values").to_pylist()[:limit])

@@ -267,8 +267,12 @@ class _Reader:
             return np.frombuffer(self.take(dtype.itemsize), dtype=dtype)[0]
         if tag == T_ARROW:
             raw = self.take(self.u64())
+            # Copy into an Arrow-allocated (64-byte aligned) buffer: columns read straight out
+            # of the message would be misaligned, which Arrow kernels warn about and copy anyway.
+            aligned = pa.allocate_buffer(len(raw))
+            np.frombuffer(aligned, dtype=np.uint8)[:] = np.frombuffer(raw, dtype=np.uint8)
             try:
-                return pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
+                return pa.ipc.open_stream(aligned).read_all()
             except (pa.ArrowInvalid, OSError) as exc:
                 raise CodecError(f"malformed Arrow stream: {exc}") from None
         if tag in (T_PAILLIER_PUBLIC_KEY, T_PAILLIER_VECTOR):
