@@ -29,6 +29,17 @@ PROBABILITY_EPSILON: Final = 1e-15
 # two-stage pair histograms (a cell sum, then up to max_bin cells per bin) and rounding.
 PACK_EXTRA_HEADROOM_BITS: Final = 2
 
+# Most packed histogram rows one ciphertext carries after compression, and the spare bits
+# per slot that let a shifted row and the next one be added without a carry.
+MAX_ROWS_PER_CIPHERTEXT: Final = 16
+COMPRESS_HEADROOM_BITS: Final = 1
+
+# The most trees, levels and bins a provider accepts from the promoter's train_setup (the
+# bounds of VertSecureBoostParam).
+MAX_TREES: Final = 10_000
+MAX_DEPTH: Final = 16
+MAX_BIN: Final = 1024
+
 # Split ids a provider hands out are random non-negative integers of this many bits.
 SPLIT_ID_BITS: Final = 62
 

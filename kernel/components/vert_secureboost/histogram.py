@@ -18,7 +18,11 @@ import numpy as np
 import numpy.typing as npt
 from gmpy2 import mpz
 
-from kernel.components.vert_secureboost.constants import PACK_EXTRA_HEADROOM_BITS
+from kernel.components.vert_secureboost.constants import (
+    COMPRESS_HEADROOM_BITS,
+    MAX_ROWS_PER_CIPHERTEXT,
+    PACK_EXTRA_HEADROOM_BITS,
+)
 from kernel.components.vert_secureboost.data import BinArray
 from kernel.errors import InvalidArgument
 from kernel.security.paillier import EncryptedVector, PackingLayout, PaillierPrivateKey
@@ -26,11 +30,6 @@ from kernel.security.paillier.parallel import map_chunks
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-# Most packed histogram rows one ciphertext carries after compression; the encrypted
-# gradients carry COMPRESS_HEADROOM_BITS spare bits so that the shifted sums never carry.
-MAX_ROWS_PER_CIPHERTEXT = 16
-COMPRESS_HEADROOM_BITS = 1
 
 
 def gh_headroom_bits(rows: int, max_bin: int) -> int:

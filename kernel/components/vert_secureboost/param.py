@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from kernel.base_param import BaseParam
+from kernel.components.vert_secureboost.constants import MAX_BIN, MAX_DEPTH, MAX_TREES
 from kernel.errors import ParamError
 from kernel.security.constants import PAILLIER_KEY_BITS
 
@@ -24,8 +25,8 @@ class VertSecureBoostParam(BaseParam):
     objective: Literal["binary", "regression"] = Field(
         "binary", description="binary: log-loss on labels 0/1; regression: squared error"
     )
-    num_trees: int = Field(10, ge=1, le=10_000, description="number of boosting rounds (trees)")
-    max_depth: int = Field(3, ge=1, le=16, description="depth of each tree (edges from root to the deepest leaf)")
+    num_trees: int = Field(10, ge=1, le=MAX_TREES, description="number of boosting rounds (trees)")
+    max_depth: int = Field(3, ge=1, le=MAX_DEPTH, description="depth of each tree (edges from root to the deepest leaf)")
     learning_rate: float = Field(0.3, gt=0.0, le=1.0, description="shrinkage of every leaf value")
     min_child_weight: float = Field(1.0, ge=0.0, description="smallest hessian sum a child may hold")
     min_split_gain: float = Field(0.0, ge=0.0, description="a node splits only when its best gain exceeds this (gamma)")
@@ -34,7 +35,7 @@ class VertSecureBoostParam(BaseParam):
     colsample: float = Field(
         1.0, gt=0.0, le=1.0, description="fraction of its own features each member draws for each tree"
     )
-    max_bin: int = Field(32, ge=2, le=1024, description="most bins per feature (quantile bins)")
+    max_bin: int = Field(32, ge=2, le=MAX_BIN, description="most bins per feature (quantile bins)")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="binary: score at or above which predict_result is 1")
     key_bits: int = Field(2048, description="Paillier key size of the promoter (1024 is weak, for tests)")
     precision_bits: int = Field(

@@ -15,6 +15,9 @@ import numpy as np
 import numpy.typing as npt
 
 from kernel.components.vert_secureboost.constants import (
+    MAX_BIN,
+    MAX_DEPTH,
+    MAX_TREES,
     METRIC_FEATURE_IMPORTANCE,
     METRIC_NAMESPACE_TRAIN,
     SPLIT_ID_BITS,
@@ -42,9 +45,6 @@ from kernel.security.paillier import EncryptedVector, PaillierPublicKey
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-# The most trees, levels and bins a promoter may ask for (the bounds of VertSecureBoostParam).
-_MAX_TREES, _MAX_DEPTH, _MAX_BIN = 10_000, 16, 1024
 
 
 class VertSecureBoostProvider(ModelBase):
@@ -84,9 +84,9 @@ class VertSecureBoostProvider(ModelBase):
                 f"VertSecureBoost: this provider's {n} rows do not match the promoter's {setup['rows']} ids; "
                 "run Intersection on both members' data first"
             )
-        num_trees = count(setup["num_trees"], "train_setup.num_trees", 1, _MAX_TREES)
-        max_depth = count(setup["max_depth"], "train_setup.max_depth", 1, _MAX_DEPTH)
-        max_bin = count(setup["max_bin"], "train_setup.max_bin", 2, _MAX_BIN)
+        num_trees = count(setup["num_trees"], "train_setup.num_trees", 1, MAX_TREES)
+        max_depth = count(setup["max_depth"], "train_setup.max_depth", 1, MAX_DEPTH)
+        max_bin = count(setup["max_bin"], "train_setup.max_bin", 2, MAX_BIN)
         matrix = feature_matrix(rows, self.features)
         thresholds = fit_bins(matrix, max_bin)
         binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
@@ -180,7 +180,7 @@ class VertSecureBoostProvider(ModelBase):
                 f"VertSecureBoost: this provider's {n} prediction rows do not match the promoter's "
                 f"{setup['rows']} ids; run Intersection on the prediction data too"
             )
-        max_depth = count(setup["max_depth"], "predict_setup.max_depth", 0, _MAX_DEPTH)
+        max_depth = count(setup["max_depth"], "predict_setup.max_depth", 0, MAX_DEPTH)
         matrix = feature_matrix(rows, self.features)
         order = np.argsort(np.asarray(self.split_ids, dtype=np.int64), kind="stable")
         known = np.asarray(self.split_ids, dtype=np.int64)[order]
