@@ -40,6 +40,12 @@ MAX_TREES: Final = 10_000
 MAX_DEPTH: Final = 16
 MAX_BIN: Final = 1024
 
+# Threads for the Paillier work made of sub-microsecond modular products (grouped sums,
+# CRT encryption): gmpy2 releases the GIL around each product, and with two threads the
+# handoffs cost more than the products (measured on 2 cores: 2x slower encryption, 1.6x
+# slower sums). Exponentiations (compression, decryption) use the `workers` parameter.
+PRODUCT_WORKERS: Final = 1
+
 # Split ids a provider hands out are random non-negative integers of this many bits.
 SPLIT_ID_BITS: Final = 62
 

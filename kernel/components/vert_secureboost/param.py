@@ -42,7 +42,9 @@ class VertSecureBoostParam(BaseParam):
         24, ge=8, le=52, description="fixed-point fraction bits of the encrypted gradients and hessians"
     )
     random_seed: int | None = Field(None, ge=0, description="seed of row and feature sampling (default: random)")
-    workers: int | None = Field(None, ge=1, le=256, description="threads for Paillier work (default: every core)")
+    workers: int | None = Field(
+        None, ge=1, le=256, description="threads for Paillier exponentiations: compression, decryption (default: every core)"
+    )
 
     def _check(self) -> None:
         if self.key_bits not in PAILLIER_KEY_BITS:

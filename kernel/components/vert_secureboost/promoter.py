@@ -31,6 +31,7 @@ from kernel.components.vert_secureboost.constants import (
     OWNER_PROMOTER,
     PREDICT_RESULT_COLUMN,
     PREDICT_SCORE_COLUMN,
+    PRODUCT_WORKERS,
     PROVIDER_IMPORTANCE_KEY,
 )
 from kernel.components.vert_secureboost.data import (
@@ -181,7 +182,7 @@ class VertSecureBoostPromoter(ModelBase):
             values = np.column_stack([g[sampled], h[sampled]])
             encrypted = EncryptedVector.encrypt_packed(
                 private_key, values, precision_bits=param.precision_bits,
-                headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=param.workers,
+                headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=PRODUCT_WORKERS,
             )
             tv.encrypted_gh.remote({"rows": sampled, "gh": encrypted}, suffix=(t,))
         search = SplitSearch(param.reg_lambda, param.min_child_weight)

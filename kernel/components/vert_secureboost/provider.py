@@ -20,6 +20,7 @@ from kernel.components.vert_secureboost.constants import (
     MAX_TREES,
     METRIC_FEATURE_IMPORTANCE,
     METRIC_NAMESPACE_TRAIN,
+    PRODUCT_WORKERS,
     SPLIT_ID_BITS,
 )
 from kernel.components.vert_secureboost.data import (
@@ -127,7 +128,8 @@ class VertSecureBoostProvider(ModelBase):
             at = position[sampled]
             node = np.where(at >= 0, slot_of[np.maximum(at, 0)], -1)
             chosen = np.flatnonzero(node >= 0)
-            histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute), workers)
+            histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute),
+                                         PRODUCT_WORKERS)
             packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
             tv.encrypted_histogram.remote({"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext},
                                           suffix=(t, depth))
