@@ -56,5 +56,5 @@ def bool_array(value: Any, what: str, length: int) -> npt.NDArray[np.bool_]:
 def sorted_unique(array: IntArray, what: str) -> IntArray:
     """Refuse indices that are not strictly increasing."""
     if array.size > 1 and not (np.diff(array) > 0).all():
-        raise InvalidArgument(f"VertSecureBoost: {what} must be strictly increasing row indices")
+        raise InvalidArgument(f"VertSecureBoost: {what} must be strictly increasing indices")
     return array

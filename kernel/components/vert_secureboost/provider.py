@@ -122,7 +122,7 @@ class VertSecureBoostProvider(ModelBase):
             fields(plan, "node_plan", "position", "nodes", "compute")
             nodes = count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
             position = int_array(plan["position"], "node_plan.position", -1, nodes, n)
-            compute = int_array(plan["compute"], "node_plan.compute", 0, nodes)
+            compute = sorted_unique(int_array(plan["compute"], "node_plan.compute", 0, nodes), "node_plan.compute")
             slot_of = np.full(nodes, -1, dtype=np.int64)
             slot_of[compute] = np.arange(len(compute))
             at = position[sampled]
