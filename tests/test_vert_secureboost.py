@@ -241,3 +241,24 @@ def test_a_promoter_with_only_the_label_splits_on_provider_features_alone(
                                reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)
     importance = job.metrics(job.promoter, COMPONENT)["feature_importance"]
     assert set(importance) == {f"provider:{m.member_id}" for m in job.members[1:]}
+
+
+def test_intersection_then_boosting_then_evaluation(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: the provider holds 20 extra rows the promoter does not know.
+    split = breast_split([range(0, 10), range(10, 30)])
+    extra = breast_split([range(0, 10), range(10, 30)]).test[1].iloc[:20].assign(id=lambda f: "extra" + f["id"])
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("train", [split.train[0], pd.concat([split.train[1], extra])])
+
+    # Execute
+    job.run("intersection_0", "Intersection", computing, {"data": {"data": ["args.train"]}}, {"data": ["train"]},
+            data_args=("train",))
+    job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["intersection_0.train"]}},
+            TRAIN_OUTPUTS, params={**PARAMS, "num_trees": 3})
+    job.run("evaluation_0", "Evaluation", computing, {"data": {"data": [f"{COMPONENT}.train"]}}, {})
+
+    # Assert
+    auc = job.metrics(job.promoter, "evaluation_0")["train"]["auc"]
+    predictions = job.output(job.promoter, computing, COMPONENT, "train")
+    assert len(predictions) == len(split.y_train)
+    assert auc == pytest.approx(roc_auc_score(predictions["y"], predictions["predict_score"]))
