@@ -109,7 +109,7 @@ def test_no_port_faces_another_member_but_the_external_transfer_port(compose: Ob
         # the internal API and metrics bind only the member's own network address
         assert ipaddress.ip_address(bind_address) in ipaddress.ip_network(subnet)
         assert config.transfer.internal_listen == f"{bind_address}:9390"
-        assert transfer["environment"]["WEFT_METRICS_HOST"] == bind_address
+        assert config.transfer.metrics_listen == f"{bind_address}:9392"
         # the external listener takes every interface, the federation network included
         assert config.transfer.external_listen == f"0.0.0.0:{EXTERNAL_PORT}"
     for name, service in compose["services"].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import pyarrow.compute as pc
 
 from kernel.components.dataio.param import DataIOParam
 from kernel.errors import InvalidArgument
+from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
 
 
@@ -66,7 +68,7 @@ class DataIO(ModelBase):
     def _learn_fill_values(self, data: LabeledTable, method: str) -> dict[str, float]:
         if method == "mean":
             def sums(block: pa.Table) -> np.ndarray:
-                values = _features_matrix(block, self.features)
+                values = feature_matrix(block, self.features)
                 present = ~np.isnan(values)
                 return np.stack([np.where(present, values, 0.0).sum(axis=0), present.sum(axis=0)])
 
@@ -74,7 +76,7 @@ class DataIO(ModelBase):
             means = np.divide(totals[0], totals[1], out=np.zeros(len(self.features)), where=totals[1] > 0)
             return {f: float(m) for f, m in zip(self.features, means, strict=True)}
         # The median needs every value of a column: only the feature columns are collected.
-        values = _features_matrix(data.table.select(self.features).collect(), self.features)
+        values = feature_matrix(data.table.select(self.features).collect(), self.features)
         medians = [float(np.nanmedian(col)) if np.any(~np.isnan(col)) else 0.0 for col in values.T]
         return dict(zip(self.features, medians, strict=True))
 
@@ -107,7 +109,7 @@ class DataIO(ModelBase):
 
         table = data.table.map_partitions(convert)
         if self.drop_missing:
-            table = table.filter(lambda block: ~np.isnan(_features_matrix(block, features)).any(axis=1))
+            table = table.filter(_rows_without_missing(features))
         return LabeledTable(table, label, tuple(features))
 
     def export_model(self) -> dict[str, Any]:
@@ -124,12 +126,8 @@ class DataIO(ModelBase):
         self.label_type = str(model["label_type"])
 
 
-def _features_matrix(block: pa.Table, features: list[str]) -> np.ndarray:
-    """The feature columns of a block as one float64 matrix (missing values as NaN)."""
-    if not features:
-        return np.zeros((block.num_rows, 0))
-    columns = [
-        np.asarray(pc.cast(block.column(f), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        for f in features
-    ]
-    return np.column_stack(columns)
+def _rows_without_missing(features: list[str]) -> Callable[[pa.Table], np.ndarray]:
+    def keep(block: pa.Table) -> np.ndarray:
+        return np.asarray(~np.isnan(feature_matrix(block, features)).any(axis=1))
+
+    return keep

@@ -36,6 +36,7 @@ from kernel.components.horz_lr.secure_sum import SecureSumArbiter, SecureSumMemb
 from kernel.components.vert_lr.optimizer import MemberOptimizer
 from kernel.constants import ARBITER, FLOW_FIT
 from kernel.errors import InvalidArgument
+from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
 
 FloatArray = npt.NDArray[np.float64]
@@ -208,7 +209,7 @@ class HorzLRMember(_HorzLRBase):
         labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
         if not np.isin(labels, (0.0, 1.0)).all():
             raise InvalidArgument(f"HorzLR: label column {label!r} must hold 0 and 1 only")
-        return _feature_matrix(rows, self.features), labels
+        return feature_matrix(rows, self.features, "HorzLR"), labels
 
     def predict(self, data: LabeledTable) -> LabeledTable:
         missing = [f for f in self.features if f not in data.table.schema.names]
@@ -238,7 +239,7 @@ class HorzLRMember(_HorzLRBase):
         weights, intercept = self.weights.copy(), self.intercept
 
         def probabilities(block: pa.Table) -> FloatArray:
-            return sigmoid(((_feature_matrix(block, features) - mean) / scale) @ weights + intercept)
+            return sigmoid(((feature_matrix(block, features, "HorzLR") - mean) / scale) @ weights + intercept)
 
         return probabilities
 
@@ -346,16 +347,6 @@ class HorzLRArbiter(_HorzLRBase):
         return False
 
 
-def _feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:
-    columns = []
-    for name in features:
-        values = np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if np.isnan(values).any():
-            raise InvalidArgument(
-                f"HorzLR: feature {name!r} has missing values; fill them first (DataIO missing_fill_method)"
-            )
-        columns.append(values)
-    return np.column_stack(columns) if columns else np.zeros((rows.num_rows, 0))
 
 
 def _floats(value: Any, length: int, what: str) -> FloatArray:

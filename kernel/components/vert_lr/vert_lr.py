@@ -36,6 +36,7 @@ from kernel.components.vert_lr.param import VertLRParam
 from kernel.computing import Table
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
+from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import (
     EncryptedVector,
@@ -91,7 +92,7 @@ class _VertLRBase(ModelBase):
             raise InvalidArgument("VertLR: the promoter's training data has no label column (DataIO with_label)")
         columns = [data.id_column] + ([label] if with_label and label else []) + self.features
         rows = sorted_rows(data, columns)
-        matrix = _feature_matrix(rows, self.features)
+        matrix = feature_matrix(rows, self.features, "VertLR")
         if self.param.feature_scaling == "standard" and len(matrix):
             self.mean = matrix.mean(axis=0)
             std = matrix.std(axis=0)
@@ -112,7 +113,7 @@ class _VertLRBase(ModelBase):
         features, mean, scale = list(self.features), self.mean.copy(), self.scale.copy()
 
         def score(block: pa.Table) -> FloatArray:
-            result: FloatArray = ((_feature_matrix(block, features) - mean) / scale) @ weights
+            result: FloatArray = ((feature_matrix(block, features, "VertLR") - mean) / scale) @ weights
             return result
 
         return score
@@ -398,18 +399,6 @@ class VertLRProvider(_VertLRBase):
             raise InvalidArgument("VertLR: the provider needs the provider's model")
 
 
-def _feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:
-    if not features:
-        return np.zeros((rows.num_rows, 0))
-    columns = []
-    for name in features:
-        values = np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if np.isnan(values).any():
-            raise InvalidArgument(
-                f"VertLR: feature {name!r} has missing values; fill them first (DataIO missing_fill_method)"
-            )
-        columns.append(values)
-    return np.column_stack(columns)
 
 
 def _vector(value: Any, length: int, what: str) -> FloatArray:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernel.errors import InvalidArgument
+from kernel.features import feature_matrix as shared_feature_matrix
 from kernel.model_base import LabeledTable
 
 FloatArray = npt.NDArray[np.float64]
@@ -33,17 +33,8 @@ def ids_digest(ids: pa.Array | pa.ChunkedArray) -> str:
 
 def feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:
     """The features of `rows` as a float matrix; a missing value is refused, naming the feature."""
-    if not features:
-        return np.zeros((rows.num_rows, 0))
-    columns = []
-    for name in features:
-        values = np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        if np.isnan(values).any():
-            raise InvalidArgument(
-                f"VertSecureBoost: feature {name!r} has missing values; fill them first (DataIO missing_fill_method)"
-            )
-        columns.append(values)
-    return np.column_stack(columns)
+    return shared_feature_matrix(rows, features, "VertSecureBoost")
+
 
 
 def bin_thresholds(values: FloatArray, max_bin: int) -> FloatArray:
