@@ -17,6 +17,7 @@ selection to new data (no messages).
 
 from __future__ import annotations
 
+import abc
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ METRIC_NAMESPACE = "feature_selection"
 MODEL_KIND = "feature_selection"
 
 
-class _SelectionBase(ModelBase):
+class _SelectionBase(ModelBase, abc.ABC):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.iv: dict[str, float] | None = None
@@ -67,8 +68,9 @@ class _SelectionBase(ModelBase):
         table = data.table.select([data.id_column, *label, *self.kept])
         return data.with_table(table, feature_columns=tuple(self.kept))
 
+    @abc.abstractmethod
     def _coordinate(self, data: LabeledTable, survivors: list[str]) -> list[str]:
-        raise NotImplementedError
+        """The promoter's and the providers' halves of the cross-member selection."""
 
     # -- local filters ---------------------------------------------------------------------------
     def _local_filters(self, data: LabeledTable) -> list[str]:
