@@ -63,3 +63,8 @@ PAILLIER_MAX_WIRE_FRAC_BITS: Final = 8 * MAX_PRECISION_BITS
 # Secure aggregation: raw X25519 key size and the largest fixed-point precision (float64 mantissa).
 SECAGG_KEY_BYTES: Final = 32
 SECAGG_MAX_PRECISION_BITS: Final = 52
+
+# Multi-exponentiations of at least this many (row, column) terms are split by columns over
+# worker processes: the bucket method's Python-level steps hold the GIL, so threads barely
+# scale it. The processes start on first use and stay (spawning costs about a second).
+MULTIEXP_PROCESS_MIN_TERMS: Final = 200_000

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
 import gmpy2
@@ -10,8 +13,12 @@ import numpy as np
 import numpy.typing as npt
 from gmpy2 import mpz
 
-from kernel.security.constants import MULTIEXP_INVERSION_COST, MULTIEXP_ROW_BLOCK
-from kernel.security.paillier.parallel import map_chunks
+from kernel.security.constants import (
+    MULTIEXP_INVERSION_COST,
+    MULTIEXP_PROCESS_MIN_TERMS,
+    MULTIEXP_ROW_BLOCK,
+)
+from kernel.security.paillier.parallel import map_chunks, resolve_workers, split_even
 
 IntArray = npt.NDArray[np.int64]
 
@@ -170,6 +177,36 @@ def _merged_block(
     return map_chunks(run, range(columns), workers, min_per_worker=1)
 
 
+class _ColumnProcesses:
+    """Worker processes for large multi-exponentiations, started on first use and kept.
+
+    Each call hands every process the bases and a slice of the columns, which it computes
+    with one thread. The processes are this task's own: nothing leaves the member.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._size = 0
+
+    def pool(self, size: int) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None or self._size != size:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(max_workers=size, mp_context=context)
+                self._size = size
+            return self._pool
+
+
+_COLUMN_PROCESSES = _ColumnProcesses()
+
+
+def _columns_in_one_process(bases: list[mpz], exponents: IntArray, modulus: mpz) -> list[mpz]:
+    return multi_exponentiate(bases, exponents, modulus, workers=1)
+
+
 def multi_exponentiate(
     bases: Sequence[mpz], exponents: IntArray, modulus: mpz, workers: int | None = None
 ) -> list[mpz]:
@@ -177,12 +214,23 @@ def multi_exponentiate(
 
     Exponents are int64 and may be negative (the base's inverse is used, never a
     modulus-sized exponent). The modulus must be such that every base is invertible.
+    With several workers and at least MULTIEXP_PROCESS_MIN_TERMS terms the columns are
+    split over worker processes (threads for smaller products).
     """
     if exponents.ndim != 2 or exponents.shape[0] != len(bases):
         raise ValueError(
             f"exponents must have shape ({len(bases)}, columns), got {exponents.shape}"
         )
     rows, columns = exponents.shape
+    processes = min(resolve_workers(workers), columns)
+    if processes > 1 and rows * columns >= MULTIEXP_PROCESS_MIN_TERMS:
+        pool = _COLUMN_PROCESSES.pool(processes)
+        base_list = list(bases)
+        futures = [
+            pool.submit(_columns_in_one_process, base_list, np.ascontiguousarray(exponents[:, a:b]), modulus)
+            for a, b in split_even(columns, processes)
+        ]
+        return [value for future in futures for value in future.result()]
     result = [mpz(1)] * columns
     n_blocks = max(1, _ceil_div(rows, MULTIEXP_ROW_BLOCK))
     block_rows = max(1, _ceil_div(rows, n_blocks))
