@@ -7,8 +7,10 @@ Run from the repository root:
 
 Two members' transfer services run as separate processes on loopback with mutual TLS.
 A sending task streams the message into member A's service (Send), which forwards it to
-member B's service (Deliver) and acknowledges once B stored it; a receiving task reads it
-from B's service (Receive). The Weft figure is the message size divided by the time from
+member B's service (Deliver) and acknowledges once B stored it; a receiving task, in its
+own process as a task of another member would be, reads it from B's service (Receive).
+Both tasks handle frames as the CLUSTER federation client does (kernel/federation/wire.py)
+and set the allocator as task processes do. The Weft figure is the message size divided by the time from
 the first byte sent to the last byte received. The baseline streams the same chunks with a
 plain grpc.aio client-streaming call to a bare server process on loopback (no TLS, no
 mailbox, no second hop); `ratio` is against that plain baseline. For context the same bare
@@ -20,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -36,9 +36,18 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kernel.allocator import reuse_large_buffers  # noqa: E402
 from kernel.federation.base import Party  # noqa: E402
+from kernel.federation.cluster import RECEIVE_METHOD, SEND_METHOD  # noqa: E402
+from kernel.federation.wire import (  # noqa: E402
+    encode_chunk,
+    encode_end,
+    encode_header,
+    new_checksum,
+    parse_frame,
+)
 from protos.weft.v1 import common_pb2, transfer_pb2  # noqa: E402
-from services.transfer.local_cluster import LocalCluster, free_port, rss_mb  # noqa: E402
+from services.transfer.local_cluster import LocalCluster, LocalMember, free_port, rss_mb  # noqa: E402
 
 SENDER, RECEIVER = "a" * 32, "b" * 32
 PROMOTER, ARBITER = Party("promoter", SENDER), Party("arbiter", RECEIVER)
@@ -53,13 +62,18 @@ def payload_block() -> bytes:
     return os.urandom(CHUNK)
 
 
-def weft_frames(block: bytes, size: int, session_id: str) -> Iterator[transfer_pb2.Frame]:
+def message_checksum(block: bytes, size: int) -> bytes:
+    """The checksum of the message (`block` repeated), known before sending as a task knows it."""
+    checksum = new_checksum()
+    for _ in range(size // CHUNK):
+        checksum.update(block)
+    return checksum.digest()
+
+
+def weft_frames(block: bytes, size: int, session_id: str, digest: bytes) -> Iterator[bytes]:
+    """The frames a task's federation client writes for the message (kernel/federation/wire.py)."""
     chunks = size // CHUNK
-    sha = hashlib.sha256()
-    for _ in range(chunks):
-        sha.update(block)
-    digest = sha.digest()
-    yield transfer_pb2.Frame(header=transfer_pb2.FrameHeader(
+    yield encode_header(transfer_pb2.FrameHeader(
         message_id=uuid.uuid4().hex, session_id=session_id, name=VARIABLE, tag="bench",
         src=common_pb2.Party(role=PROMOTER.role, member_id=PROMOTER.member_id),
         dst=common_pb2.Party(role=ARBITER.role, member_id=ARBITER.member_id),
@@ -67,38 +81,76 @@ def weft_frames(block: bytes, size: int, session_id: str) -> Iterator[transfer_p
         created_at_ms=int(time.time() * 1000),
     ))
     for seq in range(chunks):
-        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=block))
-    yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=chunks, total_size=chunks * CHUNK, checksum=digest))
+        yield encode_chunk(seq, block)
+    yield encode_end(chunks, chunks * CHUNK, digest)
+
+
+def receive_request(session_id: str) -> transfer_pb2.ReceiveRequest:
+    return transfer_pb2.ReceiveRequest(
+        session_id=session_id, name=VARIABLE, tag="bench", timeout_ms=600_000,
+        src=common_pb2.Party(role=PROMOTER.role, member_id=SENDER),
+        dst=common_pb2.Party(role=ARBITER.role, member_id=RECEIVER),
+    )
+
+
+def receiving_task(target: str, session_id: str) -> None:
+    """The receiving task (its own process, as a task of another member is): reads the message.
+
+    Prints "waiting" once the Receive call is made, then one JSON line with the payload bytes
+    read and the monotonic time of the last one (the clock is shared by the processes).
+    """
+    reuse_large_buffers()
+    with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
+        receive = channel.unary_stream(RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString)
+        frames = receive(receive_request(session_id), timeout=900)
+        print("waiting", flush=True)
+        size = 0
+        for raw in frames:
+            frame = parse_frame(raw)
+            if frame.kind == "chunk":
+                size += len(frame.data)
+        print(json.dumps({"bytes": size, "done": time.monotonic()}), flush=True)
+
+
+def wait_for_receiver(member: LocalMember, deadline_s: float = 30.0) -> None:
+    """Until the receiving service counts the task's Receive call as waiting."""
+    stop = time.monotonic() + deadline_s
+    while member.stats().receivers_waiting < 1:
+        if time.monotonic() > stop:
+            raise SystemExit("the receiving task's Receive call never reached its transfer service")
+        time.sleep(0.01)
 
 
 def run_weft(size: int, workdir: Path) -> dict[str, float]:
-    """Move `size` bytes A -> B through the transfer services; MB/s and each service's peak RSS."""
+    """Move `size` bytes A -> B through the transfer services; MB/s and each service's peak RSS.
+
+    The sending task is this process; the receiving task is another process, waiting in
+    Receive before the first byte is sent (the usual case in a training loop).
+    """
     block = payload_block()
     members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
     with members:
         session_id = "bench"
         members.register_session(session_id, [PROMOTER, ARBITER])
-        received = {"bytes": 0}
-        request = transfer_pb2.ReceiveRequest(
-            session_id=session_id, name=VARIABLE, tag="bench", timeout_ms=600_000,
-            src=common_pb2.Party(role=PROMOTER.role, member_id=SENDER),
-            dst=common_pb2.Party(role=ARBITER.role, member_id=RECEIVER),
-        )
-
-        def receive() -> None:
-            for frame in members[RECEIVER].stub().Receive(request, timeout=900):
-                if frame.WhichOneof("kind") == "chunk":
-                    received["bytes"] += len(frame.chunk.data)
-
-        frames = list(weft_frames(block, size, session_id))  # every chunk references the same block
-        receiver = threading.Thread(target=receive)
-        start = time.perf_counter()
-        receiver.start()
-        ack = members[SENDER].stub().Send(iter(frames), timeout=900)
-        receiver.join()
-        elapsed = time.perf_counter() - start
-        if ack.stored_size != size or received["bytes"] != size:
-            raise SystemExit(f"moved {ack.stored_size} / received {received['bytes']} of {size} bytes")
+        digest = message_checksum(block, size)
+        command = [sys.executable, __file__, "--receive-task", members[RECEIVER].internal, "--session", session_id]
+        receiver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert receiver.stdout is not None
+        try:
+            receiver.stdout.readline()  # "waiting"
+            wait_for_receiver(members[RECEIVER])
+            # The sending task as the CLUSTER federation client does it: frames as bytes.
+            with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
+                send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
+                start = time.monotonic()
+                ack = send(weft_frames(block, size, session_id, digest), timeout=900)
+            result = json.loads(receiver.stdout.readline() or "{}")
+        finally:
+            receiver.wait(timeout=900)
+        received = result.get("bytes", 0)
+        if ack.stored_size != size or received != size:
+            raise SystemExit(f"moved {ack.stored_size} / received {received} of {size} bytes")
+        elapsed = result["done"] - start
         return {
             "weft_mb_s": size / CHUNK / elapsed,
             "weft_seconds": elapsed,
@@ -183,11 +235,17 @@ def main() -> None:
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB to move (default 1024)")
     parser.add_argument("--raw-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tls-dir", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--receive-task", help=argparse.SUPPRESS)
+    parser.add_argument("--session", default="bench", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_server:
         asyncio.run(raw_server(args.raw_server, args.tls_dir))
         return
+    if args.receive_task:
+        receiving_task(args.receive_task, args.session)
+        return
     size = args.size_mb * CHUNK
+    reuse_large_buffers()  # this process plays the tasks, which set the allocator as task processes do
     with tempfile.TemporaryDirectory(prefix="weft-bench-transfer-") as workdir:
         weft = run_weft(size, Path(workdir))
         raw_tls = run_raw(size, workdir)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernel.allocator import reuse_large_buffers
 from kernel.base_param import BaseParam, build_param
 from kernel.constants import (
     DEFAULT_GET_TIMEOUT_S,
@@ -268,6 +269,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, TaskO
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ns, options = parse_args(argv)
+    reuse_large_buffers()  # federation chunks reuse freed buffers (kernel/allocator.py)
     task_dir = options.resolved_task_dir()
     if options.event_socket:
         # Heartbeats prove the process is alive to the executor until main returns.

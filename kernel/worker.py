@@ -24,6 +24,8 @@ import socket
 import sys
 from typing import Any
 
+from kernel.allocator import reuse_large_buffers
+
 log = logging.getLogger("weft.worker")
 
 EXIT_NO_TASK = 0
@@ -89,6 +91,7 @@ def _read_assignment(control: socket.socket) -> dict[str, Any] | None:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ns = _parse_args(argv)
+    reuse_large_buffers()  # federation chunks reuse freed buffers (kernel/allocator.py)
     control = socket.socket(fileno=ns.control_fd)
     app_id = _warm_up(ns)
     ready = {"ready": True, "pid": os.getpid(), "spark_app_id": app_id}

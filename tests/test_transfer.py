@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +21,7 @@ from kernel.errors import FederationTimeout, NotFound, PermissionDenied
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.cluster import ClusterFederation
 from kernel.federation.transfer_variable import FlowContext, TransferVariables
+from kernel.federation.wire import checksum_of
 from kernel.registry import get_component
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.certs import create_ca, issue_member_cert
@@ -102,7 +103,7 @@ def message_frames(session_id: str, name: str, src: Party, dst: Party, payload: 
     )
     chunks = [payload[i:i + MIB] for i in range(0, len(payload), MIB)]
     end = transfer_pb2.FrameEnd(chunk_count=len(chunks), total_size=len(payload),
-                                checksum=checksum or hashlib.sha256(payload).digest())
+                                checksum=checksum or checksum_of(payload))
     return [transfer_pb2.Frame(header=header),
             *(transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=i, data=c)) for i, c in enumerate(chunks)),
             transfer_pb2.Frame(end=end)]
@@ -197,6 +198,28 @@ def test_receive_timeout_names_variable_tag_and_peer(cluster: LocalCluster, sess
     assert f"promoter:{A}" in str(timeout.value)
     assert raw.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert STATS_VAR in raw.value.details() and "fit.never" in raw.value.details() and B in raw.value.details()
+
+
+def test_stats_count_the_receive_calls_still_waiting(cluster: LocalCluster, session: str) -> None:
+    # Prepare: a task waits for a message nobody has sent yet
+    request = transfer_pb2.ReceiveRequest(
+        session_id=session, name=STATS_VAR, tag="fit.later", timeout_ms=60_000,
+        src=common_pb2.Party(role="promoter", member_id=A), dst=common_pb2.Party(role="arbiter", member_id=C),
+    )
+    waiting = cluster[C].stub().Receive(request, timeout=60)
+    deadline = time.monotonic() + 10
+    while cluster[C].stats().receivers_waiting < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    during = cluster[C].stats().receivers_waiting
+
+    # Execute: the message comes and the task reads it
+    federation(cluster, session, PROMOTER).remote(STATS_VAR, "fit.later", b"x" * 10, [ARBITER])
+    frames = list(waiting)
+
+    # Assert
+    assert during == 1
+    assert frames[-1].WhichOneof("kind") == "end"
+    assert cluster[C].stats().receivers_waiting == 0
 
 
 def test_clean_session_frees_memory_and_disk(cluster: LocalCluster, session: str) -> None:
@@ -460,20 +483,20 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
     payload = np.random.default_rng(3).bytes(size_mib * MIB)
     sender = ClusterFederation(pair[A].internal, "s", PROMOTER, ROLES)
     send_calls: list[int] = []
-    original_send = sender.stub.Send
+    original_send = sender._send
 
-    def crash_after_chunks(frames: Iterator[transfer_pb2.Frame]) -> Iterator[transfer_pb2.Frame]:
+    def crash_after_chunks(frames: Iterator[bytes]) -> Iterator[bytes]:
         for index, frame in enumerate(frames):
             if index == kill_at_chunk:
                 pair[C].kill()
                 pair[C].start(wait=False)
             yield frame
 
-    def send(frames: Iterator[transfer_pb2.Frame], **kwargs: Any) -> Any:
+    def send(frames: Iterator[bytes], **kwargs: Any) -> Any:
         send_calls.append(1)
         return original_send(crash_after_chunks(frames) if len(send_calls) == 1 else frames, **kwargs)
 
-    sender.stub.Send = send  # type: ignore[method-assign]
+    sender._send = send  # type: ignore[assignment]
 
     # Execute
     sender.remote(STATS_VAR, "fit", payload, [ARBITER])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 
 from kernel.errors import ChecksumMismatch, FederationTimeout, InvalidArgument, Unavailable
 from kernel.federation.base import Party
+from kernel.federation.wire import WireFrame, checksum_of, encode_chunk, encode_end, parse_frame
 from protos.weft.v1 import common_pb2, transfer_pb2
 from services.transfer.frames import check_header, consume_frames, key_of
 from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
@@ -28,13 +28,13 @@ def header(message_id: str = "m1", tag: str = "fit", size: int = 0,
     )
 
 
-async def frames_of(payload: bytes, chunk: int = MIB, checksum: bytes | None = None) -> AsyncIterator[transfer_pb2.Frame]:
+async def frames_of(payload: bytes, chunk: int = MIB, checksum: bytes | None = None) -> AsyncIterator[WireFrame]:
     seq = 0
     for offset in range(0, len(payload), chunk):
-        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=payload[offset:offset + chunk]))
+        yield parse_frame(encode_chunk(seq, payload[offset:offset + chunk]))
         seq += 1
-    digest = hashlib.sha256(payload).digest() if checksum is None else checksum
-    yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=len(payload), checksum=digest))
+    digest = checksum_of(payload) if checksum is None else checksum
+    yield parse_frame(encode_end(seq, len(payload), digest))
 
 
 async def store(mailbox: Mailbox, head: transfer_pb2.FrameHeader, payload: bytes, **kwargs: bytes) -> bool:
@@ -130,7 +130,7 @@ async def drain_handoff(message: StoredMessage) -> bytes:
     assert message.pipe is not None
     received = bytearray()
     while not isinstance(item := await message.pipe.get(), Signal):
-        received += item
+        received += parse_frame(item).data  # the chunk frames as they arrived
     assert item is END
     return bytes(received)
 
@@ -149,7 +149,7 @@ async def test_a_waiting_reader_gets_the_chunks_handed_over_without_disk(mailbox
     stored = await storing
 
     # Assert
-    assert stored and received == payload and message.checksum == hashlib.sha256(payload).digest()
+    assert stored and received == payload and message.checksum == checksum_of(payload)
     assert not any((tmp_path / "spill").rglob("*.msg"))
     assert await store(mailbox, header(), payload) is False  # a retry of it is a duplicate
 
@@ -205,8 +205,8 @@ async def test_bad_checksum_and_bad_order_store_nothing(mailbox: Mailbox, tmp_pa
     with pytest.raises(ChecksumMismatch):
         await store(mailbox, header("m1"), b"y" * (3 * MIB), checksum=b"\0" * 32)
 
-    async def out_of_order() -> AsyncIterator[transfer_pb2.Frame]:
-        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=1, data=b"z"))
+    async def out_of_order() -> AsyncIterator[WireFrame]:
+        yield parse_frame(encode_chunk(1, b"z"))
 
     reservation = await mailbox.reserve(header("m2"))
     assert reservation is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import queue
 import threading
@@ -27,8 +26,16 @@ from kernel.errors import (
     WeftError,
 )
 from kernel.federation.base import Federation, Party, RoleTable
+from kernel.federation.wire import (
+    checksum_of,
+    encode_chunk,
+    encode_end,
+    encode_header,
+    new_checksum,
+    parse_frame,
+)
 from kernel.retry import Backoff, retry_sync
-from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from protos.weft.v1 import common_pb2, transfer_pb2
 
 # Largest payload of one chunk frame (the transfer contract's 1 MiB).
 CHUNK_BYTES: Final = 1024 * 1024
@@ -36,6 +43,9 @@ CHUNK_BYTES: Final = 1024 * 1024
 TABLE_BATCH_BYTES: Final = 4 * 1024 * 1024
 # Chunks a table fan-out may hold per destination while the slowest one catches up.
 FANOUT_QUEUE_CHUNKS: Final = 8
+# The transfer service's frame streams, called with frames as bytes (kernel/federation/wire.py).
+SEND_METHOD: Final = "/weft.v1.TransferService/Send"
+RECEIVE_METHOD: Final = "/weft.v1.TransferService/Receive"
 # The local transfer service restarting: retry a send or receive a while.
 LOCAL_BACKOFF: Final = Backoff(attempts=10, base_delay=0.1, max_delay=2.0, deadline=30.0)
 CHANNEL_OPTIONS: Final = (
@@ -92,16 +102,22 @@ class _ChunkSink:
         self.closed = True
 
     def take(self, everything: bool) -> Iterator[bytes]:
-        while len(self.buffer) >= CHUNK_BYTES or (everything and self.buffer):
-            piece = bytes(self.buffer[:CHUNK_BYTES])
-            del self.buffer[:CHUNK_BYTES]
-            yield piece
+        """Whole chunks written so far (and the rest too when `everything`)."""
+        offset = 0
+        try:
+            while len(self.buffer) - offset >= CHUNK_BYTES or (everything and offset < len(self.buffer)):
+                with memoryview(self.buffer) as view:
+                    piece = bytes(view[offset:offset + CHUNK_BYTES])
+                offset += len(piece)
+                yield piece
+        finally:
+            del self.buffer[:offset]  # once per batch, not once per chunk
 
 
 class _ChunkReader(io.RawIOBase):
     """A read-only file over an iterator of byte chunks (for the Arrow IPC reader)."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes | memoryview]) -> None:
         self._chunks = chunks
         self._current = memoryview(b"")
 
@@ -167,7 +183,11 @@ class ClusterFederation(Federation):
         super().__init__(session_id, local, roles)
         self.endpoint = endpoint
         self.channel = grpc.insecure_channel(endpoint, options=list(CHANNEL_OPTIONS))
-        self.stub = transfer_pb2_grpc.TransferServiceStub(self.channel)
+        self._send = self.channel.stream_unary(
+            SEND_METHOD, request_serializer=None, response_deserializer=transfer_pb2.SendAck.FromString)
+        self._receive = self.channel.unary_stream(
+            RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString,
+            response_deserializer=None)
 
     # ---- sending ---------------------------------------------------------------------
 
@@ -179,12 +199,12 @@ class ClusterFederation(Federation):
             kind=kind, created_at_ms=int(time.time() * 1000),
         )
 
-    def _send_frames(self, frames: Callable[[], Iterator[transfer_pb2.Frame]], name: str, tag: str,
+    def _send_frames(self, frames: Callable[[], Iterator[bytes]], name: str, tag: str,
                      dst: Party, retry: bool) -> transfer_pb2.SendAck:
         try:
             if retry:  # the same message id each time: the receiver drops a second copy
-                return retry_sync(lambda: self.stub.Send(frames()), _is_unavailable, LOCAL_BACKOFF)
-            ack: transfer_pb2.SendAck = self.stub.Send(frames())
+                return retry_sync(lambda: self._send(frames()), _is_unavailable, LOCAL_BACKOFF)
+            ack: transfer_pb2.SendAck = self._send(frames())
             return ack
         except grpc.RpcError as exc:
             raise error_for_status(
@@ -193,17 +213,17 @@ class ClusterFederation(Federation):
             ) from None
 
     def _send_bytes(self, name: str, tag: str, payload: bytes, dst: Party) -> None:
-        checksum = hashlib.sha256(payload).digest()
+        checksum = checksum_of(payload)
         header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_OBJECT, len(payload), checksum)
         view = memoryview(payload)
 
-        def frames() -> Iterator[transfer_pb2.Frame]:
-            yield transfer_pb2.Frame(header=header)
+        def frames() -> Iterator[bytes]:
+            yield encode_header(header)
             seq = 0
             for offset in range(0, len(view), CHUNK_BYTES):
-                yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=bytes(view[offset:offset + CHUNK_BYTES])))
+                yield encode_chunk(seq, view[offset:offset + CHUNK_BYTES])
                 seq += 1
-            yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=len(payload), checksum=checksum))
+            yield encode_end(seq, len(payload), checksum)
 
         self._send_frames(frames, name, tag, dst, retry=True)
 
@@ -234,21 +254,21 @@ class ClusterFederation(Federation):
         header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_TABLE)
         source_errors: list[BaseException] = []
 
-        def frames() -> Iterator[transfer_pb2.Frame]:
-            yield transfer_pb2.Frame(header=header)
-            sha = hashlib.sha256()
+        def frames() -> Iterator[bytes]:
+            yield encode_header(header)
+            checksum = new_checksum()
             seq = size = 0
             try:
                 for data in chunks():
-                    sha.update(data)
-                    yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
+                    checksum.update(data)
+                    yield encode_chunk(seq, data)
                     seq += 1
                     size += len(data)
             except Exception as exc:
                 # gRPC would swallow it; stop without an end frame so nothing is stored.
                 source_errors.append(exc)
                 return
-            yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=size, checksum=sha.digest()))
+            yield encode_end(seq, size, checksum.digest())
 
         try:
             self._send_frames(frames, name, tag, dst, retry)
@@ -305,31 +325,33 @@ class ClusterFederation(Federation):
         return FederationTimeout(f"timed out after {timeout:g}s waiting for {name} (tag {tag!r}) from {src}")
 
     def _receive_chunks(self, name: str, tag: str, src: Party, timeout: float,
-                        header_seen: Callable[[transfer_pb2.FrameHeader], None] | None = None) -> Iterator[bytes]:
-        """The verified payload chunks of one message, as they arrive."""
+                        header_seen: Callable[[transfer_pb2.FrameHeader], None] | None = None,
+                        ) -> Iterator[memoryview]:
+        """The payload chunks of one message as they arrive (the checksum verified at the end frame)."""
         request = transfer_pb2.ReceiveRequest(
             session_id=self.session_id, name=name, tag=tag, src=_party(src), dst=_party(self.local),
             timeout_ms=max(1, int(timeout * 1000)),
         )
         try:
-            stream = self.stub.Receive(request)
-            sha = hashlib.sha256()
+            stream = self._receive(request)
+            checksum = new_checksum()
             seq = size = 0
             ended = False
-            for frame in stream:
-                kind = frame.WhichOneof("kind")
+            for raw in stream:
+                frame = parse_frame(raw)
+                kind = frame.kind
                 if kind == "header":
-                    if header_seen is not None:
+                    if header_seen is not None and frame.header is not None:
                         header_seen(frame.header)
                 elif kind == "chunk":
-                    if frame.chunk.seq != seq:
-                        raise FederationError(f"{name} (tag {tag!r}) from {src}: chunk {frame.chunk.seq} out of order")
-                    sha.update(frame.chunk.data)
+                    if frame.seq != seq:
+                        raise FederationError(f"{name} (tag {tag!r}) from {src}: chunk {frame.seq} out of order")
+                    checksum.update(frame.data)
                     seq += 1
-                    size += len(frame.chunk.data)
-                    yield frame.chunk.data
-                elif kind == "end":
-                    if frame.end.checksum != sha.digest() or frame.end.total_size != size:
+                    size += len(frame.data)
+                    yield frame.data
+                elif kind == "end" and frame.end is not None:
+                    if frame.end.checksum != checksum.digest() or frame.end.total_size != size:
                         raise ChecksumMismatch(f"{name} (tag {tag!r}) from {src}: checksum mismatch")
                     ended = True
             if not ended:

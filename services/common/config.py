@@ -85,6 +85,9 @@ class TransferConfig(_Section):
     message_ttl_s: float = Field(24 * 3600.0, gt=0, description="unread messages expire after this")
     window_mb: int = Field(8, ge=1, description="bytes in flight per stream")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
+    allocator_keep_mb: int = Field(
+        128, ge=0, description="free heap the process keeps for reuse by chunk buffers instead of returning "
+                               "it to the kernel (glibc; 0 leaves the allocator at its defaults)")
 
 
 class MemberConfig(_Section):

@@ -9,9 +9,6 @@ from kernel.retry import Backoff
 # Largest payload one chunk frame may carry (the contract's 1 MiB).
 MAX_CHUNK_BYTES: Final = 1024 * 1024
 
-# Bytes of a SHA-256 digest (the frames' checksums).
-SHA256_BYTES: Final = 32
-
 # gRPC message size limit on every channel and server: one chunk plus the frame's envelope.
 MAX_GRPC_MESSAGE_BYTES: Final = MAX_CHUNK_BYTES + 64 * 1024
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from kernel.errors import ChecksumMismatch, InvalidArgument
 from kernel.federation.base import Party
+from kernel.federation.wire import CHECKSUM_BYTES, WireFrame, new_checksum, parse_frame
 from protos.weft.v1 import common_pb2, transfer_pb2
-from services.transfer.constants import MAX_CHUNK_BYTES, SHA256_BYTES
+from services.transfer.constants import MAX_CHUNK_BYTES
 
 
 @dataclass(frozen=True)
@@ -50,16 +50,22 @@ def check_header(header: transfer_pb2.FrameHeader) -> MessageKey:
         raise InvalidArgument("header.kind is required (PAYLOAD_KIND_OBJECT or PAYLOAD_KIND_TABLE)")
     if header.total_size < 0:
         raise InvalidArgument(f"header.total_size is negative ({header.total_size})")
-    if header.checksum and len(header.checksum) != SHA256_BYTES:
-        raise InvalidArgument(f"header.checksum must be a SHA-256 digest ({SHA256_BYTES} bytes)")
+    if header.checksum and len(header.checksum) != CHECKSUM_BYTES:
+        raise InvalidArgument(f"header.checksum must be a BLAKE3 digest ({CHECKSUM_BYTES} bytes)")
     return key_of(header)
 
 
-async def first_header(frames: AsyncIterator[transfer_pb2.Frame]) -> transfer_pb2.FrameHeader:
+async def wire_frames(stream: AsyncIterator[bytes]) -> AsyncIterator[WireFrame]:
+    """The frames of a call whose requests arrive as bytes."""
+    async for raw in stream:
+        yield parse_frame(raw)
+
+
+async def first_header(frames: AsyncIterator[WireFrame]) -> transfer_pb2.FrameHeader:
     """The stream's first frame, which must be a header."""
     async for frame in frames:
-        if frame.WhichOneof("kind") != "header":
-            raise InvalidArgument(f"the first frame must be a header, got {frame.WhichOneof('kind')}")
+        if frame.header is None:
+            raise InvalidArgument(f"the first frame must be a header, got {frame.kind or 'an empty frame'}")
         return frame.header
     raise InvalidArgument("empty frame stream: expected a header, chunks and an end frame")
 
@@ -73,24 +79,23 @@ class FrameChecker:
         self.next_seq = 0
         self.size = 0
         self.ended = False
-        self._sha = hashlib.sha256()
+        self._checksum = new_checksum()
 
-    def chunk(self, chunk: transfer_pb2.FrameChunk) -> bytes:
-        """Check a chunk's place and size; returns its bytes."""
+    def chunk(self, frame: WireFrame) -> None:
+        """Check a chunk frame's place and size (and hash its payload)."""
         if self.ended:
             raise InvalidArgument("a chunk frame came after the end frame")
-        if chunk.seq != self.next_seq:
-            raise InvalidArgument(f"chunk seq {chunk.seq} out of order (expected {self.next_seq})")
-        data = chunk.data
+        if frame.seq != self.next_seq:
+            raise InvalidArgument(f"chunk seq {frame.seq} out of order (expected {self.next_seq})")
+        data = frame.data
         if len(data) > MAX_CHUNK_BYTES:
-            raise InvalidArgument(f"chunk {chunk.seq} holds {len(data)} bytes (at most {MAX_CHUNK_BYTES})")
+            raise InvalidArgument(f"chunk {frame.seq} holds {len(data)} bytes (at most {MAX_CHUNK_BYTES})")
         if self.header.total_size and self.size + len(data) > self.header.total_size:
             raise InvalidArgument(f"payload longer than header.total_size {self.header.total_size}")
         self.next_seq += 1
         self.size += len(data)
         if self.verify:
-            self._sha.update(data)
-        return data
+            self._checksum.update(data)
 
     def end(self, end: transfer_pb2.FrameEnd) -> bytes:
         """Check the end frame against what passed; returns the verified checksum."""
@@ -103,13 +108,13 @@ class FrameChecker:
             raise InvalidArgument(f"end.total_size {end.total_size} but {self.size} bytes arrived")
         if self.header.total_size and self.header.total_size != self.size:
             raise InvalidArgument(f"header.total_size {self.header.total_size} but {self.size} bytes arrived")
-        if len(end.checksum) != SHA256_BYTES:
-            raise InvalidArgument(f"end.checksum must be a SHA-256 digest ({SHA256_BYTES} bytes)")
+        if len(end.checksum) != CHECKSUM_BYTES:
+            raise InvalidArgument(f"end.checksum must be a BLAKE3 digest ({CHECKSUM_BYTES} bytes)")
         if self.header.checksum and self.header.checksum != end.checksum:
             raise InvalidArgument("header.checksum and end.checksum differ")
         if not self.verify:
             return bytes(end.checksum)
-        digest = self._sha.digest()
+        digest = self._checksum.digest()
         if digest != end.checksum:
             raise ChecksumMismatch(
                 f"checksum mismatch for {self.header.name} (tag {self.header.tag!r}, message "
@@ -120,22 +125,25 @@ class FrameChecker:
 
 async def consume_frames(
     header: transfer_pb2.FrameHeader,
-    frames: AsyncIterator[transfer_pb2.Frame],
-    on_data: Callable[[bytes], Awaitable[None]],
+    frames: AsyncIterator[WireFrame],
+    on_chunk: Callable[[WireFrame], Awaitable[None]],
     verify: bool = True,
 ) -> bytes:
     """Read the chunks and end of one message after its header; returns its checksum.
 
-    With `verify` false the checksum is taken from the end frame unchecked (a forwarding
-    hop leaves the check to the member that stores the message).
+    `on_chunk` gets each chunk frame once it passed the checks. With `verify` false the
+    checksum is taken from the end frame unchecked (a forwarding hop leaves the check to
+    the member that stores the message).
     """
     checker = FrameChecker(header, verify)
     checksum = b""
     async for frame in frames:
-        kind = frame.WhichOneof("kind")
+        kind = frame.kind
         if kind == "chunk":
-            await on_data(checker.chunk(frame.chunk))
+            checker.chunk(frame)
+            await on_chunk(frame)
         elif kind == "end":
+            assert frame.end is not None
             checksum = checker.end(frame.end)
         elif kind == "header":
             raise InvalidArgument("a second header frame: one call carries exactly one message")

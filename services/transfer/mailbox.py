@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel.errors import FailedPrecondition, FederationTimeout, Unavailable
+from kernel.federation.wire import WireFrame
 from protos.weft.v1 import transfer_pb2
 from services.transfer.constants import MAX_CHUNK_BYTES, SEEN_ID_GRACE_S, SPILL_SUFFIX, TABLE_SUFFIX
 from services.transfer.frames import MessageKey, key_of
@@ -55,7 +56,8 @@ class StoredMessage:
     checksum: bytes
     expires_at: float
     reading: bool = False
-    # Hand-off: chunks pass through this pipe (at most a window) to the reader already waiting.
+    # Hand-off: chunk frames (as they arrived) pass through this pipe, at most a window of
+    # them, to the reader already waiting.
     pipe: asyncio.Queue[bytes | Signal] | None = None
     size: int = 0
     closed: str = ""  # why a hand-off stopped early
@@ -73,17 +75,17 @@ class Reservation:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     handoff: StoredMessage | None = None
 
-    async def write(self, data: bytes) -> None:
-        """Store a chunk, or pass it to the waiting reader (waiting while its pipe is full)."""
+    async def write(self, frame: WireFrame) -> None:
+        """Store a chunk's payload, or pass the chunk frame to the waiting reader (waiting while its pipe is full)."""
         message = self.handoff
         if message is None:
-            self.payload.append(data)
+            self.payload.append(frame.data)
             return
         if message.closed:
             raise Unavailable(message.closed)
         assert message.pipe is not None
-        await message.pipe.put(data)
-        message.size += len(data)
+        await message.pipe.put(frame.raw)
+        message.size += len(frame.data)
         if message.closed:
             raise Unavailable(message.closed)
 
@@ -94,6 +96,7 @@ class MailboxStats:
     memory_bytes: int
     disk_bytes: int
     duplicates_dropped: int
+    receivers_waiting: int = 0
 
 
 class Mailbox:
@@ -328,4 +331,5 @@ class Mailbox:
         in_progress = list(self._in_progress.values())
         memory = sum(m.payload.memory_bytes for m in messages) + sum(r.payload.memory_bytes for r in in_progress)
         disk = sum(m.payload.disk_bytes for m in messages) + sum(r.payload.disk_bytes for r in in_progress)
-        return MailboxStats(len(messages), memory, disk, self.duplicates_dropped)
+        waiting = sum(self._waiting.values())
+        return MailboxStats(len(messages), memory, disk, self.duplicates_dropped, waiting)

@@ -1,4 +1,8 @@
-"""The outbox: a message on its way to a peer, held in memory up to the window."""
+"""The outbox: a message on its way to a peer, held in memory up to the window.
+
+It holds the message's chunk frames as the bytes the task sent: they go to the peer as
+they are.
+"""
 
 from __future__ import annotations
 
@@ -23,30 +27,31 @@ class Outbox:
         self.failed = False
         self.replayable = True
         self.size = 0
-        self._chunks: deque[bytes] = deque()
+        self._chunks: deque[tuple[bytes, int]] = deque()  # (chunk frame, payload bytes in it)
         self._first = 0  # index of the first chunk still held
         self._held = 0
         self._read = 0  # chunks the current attempt has taken
         self._changed = asyncio.Event()
 
-    async def append(self, data: bytes) -> None:
-        """Add a chunk; waits while a window of bytes is ahead of the peer."""
-        if self.replayable and self._held + len(data) > self.window_bytes:
+    async def append(self, frame: bytes, payload_size: int) -> None:
+        """Add a chunk frame; waits while a window of bytes is ahead of the peer."""
+        n = len(frame)
+        if self.replayable and self._held + n > self.window_bytes:
             self.replayable = False
-        while not self.replayable and self._held > 0 and self._held + len(data) > self.window_bytes:
+        while not self.replayable and self._held > 0 and self._held + n > self.window_bytes:
             self._trim()
-            if self._held + len(data) <= self.window_bytes:
+            if self._held + n <= self.window_bytes:
                 break
             self._changed.clear()
             await self._changed.wait()
-        self._chunks.append(data)
-        self._held += len(data)
-        self.size += len(data)
+        self._chunks.append((frame, payload_size))
+        self._held += n
+        self.size += payload_size
         self._changed.set()
 
     def _trim(self) -> None:
         while self._first < self._read and self._chunks:
-            self._held -= len(self._chunks.popleft())
+            self._held -= len(self._chunks.popleft()[0])
             self._first += 1
 
     def finish(self, checksum: bytes) -> None:
@@ -67,8 +72,8 @@ class Outbox:
         self._read = 0
         return True
 
-    async def next_chunk(self) -> bytes | None:
-        """The attempt's next chunk, waiting for the task to send it; None at the end."""
+    async def next_chunk(self) -> tuple[bytes, int] | None:
+        """The attempt's next (chunk frame, payload bytes), waiting for the task; None at the end."""
         while True:
             index = self._read - self._first
             if index < len(self._chunks):

@@ -9,11 +9,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
+from google.protobuf import message_factory
+from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from kernel.allocator import AllocatorSettings, reuse_large_buffers
 from kernel.constants import ROLES
 from kernel.errors import InvalidArgument, PermissionDenied, Unavailable, WeftError
 from kernel.federation.cluster import error_for_status
+from kernel.federation.wire import WireFrame, encode_chunk, encode_end, encode_header
 from kernel.retry import retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
@@ -40,6 +44,7 @@ from services.transfer.frames import (
     consume_frames,
     first_header,
     party_of,
+    wire_frames,
 )
 from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
 from services.transfer.outbox import Outbox
@@ -53,6 +58,37 @@ log = logging.getLogger("weft.transfer")
 def _relayable_methods() -> frozenset[str]:
     service = scheduler_pb2.DESCRIPTOR.services_by_name[RELAYED_SERVICE.rsplit(".", 1)[1]]
     return frozenset(f"/{RELAYED_SERVICE}/{method.name}" for method in service.methods)
+
+
+# Calls whose frames the service handles as bytes (see kernel/federation/wire.py).
+_RAW_REQUESTS: frozenset[str] = frozenset({"Send", "Deliver"})
+_RAW_RESPONSES: frozenset[str] = frozenset({"Receive"})
+DELIVER_METHOD = "/weft.v1.TransferPeerService/Deliver"
+
+
+def add_servicer(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+    """Register a servicer's methods; the frame streams skip protobuf objects (they stay bytes).
+
+    The other methods take and return their protobuf messages as the generated code would.
+    """
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for method in service.methods:
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        deserialize = None if method.name in _RAW_REQUESTS else request_class.FromString
+        serialize = None if method.name in _RAW_RESPONSES else response_class.SerializeToString
+        if method.client_streaming and method.server_streaming:
+            factory = grpc.stream_stream_rpc_method_handler
+        elif method.client_streaming:
+            factory = grpc.stream_unary_rpc_method_handler
+        elif method.server_streaming:
+            factory = grpc.unary_stream_rpc_method_handler
+        else:
+            factory = grpc.unary_unary_rpc_method_handler
+        handlers[method.name] = factory(
+            getattr(servicer, method.name), request_deserializer=deserialize, response_serializer=serialize)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def peer_member_id(context: grpc.aio.ServicerContext) -> str:
@@ -99,7 +135,7 @@ class TransferCore:
     # ---- storing ---------------------------------------------------------------------
 
     async def store(
-        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[transfer_pb2.Frame]
+        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[WireFrame]
     ) -> tuple[int, bool]:
         """Write one message into the mailbox; (stored bytes, duplicate)."""
         reservation = await self.mailbox.reserve(header)
@@ -117,35 +153,41 @@ class TransferCore:
     # ---- forwarding ------------------------------------------------------------------
 
     async def forward(
-        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[transfer_pb2.Frame]
+        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[WireFrame]
     ) -> transfer_pb2.SendAck:
-        """Stream a task's message to the destination member and wait for its acknowledgement."""
+        """Stream a task's message to the destination member and wait for its acknowledgement.
+
+        The chunk frames go on as the bytes the task sent (their order and sizes checked).
+        """
         peer = header.dst.member_id
         channel = self.router.channel(peer)  # NotFound before reading any chunk
-        stub = transfer_pb2_grpc.TransferPeerServiceStub(channel)
+        deliver = channel.stream_unary(DELIVER_METHOD, response_deserializer=transfer_pb2.DeliverAck.FromString)
         counters = self.stats.peer(peer)
         outbox = Outbox(self.window_bytes)
         attempts = 0
 
+        async def to_outbox(frame: WireFrame) -> None:
+            await outbox.append(frame.raw, len(frame.data))
+
         async def pump() -> None:
             try:
-                checksum = await consume_frames(header, frames, outbox.append, verify=False)
+                checksum = await consume_frames(header, frames, to_outbox, verify=False)
             except BaseException:
                 outbox.fail()
                 raise
             outbox.finish(checksum)
 
-        async def frames_to_peer() -> AsyncIterator[transfer_pb2.Frame]:
-            yield transfer_pb2.Frame(header=header)
+        async def frames_to_peer() -> AsyncIterator[bytes]:
+            yield encode_header(header)
             offset = seq = 0
-            while (data := await outbox.next_chunk()) is not None:
-                yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
-                offset += len(data)
+            while (item := await outbox.next_chunk()) is not None:
+                frame, size = item
+                yield frame
+                offset += size
                 seq += 1
-                counters.bytes_out += len(data)
+                counters.bytes_out += size
             if outbox.finished:
-                end = transfer_pb2.FrameEnd(chunk_count=seq, total_size=offset, checksum=outbox.checksum)
-                yield transfer_pb2.Frame(end=end)
+                yield encode_end(seq, offset, outbox.checksum)
 
         async def deliver_once() -> transfer_pb2.DeliverAck:
             nonlocal attempts
@@ -158,7 +200,7 @@ class TransferCore:
                     )
                 counters.retries += 1
                 log.warning("retrying delivery of %s to %s (attempt %d)", header.message_id, peer, attempts)
-            ack: transfer_pb2.DeliverAck = await stub.Deliver(frames_to_peer())
+            ack: transfer_pb2.DeliverAck = await deliver(frames_to_peer())
             return ack
 
         pump_task = asyncio.create_task(pump())
@@ -239,10 +281,11 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
 
     @grpc_method
     async def Send(
-        self, request_iterator: AsyncIterator[transfer_pb2.Frame], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> transfer_pb2.SendAck:
         core = self.core
-        header = await first_header(request_iterator)
+        frames = wire_frames(request_iterator)
+        header = await first_header(frames)
         key = check_header(header)
         if key.src.member_id != core.member_id:
             raise PermissionDenied(
@@ -254,14 +297,14 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
             log.warning("refused to send: %s", exc)
             raise
         if key.dst.member_id == core.member_id:
-            size, duplicate = await core.store(header, request_iterator)
+            size, duplicate = await core.store(header, frames)
             return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
-        return await core.forward(header, request_iterator)
+        return await core.forward(header, frames)
 
     @grpc_method
     async def Receive(
         self, request: transfer_pb2.ReceiveRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[transfer_pb2.Frame]:
+    ) -> AsyncIterator[bytes]:
         for field in ("session_id", "name", "tag"):
             if not getattr(request, field):
                 raise InvalidArgument(f"{field} is required")
@@ -330,36 +373,37 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
         return self.core.stats.to_proto(self.core.mailbox.stats(), len(self.core.sessions))
 
 
-async def _message_frames(message: StoredMessage) -> AsyncIterator[transfer_pb2.Frame]:
+async def _message_frames(message: StoredMessage) -> AsyncIterator[bytes]:
+    """The frames of a message for its reader, as bytes."""
     if message.pipe is not None:
         async for frame in _handoff_frames(message, message.pipe):
             yield frame
         return
-    yield transfer_pb2.Frame(header=message.header)
+    yield encode_header(message.header)
     seq = 0
     for data in message.payload.chunks(MAX_CHUNK_BYTES):
-        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=data))
+        yield encode_chunk(seq, data)
         seq += 1
-    end = transfer_pb2.FrameEnd(chunk_count=seq, total_size=message.payload.size, checksum=message.checksum)
-    yield transfer_pb2.Frame(end=end)
+    yield encode_end(seq, message.payload.size, message.checksum)
 
 
-async def _handoff_frames(
-    message: StoredMessage, pipe: asyncio.Queue[bytes | Signal]
-) -> AsyncIterator[transfer_pb2.Frame]:
-    """Frames of a message handed straight from the delivering stream (the end only once verified)."""
-    yield transfer_pb2.Frame(header=message.header)
-    seq = size = 0
+async def _handoff_frames(message: StoredMessage, pipe: asyncio.Queue[bytes | Signal]) -> AsyncIterator[bytes]:
+    """Frames of a message handed straight from the delivering stream (the end only once verified).
+
+    The chunk frames are the bytes that arrived: a single message per call numbers its
+    chunks from 0 on every hop.
+    """
+    yield encode_header(message.header)
+    seq = 0
     while True:
         item = await pipe.get()
         if item is END:
             break
         if isinstance(item, Signal):
             raise Unavailable(f"{message.key.describe()}: {message.closed}")
-        yield transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=seq, data=item))
+        yield item
         seq += 1
-        size += len(item)
-    yield transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=seq, total_size=size, checksum=message.checksum))
+    yield encode_end(seq, message.size, message.checksum)
 
 
 class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
@@ -374,12 +418,13 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
 
     @grpc_method
     async def Deliver(
-        self, request_iterator: AsyncIterator[transfer_pb2.Frame], context: grpc.aio.ServicerContext
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> transfer_pb2.DeliverAck:
         core = self.core
         peer = peer_member_id(context)
+        frames = wire_frames(request_iterator)
         try:
-            header = await first_header(request_iterator)
+            header = await first_header(frames)
             key = check_header(header)
             if key.src.member_id != peer:
                 raise PermissionDenied(
@@ -390,7 +435,7 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
                     f"{key.name}: frame addressed to member {key.dst.member_id}, this is {core.member_id}"
                 )
             core.sessions.authorise(key, unknown_session=PermissionDenied)
-            size, duplicate = await core.store(header, request_iterator)
+            size, duplicate = await core.store(header, frames)
         except Unavailable:
             raise  # a hand-off whose reader left: the sender delivers again
         except WeftError as exc:
@@ -440,8 +485,9 @@ class TransferServer:
         self.external = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=interceptors)
         self.internal_health = health.aio.HealthServicer()
         self.external_health = health.aio.HealthServicer()
-        transfer_pb2_grpc.add_TransferServiceServicer_to_server(InternalServicer(self.core), self.internal)
-        transfer_pb2_grpc.add_TransferPeerServiceServicer_to_server(PeerServicer(self.core), self.external)
+        services = transfer_pb2.DESCRIPTOR.services_by_name
+        add_servicer(self.internal, InternalServicer(self.core), services["TransferService"])
+        add_servicer(self.external, PeerServicer(self.core), services["TransferPeerService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.internal_health, self.internal)
         health_pb2_grpc.add_HealthServicer_to_server(self.external_health, self.external)
         self.internal_port = 0
@@ -450,6 +496,8 @@ class TransferServer:
 
     async def start(self) -> None:
         settings = self.config.transfer
+        if settings.allocator_keep_mb:
+            reuse_large_buffers(AllocatorSettings(trim_mb=settings.allocator_keep_mb))
         self.core.start()
         self.internal_port = self.internal.add_insecure_port(settings.internal_listen)
         self.external_port = self.external.add_secure_port(settings.external_listen, server_credentials(self.config))

@@ -66,7 +66,7 @@ class Payload:
             written = os.write(self._fd, view)
             view = view[written:]
 
-    def append(self, data: bytes) -> None:
+    def append(self, data: bytes | memoryview) -> None:
         """Add bytes at the end, spilling to disk when the limits are reached."""
         if self._memory is not None:
             fits = len(self._memory) + len(data) <= self.memory_limit

@@ -49,6 +49,7 @@ class TrafficStats:
             mailbox_disk_bytes=mailbox.disk_bytes,
             sessions=sessions,
             duplicates_dropped=mailbox.duplicates_dropped,
+            receivers_waiting=mailbox.receivers_waiting,
         )
 
 
@@ -80,6 +81,8 @@ class TransferCollector:
         mailbox = self.mailbox()
         yield GaugeMetricFamily("weft_transfer_mailbox_messages", "messages waiting in the mailbox",
                                 value=mailbox.messages)
+        yield GaugeMetricFamily("weft_transfer_receivers_waiting", "Receive calls waiting for their message",
+                                value=mailbox.receivers_waiting)
         size = GaugeMetricFamily("weft_transfer_mailbox_bytes", "mailbox payload bytes", labels=["where"])
         size.add_metric(["memory"], mailbox.memory_bytes)
         size.add_metric(["disk"], mailbox.disk_bytes)

@@ -166,20 +166,22 @@ class PeerStats(_message.Message):
     def __init__(self, member_id: _Optional[str] = ..., bytes_out: _Optional[int] = ..., bytes_in: _Optional[int] = ..., messages_out: _Optional[int] = ..., messages_in: _Optional[int] = ..., retries: _Optional[int] = ..., refused: _Optional[int] = ...) -> None: ...
 
 class TransferStats(_message.Message):
-    __slots__ = ("peers", "mailbox_messages", "mailbox_memory_bytes", "mailbox_disk_bytes", "sessions", "duplicates_dropped")
+    __slots__ = ("peers", "mailbox_messages", "mailbox_memory_bytes", "mailbox_disk_bytes", "sessions", "duplicates_dropped", "receivers_waiting")
     PEERS_FIELD_NUMBER: _ClassVar[int]
     MAILBOX_MESSAGES_FIELD_NUMBER: _ClassVar[int]
     MAILBOX_MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     MAILBOX_DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
     DUPLICATES_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    RECEIVERS_WAITING_FIELD_NUMBER: _ClassVar[int]
     peers: _containers.RepeatedCompositeFieldContainer[PeerStats]
     mailbox_messages: int
     mailbox_memory_bytes: int
     mailbox_disk_bytes: int
     sessions: int
     duplicates_dropped: int
-    def __init__(self, peers: _Optional[_Iterable[_Union[PeerStats, _Mapping]]] = ..., mailbox_messages: _Optional[int] = ..., mailbox_memory_bytes: _Optional[int] = ..., mailbox_disk_bytes: _Optional[int] = ..., sessions: _Optional[int] = ..., duplicates_dropped: _Optional[int] = ...) -> None: ...
+    receivers_waiting: int
+    def __init__(self, peers: _Optional[_Iterable[_Union[PeerStats, _Mapping]]] = ..., mailbox_messages: _Optional[int] = ..., mailbox_memory_bytes: _Optional[int] = ..., mailbox_disk_bytes: _Optional[int] = ..., sessions: _Optional[int] = ..., duplicates_dropped: _Optional[int] = ..., receivers_waiting: _Optional[int] = ...) -> None: ...
 
 class DeliverAck(_message.Message):
     __slots__ = ("message_id", "stored_size", "duplicate")
