@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -121,42 +123,47 @@ def wait_for_receiver(member: LocalMember, deadline_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def run_weft(size: int, workdir: Path) -> dict[str, float]:
-    """Move `size` bytes A -> B through the transfer services; MB/s and each service's peak RSS.
+def run_weft(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
+    """Move `size` bytes A -> B through the transfer services `repeat` times; MB/s of each run
+    and each service's peak RSS."""
+    block = payload_block()
+    digest = message_checksum(block, size)
+    members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
+    with members:
+        rates = [size / CHUNK / move_once(members, f"bench-{run}", block, size, digest) for run in range(repeat)]
+        return {
+            "weft_mb_s": rates,
+            "peak_rss_mb_sender": rss_mb(members[SENDER].pid)[1],
+            "peak_rss_mb_receiver": rss_mb(members[RECEIVER].pid)[1],
+        }
+
+
+def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, digest: bytes) -> float:
+    """One message A -> B; seconds from the first byte sent to the last byte received.
 
     The sending task is this process; the receiving task is another process, waiting in
     Receive before the first byte is sent (the usual case in a training loop).
     """
-    block = payload_block()
-    members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
-    with members:
-        session_id = "bench"
-        members.register_session(session_id, [PROMOTER, ARBITER])
-        digest = message_checksum(block, size)
-        command = [sys.executable, __file__, "--receive-task", members[RECEIVER].internal, "--session", session_id]
-        receiver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert receiver.stdout is not None
-        try:
-            receiver.stdout.readline()  # "waiting"
-            wait_for_receiver(members[RECEIVER])
-            # The sending task as the CLUSTER federation client does it: frames as bytes.
-            with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
-                send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
-                start = time.monotonic()
-                ack = send(weft_frames(block, size, session_id, digest), timeout=900)
-            result = json.loads(receiver.stdout.readline() or "{}")
-        finally:
-            receiver.wait(timeout=900)
-        received = result.get("bytes", 0)
-        if ack.stored_size != size or received != size:
-            raise SystemExit(f"moved {ack.stored_size} / received {received} of {size} bytes")
-        elapsed = result["done"] - start
-        return {
-            "weft_mb_s": size / CHUNK / elapsed,
-            "weft_seconds": elapsed,
-            "peak_rss_mb_sender": rss_mb(members[SENDER].pid)[1],
-            "peak_rss_mb_receiver": rss_mb(members[RECEIVER].pid)[1],
-        }
+    members.register_session(session_id, [PROMOTER, ARBITER])
+    command = [sys.executable, __file__, "--receive-task", members[RECEIVER].internal, "--session", session_id]
+    receiver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    assert receiver.stdout is not None
+    try:
+        receiver.stdout.readline()  # "waiting"
+        wait_for_receiver(members[RECEIVER])
+        # The sending task as the CLUSTER federation client does it: frames as bytes.
+        with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
+            send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
+            start = time.monotonic()
+            ack = send(weft_frames(block, size, session_id, digest), timeout=900)
+        result = json.loads(receiver.stdout.readline() or "{}")
+    finally:
+        receiver.wait(timeout=900)
+    received = result.get("bytes", 0)
+    if ack.stored_size != size or received != size:
+        raise SystemExit(f"moved {ack.stored_size} / received {received} of {size} bytes")
+    elapsed: float = result["done"] - start
+    return elapsed
 
 
 # ---- the raw grpc.aio baseline ----------------------------------------------------------------
@@ -217,14 +224,15 @@ async def raw_client(port: int, size: int, tls_dir: str) -> float:
     return size / CHUNK / elapsed
 
 
-def run_raw(size: int, tls_dir: str = "") -> float:
+def run_raw(size: int, repeat: int, tls_dir: str = "") -> list[float]:
+    """MB/s of `repeat` raw streams of `size` bytes to one bare server process."""
     port = free_port()
     command = [sys.executable, __file__, "--raw-server", str(port), "--tls-dir", tls_dir]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         server.stdout.readline()  # "ready"
-        return asyncio.run(raw_client(port, size, tls_dir))
+        return [asyncio.run(raw_client(port, size, tls_dir)) for _ in range(repeat)]
     finally:
         server.terminate()
         server.wait()
@@ -233,6 +241,8 @@ def run_raw(size: int, tls_dir: str = "") -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB to move (default 1024)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each transfer; the figures are the medians (default 3)")
     parser.add_argument("--raw-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tls-dir", default="", help=argparse.SUPPRESS)
     parser.add_argument("--receive-task", help=argparse.SUPPRESS)
@@ -244,21 +254,27 @@ def main() -> None:
     if args.receive_task:
         receiving_task(args.receive_task, args.session)
         return
+    if args.size_mb < 1 or args.repeat < 1:
+        parser.error("--size-mb and --repeat must be at least 1")
     size = args.size_mb * CHUNK
     reuse_large_buffers()  # this process plays the tasks, which set the allocator as task processes do
     with tempfile.TemporaryDirectory(prefix="weft-bench-transfer-") as workdir:
-        weft = run_weft(size, Path(workdir))
-        raw_tls = run_raw(size, workdir)
-    raw = run_raw(size)
+        runs = run_weft(size, Path(workdir), args.repeat)
+        tls_runs = run_raw(size, args.repeat, workdir)
+    raw_runs = run_raw(size, args.repeat)
+    weft, raw, raw_tls = (statistics.median(rates) for rates in (runs["weft_mb_s"], raw_runs, tls_runs))
+    for label, rates in (("weft", runs["weft_mb_s"]), ("raw grpc", raw_runs), ("raw grpc TLS", tls_runs)):
+        print(f"{label} runs (MB/s): {', '.join(f'{rate:.0f}' for rate in rates)}")
     result = {
         "size_mb": args.size_mb,
-        "weft_mb_s": round(weft["weft_mb_s"], 1),
+        "repeat": args.repeat,
+        "weft_mb_s": round(weft, 1),
         "raw_grpc_mb_s": round(raw, 1),
-        "ratio": round(weft["weft_mb_s"] / raw, 3),
+        "ratio": round(weft / raw, 3),
         "raw_grpc_tls_mb_s": round(raw_tls, 1),
-        "ratio_vs_tls": round(weft["weft_mb_s"] / raw_tls, 3),
-        "peak_rss_mb_sender": round(weft["peak_rss_mb_sender"], 1),
-        "peak_rss_mb_receiver": round(weft["peak_rss_mb_receiver"], 1),
+        "ratio_vs_tls": round(weft / raw_tls, 3),
+        "peak_rss_mb_sender": round(runs["peak_rss_mb_sender"], 1),
+        "peak_rss_mb_receiver": round(runs["peak_rss_mb_receiver"], 1),
     }
     print(f"Weft transfer services (TLS, 2 hops): {result['weft_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback):       {result['raw_grpc_mb_s']} MB/s")
