@@ -488,6 +488,12 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
     def crash_after_chunks(frames: Iterator[bytes]) -> Iterator[bytes]:
         for index, frame in enumerate(frames):
             if index == kill_at_chunk:
+                if not service_replays:
+                    # The sending service must be past its first window before the peer dies
+                    # (the task's frames may still sit in gRPC's buffers at this point).
+                    deadline = time.monotonic() + 30
+                    while peer_stats(pair[A], C).bytes_out <= 2 * 8 * MIB and time.monotonic() < deadline:
+                        time.sleep(0.01)
                 pair[C].kill()
                 pair[C].start(wait=False)
             yield frame
