@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kernel.allocator import reuse_large_buffers  # noqa: E402
 from kernel.federation.base import Party  # noqa: E402
 from kernel.federation.cluster import RECEIVE_METHOD, SEND_METHOD  # noqa: E402
+from kernel.federation.lane import lane_of  # noqa: E402
 from kernel.federation.wire import (  # noqa: E402
     encode_chunk,
     encode_end,
@@ -103,8 +104,13 @@ def receiving_task(target: str, session_id: str) -> None:
     """
     reuse_large_buffers()
     with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
-        receive = channel.unary_stream(RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString)
-        frames = receive(receive_request(session_id), timeout=900)
+        lane = lane_of(channel, target)
+        if lane is not None:
+            frames = lane.receive(receive_request(session_id))
+        else:
+            receive = channel.unary_stream(
+                RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString)
+            frames = receive(receive_request(session_id), timeout=900)
         print("waiting", flush=True)
         size = 0
         for raw in frames:
@@ -151,11 +157,17 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, d
     try:
         receiver.stdout.readline()  # "waiting"
         wait_for_receiver(members[RECEIVER])
-        # The sending task as the CLUSTER federation client does it: frames as bytes.
+        # The sending task as the CLUSTER federation client does it: frames as bytes, over
+        # the service's data lane when it has one.
         with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
-            send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
+            lane = lane_of(channel, members[SENDER].internal)
+            frames = weft_frames(block, size, session_id, digest)
             start = time.monotonic()
-            ack = send(weft_frames(block, size, session_id, digest), timeout=900)
+            if lane is not None:
+                ack = lane.send(frames)
+            else:
+                send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
+                ack = send(frames, timeout=900)
         result = json.loads(receiver.stdout.readline() or "{}")
     finally:
         receiver.wait(timeout=900)

@@ -483,14 +483,14 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
     payload = np.random.default_rng(3).bytes(size_mib * MIB)
     sender = ClusterFederation(pair[A].internal, "s", PROMOTER, ROLES)
     send_calls: list[int] = []
-    original_send = sender._send
+    original_send = sender._call_send
 
     def crash_after_chunks(frames: Iterator[bytes]) -> Iterator[bytes]:
         for index, frame in enumerate(frames):
             if index == kill_at_chunk:
                 if not service_replays:
                     # The sending service must be past its first window before the peer dies
-                    # (the task's frames may still sit in gRPC's buffers at this point).
+                    # (the task's frames may still sit in socket buffers at this point).
                     deadline = time.monotonic() + 30
                     while peer_stats(pair[A], C).bytes_out <= 2 * 8 * MIB and time.monotonic() < deadline:
                         time.sleep(0.01)
@@ -502,7 +502,7 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
         send_calls.append(1)
         return original_send(crash_after_chunks(frames) if len(send_calls) == 1 else frames, **kwargs)
 
-    sender._send = send  # type: ignore[assignment]
+    sender._call_send = send  # type: ignore[assignment]
 
     # Execute
     sender.remote(STATS_VAR, "fit", payload, [ARBITER])

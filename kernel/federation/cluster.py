@@ -1,4 +1,8 @@
-"""CLUSTER federation: a task's messages travel through its member's transfer service (blocking gRPC)."""
+"""CLUSTER federation: a task's messages travel through its member's transfer service.
+
+Frames go over the service's data lane when it has one (kernel/federation/lane.py), over
+its gRPC Send / Receive otherwise; both raise the same errors.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from kernel.errors import (
     WeftError,
 )
 from kernel.federation.base import Federation, Party, RoleTable
+from kernel.federation.lane import LaneClient, LaneError, lane_of
 from kernel.federation.wire import (
     checksum_of,
     encode_chunk,
@@ -188,6 +193,42 @@ class ClusterFederation(Federation):
         self._receive = self.channel.unary_stream(
             RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString,
             response_deserializer=None)
+        self._lane: LaneClient | None = None
+        self._lane_known = False
+
+    # ---- the two calls, over the data lane or gRPC ---------------------------------------
+
+    def _data_lane(self) -> LaneClient | None:
+        if not self._lane_known:
+            self._lane = lane_of(self.channel, self.endpoint)
+            self._lane_known = True
+        return self._lane
+
+    def _forget_lane(self, exc: LaneError) -> None:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:  # the service may be back on another port
+            self._lane_known = False
+
+    def _call_send(self, frames: Iterator[bytes]) -> transfer_pb2.SendAck:
+        lane = self._data_lane()
+        if lane is None:
+            ack: transfer_pb2.SendAck = self._send(frames)
+            return ack
+        try:
+            return lane.send(frames)
+        except LaneError as exc:
+            self._forget_lane(exc)
+            raise
+
+    def _call_receive(self, request: transfer_pb2.ReceiveRequest) -> Iterator[bytes]:
+        lane = self._data_lane()
+        if lane is None:
+            yield from self._receive(request)
+            return
+        try:
+            yield from lane.receive(request)
+        except LaneError as exc:
+            self._forget_lane(exc)
+            raise
 
     # ---- sending ---------------------------------------------------------------------
 
@@ -203,9 +244,8 @@ class ClusterFederation(Federation):
                      dst: Party, retry: bool) -> transfer_pb2.SendAck:
         try:
             if retry:  # the same message id each time: the receiver drops a second copy
-                return retry_sync(lambda: self._send(frames()), _is_unavailable, LOCAL_BACKOFF)
-            ack: transfer_pb2.SendAck = self._send(frames())
-            return ack
+                return retry_sync(lambda: self._call_send(frames()), _is_unavailable, LOCAL_BACKOFF)
+            return self._call_send(frames())
         except grpc.RpcError as exc:
             raise error_for_status(
                 exc.code(),  # type: ignore[attr-defined]
@@ -333,7 +373,7 @@ class ClusterFederation(Federation):
             timeout_ms=max(1, int(timeout * 1000)),
         )
         try:
-            stream = self._receive(request)
+            stream = self._call_receive(request)
             checksum = new_checksum()
             seq = size = 0
             ended = False

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -46,6 +47,7 @@ from services.transfer.frames import (
     party_of,
     wire_frames,
 )
+from services.transfer.lane import LaneListener
 from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
 from services.transfer.outbox import Outbox
 from services.transfer.routing import PeerRouter, server_credentials
@@ -226,6 +228,46 @@ class TransferCore:
             self.metrics.add_transfer_bytes("sent", peer, ack.stored_size)
         return transfer_pb2.SendAck(message_id=ack.message_id, stored_size=ack.stored_size, duplicate=ack.duplicate)
 
+    # ---- a task's calls (gRPC Send / Receive, or the data lane) --------------------------
+
+    async def send(self, stream: AsyncIterator[bytes]) -> transfer_pb2.SendAck:
+        """A task's message: checked, then stored here or forwarded to its destination member."""
+        frames = wire_frames(stream)
+        header = await first_header(frames)
+        key = check_header(header)
+        if key.src.member_id != self.member_id:
+            raise PermissionDenied(
+                f"{key.name}: header.src.member_id {key.src.member_id} is not this member ({self.member_id})"
+            )
+        try:
+            self.sessions.authorise(key)
+        except PermissionDenied as exc:
+            log.warning("refused to send: %s", exc)
+            raise
+        if key.dst.member_id == self.member_id:
+            size, duplicate = await self.store(header, frames)
+            return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
+        return await self.forward(header, frames)
+
+    async def receive(self, request: transfer_pb2.ReceiveRequest) -> AsyncGenerator[bytes, None]:
+        """The frames of the message a task asks for, once it is here (or a timeout error)."""
+        for field in ("session_id", "name", "tag"):
+            if not getattr(request, field):
+                raise InvalidArgument(f"{field} is required")
+        key = MessageKey(request.session_id, request.name, request.tag,
+                         party_of(request.src, "src"), party_of(request.dst, "dst"))
+        if key.dst.member_id != self.member_id:
+            raise InvalidArgument(f"dst.member_id {key.dst.member_id} is not this member ({self.member_id})")
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_RECEIVE_TIMEOUT_S
+        message = await self.mailbox.take(key, timeout)
+        try:
+            async for frame in _message_frames(message):
+                yield frame
+        except BaseException:
+            await self.mailbox.cancel_read(message)
+            raise
+        await self.mailbox.finish_read(message)
+
     # ---- control relay ---------------------------------------------------------------
 
     def check_relayable(self, method: str) -> None:
@@ -278,49 +320,21 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
 
     def __init__(self, core: TransferCore) -> None:
         self.core = core
+        self.lane_port = 0  # set once the data lane listens
 
     @grpc_method
     async def Send(
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> transfer_pb2.SendAck:
-        core = self.core
-        frames = wire_frames(request_iterator)
-        header = await first_header(frames)
-        key = check_header(header)
-        if key.src.member_id != core.member_id:
-            raise PermissionDenied(
-                f"{key.name}: header.src.member_id {key.src.member_id} is not this member ({core.member_id})"
-            )
-        try:
-            core.sessions.authorise(key)
-        except PermissionDenied as exc:
-            log.warning("refused to send: %s", exc)
-            raise
-        if key.dst.member_id == core.member_id:
-            size, duplicate = await core.store(header, frames)
-            return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
-        return await core.forward(header, frames)
+        return await self.core.send(request_iterator)
 
     @grpc_method
     async def Receive(
         self, request: transfer_pb2.ReceiveRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        for field in ("session_id", "name", "tag"):
-            if not getattr(request, field):
-                raise InvalidArgument(f"{field} is required")
-        key = MessageKey(request.session_id, request.name, request.tag,
-                         party_of(request.src, "src"), party_of(request.dst, "dst"))
-        if key.dst.member_id != self.core.member_id:
-            raise InvalidArgument(f"dst.member_id {key.dst.member_id} is not this member ({self.core.member_id})")
-        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_RECEIVE_TIMEOUT_S
-        message = await self.core.mailbox.take(key, timeout)
-        try:
-            async for frame in _message_frames(message):
+        async with contextlib.aclosing(self.core.receive(request)) as frames:
+            async for frame in frames:
                 yield frame
-        except BaseException:
-            await self.core.mailbox.cancel_read(message)
-            raise
-        await self.core.mailbox.finish_read(message)
 
     @grpc_method
     async def RegisterSession(
@@ -365,6 +379,12 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
             raise InvalidArgument("target_member_id must be 32 lowercase hex characters")
         self.core.check_relayable(request.method)
         return await self.core.relay(request)
+
+    @grpc_method
+    async def GetDataLane(
+        self, request: transfer_pb2.GetDataLaneRequest, context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.DataLane:
+        return transfer_pb2.DataLane(port=self.lane_port)
 
     @grpc_method
     async def GetStats(
@@ -466,6 +486,17 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
         return await self.core.call_local_scheduler(request, peer)
 
 
+def server_options(window_bytes: int) -> list[tuple[str, int]]:
+    """gRPC server options; each incoming stream may buffer at most `window_bytes`.
+
+    gRPC would otherwise grow its HTTP/2 receive window from bandwidth-delay probes, and a
+    fast sender could park far more than the window in the service's memory while it
+    writes a spilled message to disk. A fixed window keeps memory bounded by the window as
+    DESIGN.md asks; a link with a long round trip wants a larger `transfer.window_mb`.
+    """
+    return [*SERVER_OPTIONS, ("grpc.http2.bdp_probe", 0), ("grpc.http2.lookahead_bytes", window_bytes)]
+
+
 class TransferServer:
     """Both listeners of one member's transfer service in one process."""
 
@@ -481,17 +512,20 @@ class TransferServer:
             self.core.stats, self.core.mailbox.stats, lambda: len(self.core.sessions)))
         self.metrics_endpoint: MetricsEndpoint | None = None
         interceptors = [self.metrics.interceptor()]
-        self.internal = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=interceptors)
-        self.external = grpc.aio.server(options=list(SERVER_OPTIONS), interceptors=interceptors)
+        options = server_options(config.transfer.window_mb * MIB)
+        self.internal = grpc.aio.server(options=options, interceptors=interceptors)
+        self.external = grpc.aio.server(options=options, interceptors=interceptors)
         self.internal_health = health.aio.HealthServicer()
         self.external_health = health.aio.HealthServicer()
         services = transfer_pb2.DESCRIPTOR.services_by_name
-        add_servicer(self.internal, InternalServicer(self.core), services["TransferService"])
+        self.internal_servicer = InternalServicer(self.core)
+        add_servicer(self.internal, self.internal_servicer, services["TransferService"])
         add_servicer(self.external, PeerServicer(self.core), services["TransferPeerService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.internal_health, self.internal)
         health_pb2_grpc.add_HealthServicer_to_server(self.external_health, self.external)
         self.internal_port = 0
         self.external_port = 0
+        self.lane: LaneListener | None = None
         self._expiry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -505,6 +539,9 @@ class TransferServer:
             raise Unavailable(f"transfer.internal_listen: cannot listen on {settings.internal_listen}")
         if not self.external_port:
             raise Unavailable(f"transfer.external_listen: cannot listen on {settings.external_listen}")
+        if settings.data_lane_port >= 0:
+            self.lane = LaneListener.on_host_of(self.core, settings.internal_listen, settings.data_lane_port)
+            self.internal_servicer.lane_port = await self.lane.start()
         await self.internal.start()
         await self.external.start()
         self._expiry = asyncio.create_task(self.core.mailbox.run_expiry())
@@ -515,9 +552,9 @@ class TransferServer:
         for name in ("", PEER_SERVICE_NAME):
             await self.external_health.set(name, serving)
         log.info(
-            "transfer service of member %s: internal %s (port %d), external %s (port %d, mutual TLS)",
-            self.config.member_id, settings.internal_listen, self.internal_port,
-            settings.external_listen, self.external_port,
+            "transfer service of member %s: internal %s (port %d, data lane port %s), external %s (port %d, "
+            "mutual TLS)", self.config.member_id, settings.internal_listen, self.internal_port,
+            self.internal_servicer.lane_port or "off", settings.external_listen, self.external_port,
         )
 
     def reload_routes(self) -> bool:
@@ -527,6 +564,8 @@ class TransferServer:
         await self.internal_health.enter_graceful_shutdown()
         await self.external_health.enter_graceful_shutdown()
         await asyncio.gather(self.external.stop(grace), self.internal.stop(grace))
+        if self.lane is not None:
+            await self.lane.stop()
         if self._expiry is not None:
             self._expiry.cancel()
         await self.core.close()

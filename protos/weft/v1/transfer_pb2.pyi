@@ -69,6 +69,16 @@ class Frame(_message.Message):
     end: FrameEnd
     def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ..., end: _Optional[_Union[FrameEnd, _Mapping]] = ...) -> None: ...
 
+class GetDataLaneRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DataLane(_message.Message):
+    __slots__ = ("port",)
+    PORT_FIELD_NUMBER: _ClassVar[int]
+    port: int
+    def __init__(self, port: _Optional[int] = ...) -> None: ...
+
 class SendAck(_message.Message):
     __slots__ = ("message_id", "stored_size", "duplicate")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]

@@ -68,6 +68,11 @@ class TransferServiceStub:
                 request_serializer=weft_dot_v1_dot_transfer__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_transfer__pb2.TransferStats.FromString,
                 _registered_method=True)
+        self.GetDataLane = channel.unary_unary(
+                '/weft.v1.TransferService/GetDataLane',
+                request_serializer=weft_dot_v1_dot_transfer__pb2.GetDataLaneRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_transfer__pb2.DataLane.FromString,
+                _registered_method=True)
 
 
 class TransferServiceServicer:
@@ -133,6 +138,16 @@ class TransferServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDataLane(self, request, context):
+        """Where this service's data lane listens: a plain-socket path for the frame streams of
+        Send and Receive, with the same frames and the same checks, that costs far less CPU
+        than gRPC (kernel/federation/lane.py). Tasks call it once and use the lane when `port`
+        is set; 0 means the lane is off and they use Send and Receive.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransferServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -165,6 +180,11 @@ def add_TransferServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=weft_dot_v1_dot_transfer__pb2.GetStatsRequest.FromString,
                     response_serializer=weft_dot_v1_dot_transfer__pb2.TransferStats.SerializeToString,
+            ),
+            'GetDataLane': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataLane,
+                    request_deserializer=weft_dot_v1_dot_transfer__pb2.GetDataLaneRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_transfer__pb2.DataLane.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -332,6 +352,33 @@ class TransferService:
             '/weft.v1.TransferService/GetStats',
             weft_dot_v1_dot_transfer__pb2.GetStatsRequest.SerializeToString,
             weft_dot_v1_dot_transfer__pb2.TransferStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataLane(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.TransferService/GetDataLane',
+            weft_dot_v1_dot_transfer__pb2.GetDataLaneRequest.SerializeToString,
+            weft_dot_v1_dot_transfer__pb2.DataLane.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,276 @@
+"""The transfer service's end of the data lane (the protocol: kernel/federation/lane.py).
+
+Each connection carries one call, `Send` or `Receive`, served by the same code as the
+gRPC calls (`TransferCore.send` / `TransferCore.receive`), so the lane checks and stores
+exactly what gRPC would. Sockets are non-blocking and read on demand: a send is read no
+faster than its frames are forwarded, which keeps memory bounded by the window as on gRPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Final
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from kernel.errors import InvalidArgument, Unavailable, WeftError
+from kernel.federation.lane import (
+    LENGTH,
+    MAGIC,
+    MAX_RECORD_BYTES,
+    OPEN_RECEIVE,
+    OPEN_SEND,
+    STATUS_FLAG,
+    split_host_port,
+    status_record,
+    tune,
+)
+from protos.weft.v1 import transfer_pb2
+from services.common.grpc_errors import status_code_of
+
+if TYPE_CHECKING:
+    from services.transfer.server import TransferCore
+
+log = logging.getLogger("weft.transfer.lane")
+
+# A refused send's remaining frames are read and dropped this long at most, so the task
+# can read the refusal before the connection closes.
+DRAIN_TIMEOUT_S: Final = 30.0
+ACCEPT_BACKLOG: Final = 128
+
+
+class _Closed(Exception):
+    """The task closed its end of the connection."""
+
+
+class _TaskLeft(Unavailable):
+    """A send's connection closed before the end of its message (nothing is stored)."""
+
+
+class _LaneConnection:
+    """Records on one accepted, non-blocking socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.loop = asyncio.get_running_loop()
+
+    async def _fill(self, buffer: bytearray) -> None:
+        view = memoryview(buffer)
+        got = 0
+        while got < len(buffer):
+            count = await self.loop.sock_recv_into(self.sock, view[got:])
+            if count == 0:
+                raise _Closed()
+            got += count
+
+    async def record(self) -> bytes:
+        """The next record's body (b"" for the empty record that ends a send's frames)."""
+        word = bytearray(LENGTH.size)
+        await self._fill(word)
+        (size,) = LENGTH.unpack(word)
+        if size & STATUS_FLAG or size > MAX_RECORD_BYTES:
+            raise InvalidArgument(f"data lane: a record of {size & ~STATUS_FLAG} bytes (at most {MAX_RECORD_BYTES})")
+        if size == 0:
+            return b""
+        body = bytearray(size)
+        await self._fill(body)
+        return bytes(body)  # gRPC sends only bytes objects on to the peer
+
+    async def write(self, *parts: bytes) -> None:
+        """Write `parts` as they are (the caller includes the length words)."""
+        buffers = [memoryview(part) for part in parts]
+        while buffers:
+            try:
+                sent = self.sock.sendmsg(buffers)
+            except (BlockingIOError, InterruptedError):
+                await self._writable()
+                continue
+            while buffers and sent >= len(buffers[0]):
+                sent -= len(buffers[0])
+                buffers.pop(0)
+            if buffers and sent:
+                buffers[0] = buffers[0][sent:]
+
+    async def _writable(self) -> None:
+        ready = self.loop.create_future()
+        fd = self.sock.fileno()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        self.loop.add_writer(fd, wake)
+        try:
+            await ready
+        finally:
+            self.loop.remove_writer(fd)
+
+    async def frame(self, frame: bytes) -> None:
+        await self.write(LENGTH.pack(len(frame)), frame)
+
+    async def status(self, code: grpc.StatusCode, details: str = "") -> None:
+        await self.write(status_record(code, details))
+
+
+def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    if isinstance(exc, WeftError):
+        return status_code_of(exc), str(exc)
+    log.error("data lane call failed", exc_info=exc)
+    return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
+
+
+class LaneListener:
+    """Accepts lane connections on `host:port` (port 0: any free one) and serves their calls."""
+
+    def __init__(self, core: TransferCore, host: str, port: int) -> None:
+        self.core = core
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self._sock: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def on_host_of(cls, core: TransferCore, endpoint: str, port: int) -> LaneListener:
+        """A listener on the host of `endpoint` (the internal listener's host:port)."""
+        return cls(core, split_host_port(endpoint)[0], port)
+
+    async def start(self) -> int:
+        infos = socket.getaddrinfo(self.host, self.requested_port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(ACCEPT_BACKLOG)
+        except OSError as exc:
+            sock.close()
+            raise Unavailable(f"transfer.data_lane_port: cannot listen on {self.host}:{self.requested_port}: {exc}"
+                              ) from None
+        sock.setblocking(False)
+        self._sock = sock
+        self.port = sock.getsockname()[1]
+        self._accepting = asyncio.create_task(self._accept())
+        return self.port
+
+    async def stop(self) -> None:
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        for call in list(self._calls):
+            call.cancel()
+        if self._calls:
+            await asyncio.gather(*self._calls, return_exceptions=True)
+        if self._sock is not None:
+            self._sock.close()
+
+    async def _accept(self) -> None:
+        assert self._sock is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(self._sock)
+            except OSError as exc:  # out of file descriptors and the like: keep serving
+                log.warning("data lane: accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            call = asyncio.create_task(self._serve(sock))
+            self._calls.add(call)
+            call.add_done_callback(self._calls.discard)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        tune(sock)
+        connection = _LaneConnection(sock)
+        try:
+            opening = await connection.record()
+            if not opening.startswith(MAGIC) or len(opening) <= len(MAGIC):
+                await connection.status(grpc.StatusCode.INVALID_ARGUMENT, "not a data lane call")
+                return
+            call, body = opening[len(MAGIC)], opening[len(MAGIC) + 1:]
+            if call == OPEN_SEND:
+                await self._send(connection)
+            elif call == OPEN_RECEIVE:
+                await self._receive(connection, body)
+            else:
+                await connection.status(grpc.StatusCode.INVALID_ARGUMENT, f"unknown data lane call {call}")
+        except (_Closed, ConnectionError):
+            log.info("data lane: a task closed its connection mid-call")
+        except InvalidArgument as exc:  # a malformed record
+            with contextlib.suppress(OSError):
+                await connection.status(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        finally:
+            sock.close()
+
+    async def _send(self, connection: _LaneConnection) -> None:
+        async def frames() -> AsyncIterator[bytes]:
+            try:
+                while record := await connection.record():
+                    yield record
+            except _Closed:
+                raise _TaskLeft("the task closed the data lane before the end of its message") from None
+
+        stream = frames()
+        try:
+            ack = await self.core.send(stream)
+        except _TaskLeft as exc:
+            log.info("data lane: %s", exc)
+            return
+        except Exception as exc:
+            await connection.status(*_status_of(exc))
+            await self._drain(stream)
+            return
+        async for _ in stream:  # the empty record after the end frame
+            pass
+        await connection.frame(ack.SerializeToString())
+        await connection.status(grpc.StatusCode.OK)
+
+    async def _drain(self, stream: AsyncIterator[bytes]) -> None:
+        """Read and drop what the task still sends (it stops once it sees the refusal)."""
+        async def drop() -> None:
+            async for _ in stream:
+                pass
+
+        with contextlib.suppress(Exception, asyncio.TimeoutError):
+            await asyncio.wait_for(drop(), DRAIN_TIMEOUT_S)
+
+    async def _receive(self, connection: _LaneConnection, body: bytes) -> None:
+        try:
+            request = transfer_pb2.ReceiveRequest.FromString(body)
+        except DecodeError as exc:
+            await connection.status(grpc.StatusCode.INVALID_ARGUMENT, f"a ReceiveRequest that does not parse: {exc}")
+            return
+        streaming = asyncio.create_task(self._stream(connection, request))
+        # The task sends nothing more: a readable socket means it went away (a receive may
+        # wait long for its message, and must not keep it or stay counted as waiting).
+        gone = asyncio.create_task(connection.loop.sock_recv(connection.sock, 1))
+        try:
+            await asyncio.wait({streaming, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (streaming, gone):
+                if not task.done():
+                    task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, OSError):
+                await gone
+        if not streaming.cancelled():
+            await streaming  # its own errors were answered; connection errors end the call here
+
+    async def _stream(self, connection: _LaneConnection, request: transfer_pb2.ReceiveRequest) -> None:
+        try:
+            async with contextlib.aclosing(self.core.receive(request)) as frames:
+                async for frame in frames:
+                    await connection.frame(frame)
+        except (ConnectionError, _Closed):
+            raise
+        except Exception as exc:
+            await connection.status(*_status_of(exc))
+            return
+        await connection.status(grpc.StatusCode.OK)
