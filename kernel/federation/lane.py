@@ -8,6 +8,11 @@ one kernel copy on each side. It serves only `Send` and `Receive` of the interna
 service learns nothing new from it and checks everything exactly as for the gRPC calls.
 Member-to-member traffic stays gRPC over mutual TLS.
 
+The lane is a Unix socket in Linux's abstract namespace when the internal listener is on
+loopback (only processes of the same host reach it, and no port is taken), and a TCP port
+on the internal listener's host when `transfer.data_lane_port` names one (tasks in other
+pods of the member). A task asks the service where it is with `GetDataLane`.
+
 A record is a 4-byte big-endian length and that many bytes.
 
 - Task -> service: the opening record is `MAGIC`, one byte naming the call (`OPEN_SEND`,
@@ -27,6 +32,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import sys
 from collections.abc import Iterable, Iterator
 from typing import Final
 
@@ -42,6 +48,8 @@ STATUS_FLAG: Final = 1 << 31
 # Largest record either side accepts: a 1 MiB chunk frame plus room for its framing.
 MAX_RECORD_BYTES: Final = 1024 * 1024 + 64 * 1024
 LENGTH: Final = struct.Struct(">I")
+# A Unix socket's send buffer: room for a few chunk frames, so one usually moves in one read.
+UNIX_SEND_BUFFER_BYTES: Final = 4 * 1024 * 1024
 # Keepalive probes notice a connection that died silently while a receive waits.
 KEEPALIVE_IDLE_S: Final = 30
 KEEPALIVE_INTERVAL_S: Final = 10
@@ -79,6 +87,24 @@ def status_of(body: bytes) -> tuple[grpc.StatusCode, str]:
     return _CODES.get(body[0], grpc.StatusCode.UNKNOWN), body[1:].decode("utf-8", errors="replace")
 
 
+# A lane address: (host, TCP port) or the name of an abstract Unix socket.
+LaneAddress = tuple[str, int] | str
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "::1", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
+def abstract_sockets() -> bool:
+    """Whether this system has abstract Unix sockets (Linux)."""
+    return sys.platform.startswith("linux")
+
+
+def describe(address: LaneAddress) -> str:
+    return f"unix:@{address}" if isinstance(address, str) else f"{address[0]}:{address[1]}"
+
+
 def split_host_port(endpoint: str) -> tuple[str, int]:
     """("host", port) of "host:port" or "[v6]:port"."""
     host, sep, port = endpoint.rpartition(":")
@@ -88,7 +114,12 @@ def split_host_port(endpoint: str) -> tuple[str, int]:
 
 
 def tune(sock: socket.socket) -> None:
-    """Records go out at once (no Nagle delay on small ones); dead peers are noticed."""
+    """Records go out at once (no Nagle delay on small ones); dead peers are noticed.
+
+    TCP buffer sizes are left to the kernel (setting them would cap its autotuning); a Unix
+    socket's send buffer is raised so a whole chunk frame fits (capped by net.core.wmem_max)."""
+    if sock.family == socket.AF_UNIX:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, UNIX_SEND_BUFFER_BYTES)
     if sock.family in (socket.AF_INET, socket.AF_INET6):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -101,17 +132,26 @@ def tune(sock: socket.socket) -> None:
 class _Connection:
     """One blocking lane connection of a task."""
 
-    def __init__(self, address: tuple[str, int], connect_timeout: float) -> None:
+    def __init__(self, address: LaneAddress, connect_timeout: float) -> None:
         self.address = address
         try:
-            self.sock = socket.create_connection(address, timeout=connect_timeout)
+            if isinstance(address, str):
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    self.sock.settimeout(connect_timeout)
+                    self.sock.connect("\0" + address)
+                except OSError:
+                    self.sock.close()
+                    raise
+            else:
+                self.sock = socket.create_connection(address, timeout=connect_timeout)
         except OSError as exc:
             raise LaneError(grpc.StatusCode.UNAVAILABLE, f"cannot reach the data lane at {self._where()}: {exc}") from None
         self.sock.settimeout(None)
         tune(self.sock)
 
     def _where(self) -> str:
-        return f"{self.address[0]}:{self.address[1]}"
+        return describe(self.address)
 
     def close(self) -> None:
         self.sock.close()
@@ -169,7 +209,7 @@ def _raise_unless_ok(body: bytes) -> None:
 class LaneClient:
     """Send and Receive of the internal API over the data lane (blocking; one connection per call)."""
 
-    def __init__(self, address: tuple[str, int], connect_timeout: float = 10.0) -> None:
+    def __init__(self, address: LaneAddress, connect_timeout: float = 10.0) -> None:
         self.address = address
         self.connect_timeout = connect_timeout
 
@@ -199,7 +239,7 @@ class LaneClient:
         finally:
             connection.close()
 
-    def receive(self, request: transfer_pb2.ReceiveRequest) -> Iterator[bytes]:
+    def receive(self, request: transfer_pb2.ReceiveRequest) -> FrameStream:
         """The frames of the message `request` names, as they arrive (the call starts at once)."""
         connection = _Connection(self.address, self.connect_timeout)
         try:
@@ -207,19 +247,36 @@ class LaneClient:
         except BaseException:
             connection.close()
             raise
-        return self._frames(connection)
+        return FrameStream(connection)
 
-    @staticmethod
-    def _frames(connection: _Connection) -> Iterator[bytes]:
+
+class FrameStream:
+    """The frames of one lane receive; `close` ends the call (the message stays for another reader)."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._done:
+            raise StopIteration
         try:
-            while True:
-                is_status, body = connection.read()
-                if is_status:
-                    _raise_unless_ok(body)
-                    return
-                yield body
-        finally:
-            connection.close()
+            is_status, body = self._connection.read()
+            if not is_status:
+                return body
+            self.close()
+            _raise_unless_ok(body)
+        except BaseException:
+            self.close()
+            raise
+        raise StopIteration
+
+    def close(self) -> None:
+        self._done = True
+        self._connection.close()
 
 def lane_of(channel: grpc.Channel, endpoint: str, timeout: float = 10.0) -> LaneClient | None:
     """The data lane of the transfer service at `endpoint` (reached through `channel`); None
@@ -233,6 +290,8 @@ def lane_of(channel: grpc.Channel, endpoint: str, timeout: float = 10.0) -> Lane
         if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
             return None
         raise
-    if lane.port <= 0:
-        return None
-    return LaneClient((split_host_port(endpoint)[0], lane.port))
+    if lane.unix_name and abstract_sockets():
+        return LaneClient(lane.unix_name)
+    if lane.port > 0:
+        return LaneClient((split_host_port(endpoint)[0], lane.port))
+    return None

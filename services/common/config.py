@@ -85,9 +85,11 @@ class TransferConfig(_Section):
     message_ttl_s: float = Field(24 * 3600.0, gt=0, description="unread messages expire after this")
     window_mb: int = Field(8, ge=1, description="bytes in flight per stream")
     data_lane_port: int = Field(
-        0, ge=-1, le=65535, description="port of the data lane on the internal listener's host: a plain-socket "
-                                        "path for tasks' frame streams, far cheaper in CPU than gRPC (0: any free "
-                                        "port, told to tasks by GetDataLane; -1: off, tasks use gRPC)")
+        0, ge=-1, le=65535,
+        description="the data lane, a plain-socket path for tasks' frame streams that costs far less CPU than "
+                    "gRPC: 0 puts it on an abstract Unix socket when internal_listen is on loopback (Linux) and "
+                    "leaves it off otherwise; a port puts it on TCP at internal_listen's host; -1 turns it off "
+                    "(tasks then use gRPC)")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
     allocator_keep_mb: int = Field(
         128, ge=0, description="free heap the process keeps for reuse by chunk buffers instead of returning "

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -26,6 +26,10 @@ from kernel.federation.lane import (
     OPEN_RECEIVE,
     OPEN_SEND,
     STATUS_FLAG,
+    LaneAddress,
+    abstract_sockets,
+    describe,
+    is_loopback,
     split_host_port,
     status_record,
     tune,
@@ -77,9 +81,17 @@ class _LaneConnection:
             raise InvalidArgument(f"data lane: a record of {size & ~STATUS_FLAG} bytes (at most {MAX_RECORD_BYTES})")
         if size == 0:
             return b""
-        body = bytearray(size)
-        await self._fill(body)
-        return bytes(body)  # gRPC sends only bytes objects on to the peer
+        # Read as bytes (what gRPC sends on to the peer): a frame that is all there already
+        # takes no copy; one that arrives in pieces takes one join.
+        parts: list[bytes] = []
+        missing = size
+        while missing:
+            part = await self.loop.sock_recv(self.sock, missing)
+            if not part:
+                raise _Closed()
+            parts.append(part)
+            missing -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def write(self, *parts: bytes) -> None:
         """Write `parts` as they are (the caller includes the length words)."""
@@ -125,40 +137,57 @@ def _status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
 
 
 class LaneListener:
-    """Accepts lane connections on `host:port` (port 0: any free one) and serves their calls."""
+    """Accepts lane connections and serves their calls.
 
-    def __init__(self, core: TransferCore, host: str, port: int) -> None:
+    `address` is (host, TCP port) or the name of an abstract Unix socket (see
+    kernel/federation/lane.py).
+    """
+
+    def __init__(self, core: TransferCore, address: LaneAddress) -> None:
         self.core = core
-        self.host = host
-        self.requested_port = port
-        self.port = 0
+        self.address = address
         self._sock: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
 
     @classmethod
-    def on_host_of(cls, core: TransferCore, endpoint: str, port: int) -> LaneListener:
-        """A listener on the host of `endpoint` (the internal listener's host:port)."""
-        return cls(core, split_host_port(endpoint)[0], port)
+    def for_config(cls, core: TransferCore, internal_listen: str, internal_port: int,
+                   data_lane_port: int) -> LaneListener | None:
+        """The lane `transfer.data_lane_port` asks for next to the internal listener (None: off)."""
+        host = split_host_port(internal_listen)[0]
+        if data_lane_port > 0:
+            return cls(core, (host, data_lane_port))
+        if data_lane_port == 0 and is_loopback(host) and abstract_sockets():
+            return cls(core, f"weft-transfer-lane-{core.member_id}-{internal_port}")
+        return None
 
-    async def start(self) -> int:
-        infos = socket.getaddrinfo(self.host, self.requested_port, type=socket.SOCK_STREAM,
-                                   flags=socket.AI_PASSIVE)
-        family, kind, proto, _, address = infos[0]
-        sock = socket.socket(family, kind, proto)
+    def describe(self) -> transfer_pb2.DataLane:
+        """What GetDataLane answers."""
+        if isinstance(self.address, str):
+            return transfer_pb2.DataLane(unix_name=self.address)
+        return transfer_pb2.DataLane(port=self.address[1])
+
+    async def start(self) -> None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(address)
+            if isinstance(self.address, str):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                bind_to: Any = "\0" + self.address
+            else:
+                family, kind, proto, _, bind_to = socket.getaddrinfo(
+                    *self.address, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+                sock = socket.socket(family, kind, proto)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        except OSError as exc:
+            raise Unavailable(f"transfer.data_lane_port: cannot listen on {describe(self.address)}: {exc}") from None
+        try:
+            sock.bind(bind_to)
             sock.listen(ACCEPT_BACKLOG)
         except OSError as exc:
             sock.close()
-            raise Unavailable(f"transfer.data_lane_port: cannot listen on {self.host}:{self.requested_port}: {exc}"
-                              ) from None
+            raise Unavailable(f"transfer.data_lane_port: cannot listen on {describe(self.address)}: {exc}") from None
         sock.setblocking(False)
         self._sock = sock
-        self.port = sock.getsockname()[1]
         self._accepting = asyncio.create_task(self._accept())
-        return self.port
 
     async def stop(self) -> None:
         if self._accepting is not None:

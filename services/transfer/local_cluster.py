@@ -127,7 +127,8 @@ class LocalCluster:
     """A federation CA, one certificate and config per member, their services as processes."""
 
     def __init__(self, root: Path, member_ids: list[str], transfer: dict[str, Any] | None = None,
-                 extra: dict[str, Any] | None = None) -> None:
+                 extra: dict[str, Any] | None = None,
+                 member_transfer: dict[str, dict[str, Any]] | None = None) -> None:
         self.root = root
         self.ca_dir = root / "ca"
         create_ca(self.ca_dir)
@@ -143,7 +144,8 @@ class LocalCluster:
                 "data_dir": str(directory / "data"),
                 "tls": {"ca_file": str(files.ca_file), "cert_file": str(files.cert_file),
                         "key_file": str(files.key_file)},
-                "transfer": {"internal_listen": internal, "external_listen": external, **(transfer or {})},
+                "transfer": {"internal_listen": internal, "external_listen": external, **(transfer or {}),
+                             **(member_transfer or {}).get(member, {})},
                 "peers": {other: {"endpoint": f"127.0.0.1:{ports[other][1]}"}
                           for other in member_ids if other != member},
             }

@@ -18,6 +18,7 @@ from kernel.allocator import AllocatorSettings, reuse_large_buffers
 from kernel.constants import ROLES
 from kernel.errors import InvalidArgument, PermissionDenied, Unavailable, WeftError
 from kernel.federation.cluster import error_for_status
+from kernel.federation.lane import describe as describe_lane
 from kernel.federation.wire import WireFrame, encode_chunk, encode_end, encode_header
 from kernel.retry import retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
@@ -320,7 +321,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
 
     def __init__(self, core: TransferCore) -> None:
         self.core = core
-        self.lane_port = 0  # set once the data lane listens
+        self.lane = transfer_pb2.DataLane()  # set once the data lane listens
 
     @grpc_method
     async def Send(
@@ -384,7 +385,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     async def GetDataLane(
         self, request: transfer_pb2.GetDataLaneRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.DataLane:
-        return transfer_pb2.DataLane(port=self.lane_port)
+        return self.lane
 
     @grpc_method
     async def GetStats(
@@ -539,9 +540,11 @@ class TransferServer:
             raise Unavailable(f"transfer.internal_listen: cannot listen on {settings.internal_listen}")
         if not self.external_port:
             raise Unavailable(f"transfer.external_listen: cannot listen on {settings.external_listen}")
-        if settings.data_lane_port >= 0:
-            self.lane = LaneListener.on_host_of(self.core, settings.internal_listen, settings.data_lane_port)
-            self.internal_servicer.lane_port = await self.lane.start()
+        self.lane = LaneListener.for_config(
+            self.core, settings.internal_listen, self.internal_port, settings.data_lane_port)
+        if self.lane is not None:
+            await self.lane.start()
+            self.internal_servicer.lane = self.lane.describe()
         await self.internal.start()
         await self.external.start()
         self._expiry = asyncio.create_task(self.core.mailbox.run_expiry())
@@ -552,9 +555,10 @@ class TransferServer:
         for name in ("", PEER_SERVICE_NAME):
             await self.external_health.set(name, serving)
         log.info(
-            "transfer service of member %s: internal %s (port %d, data lane port %s), external %s (port %d, "
+            "transfer service of member %s: internal %s (port %d, data lane %s), external %s (port %d, "
             "mutual TLS)", self.config.member_id, settings.internal_listen, self.internal_port,
-            self.internal_servicer.lane_port or "off", settings.external_listen, self.external_port,
+            describe_lane(self.lane.address) if self.lane is not None else "off", settings.external_listen,
+            self.external_port,
         )
 
     def reload_routes(self) -> bool:

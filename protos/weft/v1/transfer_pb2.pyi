@@ -74,10 +74,12 @@ class GetDataLaneRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DataLane(_message.Message):
-    __slots__ = ("port",)
+    __slots__ = ("port", "unix_name")
     PORT_FIELD_NUMBER: _ClassVar[int]
+    UNIX_NAME_FIELD_NUMBER: _ClassVar[int]
     port: int
-    def __init__(self, port: _Optional[int] = ...) -> None: ...
+    unix_name: str
+    def __init__(self, port: _Optional[int] = ..., unix_name: _Optional[str] = ...) -> None: ...
 
 class SendAck(_message.Message):
     __slots__ = ("message_id", "stored_size", "duplicate")

@@ -141,8 +141,8 @@ class TransferServiceServicer:
     def GetDataLane(self, request, context):
         """Where this service's data lane listens: a plain-socket path for the frame streams of
         Send and Receive, with the same frames and the same checks, that costs far less CPU
-        than gRPC (kernel/federation/lane.py). Tasks call it once and use the lane when `port`
-        is set; 0 means the lane is off and they use Send and Receive.
+        than gRPC (kernel/federation/lane.py). Tasks call it once and use the lane when it
+        names one; otherwise they use Send and Receive.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
