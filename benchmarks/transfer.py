@@ -13,9 +13,13 @@ Both tasks handle frames as the CLUSTER federation client does (kernel/federatio
 and set the allocator as task processes do. The Weft figure is the message size divided by the time from
 the first byte sent to the last byte received. The baseline streams the same chunks with a
 plain grpc.aio client-streaming call to a bare server process on loopback (no TLS, no
-mailbox, no second hop); `ratio` is against that plain baseline. For context the same bare
-stream is also timed with mutual TLS (`raw_grpc_tls_mb_s`, `ratio_vs_tls`). The last line
-printed is JSON.
+mailbox, no second hop). For context the same bare stream is also timed with mutual TLS
+(`raw_grpc_tls_mb_s`, `ratio_vs_tls`).
+
+The runs are interleaved (a Weft transfer, then each baseline, `--repeat` times) so each
+Weft run has baseline runs made under the same machine load beside it. `ratio` is the
+median of the per-round ratios Weft / plain baseline; the MB/s figures are medians of the
+runs. The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -43,9 +47,11 @@ from kernel.federation.base import Party  # noqa: E402
 from kernel.federation.cluster import RECEIVE_METHOD, SEND_METHOD  # noqa: E402
 from kernel.federation.lane import lane_of  # noqa: E402
 from kernel.federation.wire import (  # noqa: E402
-    encode_chunk,
+    OutFrame,
+    chunk_parts,
     encode_end,
     encode_header,
+    frame_bytes,
     new_checksum,
     parse_frame,
 )
@@ -73,7 +79,7 @@ def message_checksum(block: bytes, size: int) -> bytes:
     return checksum.digest()
 
 
-def weft_frames(block: bytes, size: int, session_id: str, digest: bytes) -> Iterator[bytes]:
+def weft_frames(block: bytes, size: int, session_id: str, digest: bytes) -> Iterator[OutFrame]:
     """The frames a task's federation client writes for the message (kernel/federation/wire.py)."""
     chunks = size // CHUNK
     yield encode_header(transfer_pb2.FrameHeader(
@@ -84,7 +90,7 @@ def weft_frames(block: bytes, size: int, session_id: str, digest: bytes) -> Iter
         created_at_ms=int(time.time() * 1000),
     ))
     for seq in range(chunks):
-        yield encode_chunk(seq, block)
+        yield chunk_parts(seq, block)
     yield encode_end(chunks, chunks * CHUNK, digest)
 
 
@@ -129,21 +135,6 @@ def wait_for_receiver(member: LocalMember, deadline_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def run_weft(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
-    """Move `size` bytes A -> B through the transfer services `repeat` times; MB/s of each run
-    and each service's peak RSS."""
-    block = payload_block()
-    digest = message_checksum(block, size)
-    members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
-    with members:
-        rates = [size / CHUNK / move_once(members, f"bench-{run}", block, size, digest) for run in range(repeat)]
-        return {
-            "weft_mb_s": rates,
-            "peak_rss_mb_sender": rss_mb(members[SENDER].pid)[1],
-            "peak_rss_mb_receiver": rss_mb(members[RECEIVER].pid)[1],
-        }
-
-
 def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, digest: bytes) -> float:
     """One message A -> B; seconds from the first byte sent to the last byte received.
 
@@ -167,7 +158,7 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, d
                 ack = lane.send(frames)
             else:
                 send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
-                ack = send(frames, timeout=900)
+                ack = send((frame_bytes(frame) for frame in frames), timeout=900)
         result = json.loads(receiver.stdout.readline() or "{}")
     finally:
         receiver.wait(timeout=900)
@@ -236,18 +227,51 @@ async def raw_client(port: int, size: int, tls_dir: str) -> float:
     return size / CHUNK / elapsed
 
 
-def run_raw(size: int, repeat: int, tls_dir: str = "") -> list[float]:
-    """MB/s of `repeat` raw streams of `size` bytes to one bare server process."""
-    port = free_port()
-    command = [sys.executable, __file__, "--raw-server", str(port), "--tls-dir", tls_dir]
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        server.stdout.readline()  # "ready"
-        return [asyncio.run(raw_client(port, size, tls_dir)) for _ in range(repeat)]
-    finally:
-        server.terminate()
-        server.wait()
+class RawServer:
+    """A bare grpc.aio server process (plain, or mutual TLS with the certificates in `tls_dir`)."""
+
+    def __init__(self, tls_dir: str = "") -> None:
+        self.tls_dir = tls_dir
+        self.port = free_port()
+        command = [sys.executable, __file__, "--raw-server", str(self.port), "--tls-dir", tls_dir]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+    def __enter__(self) -> RawServer:
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            self.__exit__()
+            raise SystemExit("the raw grpc.aio server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait()
+
+    def stream(self, size: int) -> float:
+        """MB/s of one raw client stream of `size` bytes."""
+        return asyncio.run(raw_client(self.port, size, self.tls_dir))
+
+
+def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
+    """`repeat` rounds, each one Weft transfer, one raw plain stream and one raw TLS stream.
+
+    Interleaving puts each Weft run beside baseline runs made under the same machine load,
+    so a slow or fast spell of the machine moves both sides of a ratio alike.
+    """
+    block = payload_block()
+    digest = message_checksum(block, size)
+    members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
+    runs: dict[str, list[float]] = {"weft": [], "raw": [], "raw_tls": []}
+    with members, RawServer() as plain, RawServer(str(workdir)) as tls:
+        for run in range(repeat):
+            runs["weft"].append(size / CHUNK / move_once(members, f"bench-{run}", block, size, digest))
+            runs["raw"].append(plain.stream(size))
+            runs["raw_tls"].append(tls.stream(size))
+        return {
+            **runs,
+            "peak_rss_mb_sender": rss_mb(members[SENDER].pid)[1],
+            "peak_rss_mb_receiver": rss_mb(members[RECEIVER].pid)[1],
+        }
 
 
 def main() -> None:
@@ -271,22 +295,24 @@ def main() -> None:
     size = args.size_mb * CHUNK
     reuse_large_buffers()  # this process plays the tasks, which set the allocator as task processes do
     with tempfile.TemporaryDirectory(prefix="weft-bench-transfer-") as workdir:
-        runs = run_weft(size, Path(workdir), args.repeat)
-        tls_runs = run_raw(size, args.repeat, workdir)
-    raw_runs = run_raw(size, args.repeat)
-    weft, raw, raw_tls = (statistics.median(rates) for rates in (runs["weft_mb_s"], raw_runs, tls_runs))
-    for label, rates in (("weft", runs["weft_mb_s"]), ("raw grpc", raw_runs), ("raw grpc TLS", tls_runs)):
-        print(f"{label} runs (MB/s): {', '.join(f'{rate:.0f}' for rate in rates)}")
+        runs = run_all(size, Path(workdir), args.repeat)
+    weft, raw, raw_tls = (statistics.median(runs[side]) for side in ("weft", "raw", "raw_tls"))
+    for label, side in (("weft", "weft"), ("raw grpc", "raw"), ("raw grpc TLS", "raw_tls")):
+        print(f"{label} runs (MB/s): {', '.join(f'{rate:.0f}' for rate in runs[side])}")
+    ratios = [w / r for w, r in zip(runs["weft"], runs["raw"], strict=True)]
+    tls_ratios = [w / r for w, r in zip(runs["weft"], runs["raw_tls"], strict=True)]
     result = {
         "size_mb": args.size_mb,
         "repeat": args.repeat,
         "weft_mb_s": round(weft, 1),
         "raw_grpc_mb_s": round(raw, 1),
-        "ratio": round(weft / raw, 3),
+        "ratio": round(statistics.median(ratios), 3),
         "raw_grpc_tls_mb_s": round(raw_tls, 1),
-        "ratio_vs_tls": round(weft / raw_tls, 3),
+        "ratio_vs_tls": round(statistics.median(tls_ratios), 3),
         "peak_rss_mb_sender": round(runs["peak_rss_mb_sender"], 1),
         "peak_rss_mb_receiver": round(runs["peak_rss_mb_receiver"], 1),
+        "weft_runs_mb_s": [round(rate, 1) for rate in runs["weft"]],
+        "raw_grpc_runs_mb_s": [round(rate, 1) for rate in runs["raw"]],
     }
     print(f"Weft transfer services (TLS, 2 hops): {result['weft_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback):       {result['raw_grpc_mb_s']} MB/s")

@@ -21,7 +21,7 @@ from kernel.errors import FederationTimeout, NotFound, PermissionDenied
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.cluster import ClusterFederation
 from kernel.federation.transfer_variable import FlowContext, TransferVariables
-from kernel.federation.wire import checksum_of
+from kernel.federation.wire import OutFrame, checksum_of
 from kernel.registry import get_component
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.certs import create_ca, issue_member_cert
@@ -485,7 +485,7 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
     send_calls: list[int] = []
     original_send = sender._call_send
 
-    def crash_after_chunks(frames: Iterator[bytes]) -> Iterator[bytes]:
+    def crash_after_chunks(frames: Iterator[OutFrame]) -> Iterator[OutFrame]:
         for index, frame in enumerate(frames):
             if index == kill_at_chunk:
                 if not service_replays:
@@ -498,7 +498,7 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
                 pair[C].start(wait=False)
             yield frame
 
-    def send(frames: Iterator[bytes], **kwargs: Any) -> Any:
+    def send(frames: Iterator[OutFrame], **kwargs: Any) -> Any:
         send_calls.append(1)
         return original_send(crash_after_chunks(frames) if len(send_calls) == 1 else frames, **kwargs)
 

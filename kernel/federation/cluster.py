@@ -32,10 +32,12 @@ from kernel.errors import (
 from kernel.federation.base import Federation, Party, RoleTable
 from kernel.federation.lane import LaneClient, LaneError, lane_of
 from kernel.federation.wire import (
+    OutFrame,
     checksum_of,
-    encode_chunk,
+    chunk_parts,
     encode_end,
     encode_header,
+    frame_bytes,
     new_checksum,
     parse_frame,
 )
@@ -208,10 +210,10 @@ class ClusterFederation(Federation):
         if exc.code() == grpc.StatusCode.UNAVAILABLE:  # the service may be back on another port
             self._lane_known = False
 
-    def _call_send(self, frames: Iterator[bytes]) -> transfer_pb2.SendAck:
+    def _call_send(self, frames: Iterator[OutFrame]) -> transfer_pb2.SendAck:
         lane = self._data_lane()
         if lane is None:
-            ack: transfer_pb2.SendAck = self._send(frames)
+            ack: transfer_pb2.SendAck = self._send(frame_bytes(frame) for frame in frames)
             return ack
         try:
             return lane.send(frames)
@@ -240,7 +242,7 @@ class ClusterFederation(Federation):
             kind=kind, created_at_ms=int(time.time() * 1000),
         )
 
-    def _send_frames(self, frames: Callable[[], Iterator[bytes]], name: str, tag: str,
+    def _send_frames(self, frames: Callable[[], Iterator[OutFrame]], name: str, tag: str,
                      dst: Party, retry: bool) -> transfer_pb2.SendAck:
         try:
             if retry:  # the same message id each time: the receiver drops a second copy
@@ -257,11 +259,11 @@ class ClusterFederation(Federation):
         header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_OBJECT, len(payload), checksum)
         view = memoryview(payload)
 
-        def frames() -> Iterator[bytes]:
+        def frames() -> Iterator[OutFrame]:
             yield encode_header(header)
             seq = 0
             for offset in range(0, len(view), CHUNK_BYTES):
-                yield encode_chunk(seq, view[offset:offset + CHUNK_BYTES])
+                yield chunk_parts(seq, view[offset:offset + CHUNK_BYTES])
                 seq += 1
             yield encode_end(seq, len(payload), checksum)
 
@@ -294,14 +296,14 @@ class ClusterFederation(Federation):
         header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_TABLE)
         source_errors: list[BaseException] = []
 
-        def frames() -> Iterator[bytes]:
+        def frames() -> Iterator[OutFrame]:
             yield encode_header(header)
             checksum = new_checksum()
             seq = size = 0
             try:
                 for data in chunks():
                     checksum.update(data)
-                    yield encode_chunk(seq, data)
+                    yield chunk_parts(seq, data)
                     seq += 1
                     size += len(data)
             except Exception as exc:

@@ -38,6 +38,7 @@ from typing import Final
 
 import grpc
 
+from kernel.federation.wire import OutFrame
 from protos.weft.v1 import transfer_pb2
 
 MAGIC: Final = b"WEFTLANE1"
@@ -213,8 +214,11 @@ class LaneClient:
         self.address = address
         self.connect_timeout = connect_timeout
 
-    def send(self, frames: Iterable[bytes | memoryview]) -> transfer_pb2.SendAck:
-        """Stream a message's frames; the SendAck once the destination stored it."""
+    def send(self, frames: Iterable[OutFrame]) -> transfer_pb2.SendAck:
+        """Stream a message's frames; the SendAck once the destination stored it.
+
+        A chunk frame given as (prefix, payload) goes out as those two pieces: the payload
+        is not copied into a frame first."""
         connection = _Connection(self.address, self.connect_timeout)
         try:
             connection.write(MAGIC, bytes((OPEN_SEND,)))
@@ -223,7 +227,10 @@ class LaneClient:
                 if connection.answered():  # refused mid-stream: stop sending, read why
                     refused = True
                     break
-                connection.write(frame)
+                if isinstance(frame, tuple):
+                    connection.write(*frame)
+                else:
+                    connection.write(frame)
             if not refused:
                 connection.write()
             ack: transfer_pb2.SendAck | None = None

@@ -5,7 +5,9 @@ Parsing it into a protobuf object and serializing it again copies the megabyte e
 so the task client and the transfer service handle frames as the bytes that travel:
 
 - `encode_chunk` writes a chunk frame as protobuf would (field order, no defaults), with
-  one copy of the payload;
+  one copy of the payload; `chunk_parts` gives the same frame as two pieces (the protobuf
+  prefix and the payload itself) for a writer that can send pieces (the data lane), which
+  then copies nothing;
 - `parse_frame` reads a chunk frame in that layout without copying its payload (a
   memoryview into the received bytes) and hands anything else to protobuf, so frames
   written by any protobuf library are still accepted;
@@ -75,8 +77,15 @@ def _read_varint(raw: bytes, offset: int) -> tuple[int, int]:
     return -1, -1
 
 
-def encode_chunk(seq: int, data: bytes | memoryview) -> bytes:
-    """The bytes of Frame(chunk=FrameChunk(seq=seq, data=data)), exactly as protobuf writes them."""
+# A frame on its way out: its bytes, or a chunk frame as (prefix, payload) that joined are its bytes.
+OutFrame = bytes | tuple[bytes, bytes | memoryview]
+
+
+def chunk_parts(seq: int, data: bytes | memoryview) -> tuple[bytes, bytes | memoryview]:
+    """Frame(chunk=FrameChunk(seq=seq, data=data)) as (the bytes before the payload, the payload).
+
+    Joined they are exactly what protobuf writes; the payload is `data` itself, not a copy.
+    """
     if seq < 0:
         raise InvalidArgument(f"chunk seq must not be negative (got {seq})")
     inner = bytearray()
@@ -87,8 +96,21 @@ def encode_chunk(seq: int, data: bytes | memoryview) -> bytes:
     if size:
         inner.append(_CHUNK_DATA_KEY)
         inner += _varint(size)
-    prefix = bytes((_FRAME_CHUNK_KEY,)) + _varint(len(inner) + size) + inner
-    return b"".join((prefix, data))
+    return bytes((_FRAME_CHUNK_KEY,)) + _varint(len(inner) + size) + inner, data
+
+
+def encode_chunk(seq: int, data: bytes | memoryview) -> bytes:
+    """The bytes of Frame(chunk=FrameChunk(seq=seq, data=data)), exactly as protobuf writes them."""
+    return b"".join(chunk_parts(seq, data))
+
+
+def frame_bytes(frame: OutFrame) -> bytes:
+    """An outgoing frame as one bytes object (what a gRPC stream carries)."""
+    return frame if isinstance(frame, bytes) else b"".join(frame)
+
+
+def frame_size(frame: OutFrame) -> int:
+    return len(frame) if isinstance(frame, bytes) else len(frame[0]) + len(frame[1])
 
 
 def encode_header(header: transfer_pb2.FrameHeader) -> bytes:

@@ -34,6 +34,7 @@ from kernel.federation.lane import (
     status_record,
     tune,
 )
+from kernel.federation.wire import OutFrame, frame_size
 from protos.weft.v1 import transfer_pb2
 from services.common.grpc_errors import status_code_of
 
@@ -93,7 +94,7 @@ class _LaneConnection:
             missing -= len(part)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    async def write(self, *parts: bytes) -> None:
+    async def write(self, *parts: bytes | memoryview) -> None:
         """Write `parts` as they are (the caller includes the length words)."""
         buffers = [memoryview(part) for part in parts]
         while buffers:
@@ -122,8 +123,11 @@ class _LaneConnection:
         finally:
             self.loop.remove_writer(fd)
 
-    async def frame(self, frame: bytes) -> None:
-        await self.write(LENGTH.pack(len(frame)), frame)
+    async def frame(self, frame: OutFrame) -> None:
+        if isinstance(frame, tuple):
+            await self.write(LENGTH.pack(frame_size(frame)), *frame)
+        else:
+            await self.write(LENGTH.pack(len(frame)), frame)
 
     async def status(self, code: grpc.StatusCode, details: str = "") -> None:
         await self.write(status_record(code, details))

@@ -19,7 +19,14 @@ from kernel.constants import ROLES
 from kernel.errors import InvalidArgument, PermissionDenied, Unavailable, WeftError
 from kernel.federation.cluster import error_for_status
 from kernel.federation.lane import describe as describe_lane
-from kernel.federation.wire import WireFrame, encode_chunk, encode_end, encode_header
+from kernel.federation.wire import (
+    OutFrame,
+    WireFrame,
+    chunk_parts,
+    encode_end,
+    encode_header,
+    frame_bytes,
+)
 from kernel.retry import retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
@@ -250,8 +257,11 @@ class TransferCore:
             return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
         return await self.forward(header, frames)
 
-    async def receive(self, request: transfer_pb2.ReceiveRequest) -> AsyncGenerator[bytes, None]:
-        """The frames of the message a task asks for, once it is here (or a timeout error)."""
+    async def receive(self, request: transfer_pb2.ReceiveRequest) -> AsyncGenerator[OutFrame, None]:
+        """The frames of the message a task asks for, once it is here (or a timeout error).
+
+        A chunk read from the mailbox comes as (prefix, payload), which the data lane
+        writes as it is and gRPC joins."""
         for field in ("session_id", "name", "tag"):
             if not getattr(request, field):
                 raise InvalidArgument(f"{field} is required")
@@ -335,7 +345,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     ) -> AsyncIterator[bytes]:
         async with contextlib.aclosing(self.core.receive(request)) as frames:
             async for frame in frames:
-                yield frame
+                yield frame_bytes(frame)
 
     @grpc_method
     async def RegisterSession(
@@ -394,8 +404,8 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
         return self.core.stats.to_proto(self.core.mailbox.stats(), len(self.core.sessions))
 
 
-async def _message_frames(message: StoredMessage) -> AsyncIterator[bytes]:
-    """The frames of a message for its reader, as bytes."""
+async def _message_frames(message: StoredMessage) -> AsyncIterator[OutFrame]:
+    """The frames of a message for its reader."""
     if message.pipe is not None:
         async for frame in _handoff_frames(message, message.pipe):
             yield frame
@@ -403,7 +413,7 @@ async def _message_frames(message: StoredMessage) -> AsyncIterator[bytes]:
     yield encode_header(message.header)
     seq = 0
     for data in message.payload.chunks(MAX_CHUNK_BYTES):
-        yield encode_chunk(seq, data)
+        yield chunk_parts(seq, data)
         seq += 1
     yield encode_end(seq, message.payload.size, message.checksum)
 
