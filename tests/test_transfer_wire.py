@@ -11,9 +11,12 @@ from kernel.errors import InvalidArgument
 from kernel.federation.wire import (
     CHECKSUM_BYTES,
     checksum_of,
+    chunk_parts,
     encode_chunk,
     encode_end,
     encode_header,
+    frame_bytes,
+    frame_size,
     new_checksum,
     parse_frame,
 )
@@ -37,6 +40,22 @@ def test_encode_chunk_writes_what_protobuf_writes(seq: int, data: bytes) -> None
     # Assert
     assert raw == protobuf_chunk(seq, data)
     assert (frame.kind, frame.seq, bytes(frame.data)) == ("chunk", seq, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seq=SEQS, data=DATA)
+def test_chunk_parts_join_to_the_frame_and_keep_the_payload_itself(seq: int, data: bytes) -> None:
+    # Prepare
+    view = memoryview(data)
+
+    # Execute
+    parts = chunk_parts(seq, view)
+
+    # Assert: the payload piece is the caller's buffer; joined, the pieces are the frame
+    assert parts[1] is view
+    assert frame_bytes(parts) == protobuf_chunk(seq, data) == encode_chunk(seq, data)
+    assert frame_size(parts) == len(protobuf_chunk(seq, data))
+    assert frame_bytes(b"as it is") == b"as it is"
 
 
 def test_a_megabyte_chunk_is_read_without_copying_its_payload() -> None:
