@@ -16,7 +16,7 @@ from kernel.federation.wire import (
     encode_end,
     encode_header,
     frame_bytes,
-    frame_size,
+    frame_pieces,
     new_checksum,
     parse_frame,
 )
@@ -54,8 +54,8 @@ def test_chunk_parts_join_to_the_frame_and_keep_the_payload_itself(seq: int, dat
     # Assert: the payload piece is the caller's buffer; joined, the pieces are the frame
     assert parts[1] is view
     assert frame_bytes(parts) == protobuf_chunk(seq, data) == encode_chunk(seq, data)
-    assert frame_size(parts) == len(protobuf_chunk(seq, data))
-    assert frame_bytes(b"as it is") == b"as it is"
+    assert frame_pieces(parts) is parts
+    assert frame_bytes(b"as it is") == b"as it is" and frame_pieces(b"as it is") == (b"as it is",)
 
 
 def test_a_megabyte_chunk_is_read_without_copying_its_payload() -> None:

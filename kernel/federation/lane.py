@@ -38,7 +38,7 @@ from typing import Final
 
 import grpc
 
-from kernel.federation.wire import OutFrame
+from kernel.federation.wire import OutFrame, frame_pieces
 from protos.weft.v1 import transfer_pb2
 
 MAGIC: Final = b"WEFTLANE1"
@@ -227,10 +227,7 @@ class LaneClient:
                 if connection.answered():  # refused mid-stream: stop sending, read why
                     refused = True
                     break
-                if isinstance(frame, tuple):
-                    connection.write(*frame)
-                else:
-                    connection.write(frame)
+                connection.write(*frame_pieces(frame))
             if not refused:
                 connection.write()
             ack: transfer_pb2.SendAck | None = None

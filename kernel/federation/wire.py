@@ -104,13 +104,14 @@ def encode_chunk(seq: int, data: bytes | memoryview) -> bytes:
     return b"".join(chunk_parts(seq, data))
 
 
+def frame_pieces(frame: OutFrame) -> tuple[bytes | memoryview, ...]:
+    """An outgoing frame as the pieces a writer sends one after the other."""
+    return (frame,) if isinstance(frame, bytes) else frame
+
+
 def frame_bytes(frame: OutFrame) -> bytes:
     """An outgoing frame as one bytes object (what a gRPC stream carries)."""
     return frame if isinstance(frame, bytes) else b"".join(frame)
-
-
-def frame_size(frame: OutFrame) -> int:
-    return len(frame) if isinstance(frame, bytes) else len(frame[0]) + len(frame[1])
 
 
 def encode_header(header: transfer_pb2.FrameHeader) -> bytes:

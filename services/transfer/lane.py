@@ -34,7 +34,7 @@ from kernel.federation.lane import (
     status_record,
     tune,
 )
-from kernel.federation.wire import OutFrame, frame_size
+from kernel.federation.wire import OutFrame, frame_pieces
 from protos.weft.v1 import transfer_pb2
 from services.common.grpc_errors import status_code_of
 
@@ -124,10 +124,8 @@ class _LaneConnection:
             self.loop.remove_writer(fd)
 
     async def frame(self, frame: OutFrame) -> None:
-        if isinstance(frame, tuple):
-            await self.write(LENGTH.pack(frame_size(frame)), *frame)
-        else:
-            await self.write(LENGTH.pack(len(frame)), frame)
+        pieces = frame_pieces(frame)
+        await self.write(LENGTH.pack(sum(len(piece) for piece in pieces)), *pieces)
 
     async def status(self, code: grpc.StatusCode, details: str = "") -> None:
         await self.write(status_record(code, details))
