@@ -79,7 +79,7 @@ class CryptoError(WeftError):
 
 
 class ChecksumMismatch(FederationError):
-    """A message's bytes do not match the BLAKE3 checksum its sender declared."""
+    """A message's bytes do not match the checksum (XXH3-128) its sender declared."""
 
     grpc_status = "DATA_LOSS"
 

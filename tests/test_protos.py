@@ -245,7 +245,7 @@ async def test_generated_stubs_stream_frames_over_a_real_socket() -> None:
         )),
         transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=0, data=b"abc")),
         transfer_pb2.Frame(chunk=transfer_pb2.FrameChunk(seq=1, data=b"def")),
-        transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=2, total_size=6, checksum=b"\x00" * 32)),
+        transfer_pb2.Frame(end=transfer_pb2.FrameEnd(chunk_count=2, total_size=6, checksum=b"\x00" * 16)),
     ]
 
     # Execute

@@ -295,7 +295,7 @@ def test_peer_frames_the_rules_refuse(cluster: LocalCluster, session: str, calle
 
 def test_a_bad_checksum_is_refused_with_data_loss(cluster: LocalCluster, session: str) -> None:
     # Prepare
-    frames = message_frames(session, STATS_VAR, PROMOTER, ARBITER, b"z" * (2 * MIB + 5), checksum=b"\1" * 32)
+    frames = message_frames(session, STATS_VAR, PROMOTER, ARBITER, b"z" * (2 * MIB + 5), checksum=b"\1" * 16)
 
     # Execute
     with pytest.raises(grpc.RpcError) as error:

@@ -51,7 +51,7 @@ def check_header(header: transfer_pb2.FrameHeader) -> MessageKey:
     if header.total_size < 0:
         raise InvalidArgument(f"header.total_size is negative ({header.total_size})")
     if header.checksum and len(header.checksum) != CHECKSUM_BYTES:
-        raise InvalidArgument(f"header.checksum must be a BLAKE3 digest ({CHECKSUM_BYTES} bytes)")
+        raise InvalidArgument(f"header.checksum must be an XXH3-128 digest ({CHECKSUM_BYTES} bytes)")
     return key_of(header)
 
 
@@ -109,7 +109,7 @@ class FrameChecker:
         if self.header.total_size and self.header.total_size != self.size:
             raise InvalidArgument(f"header.total_size {self.header.total_size} but {self.size} bytes arrived")
         if len(end.checksum) != CHECKSUM_BYTES:
-            raise InvalidArgument(f"end.checksum must be a BLAKE3 digest ({CHECKSUM_BYTES} bytes)")
+            raise InvalidArgument(f"end.checksum must be an XXH3-128 digest ({CHECKSUM_BYTES} bytes)")
         if self.header.checksum and self.header.checksum != end.checksum:
             raise InvalidArgument("header.checksum and end.checksum differ")
         if not self.verify:
