@@ -219,6 +219,19 @@ async def test_bad_checksum_and_bad_order_store_nothing(mailbox: Mailbox, tmp_pa
     assert not any((tmp_path / "spill").rglob("*.msg"))
 
 
+async def test_a_digest_of_the_wrong_length_is_refused_and_stores_nothing(mailbox: Mailbox, tmp_path: Path) -> None:
+    # Prepare: a 32-byte digest, as a client of the BLAKE3 era would send
+    old_digest = b"\1" * 32
+
+    # Execute
+    with pytest.raises(InvalidArgument, match=r"end.checksum must be 16 bytes \(XXH3-128\), not 32"):
+        await store(mailbox, header("m1"), b"y" * (3 * MIB), checksum=old_digest)
+
+    # Assert
+    assert mailbox.stats() == type(mailbox.stats())(0, 0, 0, 0)
+    assert not any((tmp_path / "spill").rglob("*.msg"))
+
+
 async def test_clean_session_frees_memory_and_disk(mailbox: Mailbox, tmp_path: Path) -> None:
     # Prepare
     await store(mailbox, header("m1", "fit.1"), b"a" * 100)

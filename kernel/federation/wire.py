@@ -33,6 +33,7 @@ from protos.weft.v1 import transfer_pb2
 
 # Bytes of a message checksum (XXH3 with 128-bit output, big-endian as xxhash's digest()).
 CHECKSUM_BYTES: Final = 16
+CHECKSUM_NAME: Final = "XXH3-128"
 
 # Protobuf keys (field number << 3 | wire type) of the fields the fast path reads.
 _FRAME_CHUNK_KEY: Final = (2 << 3) | 2  # Frame.chunk, length-delimited

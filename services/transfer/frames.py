@@ -7,7 +7,13 @@ from dataclasses import dataclass
 
 from kernel.errors import ChecksumMismatch, InvalidArgument
 from kernel.federation.base import Party
-from kernel.federation.wire import CHECKSUM_BYTES, WireFrame, new_checksum, parse_frame
+from kernel.federation.wire import (
+    CHECKSUM_BYTES,
+    CHECKSUM_NAME,
+    WireFrame,
+    new_checksum,
+    parse_frame,
+)
 from protos.weft.v1 import common_pb2, transfer_pb2
 from services.transfer.constants import MAX_CHUNK_BYTES
 
@@ -51,7 +57,7 @@ def check_header(header: transfer_pb2.FrameHeader) -> MessageKey:
     if header.total_size < 0:
         raise InvalidArgument(f"header.total_size is negative ({header.total_size})")
     if header.checksum and len(header.checksum) != CHECKSUM_BYTES:
-        raise InvalidArgument(f"header.checksum must be an XXH3-128 digest ({CHECKSUM_BYTES} bytes)")
+        raise InvalidArgument(f"header.checksum must be {CHECKSUM_BYTES} bytes ({CHECKSUM_NAME}), not {len(header.checksum)}")
     return key_of(header)
 
 
@@ -109,7 +115,7 @@ class FrameChecker:
         if self.header.total_size and self.header.total_size != self.size:
             raise InvalidArgument(f"header.total_size {self.header.total_size} but {self.size} bytes arrived")
         if len(end.checksum) != CHECKSUM_BYTES:
-            raise InvalidArgument(f"end.checksum must be an XXH3-128 digest ({CHECKSUM_BYTES} bytes)")
+            raise InvalidArgument(f"end.checksum must be {CHECKSUM_BYTES} bytes ({CHECKSUM_NAME}), not {len(end.checksum)}")
         if self.header.checksum and self.header.checksum != end.checksum:
             raise InvalidArgument("header.checksum and end.checksum differ")
         if not self.verify:
