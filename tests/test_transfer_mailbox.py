@@ -13,7 +13,7 @@ from kernel.federation.base import Party
 from kernel.federation.wire import WireFrame, checksum_of, encode_chunk, encode_end, parse_frame
 from protos.weft.v1 import common_pb2, transfer_pb2
 from services.transfer.frames import check_header, consume_frames, key_of
-from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
+from services.transfer.mailbox import END, Mailbox, MailboxStats, Signal, StoredMessage
 
 A, B = "a" * 32, "b" * 32
 MIB = 1024 * 1024
@@ -215,7 +215,7 @@ async def test_bad_checksum_and_bad_order_store_nothing(mailbox: Mailbox, tmp_pa
     mailbox.abort(reservation)
 
     # Assert
-    assert mailbox.stats() == type(mailbox.stats())(0, 0, 0, 0)
+    assert mailbox.stats() == MailboxStats(0, 0, 0, 0)
     assert not any((tmp_path / "spill").rglob("*.msg"))
 
 
@@ -228,7 +228,7 @@ async def test_a_digest_of_the_wrong_length_is_refused_and_stores_nothing(mailbo
         await store(mailbox, header("m1"), b"y" * (3 * MIB), checksum=old_digest)
 
     # Assert
-    assert mailbox.stats() == type(mailbox.stats())(0, 0, 0, 0)
+    assert mailbox.stats() == MailboxStats(0, 0, 0, 0)
     assert not any((tmp_path / "spill").rglob("*.msg"))
 
 
