@@ -83,7 +83,16 @@ async def wait_task(client: Client, job_id: str, component: str, role: str, stat
             # The job ended (its stream closes) while the task is still being stopped: look again.
             await asyncio.sleep(0.2)
 
-    await asyncio.wait_for(follow(), timeout)
+    try:
+        await asyncio.wait_for(follow(), timeout)
+    except TimeoutError:
+        info = await client.job(job_id)
+        tasks = "; ".join(
+            f"{t.key.component_name}/{t.key.party.role}: {common_pb2.TaskStatus.Name(t.status)} {t.error}".rstrip()
+            for t in info.tasks)
+        raise AssertionError(
+            f"{component}/{role} did not reach {common_pb2.TaskStatus.Name(status)} in {timeout:g}s; job is "
+            f"{common_pb2.JobStatus.Name(info.status)} ({info.message}); tasks: {tasks}") from None
 
 
 async def test_job_runs_to_success_at_all_three_members(federation: dict[str, Member]) -> None:

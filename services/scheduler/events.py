@@ -38,15 +38,21 @@ class JobEvents:
                 # A client that stopped reading: end its stream rather than grow without bound.
                 log.warning("a watcher of job %s fell %d events behind; closing it", event.job_id, WATCH_QUEUE_SIZE)
                 self.unsubscribe(event.job_id, queue)
+                _end(queue)
 
     def close(self) -> None:
         """End every stream (shutdown)."""
         for queues in list(self._watchers.values()):
             for queue in list(queues):
-                while True:
-                    try:
-                        queue.put_nowait(None)
-                        break
-                    except asyncio.QueueFull:
-                        queue.get_nowait()
+                _end(queue)
         self._watchers.clear()
+
+
+def _end(queue: asyncio.Queue[scheduler_pb2.JobEvent | None]) -> None:
+    """Make room for the end-of-stream marker by dropping the oldest events, then add it."""
+    while True:
+        try:
+            queue.put_nowait(None)
+            return
+        except asyncio.QueueFull:
+            queue.get_nowait()
