@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from kernel.runtime_conf import parse_runtime_conf
-from protos.weft.v1 import common_pb2, scheduler_pb2
+from protos.weft.v1 import common_pb2, executor_pb2, scheduler_pb2
+from services.scheduler.jobs import Scheduler
 from services.scheduler.spec import Party, parse_job_spec
 from services.scheduler.task_conf import build_runtime_conf
 from tests.test_scheduler_support import PROMOTER, Member, start_members, stop_members, write_csv
@@ -151,6 +152,30 @@ async def test_failed_task_is_retried_then_fails_the_job(member: Member, tmp_pat
     dataio = next(t for t in final.tasks if t.key.component_name == "dataio_0")
     assert final.status == FAILED and dataio.attempt == 2
     assert f"component dataio_0 failed at member {PROMOTER} (promoter)" in final.message and "absent" in final.message
+
+
+async def test_an_error_while_following_a_task_re_attaches_instead_of_abandoning_it(
+    member: Member, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _upload_rows(member, tmp_path)
+    apply_event = Scheduler._on_event
+    broken: list[str] = []
+
+    async def once_broken(self: Scheduler, record: object, executor: str, event: executor_pb2.TaskEvent) -> bool:
+        if event.WhichOneof("event") == "started" and not broken:
+            broken.append(event.task_id)
+            raise RuntimeError("the database went away")
+        return await apply_event(self, record, executor, event)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scheduler, "_on_event", once_broken)
+
+    # Execute: the first task's "started" event fails to apply.
+    job_id = await member.client.submit(seed_like_spec())
+    final = await member.client.wait_status(job_id, {SUCCESS})
+
+    # Assert: the scheduler followed that task again and the job still succeeded, one attempt each.
+    assert broken and final.status == SUCCESS, final.message
+    assert all(t.status == common_pb2.TASK_STATUS_SUCCESS and t.attempt == 1 for t in final.tasks)
 
 
 async def test_unknown_job_and_rerun_of_a_running_job(member: Member, tmp_path: Path) -> None:

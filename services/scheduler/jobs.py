@@ -478,16 +478,22 @@ class Scheduler:
                     await self._task_unknown(record, executor)
                     return
                 except Unavailable as exc:
-                    failures += 1
-                    if failures >= EXECUTOR_REATTACH_ATTEMPTS:
-                        await self._task_lost(record, f"lost contact with executor {executor}: {exc}")
-                        return
-                    # Backoff between re-attach attempts (the executor may be restarting).
-                    await asyncio.sleep(min(PEER_RETRY_MAX_S, PEER_RETRY_BASE_S * 2 ** failures))
-                    open_stream = lambda: self.executors.watch_task(executor, record.task_id)  # noqa: E731
+                    reason = str(exc)
                 except WeftError as exc:
                     await self._task_lost(record, str(exc))
                     return
+                except Exception as exc:
+                    # A database that stayed busy through its retries, or a bug: the task goes
+                    # on at the executor, so follow it afresh rather than abandon it.
+                    log.exception("following task %s failed; re-attaching", record.task_id)
+                    reason = f"{type(exc).__name__}: {exc}"
+                failures += 1
+                if failures >= EXECUTOR_REATTACH_ATTEMPTS:
+                    await self._task_lost(record, f"lost contact with executor {executor}: {reason}")
+                    return
+                # Backoff between re-attach attempts (the executor may be restarting).
+                await asyncio.sleep(min(PEER_RETRY_MAX_S, PEER_RETRY_BASE_S * 2 ** failures))
+                open_stream = lambda: self.executors.watch_task(executor, record.task_id)  # noqa: E731
         except asyncio.CancelledError:
             raise
         except Exception:
