@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import grpc
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from kernel.runtime_conf import parse_runtime_conf
 from protos.weft.v1 import common_pb2, executor_pb2, scheduler_pb2
@@ -176,6 +178,29 @@ async def test_an_error_while_following_a_task_re_attaches_instead_of_abandoning
     # Assert: the scheduler followed that task again and the job still succeeded, one attempt each.
     assert broken and final.status == SUCCESS, final.message
     assert all(t.status == common_pb2.TASK_STATUS_SUCCESS and t.attempt == 1 for t in final.tasks)
+
+
+async def test_a_run_step_that_meets_a_busy_database_is_tried_again(
+    member: Member, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await _upload_rows(member, tmp_path)
+    advance = Scheduler.advance
+    busy: list[str] = []
+
+    async def once_busy(self: Scheduler, job_id: str) -> None:
+        if not busy:
+            busy.append(job_id)
+            raise OperationalError("UPDATE task", {}, sqlite3.OperationalError("database is locked"))
+        await advance(self, job_id)
+
+    monkeypatch.setattr(Scheduler, "advance", once_busy)
+
+    # Execute: the job's first run_job action fails on a locked database.
+    job_id = await member.client.submit(seed_like_spec())
+    final = await member.client.wait_status(job_id, {SUCCESS}, timeout=60)
+
+    # Assert: the action was claimed again and the job ran to success.
+    assert busy == [job_id] and final.status == SUCCESS, final.message
 
 
 async def test_unknown_job_and_rerun_of_a_running_job(member: Member, tmp_path: Path) -> None:

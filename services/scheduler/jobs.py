@@ -52,6 +52,7 @@ from services.common.db.constants import (
     TERMINAL_STATUSES,
     UNFINISHED_STATUSES,
 )
+from services.common.db.engine import is_transient
 from services.common.db.queue import (
     ClaimedAction,
     complete_action,
@@ -251,6 +252,14 @@ class Scheduler:
                 await asyncio.shield(release_action(self.engine, action.id, consumer))
                 raise
             except Exception as exc:
+                if is_transient(exc):
+                    # The database stayed busy through its retries: hand the action back for
+                    # another claim (its attempts are counted) instead of dropping the job's step.
+                    log.warning("action %s %s met a busy database; releasing it for another attempt",
+                                action.action, action.params)
+                    await asyncio.sleep(QUEUE_FALLBACK_S)
+                    await self._release(action.id, consumer)
+                    continue
                 log.exception("action %s %s failed", action.action, action.params)
                 outcome, error = OUTCOME_FAILED, f"{type(exc).__name__}: {exc}"
             try:
@@ -260,6 +269,13 @@ class Scheduler:
             except Exception:
                 # Not completed: the lease expires and the action is claimed again.
                 log.exception("completing action %d failed", action.id)
+
+    async def _release(self, action_id: int, consumer: str) -> None:
+        try:
+            await release_action(self.engine, action_id, consumer)
+        except Exception:
+            # Not released: its lease expires and it is claimed again.
+            log.exception("releasing action %d failed", action_id)
 
     async def _handle(self, action: ClaimedAction) -> None:
         job_id = str(action.params.get("job_id", ""))
