@@ -249,7 +249,7 @@ class Scheduler:
             try:
                 await self._handle(action)
             except asyncio.CancelledError:
-                await asyncio.shield(release_action(self.engine, action.id, consumer))
+                await asyncio.shield(self._release(action.id, consumer))
                 raise
             except Exception as exc:
                 if is_transient(exc):
@@ -502,7 +502,7 @@ class Scheduler:
                     # A database that stayed busy through its retries, or a bug: the task goes
                     # on at the executor, so follow it afresh rather than abandon it.
                     log.exception("following task %s failed; re-attaching", record.task_id)
-                    reason = f"{type(exc).__name__}: {exc}"
+                    reason = f"following it failed: {type(exc).__name__}: {exc}"
                 failures += 1
                 if failures >= EXECUTOR_REATTACH_ATTEMPTS:
                     await self._task_lost(record, f"lost contact with executor {executor}: {reason}")
