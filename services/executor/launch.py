@@ -1,0 +1,111 @@
+"""Launching tasks: free slots take queued tasks, whose processes start warm or cold."""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import signal
+from pathlib import Path
+
+from protos.weft.v1 import common_pb2
+from services.executor.constants import FIRST_HEARTBEAT_GRACE_S, PY_FILES_DIR, STOP_GRACE_S
+from services.executor.launchers import (
+    SparkSettings,
+    build_py_files,
+    local_command,
+    spark_command,
+    task_environment,
+    task_executor_args,
+)
+from services.executor.process import kill_group, signal_group, start_ticks
+from services.executor.supervision import Supervision
+from services.executor.task import TaskRun, now_ms
+
+log = logging.getLogger("weft.executor")
+
+
+class Launch(Supervision):
+    """Fill free slots from the queue: start each task's process (warm worker or cold) and wait."""
+
+    def _dispatch(self) -> None:
+        self._publish_counts()
+        while self._queue and len(self._active) < self.settings.slots and not self._closed:
+            _, _, run = heapq.heappop(self._queue)
+            if run.status != common_pb2.TASK_STATUS_WAITING:
+                continue  # stopped while queued
+            self._active.add(run)
+            self._spawn_background(self._run(run), f"task-{run.task_id}")
+
+    async def _run(self, run: TaskRun) -> None:
+        try:
+            code = await self._launch(run)
+            if code is None:
+                return  # the executor is closing: the task keeps running without us
+            self._conclude(run, code)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("task %s: launch failed", run.task_id)
+            if run.pid:
+                signal_group(run.pid, signal.SIGKILL)
+            self._finish(run, common_pb2.TASK_STATUS_FAILED, f"cannot launch the task: {exc}", 0)
+        finally:
+            await self._close_channels(run)
+            self._active.discard(run)
+            self._dispatch()
+
+    async def _launch(self, run: TaskRun) -> int | None:
+        """Start the task's process (warm worker or cold) and wait for it; returns the exit code."""
+        await self._open_channels(run, from_end=False)
+        task_args = task_executor_args(run.spec, run.conf_path, self.storage_root,
+                                       self.config.transfer.internal_listen)
+        env = task_environment(run.socket_path, self.settings.heartbeat_timeout_s)
+        spark = (SparkSettings.resolve(run.spec.spark, self.settings.spark)
+                 if run.backend == common_pb2.BACKEND_SPARK else None)
+        worker = self.pool.take(spark) if self.pool is not None else None
+        if worker is not None:
+            try:
+                await worker.assign(task_args, env, run.directory, run.stdout_path, run.stderr_path)
+            except OSError as exc:  # the worker died between ready and now: start cold instead
+                log.warning("warm worker %d could not take task %s (%s); starting it cold",
+                            worker.pid, run.task_id, exc)
+                signal_group(worker.pid, signal.SIGKILL)
+                worker = None
+        if worker is not None:
+            process = worker.process
+            run.warm, run.spark_app_id = True, worker.spark_app_id
+        else:
+            if spark is not None:
+                py_files = None if spark.is_local else self._shipped_kernel()
+                command = spark_command(spark, f"weft-{run.task_id}", task_args, py_files)
+            else:
+                command = local_command(task_args)
+            with open(run.stdout_path, "ab") as stdout, open(run.stderr_path, "ab") as stderr:
+                process = await asyncio.create_subprocess_exec(
+                    *command, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                    cwd=run.directory, env={**self.env, **env}, start_new_session=True,
+                )
+        run.pid, run.pid_ticks = process.pid, start_ticks(process.pid)
+        run.status, run.started_at_ms = common_pb2.TASK_STATUS_RUNNING, now_ms()
+        run.save()
+        log.info("task %s attempt %d: pid %d (%s%s)", run.task_id, run.attempt, run.pid,
+                 "warm" if run.warm else "cold", ", spark" if spark is not None else "")
+        if run.stop_reason:  # StopTask arrived while the process was being started
+            self._spawn_background(kill_group(run.pid, run.leader_ended, STOP_GRACE_S), "stop")
+        watchdog = asyncio.create_task(self._watchdog(run, first_grace=FIRST_HEARTBEAT_GRACE_S))
+        try:
+            code = await process.wait()
+        except asyncio.CancelledError:
+            watchdog.cancel()
+            if self._closed:
+                return None
+            raise
+        run.leader_ended.set()
+        watchdog.cancel()
+        return code
+
+    def _shipped_kernel(self) -> Path:
+        if self._py_files is None:
+            self._py_files = build_py_files(self.state_dir / PY_FILES_DIR)
+        return self._py_files
