@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -37,9 +37,7 @@ from kernel.federation.lane import (
 from kernel.federation.wire import OutFrame, frame_pieces
 from protos.weft.v1 import transfer_pb2
 from services.common.grpc_errors import status_code_of
-
-if TYPE_CHECKING:
-    from services.transfer.server import TransferCore
+from services.transfer.core import TransferCore
 
 log = logging.getLogger("weft.transfer.lane")
 

@@ -1,0 +1,303 @@
+"""The transfer service's core, shared by both its APIs: store, forward, receive, relay control calls."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+
+import grpc
+
+from kernel.errors import InvalidArgument, PermissionDenied, Unavailable
+from kernel.federation.cluster import error_for_status
+from kernel.federation.wire import OutFrame, WireFrame, chunk_parts, encode_end, encode_header
+from kernel.retry import retry_async
+from protos.weft.v1 import scheduler_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common.config import MemberConfig
+from services.common.grpc_errors import retryable
+from services.common.observability import ServiceMetrics
+from services.transfer.constants import (
+    CONTROL_BACKOFF,
+    DEFAULT_CONTROL_TIMEOUT_S,
+    DEFAULT_RECEIVE_TIMEOUT_S,
+    DELIVER_BACKOFF,
+    MAX_CHUNK_BYTES,
+    MIB,
+    RELAYED_SERVICE,
+    SESSIONS_DIR,
+    SOURCE_MEMBER_METADATA,
+    STATE_DIR,
+)
+from services.transfer.frames import (
+    MessageKey,
+    check_header,
+    consume_frames,
+    first_header,
+    party_of,
+    wire_frames,
+)
+from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
+from services.transfer.outbox import Outbox
+from services.transfer.routing import PeerRouter
+from services.transfer.sessions import DefinitionSource, SessionTable, registry_definitions
+from services.transfer.stats import TrafficStats
+
+log = logging.getLogger("weft.transfer")
+
+DELIVER_METHOD = "/weft.v1.TransferPeerService/Deliver"
+
+
+def _relayable_methods() -> frozenset[str]:
+    service = scheduler_pb2.DESCRIPTOR.services_by_name[RELAYED_SERVICE.rsplit(".", 1)[1]]
+    return frozenset(f"/{RELAYED_SERVICE}/{method.name}" for method in service.methods)
+
+
+class TransferCore:
+    """State shared by both APIs: mailbox, sessions, routes, counters."""
+
+    def __init__(
+        self, config: MemberConfig, config_path: str | Path | None = None,
+        definitions: DefinitionSource = registry_definitions,
+    ) -> None:
+        self.config = config
+        self.member_id = config.member_id
+        settings = config.transfer
+        self.window_bytes = settings.window_mb * MIB
+        self.spill_dir = config.resolved_spill_dir()
+        self.mailbox = Mailbox(
+            self.spill_dir / "mailbox", settings.mailbox_memory_mb * MIB, self.window_bytes, settings.message_ttl_s
+        )
+        self.sessions = SessionTable(Path(config.data_dir) / STATE_DIR / SESSIONS_DIR, definitions)
+        self.router = PeerRouter(config, config_path)
+        self.stats = TrafficStats()
+        self.relayable = _relayable_methods()
+        self._scheduler_channel: grpc.aio.Channel | None = None
+        self.metrics: ServiceMetrics | None = None
+
+    def start(self) -> None:
+        self.mailbox.clear_spill_dir()
+        for session in self.sessions.load():
+            self.mailbox.set_session_ttl(session.session_id, session.ttl_s)
+
+    async def close(self) -> None:
+        await self.router.close()
+        if self._scheduler_channel is not None:
+            await self._scheduler_channel.close()
+
+    # ---- storing ---------------------------------------------------------------------
+
+    async def store(
+        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[WireFrame]
+    ) -> tuple[int, bool]:
+        """Write one message into the mailbox; (stored bytes, duplicate)."""
+        reservation = await self.mailbox.reserve(header)
+        if reservation is None:
+            log.info("dropped duplicate message %s of %s", header.message_id, header.name)
+            return 0, True
+        try:
+            checksum = await consume_frames(header, frames, reservation.write)
+        except BaseException:
+            self.mailbox.abort(reservation)
+            raise
+        message = await self.mailbox.commit(reservation, checksum)
+        return (message.size if message.pipe is not None else message.payload.size), False
+
+    # ---- forwarding ------------------------------------------------------------------
+
+    async def forward(
+        self, header: transfer_pb2.FrameHeader, frames: AsyncIterator[WireFrame]
+    ) -> transfer_pb2.SendAck:
+        """Stream a task's message to the destination member and wait for its acknowledgement.
+
+        The chunk frames go on as the bytes the task sent (their order and sizes checked).
+        """
+        peer = header.dst.member_id
+        channel = self.router.channel(peer)  # NotFound before reading any chunk
+        deliver = channel.stream_unary(DELIVER_METHOD, response_deserializer=transfer_pb2.DeliverAck.FromString)
+        counters = self.stats.peer(peer)
+        outbox = Outbox(self.window_bytes)
+        attempts = 0
+
+        async def to_outbox(frame: WireFrame) -> None:
+            await outbox.append(frame.raw, len(frame.data))
+
+        async def pump() -> None:
+            try:
+                checksum = await consume_frames(header, frames, to_outbox, verify=False)
+            except BaseException:
+                outbox.fail()
+                raise
+            outbox.finish(checksum)
+
+        async def frames_to_peer() -> AsyncIterator[bytes]:
+            yield encode_header(header)
+            offset = seq = 0
+            while (item := await outbox.next_chunk()) is not None:
+                frame, size = item
+                yield frame
+                offset += size
+                seq += 1
+                counters.bytes_out += size
+            if outbox.finished:
+                yield encode_end(seq, offset, outbox.checksum)
+
+        async def deliver_once() -> transfer_pb2.DeliverAck:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                if not outbox.restart():
+                    raise Unavailable(
+                        f"delivery of {header.name} (tag {header.tag!r}) to member {peer} broke off after "
+                        f"the first window of a {outbox.size}+ byte message; send it again"
+                    )
+                counters.retries += 1
+                log.warning("retrying delivery of %s to %s (attempt %d)", header.message_id, peer, attempts)
+            ack: transfer_pb2.DeliverAck = await deliver(frames_to_peer())
+            return ack
+
+        pump_task = asyncio.create_task(pump())
+        deliver_task = asyncio.create_task(retry_async(deliver_once, retryable, DELIVER_BACKOFF))
+        try:
+            await asyncio.wait({pump_task, deliver_task}, return_when=asyncio.FIRST_EXCEPTION)
+            if pump_task.done() and pump_task.exception() is not None:
+                deliver_task.cancel()
+                await pump_task  # raises the task's stream error
+            try:
+                ack = await deliver_task
+            except grpc.aio.AioRpcError as exc:
+                raise error_for_status(
+                    exc.code(), f"member {peer} did not store {header.name} (tag {header.tag!r}): {exc.details()}"
+                ) from None
+            await pump_task
+        finally:
+            for task in (pump_task, deliver_task):
+                if not task.done():
+                    task.cancel()
+        counters.messages_out += 1
+        if self.metrics is not None:
+            self.metrics.add_transfer_bytes("sent", peer, ack.stored_size)
+        return transfer_pb2.SendAck(message_id=ack.message_id, stored_size=ack.stored_size, duplicate=ack.duplicate)
+
+    # ---- a task's calls (gRPC Send / Receive, or the data lane) --------------------------
+
+    async def send(self, stream: AsyncIterator[bytes]) -> transfer_pb2.SendAck:
+        """A task's message: checked, then stored here or forwarded to its destination member."""
+        frames = wire_frames(stream)
+        header = await first_header(frames)
+        key = check_header(header)
+        if key.src.member_id != self.member_id:
+            raise PermissionDenied(
+                f"{key.name}: header.src.member_id {key.src.member_id} is not this member ({self.member_id})"
+            )
+        try:
+            self.sessions.authorise(key)
+        except PermissionDenied as exc:
+            log.warning("refused to send: %s", exc)
+            raise
+        if key.dst.member_id == self.member_id:
+            size, duplicate = await self.store(header, frames)
+            return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
+        return await self.forward(header, frames)
+
+    async def receive(self, request: transfer_pb2.ReceiveRequest) -> AsyncGenerator[OutFrame, None]:
+        """The frames of the message a task asks for, once it is here (or a timeout error).
+
+        A chunk read from the mailbox comes as (prefix, payload), which the data lane
+        writes as it is and gRPC joins."""
+        for field in ("session_id", "name", "tag"):
+            if not getattr(request, field):
+                raise InvalidArgument(f"{field} is required")
+        key = MessageKey(request.session_id, request.name, request.tag,
+                         party_of(request.src, "src"), party_of(request.dst, "dst"))
+        if key.dst.member_id != self.member_id:
+            raise InvalidArgument(f"dst.member_id {key.dst.member_id} is not this member ({self.member_id})")
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_RECEIVE_TIMEOUT_S
+        message = await self.mailbox.take(key, timeout)
+        try:
+            async for frame in _message_frames(message):
+                yield frame
+        except BaseException:
+            await self.mailbox.cancel_read(message)
+            raise
+        await self.mailbox.finish_read(message)
+
+    # ---- control relay ---------------------------------------------------------------
+
+    def check_relayable(self, method: str) -> None:
+        if method not in self.relayable:
+            raise PermissionDenied(f"method {method!r} is not a {RELAYED_SERVICE} method; only those are relayed")
+
+    def scheduler_channel(self) -> grpc.aio.Channel:
+        if self._scheduler_channel is None:
+            self._scheduler_channel = grpc.aio.insecure_channel(self.config.scheduler.listen)
+        return self._scheduler_channel
+
+    async def call_local_scheduler(self, request: transfer_pb2.ControlRequest, source: str) -> transfer_pb2.ControlReply:
+        """Hand a relayed call to this member's scheduler; its answer, error or not, is the reply."""
+        call = self.scheduler_channel().unary_unary(request.method)
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        try:
+            payload = await call(request.payload, timeout=timeout, metadata=((SOURCE_MEMBER_METADATA, source),))
+        except grpc.aio.AioRpcError as exc:
+            return transfer_pb2.ControlReply(status_code=exc.code().value[0], message=exc.details() or "")
+        return transfer_pb2.ControlReply(payload=payload, status_code=0)
+
+    async def relay(self, request: transfer_pb2.ControlRequest) -> transfer_pb2.ControlReply:
+        target = request.target_member_id
+        if target == self.member_id:
+            return await self.call_local_scheduler(request, self.member_id)
+        stub = transfer_pb2_grpc.TransferPeerServiceStub(self.router.channel(target))
+        counters = self.stats.peer(target)
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        attempts = 0
+
+        async def call() -> transfer_pb2.ControlReply:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                counters.retries += 1
+            reply: transfer_pb2.ControlReply = await stub.Control(request, timeout=timeout)
+            return reply
+
+        try:
+            policy = dataclasses.replace(CONTROL_BACKOFF, deadline=min(CONTROL_BACKOFF.deadline or timeout, timeout))
+            return await retry_async(call, retryable, policy)
+        except grpc.aio.AioRpcError as exc:
+            raise error_for_status(
+                exc.code(), f"relaying {request.method} to member {target} failed: {exc.details()}"
+            ) from None
+
+
+async def _message_frames(message: StoredMessage) -> AsyncIterator[OutFrame]:
+    """The frames of a message for its reader."""
+    if message.pipe is not None:
+        async for frame in _handoff_frames(message, message.pipe):
+            yield frame
+        return
+    yield encode_header(message.header)
+    seq = 0
+    for data in message.payload.chunks(MAX_CHUNK_BYTES):
+        yield chunk_parts(seq, data)
+        seq += 1
+    yield encode_end(seq, message.payload.size, message.checksum)
+
+
+async def _handoff_frames(message: StoredMessage, pipe: asyncio.Queue[bytes | Signal]) -> AsyncIterator[bytes]:
+    """Frames of a message handed straight from the delivering stream (the end only once verified).
+
+    The chunk frames are the bytes that arrived: a single message per call numbers its
+    chunks from 0 on every hop.
+    """
+    yield encode_header(message.header)
+    seq = 0
+    while True:
+        item = await pipe.get()
+        if item is END:
+            break
+        if isinstance(item, Signal):
+            raise Unavailable(f"{message.key.describe()}: {message.closed}")
+        yield item
+        seq += 1
+    yield encode_end(seq, message.size, message.checksum)
