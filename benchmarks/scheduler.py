@@ -61,16 +61,11 @@ from services.common.db.constants import (  # noqa: E402
     STATUS_SUCCESS,
     STATUS_WAITING,
 )
-from services.common.db.repository import (  # noqa: E402
-    DataSetRecord,
-    JobRecord,
-    TaskRecord,
-    insert_job,
-    list_tasks,
-    upsert_data_set,
-)
+from services.common.db.records import DataSetRecord, JobRecord, TaskRecord  # noqa: E402
+from services.common.db.repository import insert_job, list_tasks, upsert_data_set  # noqa: E402
 from services.scheduler.server import start_scheduler  # noqa: E402
-from services.scheduler.spec import JobSpec, load_spec_json, parse_job_spec  # noqa: E402
+from services.scheduler.spec import JobSpec  # noqa: E402
+from services.scheduler.spec_parser import load_spec_json, parse_job_spec  # noqa: E402
 from services.scheduler.task_conf import new_job_id, task_id_of  # noqa: E402
 
 DEFAULT_SERVER = "mysql+aiomysql://root@127.0.0.1:3306/"

@@ -24,13 +24,15 @@ from services.common.db.constants import (
     STATUS_WAITING,
     UNFINISHED_STATUSES,
 )
-from services.common.db.repository import (
+from services.common.db.records import (
     DataSetRecord,
     JobRecord,
     MemberRecord,
     TaskProgressRecord,
     TaskRecord,
     TaskResultRecord,
+)
+from services.common.db.repository import (
     count_jobs,
     delete_data_set,
     get_data_set,

@@ -16,8 +16,9 @@ from sqlalchemy.exc import OperationalError
 
 from kernel.runtime_conf import parse_runtime_conf
 from protos.weft.v1 import common_pb2, executor_pb2, scheduler_pb2
-from services.scheduler.jobs import Scheduler
-from services.scheduler.spec import Party, parse_job_spec
+from services.scheduler.scheduler import Scheduler
+from services.scheduler.spec import Party
+from services.scheduler.spec_parser import parse_job_spec
 from services.scheduler.task_conf import build_runtime_conf
 from tests.test_scheduler_support import PROMOTER, Member, start_members, stop_members, write_csv
 

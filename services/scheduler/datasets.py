@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kernel.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from kernel.storage import DataSetMeta, DataStore, check_name
 from protos.weft.v1 import scheduler_pb2
-from services.common.db.repository import DataSetRecord, get_data_set, upsert_data_set
+from services.common.db.records import DataSetRecord
+from services.common.db.repository import get_data_set, upsert_data_set
 from services.scheduler.constants import MAX_UPLOAD_CHUNK_BYTES
 
 

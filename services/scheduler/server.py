@@ -16,13 +16,15 @@ from kernel.errors import ConfError
 from protos.weft.v1 import scheduler_pb2_grpc
 from services.common.config import MemberConfig
 from services.common.db import create_engine, migrate_engine
-from services.common.db.repository import MemberRecord, upsert_member
+from services.common.db.records import MemberRecord
+from services.common.db.repository import upsert_member
 from services.common.observability import ServiceMetrics, start_metrics
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
 from services.scheduler.executors import ExecutorPool
-from services.scheduler.jobs import Scheduler, SchedulerSettings
 from services.scheduler.peers import DirectPeerClient, PeerClient, RelayPeerClient, TransferClient
+from services.scheduler.scheduler import Scheduler
 from services.scheduler.service import SchedulerPeerServicer, SchedulerServicer
+from services.scheduler.settings import SchedulerSettings
 
 log = logging.getLogger("weft.scheduler")
 

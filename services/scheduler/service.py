@@ -10,12 +10,13 @@ import grpc
 from kernel.errors import InvalidArgument, NotFound
 from protos.weft.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from services.common.db.constants import RESULT_DATA, RESULT_METRIC, RESULT_MODEL
-from services.common.db.repository import JobRecord, list_task_results, list_tasks
+from services.common.db.records import JobRecord
+from services.common.db.repository import list_task_results, list_tasks
 from services.common.grpc_errors import grpc_method
 from services.scheduler import store
 from services.scheduler.constants import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SOURCE_MEMBER_METADATA
 from services.scheduler.datasets import upload_data_set
-from services.scheduler.jobs import Scheduler
+from services.scheduler.scheduler import Scheduler
 from services.scheduler.views import (
     JOB_STATUS,
     JOB_STATUS_NAME,
@@ -119,7 +120,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     @grpc_method
     async def ListDataSets(self, request: scheduler_pb2.ListDataSetsRequest,
                            context: grpc.aio.ServicerContext) -> scheduler_pb2.ListDataSetsResponse:
-        from services.common.db.repository import DataSetRecord
+        from services.common.db.records import DataSetRecord
 
         limit, offset = _page(request.page_size, request.page_token)
         rows = await store.list_data_sets_page(

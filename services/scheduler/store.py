@@ -21,7 +21,8 @@ from services.common.db.constants import (
 )
 from services.common.db.engine import retry_transient, write_transaction
 from services.common.db.queue import action_notifier, insert_action
-from services.common.db.repository import JobRecord, TaskRecord, get_task
+from services.common.db.records import JobRecord, TaskRecord
+from services.common.db.repository import get_task
 from services.common.db.schema import job, task
 
 #: Order of task statuses: a report never moves a task backwards within one attempt.

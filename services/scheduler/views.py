@@ -14,7 +14,7 @@ from services.common.db.constants import (
     STATUS_SUCCESS,
     STATUS_WAITING,
 )
-from services.common.db.repository import DataSetRecord, JobRecord, TaskRecord
+from services.common.db.records import DataSetRecord, JobRecord, TaskRecord
 
 JOB_STATUS: Final[dict[str, int]] = {
     STATUS_WAITING: common_pb2.JOB_STATUS_WAITING,
