@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -34,12 +35,16 @@ from sklearn.datasets import make_classification
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from kernel.computing import ComputingSession, local_session
-from kernel.local_run import run_parties
-from kernel.runtime_conf import output_namespace
-from kernel.security.paillier import WeakKeyWarning
-from kernel.storage import DataStore
-from kernel.task_executor import TaskOptions
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import load_average, report, span  # noqa: E402
+
+from kernel.computing import ComputingSession, local_session  # noqa: E402
+from kernel.local_run import run_parties  # noqa: E402
+from kernel.runtime_conf import output_namespace  # noqa: E402
+from kernel.security.paillier import WeakKeyWarning  # noqa: E402
+from kernel.storage import DataStore  # noqa: E402
+from kernel.task_executor import TaskOptions  # noqa: E402
 
 FATE_SECUREBOOST_S_PER_TREE_16_CORES = 114.0
 FATE_CORES = 16
@@ -163,9 +168,8 @@ def run_secureboost_benchmark(
             params = {"key_bits": key_bits, "num_trees": trees, "max_depth": depth, "learning_rate": LEARNING_RATE,
                       "max_bin": MAX_BIN, "reg_lambda": REG_LAMBDA, "min_child_weight": MIN_CHILD_WEIGHT,
                       "random_seed": SEED}
-            start = time.perf_counter()
-            pair.train(params)
-            total = time.perf_counter() - start
+            with span() as training:
+                pair.train(params)
             seconds = [float(point[1]) for point in pair.metrics()["tree_seconds"]]
             predictions = pair.predictions()
     finally:
@@ -182,23 +186,25 @@ def run_secureboost_benchmark(
     ours_core_s = per_tree * cores
     fate_core_s = FATE_SECUREBOOST_S_PER_TREE_16_CORES * FATE_CORES
     fate_shape = (rows, promoter_features, provider_features, depth) == FATE_SHAPE
-    print(f"secureboost: {len(train_idx):,} train rows, {promoter_features} + {provider_features} features, "
-          f"{trees} trees of depth {depth}, {key_bits}-bit keys: {total:.1f}s end to end (with predict and storage)")
+    report("secureboost", f"{len(train_idx):,} train rows, {promoter_features} + {provider_features} features, "
+           f"{trees} trees of depth {depth}, {key_bits}-bit keys, end to end (with predict and storage): "
+           f"{training.text()}")
     if fate_shape:
         comparison = (f"FATE 2.0 SecureBoost {FATE_SECUREBOOST_S_PER_TREE_16_CORES:.0f}s on {FATE_CORES} cores = "
                       f"{fate_core_s:.0f} core-s (ratio {fate_core_s / ours_core_s:.1f}x per core)")
     else:
         comparison = "FATE 2.0's figure is for 100k rows x (30 + 300) features at depth 5: not compared at this size"
-    print(f"secureboost: {per_tree:.2f}s per tree on {cores} cores = {ours_core_s:.0f} core-s (trees: "
-          f"{', '.join(f'{s:.1f}s' for s in seconds)}); {comparison}")
-    print(f"secureboost: test AUC {auc:.4f}; plaintext reference AUC {plain_auc:.4f} in {plain_s:.2f}s")
-    print(f"secureboost: xgboost_auc was produced by {library}")
+    report("secureboost", f"{per_tree:.2f}s per tree on {cores} cores = {ours_core_s:.0f} core-s (trees: "
+           f"{', '.join(f'{s:.1f}s' for s in seconds)}); {comparison}")
+    report("secureboost", f"test AUC {auc:.4f}; plaintext reference AUC {plain_auc:.4f} in {plain_s:.2f}s")
+    report("secureboost", f"xgboost_auc was produced by {library}")
     return {
         "secureboost_s_per_tree": round(per_tree, 3), "secureboost_auc": round(auc, 5),
         "xgboost_auc": round(plain_auc, 5), "xgboost_library": library,
         "xgboost_s_per_tree": round(plain_s / trees, 4),
         "secureboost_fate_ratio_per_core": round(fate_core_s / ours_core_s, 3) if fate_shape else None,
-        "cores": cores,
+        "cores": cores, "secureboost_train_cpu_s": round(training.cpu_s, 2),
+        "secureboost_train_wall_s": round(training.wall_s, 2), "load": list(load_average()),
     }
 
 
