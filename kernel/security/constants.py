@@ -43,6 +43,9 @@ PAILLIER_WIRE_SCHEME: Final = "weft-paillier-djn-v1"
 PSI_HASH_DOMAIN: Final = b"weft-psi-x25519"  # blake2b personalisation, <= 16 bytes
 PSI_POINT_BYTES: Final = 32
 PSI_MIN_ITEMS_PER_PROCESS: Final = 20000
+# Points per chunk handed to a worker process (512 KiB): small enough that both members'
+# chunks interleave and a slowed core holds up little, large enough that the hand-off is noise.
+PSI_CHUNK_POINTS: Final = 16384
 
 # Secure aggregation: key-derivation label and default fixed-point precision.
 SECAGG_KDF_INFO: Final = b"weft-secagg-v1"
