@@ -14,6 +14,7 @@ Every section prints its result when measured (flushed); the last line printed i
 
     python benchmarks/anchors.py                  # 1024 and 2048 bits
     python benchmarks/anchors.py --quick          # small sizes, 1024 bits
+    python benchmarks/anchors.py --smoke          # tiny sizes, a few seconds (the tests)
 """
 
 from __future__ import annotations
@@ -80,11 +81,14 @@ def side_by_side(name: str, jobs: dict[str, tuple[Job, int]], rounds: int) -> di
     return out
 
 
-def paillier_section(bits: int, quick: bool, rounds: int, rng: np.random.Generator) -> dict[str, Any]:
+def paillier_section(bits: int, quick: bool, rounds: int, rng: np.random.Generator,
+                     smoke: bool = False) -> dict[str, Any]:
     n_weft, n_fate = (400, 200) if quick else (2000, 1000)
     n_phe = (40 if bits >= 2048 else 100) if quick else (100 if bits >= 2048 else 300)
     rows, cols = (1000, 10) if quick else (5000, 50)
     phe_rows = 20 if quick else 100
+    if smoke:
+        n_weft, n_fate, n_phe, rows, cols, phe_rows = 40, 20, 10, 200, 5, 10
     print(f"\n== Paillier, {bits}-bit keys ==", flush=True)
 
     with warnings.catch_warnings():
@@ -160,9 +164,9 @@ def paillier_section(bits: int, quick: bool, rounds: int, rng: np.random.Generat
     return out
 
 
-def psi_section(quick: bool, rounds: int) -> dict[str, Any]:
+def psi_section(quick: bool, rounds: int, smoke: bool = False) -> dict[str, Any]:
     """X25519 blinding: hash + blind own ids, and re-blind a peer's points, per id."""
-    count = 5_000 if quick else 40_000
+    count = 500 if smoke else 5_000 if quick else 40_000
     print("\n== ECDH PSI (X25519) ==", flush=True)
     ids = [f"user-{i}" for i in range(count)]
     raw_ids = [value.encode() for value in ids]
@@ -189,20 +193,21 @@ def psi_section(quick: bool, rounds: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes at 1024 bits (a smoke check)")
+    parser.add_argument("--quick", action="store_true", help="small sizes at 1024 bits (about a minute)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes at 1024 bits: only checks that it runs")
     parser.add_argument("--bits", type=int, nargs="*", default=None, help="Paillier key sizes (default 1024 2048)")
     parser.add_argument("--rounds", type=int, default=MIN_ROUNDS, help="interleaved rounds per ratio (>= 3)")
     args = parser.parse_args()
     if args.rounds < MIN_ROUNDS:
         parser.error(f"--rounds must be at least {MIN_ROUNDS}")
-    bits_list = args.bits if args.bits is not None else ([1024] if args.quick else [1024, 2048])
+    bits_list = args.bits if args.bits is not None else ([1024] if args.quick or args.smoke else [1024, 2048])
     rng = np.random.default_rng(2024)
     report("anchors", f"one thread each, figures per CPU-second of this process; {load_text()}")
     wall, cpu = time.perf_counter(), time.process_time()
     result: dict[str, Any] = {"quick": args.quick, "rounds": args.rounds, "bits": bits_list}
     for bits in bits_list:
-        result.update(paillier_section(bits, args.quick, args.rounds, rng))
-    result.update(psi_section(args.quick, args.rounds))
+        result.update(paillier_section(bits, args.quick, args.rounds, rng, args.smoke))
+    result.update(psi_section(args.quick, args.rounds, args.smoke))
     result.update({"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2),
                    "load": list(load_average())})
     report("anchors", f"whole run {result['wall_s']} s wall, {result['cpu_s']} CPU-s, {load_text()}")

@@ -14,6 +14,7 @@ average and CPU seconds; the last line printed is JSON.
 
     python benchmarks/paillier.py            # 10000 x 100 matrix
     python benchmarks/paillier.py --quick    # smaller sizes, about a minute
+    python benchmarks/paillier.py --smoke --bits 1024   # tiny sizes, a few seconds (the tests)
 """
 
 from __future__ import annotations
@@ -38,11 +39,13 @@ from kernel.security.paillier import EncryptedVector, WeakKeyWarning, generate_k
 from kernel.security.paillier.keys import short_exponent_bits, window_bits_for  # noqa: E402
 
 
-def bench_bits(bits: int, quick: bool, rounds: int, rng: np.random.Generator) -> dict[str, float]:
+def bench_bits(bits: int, quick: bool, rounds: int, rng: np.random.Generator, smoke: bool = False) -> dict[str, float]:
     n_ours = 400 if quick else 2000
     n_phe = (40 if bits >= 2048 else 100) if quick else (100 if bits >= 2048 else 300)
     rows, cols = (4000, 20) if quick else (10000, 100)
     phe_rows = (20 if bits >= 2048 else 50) if quick else (100 if bits >= 2048 else 300)
+    if smoke:
+        n_ours, n_phe, rows, cols, phe_rows = 40, 10, 200, 5, 10
 
     print(f"\n== {bits}-bit keys ==", flush=True)
     phe_pk, phe_sk = phe.generate_paillier_keypair(n_length=bits)
@@ -135,6 +138,7 @@ def bench_bits(bits: int, quick: bool, rounds: int, rng: np.random.Generator) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: only checks that the benchmark runs")
     parser.add_argument("--bits", type=int, nargs="*", default=[1024, 2048])
     parser.add_argument("--rounds", type=int, default=MIN_ROUNDS, help="interleaved rounds per ratio (>= 3)")
     args = parser.parse_args()
@@ -145,7 +149,7 @@ def main() -> None:
                                "rounds": args.rounds}
     with span() as whole:
         for bits in args.bits:
-            results.update(bench_bits(bits, args.quick, args.rounds, rng))
+            results.update(bench_bits(bits, args.quick, args.rounds, rng, args.smoke))
     report("paillier", f"whole run {whole.text()}")
     results.update({"wall_s": whole.wall_s, "cpu_s": whole.cpu_s, "load": list(load_average())})
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}))
