@@ -174,6 +174,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=50)
     parser.add_argument("--quick", action="store_true", help="3 launches each way, 100k x 10 table")
+    parser.add_argument("--skip-table", action="store_true",
+                        help="launches only (benchmarks/table.py measures the Table on its own)")
     ns = parser.parse_args()
     launches, rows, cols = (MIN_ROUNDS, 100_000, 10) if ns.quick else (ns.launches, ns.rows, ns.cols)
     if launches < MIN_ROUNDS:
@@ -187,8 +189,10 @@ def main() -> None:
     ratios = [c / w for c, w in zip(cold, warm, strict=True)]
     report("launches", f"cold/warm {statistics.median(ratios):.1f}x (median of {launches} rounds, min "
            f"{min(ratios):.1f}, max {max(ratios):.1f}); all launches {launching.text()}")
-    print(f"Table join + map + reduce on {rows} rows x {cols} columns:", flush=True)
-    table = run_table_benchmark(rows, cols)
+    table: dict[str, Any] = {"table_local_s": None, "table_spark_s": None, "pandas_s": None}
+    if not ns.skip_table:
+        print(f"Table join + map + reduce on {rows} rows x {cols} columns:", flush=True)
+        table = run_table_benchmark(rows, cols)
     cold_s, warm_s = statistics.median(cold), statistics.median(warm)
     result = {
         "warm_launch_s": round(warm_s, 4), "cold_launch_s": round(cold_s, 4),
@@ -199,7 +203,8 @@ def main() -> None:
         "pandas_s": table["pandas_s"], "launches": launches, "rows": rows, "cols": cols,
     }
     print(f"  cold {cold_s:.2f} s, warm {warm_s:.3f} s: warm is {result['launch_ratio']}x faster")
-    print(f"  LOCAL {result['table_local_s']} s, SPARK {result['table_spark_s']} s, pandas {result['pandas_s']} s")
+    if not ns.skip_table:
+        print(f"  LOCAL {result['table_local_s']} s, SPARK {result['table_spark_s']} s, pandas {result['pandas_s']} s")
     print(json.dumps(result))
 
 
