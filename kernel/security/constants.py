@@ -71,3 +71,8 @@ SECAGG_MAX_PRECISION_BITS: Final = 52
 # worker processes: the bucket method's Python-level steps hold the GIL, so threads barely
 # scale it. The processes start on first use and stay (spawning costs about a second).
 MULTIEXP_PROCESS_MIN_TERMS: Final = 200_000
+
+# Encryption split over worker processes (`EncryptedVector.encrypt*(processes=...)`) starts
+# at this many values; each process gets this many parts.
+ENCRYPT_PROCESS_MIN_VALUES: Final = 20_000
+ENCRYPT_PARTS_PER_PROCESS: Final = 2

@@ -66,6 +66,7 @@ from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import EncryptedVector, PaillierPrivateKey, generate_keypair
+from kernel.security.paillier.parallel import resolve_workers
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -195,6 +196,7 @@ class VertSecureBoostPromoter(ModelBase):
                 encrypted = EncryptedVector.encrypt_packed(
                     private_key, values, precision_bits=param.precision_bits,
                     headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=PRODUCT_WORKERS,
+                    processes=resolve_workers(param.workers),
                 )
             with self.clock.phase(PHASE_SEND):
                 tv.encrypted_gh.remote({"rows": sampled, "gh": encrypted}, suffix=(t,))
