@@ -19,7 +19,7 @@ import hashlib
 import os
 import secrets
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import Any
 
@@ -51,6 +51,19 @@ def _id_bytes(value: Any) -> bytes:
     raise CryptoError(f"PSI ids must be str, bytes or int, got {type(value).__name__}")
 
 
+def _hashed(values: Iterable[Any]) -> bytes:
+    digests = bytearray()
+    for value in values:
+        digests += hashlib.blake2b(
+            _id_bytes(value), digest_size=PSI_POINT_BYTES, person=PSI_HASH_DOMAIN
+        ).digest()
+    return bytes(digests)
+
+
+def _id_list(ids: Iterable[Any]) -> list[Any]:
+    return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+
+
 def hash_ids(ids: Iterable[Any]) -> PointArray:
     """Hash ids to X25519 u-coordinates, shape (n, 32).
 
@@ -58,12 +71,7 @@ def hash_ids(ids: Iterable[Any]) -> PointArray:
     half of all u-coordinates lie on Curve25519's quadratic twist; X25519 is defined and
     commutative there too, and the curve was chosen to be secure on its twist.
     """
-    digests = bytearray()
-    for value in ids.tolist() if isinstance(ids, np.ndarray) else ids:
-        digests += hashlib.blake2b(
-            _id_bytes(value), digest_size=PSI_POINT_BYTES, person=PSI_HASH_DOMAIN
-        ).digest()
-    return np.frombuffer(bytes(digests), dtype=np.uint8).reshape(-1, PSI_POINT_BYTES)
+    return np.frombuffer(_hashed(_id_list(ids)), dtype=np.uint8).reshape(-1, PSI_POINT_BYTES)
 
 
 def _blind_raw(secret: bytes, raw: bytes) -> bytes:
@@ -94,23 +102,27 @@ def _process_count(workers: int | None, count: int) -> int:
     return max(1, min(workers, count // PSI_MIN_ITEMS_PER_PROCESS))
 
 
-def _blind_on_processes(secret: bytes, raw: bytes, count: int, processes: int) -> bytes:
-    """Blind `raw` in chunks on the kept worker processes, two chunks per process in flight.
+def _blind_on_processes(secret: bytes, chunks: Iterator[bytes], processes: int) -> bytes:
+    """Blind each chunk of points on the kept worker processes, two chunks per process in flight.
 
     Chunks rather than one part per process: a core slowed by other work holds up one chunk,
-    not half of the points, and another caller's chunks can run in between.
+    not half of the points, and another caller's chunks can run in between. `chunks` is read
+    only as the processes need more work, so producing it (hashing ids) overlaps with them.
     """
     pool = SHARED_PROCESSES.pool(processes)
-    chunk = max(1, min(PSI_CHUNK_POINTS, -(-count // processes))) * PSI_POINT_BYTES
     parts: list[bytes] = []
     pending: deque[Future[bytes]] = deque()
-    for start in range(0, len(raw), chunk):
+    for chunk in chunks:
         if len(pending) >= 2 * processes:  # one queued behind each running chunk: no idle gap
             parts.append(pending.popleft().result())
-        pending.append(pool.submit(_blind_raw, secret, raw[start : start + chunk]))
+        pending.append(pool.submit(_blind_raw, secret, chunk))
     while pending:
         parts.append(pending.popleft().result())
     return b"".join(parts)
+
+
+def _chunk_points(count: int, processes: int) -> int:
+    return max(1, min(PSI_CHUNK_POINTS, -(-count // processes)))
 
 
 class PsiBlinder:
@@ -127,8 +139,19 @@ class PsiBlinder:
         return "PsiBlinder(<secret>)"
 
     def blind_ids(self, ids: Iterable[Any], workers: int | None = None) -> PointArray:
-        """Hash then blind own ids: the points to send to the peer, in the ids' order."""
-        return self.blind(hash_ids(ids), workers)
+        """Hash then blind own ids: the points to send to the peer, in the ids' order.
+
+        On worker processes the ids are hashed chunk by chunk as the processes take work,
+        so the first points are being blinded while the rest are still hashed.
+        """
+        values = _id_list(ids)
+        processes = _process_count(workers, len(values))
+        if processes == 1:
+            return self.blind(hash_ids(values), 1)
+        step = _chunk_points(len(values), processes)
+        chunks = (_hashed(values[start : start + step]) for start in range(0, len(values), step))
+        result = _blind_on_processes(self._secret, chunks, processes)
+        return np.frombuffer(result, dtype=np.uint8).reshape(len(values), PSI_POINT_BYTES)
 
     def blind(self, points: PointArray, workers: int | None = None) -> PointArray:
         """Multiply every point by this member's secret (also re-blinds a peer's points)."""
@@ -141,7 +164,9 @@ class PsiBlinder:
         if processes == 1:
             result = _blind_raw(self._secret, raw)
         else:
-            result = _blind_on_processes(self._secret, raw, count, processes)
+            width = _chunk_points(count, processes) * PSI_POINT_BYTES
+            chunks = (raw[start : start + width] for start in range(0, len(raw), width))
+            result = _blind_on_processes(self._secret, chunks, processes)
         return np.frombuffer(result, dtype=np.uint8).reshape(count, PSI_POINT_BYTES)
 
 
