@@ -10,6 +10,11 @@ backend on a local master, through a real executor process:
   already imported the kernel and holds a SparkSession (the next worker warms up before
   the next task is sent, as it would between tasks in a job).
 
+The two executors run side by side and the launches alternate (cold, warm, cold, ...), so
+each round's ratio cold / warm is measured under the same machine load; `launch_ratio` is
+the median of the rounds' ratios, printed with min and max. Each launch prints when done,
+with the load average.
+
 The Table figures (join + map + reduce, LOCAL vs SPARK local[2] vs pandas) come from
 `benchmarks/table.py` in the same run.
 
@@ -43,6 +48,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
+from measure import MIN_ROUNDS, load_average, load_text, report, span  # noqa: E402
 from table import run_table_benchmark  # noqa: E402  (benchmarks/table.py)
 
 from kernel.storage import DataStore  # noqa: E402
@@ -82,7 +88,8 @@ class Executor:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         config = {
-            "member_id": MEMBER, "data_dir": str(root / "member"), "storage_root": str(root / "member" / "storage"),
+            "member_id": MEMBER, "data_dir": str(root / f"member-{self.port}"),
+            "storage_root": str(root / "member" / "storage"),
             "executor": {"listen": f"127.0.0.1:{self.port}", "mode": "spark", "warm_pool": warm_pool,
                          "slots": 1, "heartbeat_timeout_s": 120,
                          "spark": {"master": MASTER, "driver_memory": "2g"}},
@@ -140,48 +147,64 @@ class Executor:
         self.log.close()
 
 
-def measure_launches(root: Path, warm_pool: int, launches: int) -> list[float]:
-    executor = Executor(root, warm_pool)
+def measure_launches(root: Path, launches: int) -> tuple[list[float], list[float]]:
+    """Cold and warm launches alternating on two executors running side by side."""
+    executors = {"cold": Executor(root, warm_pool=0), "warm": Executor(root, warm_pool=1)}
+    latencies: dict[str, list[float]] = {"cold": [], "warm": []}
     try:
-        latencies = []
-        for _ in range(launches):
-            if warm_pool:
-                executor.wait_warm()
-            latency, warm = executor.launch()
-            if warm != bool(warm_pool):
-                raise RuntimeError(f"expected a {'warm' if warm_pool else 'cold'} launch")
-            latencies.append(latency)
-            print(f"  {'warm' if warm_pool else 'cold'} launch: {latency:.3f} s", flush=True)
-        return latencies
+        for round_ in range(launches):
+            for kind, executor in executors.items():
+                # Before either launch: the warm executor's next worker must be up already, or
+                # its start-up would take CPU from a cold launch and flatter the ratio.
+                executors["warm"].wait_warm()
+                latency, warm = executor.launch()
+                if warm != (kind == "warm"):
+                    raise RuntimeError(f"expected a {kind} launch")
+                latencies[kind].append(latency)
+                report(f"round {round_ + 1} {kind} launch", f"{latency:.3f} s; {load_text()}")
+        return latencies["cold"], latencies["warm"]
     finally:
-        executor.stop()
+        for executor in executors.values():
+            executor.stop()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--launches", type=int, default=3, help="tasks launched each way")
+    parser.add_argument("--launches", type=int, default=MIN_ROUNDS, help="tasks launched each way (>= 3)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--cols", type=int, default=50)
-    parser.add_argument("--quick", action="store_true", help="1 launch each way, 100k x 10 table")
+    parser.add_argument("--quick", action="store_true", help="3 launches each way, 100k x 10 table")
+    parser.add_argument("--skip-table", action="store_true",
+                        help="launches only (benchmarks/table.py measures the Table on its own)")
     ns = parser.parse_args()
-    launches, rows, cols = (1, 100_000, 10) if ns.quick else (ns.launches, ns.rows, ns.cols)
+    launches, rows, cols = (MIN_ROUNDS, 100_000, 10) if ns.quick else (ns.launches, ns.rows, ns.cols)
+    if launches < MIN_ROUNDS:
+        parser.error(f"--launches must be at least {MIN_ROUNDS} (the ratio is a median of rounds)")
     with tempfile.TemporaryDirectory(prefix="weft-executor-bench-") as scratch:
         root = Path(scratch)
         make_member(root)
         print(f"launch latency, RunTask -> started, SPARK backend on {MASTER}:", flush=True)
-        cold = measure_launches(root, warm_pool=0, launches=launches)
-        warm = measure_launches(root, warm_pool=1, launches=launches)
-    print(f"Table join + map + reduce on {rows} rows x {cols} columns:", flush=True)
-    table = run_table_benchmark(rows, cols)
+        with span() as launching:
+            cold, warm = measure_launches(root, launches)
+    ratios = [c / w for c, w in zip(cold, warm, strict=True)]
+    report("launches", f"cold/warm {statistics.median(ratios):.1f}x (median of {launches} rounds, min "
+           f"{min(ratios):.1f}, max {max(ratios):.1f}); all launches {launching.text()}")
+    table: dict[str, Any] = {"table_local_s": None, "table_spark_s": None, "pandas_s": None}
+    if not ns.skip_table:
+        print(f"Table join + map + reduce on {rows} rows x {cols} columns:", flush=True)
+        table = run_table_benchmark(rows, cols)
     cold_s, warm_s = statistics.median(cold), statistics.median(warm)
     result = {
         "warm_launch_s": round(warm_s, 4), "cold_launch_s": round(cold_s, 4),
-        "launch_ratio": round(cold_s / warm_s, 1),
+        "launch_ratio": round(statistics.median(ratios), 1),
+        "launch_ratio_min": round(min(ratios), 1), "launch_ratio_max": round(max(ratios), 1),
+        "launch_cpu_s": round(launching.cpu_s, 2), "load": list(load_average()),
         "table_local_s": table["table_local_s"], "table_spark_s": table["table_spark_s"],
         "pandas_s": table["pandas_s"], "launches": launches, "rows": rows, "cols": cols,
     }
     print(f"  cold {cold_s:.2f} s, warm {warm_s:.3f} s: warm is {result['launch_ratio']}x faster")
-    print(f"  LOCAL {result['table_local_s']} s, SPARK {result['table_spark_s']} s, pandas {result['pandas_s']} s")
+    if not ns.skip_table:
+        print(f"  LOCAL {result['table_local_s']} s, SPARK {result['table_spark_s']} s, pandas {result['pandas_s']} s")
     print(json.dumps(result))
 
 

@@ -3,7 +3,7 @@
 Part 1: `--members` members (default 10) each mask a `--params`-long model update (default
 1M float64) for `--rounds` rounds, and the arbiter adds and unmasks them, all on one core
 (the process pins itself to one CPU). Plain summation of the same float vectors is timed in
-the same run. `secagg_s_per_member_round` is one member's masking plus its share of the
+the same run, in the same rounds. `secagg_s_per_member_round` is one member's masking plus its share of the
 arbiter's unmasking: mask_s + unmask_s / members (target: <= 1 s).
 
 Part 2: HorzLR trains on breast cancer rows split between two members (fixed, stratified)
@@ -13,7 +13,8 @@ scikit-learn's LogisticRegression on the pooled rows with the same L2 objective.
     python benchmarks/horizontal.py
     python benchmarks/horizontal.py --params 100000 --rounds 2     # a quick check
 
-The last line printed is JSON.
+Each round and section prints when done (flushed), with the load average and CPU seconds;
+the last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -30,7 +32,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kernel.security.secure_aggregation import (
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import load_average, load_text, report, span  # noqa: E402
+
+from kernel.security.secure_aggregation import (  # noqa: E402
     MaskingClient,
     SecureAggregator,
     decode_sum,
@@ -84,12 +90,17 @@ def secure_aggregation(members: int, params: int, rounds: int) -> dict[str, Any]
             fixed += encode_fixed(update, PRECISION_BITS, members)
         exact = exact and bool(np.array_equal(total, decode_sum(fixed, PRECISION_BITS)))
         exact = exact and bool(np.max(np.abs(total - plain)) <= members * 2.0 ** -PRECISION_BITS)
+        report(f"round {index}", f"mask {float(np.median(mask_s[-members:])):.4f}s per member, unmask "
+               f"{unmask_s[-1]:.4f}s, plain sum {plain_s[-1]:.4f}s; {load_text()}")
     mask = float(np.median(mask_s))
     unmask = float(np.median(unmask_s))
     plain_sum = float(np.median(plain_s))
+    # Each round times unmasking and the plain sum of the same updates back to back: one ratio per round.
+    ratios = [u / p for u, p in zip(unmask_s, plain_s, strict=True)]
     return {
         "key_setup_s": key_setup_s, "mask_s_per_member": mask, "unmask_s": unmask, "plain_sum_s": plain_sum,
         "secagg_s_per_member_round": mask + unmask / members, "exact": exact,
+        "ratio": float(np.median(ratios)), "ratio_min": min(ratios), "ratio_max": max(ratios),
     }
 
 
@@ -176,8 +187,11 @@ def main() -> None:
     parser.add_argument("--lr-rounds", type=int, default=40, help="aggregation rounds of the HorzLR run")
     args = parser.parse_args()
     cpu = pin_to_one_core()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3 (the unmask / plain-sum ratio is a median of rounds)")
 
-    figures = secure_aggregation(args.members, args.params, args.rounds)
+    with span() as secagg:
+        figures = secure_aggregation(args.members, args.params, args.rounds)
     print(f"{args.members} members, {args.params:,} parameters, {args.rounds} rounds on CPU {cpu}")
     print(f"  key agreement (all members):   {figures['key_setup_s']:8.3f} s")
     print(f"  mask, one member:              {figures['mask_s_per_member']:8.3f} s")
@@ -185,14 +199,20 @@ def main() -> None:
     print(f"  plain float sum, arbiter:      {figures['plain_sum_s']:8.3f} s")
     print(f"  secure aggregation per member: {figures['secagg_s_per_member_round']:8.3f} s per round "
           f"(target <= 1 s), sum exact: {figures['exact']}")
-    aucs = horz_lr_against_sklearn(args.lr_rounds)
-    print(f"HorzLR test AUC {aucs['horz_lr_auc']:.4f}, scikit-learn {aucs['sklearn_lr_auc']:.4f}")
+    print(f"  add + unmask over plain sum:   {figures['ratio']:8.2f}x (median of {args.rounds} rounds, min "
+          f"{figures['ratio_min']:.2f}, max {figures['ratio_max']:.2f})")
+    report("secure aggregation", f"{secagg.text()}")
+    with span() as horz:
+        aucs = horz_lr_against_sklearn(args.lr_rounds)
+    report("HorzLR", f"test AUC {aucs['horz_lr_auc']:.4f}, scikit-learn {aucs['sklearn_lr_auc']:.4f}; {horz.text()}")
     print(json.dumps({
         "secagg_s_per_member_round": round(figures["secagg_s_per_member_round"], 4),
         "mask_s_per_member": round(figures["mask_s_per_member"], 4),
         "unmask_s": round(figures["unmask_s"], 4),
         "plain_sum_s": round(figures["plain_sum_s"], 4),
-        "arbiter_unmask_over_plain_sum": round(figures["unmask_s"] / figures["plain_sum_s"], 2),
+        "arbiter_unmask_over_plain_sum": round(figures["ratio"], 2),
+        "arbiter_unmask_over_plain_sum_min": round(figures["ratio_min"], 2),
+        "arbiter_unmask_over_plain_sum_max": round(figures["ratio_max"], 2),
         # Members mask in parallel (each on its own machine): what one round's wall time gains.
         "round_overhead_s": round(figures["mask_s_per_member"] + figures["unmask_s"] - figures["plain_sum_s"], 4),
         "key_setup_s": round(figures["key_setup_s"], 4),
@@ -201,6 +221,8 @@ def main() -> None:
         "params": args.params,
         "horz_lr_auc": round(aucs["horz_lr_auc"], 4),
         "sklearn_lr_auc": round(aucs["sklearn_lr_auc"], 4),
+        "secagg_cpu_s": round(secagg.cpu_s, 3), "secagg_wall_s": round(secagg.wall_s, 3),
+        "load": list(load_average()),
     }))
 
 

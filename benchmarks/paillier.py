@@ -1,14 +1,20 @@
 """Weft Paillier against python-paillier (phe), side by side in one run, ratios printed.
 
 Measures encrypt, decrypt, ct+ct, ct*scalar and X^T [[d]] at 1024 and 2048 bits on one
-thread (the ratios), then Weft's encrypt and matvec again on every core. Short operations
-are timed three times, alternating Weft and phe, and each side's best run is kept. The phe matvec is
-a plain loop of scalar multiplications and additions; over the full matrix it would run
-for many minutes, so it is timed on a subset of rows and extrapolated linearly (printed).
-The last line printed is JSON.
+thread (the ratios), then Weft's encrypt and matvec again on every core. One-thread work is
+timed in CPU seconds of this process (`time.process_time`), which other work on a shared
+machine does not inflate; the all-core figures are wall time, with CPU seconds beside them.
+Every ratio comes
+from `--rounds` interleaved rounds (Weft, then phe, then Weft again...): the figure is the
+median of the per-round ratios, printed with the smallest and largest. The phe matvec is a
+plain loop of scalar multiplications and additions; over the full matrix it would run for
+many minutes, so each round times it on a subset of rows and extrapolates linearly
+(printed). Each section prints its result as soon as it is measured, with the load
+average and CPU seconds; the last line printed is JSON.
 
     python benchmarks/paillier.py            # 10000 x 100 matrix
     python benchmarks/paillier.py --quick    # smaller sizes, about a minute
+    python benchmarks/paillier.py --smoke --bits 1024   # tiny sizes, a few seconds (the tests)
 """
 
 from __future__ import annotations
@@ -16,51 +22,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 import warnings
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import phe
 
-from kernel.security.paillier import EncryptedVector, WeakKeyWarning, generate_keypair
-from kernel.security.paillier.keys import short_exponent_bits, window_bits_for
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPEATS = 3
+from measure import MIN_ROUNDS, interleaved, load_average, load_text, ratio_keys, report, span  # noqa: E402
 
-
-def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+from kernel.security.paillier import EncryptedVector, WeakKeyWarning, generate_keypair  # noqa: E402
+from kernel.security.paillier.keys import short_exponent_bits, window_bits_for  # noqa: E402
 
 
-def best_pair(
-    ours: Callable[[], Any], theirs: Callable[[], Any], repeats: int = REPEATS
-) -> tuple[float, Any, float, Any]:
-    """Both sides timed `repeats` times, alternating, keeping each side's best run.
-
-    Alternating and keeping the minimum makes the ratio robust to other work on the machine.
-    """
-    best_ours, best_theirs = float("inf"), float("inf")
-    out_ours: Any = None
-    out_theirs: Any = None
-    for _ in range(repeats):
-        t, out_ours = timed(ours)
-        best_ours = min(best_ours, t)
-        t, out_theirs = timed(theirs)
-        best_theirs = min(best_theirs, t)
-    return best_ours, out_ours, best_theirs, out_theirs
-
-
-def bench_bits(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, float]:
+def bench_bits(bits: int, quick: bool, rounds: int, rng: np.random.Generator, smoke: bool = False) -> dict[str, float]:
     n_ours = 400 if quick else 2000
     n_phe = (40 if bits >= 2048 else 100) if quick else (100 if bits >= 2048 else 300)
     rows, cols = (4000, 20) if quick else (10000, 100)
     phe_rows = (20 if bits >= 2048 else 50) if quick else (100 if bits >= 2048 else 300)
+    if smoke:
+        n_ours, n_phe, rows, cols, phe_rows = 40, 10, 200, 5, 10
 
-    print(f"\n== {bits}-bit keys ==")
+    print(f"\n== {bits}-bit keys ==", flush=True)
     phe_pk, phe_sk = phe.generate_paillier_keypair(n_length=bits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", WeakKeyWarning)
@@ -69,108 +56,102 @@ def bench_bits(bits: int, quick: bool, rng: np.random.Generator) -> dict[str, fl
     phe_values = values[:n_phe].tolist()
 
     # Tables are built once per key; time it separately and keep it out of the per-op rates.
-    t_table, _ = timed(lambda: EncryptedVector.encrypt(pk, values[:2], workers=1))
-    t_crt_table, _ = timed(lambda: EncryptedVector.encrypt(sk, values[:2], workers=1))
-    print(
-        f"fixed-base tables (exponent {short_exponent_bits(bits)} bits, window "
-        f"{window_bits_for(bits)}): public {t_table:.2f}s, CRT {t_crt_table:.2f}s (once per key)"
-    )
+    with span() as table:
+        EncryptedVector.encrypt(pk, values[:2], workers=1)
+    with span() as crt_table:
+        EncryptedVector.encrypt(sk, values[:2], workers=1)
+    report(f"fixed-base tables {bits}", f"exponent {short_exponent_bits(bits)} bits, window {window_bits_for(bits)}: "
+           f"public {table.wall_s:.2f}s, CRT {crt_table.wall_s:.2f}s (once per key; {load_text()})")
 
-    t_ours, enc, t_phe, phe_enc = best_pair(
-        lambda: EncryptedVector.encrypt(pk, values, workers=1),
-        lambda: [phe_pk.encrypt(v) for v in phe_values],
-    )
-    t_crt = min(timed(lambda: EncryptedVector.encrypt(sk, values, workers=1))[0] for _ in range(REPEATS))
-    enc_us, crt_us, phe_enc_us = (1e6 * t_ours / n_ours, 1e6 * t_crt / n_ours, 1e6 * t_phe / n_phe)
+    us_ours, us_phe = 1e6 / n_ours, 1e6 / n_phe  # seconds of a batch -> microseconds per operation
+    out: dict[str, float] = {}
+    figures: dict[str, float] = {}
 
-    t_dec, _, t_phe_dec, _ = best_pair(
-        lambda: enc.decrypt(sk, workers=1), lambda: [phe_sk.decrypt(c) for c in phe_enc]
-    )
-    dec_us, phe_dec_us = 1e6 * t_dec / n_ours, 1e6 * t_phe_dec / n_phe
+    def compare(name: str, ours: Any, theirs: Any, label: str, repeat: int = 1) -> tuple[Any, Any]:
+        measured, got_ours, got_theirs = interleaved(ours, theirs, rounds * repeat, us_ours, us_phe,
+                                                     clock=time.process_time)
+        out.update(ratio_keys(f"{name}_ratio_{bits}", measured))
+        ours_us = float(np.median(measured.ours_s))
+        figures[f"{name}_us"] = ours_us
+        figures[f"phe_{name}_us"] = float(np.median(measured.theirs_s))
+        report(f"{label} {bits}", f"Weft {ours_us:.2f} us, phe {figures[f'phe_{name}_us']:.2f} us per operation (CPU); "
+               f"ratio {measured.text()}")
+        return got_ours, got_theirs
 
-    t_add, _, t_phe_add, _ = best_pair(
-        lambda: enc.add(enc, workers=1),
-        lambda: [a + b for a, b in zip(phe_enc, phe_enc, strict=True)],
-        repeats=3 * REPEATS,  # milliseconds each: more runs cost nothing and steady the ratio
-    )
-    add_us, phe_add_us = 1e6 * t_add / n_ours, 1e6 * t_phe_add / n_phe
-
+    enc, phe_enc = compare("encrypt", lambda: EncryptedVector.encrypt(pk, values, workers=1),
+                           lambda: [phe_pk.encrypt(v) for v in phe_values], "encrypt (public key)")
+    compare("encrypt_crt", lambda: EncryptedVector.encrypt(sk, values, workers=1),
+            lambda: [phe_pk.encrypt(v) for v in phe_values], "encrypt (CRT, key holder)")
+    compare("decrypt", lambda: enc.decrypt(sk, workers=1), lambda: [phe_sk.decrypt(c) for c in phe_enc], "decrypt")
+    # milliseconds each: more rounds cost nothing and steady the ratio
+    compare("add", lambda: enc.add(enc, workers=1), lambda: [a + b for a, b in zip(phe_enc, phe_enc, strict=True)],
+            "ct + ct", repeat=3)
     scalar = 1.7364
-    t_mul, _, t_phe_mul, _ = best_pair(
-        lambda: enc.mul(scalar, workers=1), lambda: [a * scalar for a in phe_enc]
-    )
-    mul_us, phe_mul_us = 1e6 * t_mul / n_ours, 1e6 * t_phe_mul / n_phe
+    compare("scalar_mul", lambda: enc.mul(scalar, workers=1), lambda: [a * scalar for a in phe_enc], "ct * scalar")
 
-    # X^T [[d]]: Weft on the whole matrix, phe's loop on the first phe_rows rows.
+    # X^T [[d]]: Weft on the whole matrix, phe's loop on the first phe_rows rows (extrapolated).
     x = rng.normal(size=(rows, cols))
     d = rng.normal(size=rows)
     enc_d = EncryptedVector.encrypt(sk, d)
-    t_matvec, result = timed(lambda: enc_d.rmatvec(x, workers=1))
-    error = float(np.max(np.abs(result.decrypt(sk) - x.T @ d)))
     phe_d = [phe_pk.encrypt(v) for v in d[:phe_rows].tolist()]
 
     def phe_loop() -> list[Any]:
-        out = []
+        result = []
         for j in range(cols):
             acc = phe_d[0] * float(x[0, j])
             for i in range(1, phe_rows):
                 acc = acc + phe_d[i] * float(x[i, j])
-            out.append(acc)
-        return out
+            result.append(acc)
+        return result
 
-    t_phe_part, _ = timed(phe_loop)
-    t_phe_matvec = t_phe_part * rows / phe_rows
-    print(
-        f"phe matvec loop timed on {phe_rows} of {rows} rows ({t_phe_part:.2f}s) and "
-        f"extrapolated linearly to {t_phe_matvec:.1f}s"
-    )
+    with span() as matvec_span:
+        measured, result, _ = interleaved(lambda: enc_d.rmatvec(x, workers=1), phe_loop, rounds,
+                                          theirs_scale=rows / phe_rows, clock=time.process_time)
+    error = float(np.max(np.abs(result.decrypt(sk) - x.T @ d)))
+    out.update(ratio_keys(f"matvec_ratio_{bits}", measured))
+    t_matvec, t_phe_matvec = float(np.median(measured.ours_s)), float(np.median(measured.theirs_s))
+    report(f"X^T [[d]] {bits}", f"{rows}x{cols}: Weft {t_matvec:.2f} CPU-s, phe loop timed on {phe_rows} of {rows} rows "
+           f"and extrapolated to {t_phe_matvec:.1f} CPU-s; ratio {measured.text()}; max abs error {error:.3g}; "
+           f"all rounds {matvec_span.cpu_s:.1f} CPU-s in {matvec_span.wall_s:.1f}s")
 
     workers = len(os.sched_getaffinity(0))
-    t_enc_mc, _ = timed(lambda: EncryptedVector.encrypt(pk, values, workers=workers))
-    t_matvec_mc, _ = timed(lambda: enc_d.rmatvec(x, workers=workers))
+    with span() as enc_mc:
+        EncryptedVector.encrypt(pk, values, workers=workers)
+    with span() as matvec_mc:
+        enc_d.rmatvec(x, workers=workers)
+    report(f"all cores {bits}", f"{workers} workers: encrypt {n_ours / enc_mc.wall_s:.1f}/s ({enc_mc.text()}); "
+           f"X^T [[d]] {matvec_mc.text()}")
 
-    figures = {
-        "encrypt_us": enc_us, "encrypt_crt_us": crt_us, "phe_encrypt_us": phe_enc_us,
-        "decrypt_us": dec_us, "phe_decrypt_us": phe_dec_us,
-        "add_us": add_us, "phe_add_us": phe_add_us,
-        "scalar_mul_us": mul_us, "phe_scalar_mul_us": phe_mul_us,
-        "matvec_s": t_matvec, "phe_matvec_s_extrapolated": t_phe_matvec,
-    }
-    for name, value in figures.items():
-        print(f"{name:>28}: {value:12.2f}")
-    print(f"{'matvec max abs error':>28}: {error:12.3g}")
-    print(f"{'workers (all cores)':>28}: {workers}")
-    print(f"{'encrypt_per_s all cores':>28}: {n_ours / t_enc_mc:12.1f}")
-    print(f"{'matvec_s all cores':>28}: {t_matvec_mc:12.2f}")
-    out = {
-        f"encrypt_ratio_{bits}": phe_enc_us / enc_us,
-        f"encrypt_crt_ratio_{bits}": phe_enc_us / crt_us,
-        f"decrypt_ratio_{bits}": phe_dec_us / dec_us,
-        f"add_ratio_{bits}": phe_add_us / add_us,
-        f"scalar_mul_ratio_{bits}": phe_mul_us / mul_us,
-        f"matvec_ratio_{bits}": t_phe_matvec / t_matvec,
-        f"encrypt_per_s_{bits}": 1e6 / enc_us,
-        f"encrypt_crt_per_s_{bits}": 1e6 / crt_us,
-        f"decrypt_per_s_{bits}": 1e6 / dec_us,
+    out.update({
+        f"encrypt_per_s_{bits}": 1e6 / figures["encrypt_us"],
+        f"encrypt_crt_per_s_{bits}": 1e6 / figures["encrypt_crt_us"],
+        f"decrypt_per_s_{bits}": 1e6 / figures["decrypt_us"],
         f"matvec_s_{bits}": t_matvec,
-        f"encrypt_per_s_all_cores_{bits}": n_ours / t_enc_mc,
-        f"matvec_s_all_cores_{bits}": t_matvec_mc,
-    }
-    for key in ("encrypt_ratio", "encrypt_crt_ratio", "decrypt_ratio", "add_ratio",
-                "scalar_mul_ratio", "matvec_ratio"):
-        print(f"{key + '_' + str(bits):>28}: {out[key + '_' + str(bits)]:8.1f}x")
+        f"phe_matvec_s_extrapolated_{bits}": t_phe_matvec,
+        f"encrypt_per_s_all_cores_{bits}": n_ours / enc_mc.wall_s,
+        f"matvec_s_all_cores_{bits}": matvec_mc.wall_s,
+        f"matvec_cpu_s_all_cores_{bits}": matvec_mc.cpu_s,
+    })
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: only checks that the benchmark runs")
     parser.add_argument("--bits", type=int, nargs="*", default=[1024, 2048])
+    parser.add_argument("--rounds", type=int, default=MIN_ROUNDS, help="interleaved rounds per ratio (>= 3)")
     args = parser.parse_args()
+    if args.rounds < MIN_ROUNDS:
+        parser.error(f"--rounds must be at least {MIN_ROUNDS}")
     rng = np.random.default_rng(2024)
-    results: dict[str, Any] = {"quick": args.quick, "matrix": "4000x20" if args.quick else "10000x100"}
-    for bits in args.bits:
-        results.update(bench_bits(bits, args.quick, rng))
+    results: dict[str, Any] = {"quick": args.quick, "matrix": "4000x20" if args.quick else "10000x100",
+                               "rounds": args.rounds}
+    with span() as whole:
+        for bits in args.bits:
+            results.update(bench_bits(bits, args.quick, args.rounds, rng, args.smoke))
+    report("paillier", f"whole run {whole.text()}")
+    results.update({"wall_s": whole.wall_s, "cpu_s": whole.cpu_s, "load": list(load_average())})
     print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()}))
 
 

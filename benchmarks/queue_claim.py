@@ -9,8 +9,9 @@ the time from the first replica's start to the last replica's end.
 
     python benchmarks/queue_claim.py [--mysql mysql+aiomysql://root@127.0.0.1:3306/] [--actions N]
 
-The benchmark creates its own database on the server and drops it afterwards. The last
-line printed is JSON: {"actions_per_s_1_replica": ..., "actions_per_s_2_replicas": ...}.
+The benchmark creates its own database on the server and drops it afterwards. Each
+measurement prints when done with the CPU seconds of this process and its replicas and the
+load average. The last line printed is JSON: {"actions_per_s_1_replica": ..., "actions_per_s_2_replicas": ...}.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import load_average, report, span  # noqa: E402
 
 from services.common.db import (
     claim_next_actions,
@@ -206,15 +211,22 @@ async def main() -> None:
     actions = 500 if args.quick else args.actions
 
     async with scratch_database(args.mysql) as url:
-        one = await measure_claim_rate(url, 1, actions, args.handler_slots)
-        two = await measure_claim_rate(url, 2, actions, args.handler_slots)
+        with span() as one_span:
+            one = await measure_claim_rate(url, 1, actions, args.handler_slots)
+        report("1 replica", f"{one:.0f} actions/s; {one_span.text()} (replica processes; MariaDB's own CPU "
+               "is not counted)")
+        with span() as two_span:
+            two = await measure_claim_rate(url, 2, actions, args.handler_slots)
+        report("2 replicas", f"{two:.0f} actions/s; {two_span.text()}")
 
     print(f"actions per measurement : {actions}")
     print(f"1 replica               : {one:8.0f} actions/s  (target >= {TARGET_ACTIONS_PER_S:.0f})")
     print(f"2 replicas              : {two:8.0f} actions/s  ({two / one:.2f}x one replica)")
     print(
         json.dumps(
-            {"actions_per_s_1_replica": round(one, 1), "actions_per_s_2_replicas": round(two, 1)}
+            {"actions_per_s_1_replica": round(one, 1), "actions_per_s_2_replicas": round(two, 1),
+             "cpu_s_1_replica": round(one_span.cpu_s, 2), "cpu_s_2_replicas": round(two_span.cpu_s, 2),
+             "load": list(load_average())}
         )
     )
 

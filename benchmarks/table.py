@@ -6,7 +6,12 @@ feature (x -> 2(x - 0.5)) and adds a row-sum column, and reduces to column sums 
 count. The three answers are checked to agree. Spark's start-up is not timed (a warm-up
 job runs first); its per-job overheads are.
 
-    python benchmarks/table.py [--rows 1000000] [--cols 50] [--repeat 1]
+The contenders run in `--repeat` interleaved rounds (pandas, LOCAL, SPARK, then again):
+the seconds are medians, and each ratio is the median of the per-round ratios, with its
+min and max. Each round prints when done, with wall and CPU seconds (this process and its
+children, Spark's JVM included) and the load average.
+
+    python benchmarks/table.py [--rows 1000000] [--cols 50] [--repeat 3]
 
 The last line printed is JSON: table_local_s, table_spark_s, pandas_s and the ratios.
 """
@@ -15,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from functools import reduce
 from operator import add
@@ -30,8 +35,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from kernel.computing import ComputingSession, local_session, spark_session
-from kernel.computing.spark import SparkComputingSession
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import MIN_ROUNDS, Span, load_average, report, span  # noqa: E402
+
+from kernel.computing import ComputingSession, local_session, spark_session  # noqa: E402
+from kernel.computing.spark import SparkComputingSession  # noqa: E402
 
 ID = "id"
 SPARK_CONFIG = {
@@ -87,50 +96,74 @@ def run_pandas(left_path: str, right_path: str) -> np.ndarray:
     return np.array([*mapped.sum().to_numpy(), float(len(mapped))])
 
 
-def best_time(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndarray]:
-    """Fastest wall time of `repeat` runs and the (last) answer."""
-    times, answer = [], np.empty(0)
-    for _ in range(repeat):
-        start = time.perf_counter()
+def timed(fn: Callable[[], np.ndarray]) -> tuple[Span, np.ndarray]:
+    with span() as measured:
         answer = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), answer
+    return measured, answer
 
 
-def run_table_benchmark(rows: int, cols: int, repeat: int = 1) -> dict[str, Any]:
-    """Time join + map + reduce on LOCAL, SPARK local[2] and pandas; answers must agree."""
+def _ratio(name: str, ratios: list[float]) -> dict[str, float]:
+    return {name: round(statistics.median(ratios), 2), f"{name}_min": round(min(ratios), 2),
+            f"{name}_max": round(max(ratios), 2)}
+
+
+def run_table_benchmark(rows: int, cols: int, repeat: int = MIN_ROUNDS) -> dict[str, Any]:
+    """Time join + map + reduce on pandas, LOCAL and SPARK local[2] in interleaved rounds."""
+    if repeat < MIN_ROUNDS:
+        raise ValueError(f"the ratios need at least {MIN_ROUNDS} rounds, got {repeat}")
     if __name__ != "__main__":
         # Imported by another benchmark: Spark workers may not find this file on their
         # path, so ship its functions by value.
         from pyspark import cloudpickle
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    seconds: dict[str, list[float]] = {"pandas": [], "local": [], "spark": []}
+    cpu: dict[str, list[float]] = {"pandas": [], "local": [], "spark": []}
     with tempfile.TemporaryDirectory(prefix="weft-table-bench-") as scratch:
         left_path, right_path = make_inputs(Path(scratch), rows, cols)
-        pandas_s, expected = best_time(lambda: run_pandas(left_path, right_path), repeat)
-        with local_session() as local:
-            local_s, local_answer = best_time(lambda: run_table(local, left_path, right_path), repeat)
         spark = spark_session(master="local[2]", config=SPARK_CONFIG)
+        local = local_session()
         try:
             if isinstance(spark, SparkComputingSession):
                 spark.spark.sparkContext.setLogLevel("ERROR")
             spark.from_arrow(pa.table({ID: [1, 2], "x": [0.5, 1.5]}), ID).map(transform).count()  # warm-up
-            spark_s, spark_answer = best_time(lambda: run_table(spark, left_path, right_path), repeat)
+            contenders: dict[str, Callable[[], np.ndarray]] = {
+                "pandas": lambda: run_pandas(left_path, right_path),
+                "local": lambda: run_table(local, left_path, right_path),
+                "spark": lambda: run_table(spark, left_path, right_path),
+            }
+            for round_ in range(repeat):
+                answers: dict[str, np.ndarray] = {}
+                for name, fn in contenders.items():
+                    measured, answers[name] = timed(fn)
+                    seconds[name].append(measured.wall_s)
+                    cpu[name].append(measured.cpu_s)
+                    report(f"round {round_ + 1} {name}", measured.text())
+                for name in ("local", "spark"):
+                    if not np.allclose(answers[name], answers["pandas"], rtol=1e-9, atol=1e-6):
+                        raise RuntimeError(f"{name} answer differs from pandas: {answers[name][-1]} rows vs "
+                                           f"{answers['pandas'][-1]}")
+            joined = int(answers["pandas"][-1])
         finally:
+            local.stop()
             spark.stop()
-    for name, answer in (("LOCAL", local_answer), ("SPARK", spark_answer)):
-        if not np.allclose(answer, expected, rtol=1e-9, atol=1e-6):
-            raise RuntimeError(f"{name} answer differs from pandas: {answer[-1]} rows vs {expected[-1]}")
+    local_s, spark_s, pandas_s = (statistics.median(seconds[n]) for n in ("local", "spark", "pandas"))
+    per_round = list(zip(seconds["pandas"], seconds["local"], seconds["spark"], strict=True))
     return {
         "rows": rows,
         "cols": cols,
-        "joined_rows": int(expected[-1]),
+        "joined_rows": joined,
+        "rounds": repeat,
         "table_local_s": round(local_s, 3),
         "table_spark_s": round(spark_s, 3),
         "pandas_s": round(pandas_s, 3),
-        "local_vs_pandas": round(pandas_s / local_s, 2),
-        "spark_vs_pandas": round(pandas_s / spark_s, 2),
-        "local_vs_spark": round(spark_s / local_s, 2),
+        **_ratio("local_vs_pandas", [p / lo for p, lo, _ in per_round]),
+        **_ratio("spark_vs_pandas", [p / sp for p, _, sp in per_round]),
+        **_ratio("local_vs_spark", [sp / lo for _, lo, sp in per_round]),
+        "table_local_cpu_s": round(statistics.median(cpu["local"]), 2),
+        "table_spark_cpu_s": round(statistics.median(cpu["spark"]), 2),
+        "pandas_cpu_s": round(statistics.median(cpu["pandas"]), 2),
+        "load": list(load_average()),
     }
 
 
@@ -138,7 +171,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of each input (default 1,000,000)")
     parser.add_argument("--cols", type=int, default=50, help="feature columns after the join (default 50)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per contender; the fastest counts")
+    parser.add_argument("--repeat", type=int, default=MIN_ROUNDS,
+                        help="interleaved rounds (>= 3); medians and per-round ratios")
     args = parser.parse_args()
     result = run_table_benchmark(args.rows, args.cols, args.repeat)
     print(f"join + map + reduce, {result['rows']:,} rows x {result['cols']} columns "
@@ -146,7 +180,8 @@ def main() -> None:
     print(f"  pandas (1 process)   {result['pandas_s']:8.3f} s")
     print(f"  Table LOCAL          {result['table_local_s']:8.3f} s   {result['local_vs_pandas']:.2f}x pandas speed")
     print(f"  Table SPARK local[2] {result['table_spark_s']:8.3f} s   {result['spark_vs_pandas']:.2f}x pandas speed")
-    print(f"  LOCAL is {result['local_vs_spark']:.2f}x faster than SPARK local[2]")
+    print(f"  LOCAL is {result['local_vs_spark']:.2f}x faster than SPARK local[2] (median of {result['rounds']} "
+          f"rounds, min {result['local_vs_spark_min']:.2f}, max {result['local_vs_spark_max']:.2f})", flush=True)
     print(json.dumps(result))
 
 

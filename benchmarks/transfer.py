@@ -10,16 +10,23 @@ A sending task streams the message into member A's service (Send), which forward
 member B's service (Deliver) and acknowledges once B stored it; a receiving task, in its
 own process as a task of another member would be, reads it from B's service (Receive).
 Both tasks handle frames as the CLUSTER federation client does (kernel/federation/wire.py)
-and set the allocator as task processes do. The Weft figure is the message size divided by the time from
-the first byte sent to the last byte received. The baseline streams the same chunks with a
+and set the allocator as task processes do: the sending task computes the message's XXH3
+checksum as it streams the chunks and sends it in the end frame, the receiving task
+verifies it as the chunks arrive, so both checksums are inside the timed part. The Weft
+figure is the message size divided by the time from the first byte sent to the last byte
+received and checked. The baseline streams the same chunks with a
 plain grpc.aio client-streaming call to a bare server process on loopback (no TLS, no
 mailbox, no second hop). For context the same bare stream is also timed with mutual TLS
 (`raw_grpc_tls_mb_s`, `ratio_vs_tls`).
 
 The runs are interleaved (a Weft transfer, then each baseline, `--repeat` times) so each
 Weft run has baseline runs made under the same machine load beside it. `ratio` is the
-median of the per-round ratios Weft / plain baseline; the MB/s figures are medians of the
-runs. The last line printed is JSON.
+median of the per-round ratios Weft / plain baseline (`ratio_min`, `ratio_max` beside it);
+the MB/s figures are medians of the runs. Every round prints when done, with the load
+average and the CPU seconds per GiB of each process on the path (sending task, both
+services, receiving task; the bare client and server), and `cpu_ratio` is the median of
+the rounds' ratios of Weft's CPU seconds to the bare stream's. Peak resident memory is
+reported for the services and for both tasks. The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,8 +49,12 @@ from typing import Any
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import MIN_ROUNDS, load_average, load_text, process_cpu_seconds, report  # noqa: E402
 
 from kernel.allocator import reuse_large_buffers  # noqa: E402
+from kernel.errors import ChecksumMismatch  # noqa: E402
 from kernel.federation.base import Party  # noqa: E402
 from kernel.federation.cluster import RECEIVE_METHOD, SEND_METHOD  # noqa: E402
 from kernel.federation.lane import lane_of  # noqa: E402
@@ -71,27 +83,22 @@ def payload_block() -> bytes:
     return os.urandom(CHUNK)
 
 
-def message_checksum(block: bytes, size: int) -> bytes:
-    """The checksum of the message (`block` repeated), known before sending as a task knows it."""
-    checksum = new_checksum()
-    for _ in range(size // CHUNK):
-        checksum.update(block)
-    return checksum.digest()
-
-
-def weft_frames(block: bytes, size: int, session_id: str, digest: bytes) -> Iterator[OutFrame]:
-    """The frames a task's federation client writes for the message (kernel/federation/wire.py)."""
+def weft_frames(block: bytes, size: int, session_id: str) -> Iterator[OutFrame]:
+    """The frames a task's federation client writes for a streamed message (kernel/federation/cluster.py):
+    the checksum is computed as the chunks go out and travels in the end frame."""
     chunks = size // CHUNK
     yield encode_header(transfer_pb2.FrameHeader(
         message_id=uuid.uuid4().hex, session_id=session_id, name=VARIABLE, tag="bench",
         src=common_pb2.Party(role=PROMOTER.role, member_id=PROMOTER.member_id),
         dst=common_pb2.Party(role=ARBITER.role, member_id=ARBITER.member_id),
-        total_size=chunks * CHUNK, checksum=digest, kind=transfer_pb2.PAYLOAD_KIND_OBJECT,
+        total_size=chunks * CHUNK, kind=transfer_pb2.PAYLOAD_KIND_OBJECT,
         created_at_ms=int(time.time() * 1000),
     ))
+    checksum = new_checksum()
     for seq in range(chunks):
+        checksum.update(block)
         yield chunk_parts(seq, block)
-    yield encode_end(chunks, chunks * CHUNK, digest)
+    yield encode_end(chunks, chunks * CHUNK, checksum.digest())
 
 
 def receive_request(session_id: str) -> transfer_pb2.ReceiveRequest:
@@ -105,8 +112,9 @@ def receive_request(session_id: str) -> transfer_pb2.ReceiveRequest:
 def receiving_task(target: str, session_id: str) -> None:
     """The receiving task (its own process, as a task of another member is): reads the message.
 
-    Prints "waiting" once the Receive call is made, then one JSON line with the payload bytes
-    read and the monotonic time of the last one (the clock is shared by the processes).
+    Verifies the checksum as the CLUSTER client does. Prints "waiting" once the Receive call
+    is made, then one JSON line with the payload bytes read, the monotonic time of the last
+    one (the clock is shared by the processes), its CPU seconds since the call and its peak RSS.
     """
     reuse_large_buffers()
     with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
@@ -118,12 +126,21 @@ def receiving_task(target: str, session_id: str) -> None:
                 RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString)
             frames = receive(receive_request(session_id), timeout=900)
         print("waiting", flush=True)
+        started = resource.getrusage(resource.RUSAGE_SELF)
         size = 0
+        checksum = new_checksum()
         for raw in frames:
             frame = parse_frame(raw)
             if frame.kind == "chunk":
+                checksum.update(frame.data)
                 size += len(frame.data)
-        print(json.dumps({"bytes": size, "done": time.monotonic()}), flush=True)
+            elif frame.kind == "end" and frame.end is not None and frame.end.checksum != checksum.digest():
+                raise ChecksumMismatch("the benchmark message arrived with a wrong checksum")
+        done = time.monotonic()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        cpu_s = usage.ru_utime + usage.ru_stime - started.ru_utime - started.ru_stime
+        print(json.dumps({"bytes": size, "done": done, "cpu_s": cpu_s,
+                          "peak_rss_mb": usage.ru_maxrss / 1024}), flush=True)
 
 
 def wait_for_receiver(member: LocalMember, deadline_s: float = 30.0) -> None:
@@ -135,8 +152,9 @@ def wait_for_receiver(member: LocalMember, deadline_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, digest: bytes) -> float:
-    """One message A -> B; seconds from the first byte sent to the last byte received.
+def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -> tuple[float, dict[str, float]]:
+    """One message A -> B; seconds from the first byte sent to the last byte received, and the
+    CPU seconds each process on the path spent meanwhile.
 
     The sending task is this process; the receiving task is another process, waiting in
     Receive before the first byte is sent (the usual case in a training loop).
@@ -148,11 +166,14 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, d
     try:
         receiver.stdout.readline()  # "waiting"
         wait_for_receiver(members[RECEIVER])
+        cpu0 = {"sending_task": process_cpu_seconds(os.getpid(), False),
+                "sending_service": process_cpu_seconds(members[SENDER].pid),
+                "receiving_service": process_cpu_seconds(members[RECEIVER].pid)}
         # The sending task as the CLUSTER federation client does it: frames as bytes, over
         # the service's data lane when it has one.
         with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
             lane = lane_of(channel, members[SENDER].internal)
-            frames = weft_frames(block, size, session_id, digest)
+            frames = weft_frames(block, size, session_id)
             start = time.monotonic()
             if lane is not None:
                 ack = lane.send(frames)
@@ -160,13 +181,18 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, d
                 send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
                 ack = send((frame_bytes(frame) for frame in frames), timeout=900)
         result = json.loads(receiver.stdout.readline() or "{}")
+        cpu = {"sending_task": process_cpu_seconds(os.getpid(), False) - cpu0["sending_task"],
+               "sending_service": process_cpu_seconds(members[SENDER].pid) - cpu0["sending_service"],
+               "receiving_service": process_cpu_seconds(members[RECEIVER].pid) - cpu0["receiving_service"]}
     finally:
         receiver.wait(timeout=900)
     received = result.get("bytes", 0)
     if ack.stored_size != size or received != size:
         raise SystemExit(f"moved {ack.stored_size} / received {received} of {size} bytes")
+    cpu["receiving_task"] = float(result["cpu_s"])
+    cpu["receiving_task_peak_rss_mb"] = float(result["peak_rss_mb"])
     elapsed: float = result["done"] - start
-    return elapsed
+    return elapsed, cpu
 
 
 # ---- the raw grpc.aio baseline ----------------------------------------------------------------
@@ -247,9 +273,11 @@ class RawServer:
         self.process.terminate()
         self.process.wait()
 
-    def stream(self, size: int) -> float:
-        """MB/s of one raw client stream of `size` bytes."""
-        return asyncio.run(raw_client(self.port, size, self.tls_dir))
+    def stream(self, size: int) -> tuple[float, float]:
+        """MB/s of one raw client stream of `size` bytes, and the CPU seconds of client and server."""
+        cpu0 = process_cpu_seconds(os.getpid(), False) + process_cpu_seconds(self.process.pid)
+        rate = asyncio.run(raw_client(self.port, size, self.tls_dir))
+        return rate, process_cpu_seconds(os.getpid(), False) + process_cpu_seconds(self.process.pid) - cpu0
 
 
 def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
@@ -259,18 +287,33 @@ def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
     so a slow or fast spell of the machine moves both sides of a ratio alike.
     """
     block = payload_block()
-    digest = message_checksum(block, size)
+    gib = size / (1 << 30)
     members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
-    runs: dict[str, list[float]] = {"weft": [], "raw": [], "raw_tls": []}
+    runs: dict[str, list[float]] = {"weft": [], "raw": [], "raw_tls": [], "weft_cpu": [], "raw_cpu": [],
+                                    "raw_tls_cpu": [], "load": [], "receiving_task_peak_rss_mb": []}
     with members, RawServer() as plain, RawServer(str(workdir)) as tls:
         for run in range(repeat):
-            runs["weft"].append(size / CHUNK / move_once(members, f"bench-{run}", block, size, digest))
-            runs["raw"].append(plain.stream(size))
-            runs["raw_tls"].append(tls.stream(size))
+            elapsed, cpu = move_once(members, f"bench-{run}", block, size)
+            runs["weft"].append(size / CHUNK / elapsed)
+            runs["receiving_task_peak_rss_mb"].append(cpu.pop("receiving_task_peak_rss_mb"))
+            runs["weft_cpu"].append(sum(cpu.values()))
+            rate, raw_cpu = plain.stream(size)
+            runs["raw"].append(rate)
+            runs["raw_cpu"].append(raw_cpu)
+            rate, tls_cpu = tls.stream(size)
+            runs["raw_tls"].append(rate)
+            runs["raw_tls_cpu"].append(tls_cpu)
+            runs["load"].append(load_average()[0])
+            per_gib = ", ".join(f"{name.replace('_', ' ')} {seconds / gib:.2f}" for name, seconds in cpu.items())
+            report(f"round {run + 1}", f"Weft {runs['weft'][-1]:.0f} MB/s, bare {runs['raw'][-1]:.0f} MB/s "
+                   f"(ratio {runs['weft'][-1] / runs['raw'][-1]:.3f}), bare TLS {runs['raw_tls'][-1]:.0f} MB/s; "
+                   f"core-s per GiB: Weft {runs['weft_cpu'][-1] / gib:.2f} ({per_gib}), bare "
+                   f"{raw_cpu / gib:.2f}, bare TLS {tls_cpu / gib:.2f}; {load_text()}")
         return {
             **runs,
             "peak_rss_mb_sender": rss_mb(members[SENDER].pid)[1],
             "peak_rss_mb_receiver": rss_mb(members[RECEIVER].pid)[1],
+            "peak_rss_mb_sending_task": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
 
 
@@ -278,7 +321,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=int, default=1024, help="MiB to move (default 1024)")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of each transfer; the figures are the medians (default 3)")
+                        help="interleaved rounds (>= 3); the figures are the medians (default 3)")
     parser.add_argument("--raw-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--tls-dir", default="", help=argparse.SUPPRESS)
     parser.add_argument("--receive-task", help=argparse.SUPPRESS)
@@ -290,8 +333,8 @@ def main() -> None:
     if args.receive_task:
         receiving_task(args.receive_task, args.session)
         return
-    if args.size_mb < 1 or args.repeat < 1:
-        parser.error("--size-mb and --repeat must be at least 1")
+    if args.size_mb < 1 or args.repeat < MIN_ROUNDS:
+        parser.error(f"--size-mb must be at least 1 and --repeat at least {MIN_ROUNDS}")
     size = args.size_mb * CHUNK
     reuse_large_buffers()  # this process plays the tasks, which set the allocator as task processes do
     with tempfile.TemporaryDirectory(prefix="weft-bench-transfer-") as workdir:
@@ -301,24 +344,38 @@ def main() -> None:
         print(f"{label} runs (MB/s): {', '.join(f'{rate:.0f}' for rate in runs[side])}")
     ratios = [w / r for w, r in zip(runs["weft"], runs["raw"], strict=True)]
     tls_ratios = [w / r for w, r in zip(runs["weft"], runs["raw_tls"], strict=True)]
+    cpu_ratios = [w / r for w, r in zip(runs["weft_cpu"], runs["raw_cpu"], strict=True)]
     result = {
         "size_mb": args.size_mb,
         "repeat": args.repeat,
         "weft_mb_s": round(weft, 1),
         "raw_grpc_mb_s": round(raw, 1),
         "ratio": round(statistics.median(ratios), 3),
+        "ratio_min": round(min(ratios), 3),
+        "ratio_max": round(max(ratios), 3),
         "raw_grpc_tls_mb_s": round(raw_tls, 1),
         "ratio_vs_tls": round(statistics.median(tls_ratios), 3),
         "peak_rss_mb_sender": round(runs["peak_rss_mb_sender"], 1),
         "peak_rss_mb_receiver": round(runs["peak_rss_mb_receiver"], 1),
         "weft_runs_mb_s": [round(rate, 1) for rate in runs["weft"]],
         "raw_grpc_runs_mb_s": [round(rate, 1) for rate in runs["raw"]],
+        "cpu_ratio": round(statistics.median(cpu_ratios), 3),
+        "weft_cpu_s_per_gib": round(statistics.median(runs["weft_cpu"]) * (1 << 30) / size, 3),
+        "raw_grpc_cpu_s_per_gib": round(statistics.median(runs["raw_cpu"]) * (1 << 30) / size, 3),
+        "peak_rss_mb_sending_task": round(runs["peak_rss_mb_sending_task"], 1),
+        "peak_rss_mb_receiving_task": round(max(runs["receiving_task_peak_rss_mb"]), 1),
+        "load": list(load_average()),
+        "round_loads": runs["load"],
     }
     print(f"Weft transfer services (TLS, 2 hops): {result['weft_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback):       {result['raw_grpc_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback, TLS):  {result['raw_grpc_tls_mb_s']} MB/s")
-    print(f"ratio {result['ratio']} (target >= 0.5); peak RSS sender {result['peak_rss_mb_sender']} MB, "
-          f"receiver {result['peak_rss_mb_receiver']} MB (target < 300)")
+    print(f"ratio {result['ratio']} (median of {args.repeat} rounds, min {result['ratio_min']}, max "
+          f"{result['ratio_max']}; target >= 0.5 in every round); CPU per GiB Weft {result['weft_cpu_s_per_gib']}, "
+          f"bare {result['raw_grpc_cpu_s_per_gib']} (ratio {result['cpu_ratio']})")
+    print(f"peak RSS: sending service {result['peak_rss_mb_sender']} MB, receiving service "
+          f"{result['peak_rss_mb_receiver']} MB (target < 300), sending task {result['peak_rss_mb_sending_task']} MB, "
+          f"receiving task {result['peak_rss_mb_receiving_task']} MB")
     print(json.dumps(result))
 
 

@@ -14,7 +14,8 @@ Sections (each prints its own lines; the last line of the run is JSON):
                reported under the issue's key `xgboost_auc`)
 
 FATE 2.0's figures (16 cores): Coordinated-LR 2m19s per epoch, SecureBoost 1m54s per tree.
-They are compared per core: seconds x cores.
+They are compared per core (seconds x cores), and only at that shape (100k rows x (30 + 300)).
+Each section prints its figures when measured (flushed), with the load average and CPU seconds.
 
     python benchmarks/vertical.py                                   # 100k rows, 30 + 300 features, 1M PSI
     python benchmarks/vertical.py --rows 5000 --provider-features 50 --psi-rows 20000
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -42,15 +44,20 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from kernel.computing import ComputingSession, local_session
-from kernel.local_run import run_parties
-from kernel.security.paillier import WeakKeyWarning
-from kernel.storage import DataStore
-from kernel.task_executor import TaskOptions
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from measure import load_average, report, span  # noqa: E402
+
+from kernel.computing import ComputingSession, local_session  # noqa: E402
+from kernel.local_run import run_parties  # noqa: E402
+from kernel.security.paillier import WeakKeyWarning  # noqa: E402
+from kernel.storage import DataStore  # noqa: E402
+from kernel.task_executor import TaskOptions  # noqa: E402
 
 FATE_LR_S_PER_EPOCH_16_CORES = 139.0
 FATE_SECUREBOOST_S_PER_TREE_16_CORES = 114.0
 FATE_CORES = 16
+FATE_SHAPE = (100_000, 30, 300)  # rows, promoter features, provider features of FATE's published figures
 KEY_BITS = 1024
 ALPHA = 0.01
 SEED = 7
@@ -131,12 +138,12 @@ def psi_section(args: argparse.Namespace, root: Path, computing: ComputingSessio
         "provider": pd.DataFrame({"id": [f"user-{i}" for i in range(rows - shared, 2 * rows - shared)],
                                   "v": np.zeros(rows)}),
     })
-    start = time.perf_counter()
-    federation.run("intersection_0", "Intersection", {"data": {"data": ["args.ids"]}}, {"data": ["out"]}, {},
-                   data_args=("ids",))
-    seconds = time.perf_counter() - start
+    with span() as measured:
+        federation.run("intersection_0", "Intersection", {"data": {"data": ["args.ids"]}}, {"data": ["out"]}, {},
+                       data_args=("ids",))
+    seconds = measured.wall_s
     found = federation.metrics("intersection_0")["intersection"]["intersect_count"]
-    print(f"psi: {rows:,} x {rows:,} ids, {found:,} shared, {seconds:.1f}s end to end (Intersection component)")
+    report("psi", f"{rows:,} x {rows:,} ids, {found:,} shared, end to end (Intersection component): {measured.text()}")
     if found != shared:
         raise SystemExit(f"psi: found {found} shared ids, expected {shared}")
     return {"psi_s": round(seconds, 2), "psi_rows": rows}
@@ -152,10 +159,9 @@ def vert_lr_section(args: argparse.Namespace, root: Path, computing: ComputingSe
     params = {"key_bits": KEY_BITS, "max_iter": args.epochs, "early_stop": "none", "optimizer": "adam",
               "learning_rate": 0.1, "penalty": "L2", "alpha": ALPHA, "batch_size": args.batch_size,
               "random_seed": SEED}
-    start = time.perf_counter()
-    federation.run("vert_lr_0", "VertLR", {"data": {"train_data": ["args.train"], "validate_data": ["args.test"]}},
-                   {"data": ["train"], "model": ["model"]}, params, data_args=("train", "test"))
-    total = time.perf_counter() - start
+    with span() as measured:
+        federation.run("vert_lr_0", "VertLR", {"data": {"train_data": ["args.train"], "validate_data": ["args.test"]}},
+                       {"data": ["train"], "model": ["model"]}, params, data_args=("train", "test"))
     per_epoch = float(federation.metrics("vert_lr_0")["iterations"]["seconds_per_epoch"])
     predictions = federation.promoter_output("vert_lr_0", "train")
     test_rows = predictions[predictions["type"] == "validate"]
@@ -170,16 +176,21 @@ def vert_lr_section(args: argparse.Namespace, root: Path, computing: ComputingSe
 
     ours_core_s = per_epoch * cores
     fate_core_s = FATE_LR_S_PER_EPOCH_16_CORES * FATE_CORES
-    print(f"vert_lr: {len(train_idx):,} train rows, {args.promoter_features} + {args.provider_features} features, "
-          f"{args.epochs} epochs in {total:.1f}s (with predict and storage)")
-    print(f"vert_lr: {per_epoch:.2f}s per epoch on {cores} cores = {ours_core_s:.0f} core-s; FATE 2.0 Coordinated-LR "
-          f"{FATE_LR_S_PER_EPOCH_16_CORES:.0f}s on {FATE_CORES} cores = {fate_core_s:.0f} core-s "
-          f"(ratio {fate_core_s / ours_core_s:.1f}x per core)")
-    print(f"vert_lr: test AUC {auc:.4f}; scikit-learn LogisticRegression AUC {sklearn_auc:.4f} in {sklearn_s:.2f}s "
-          f"(plaintext, all columns, to convergence)")
+    fate_shape = (args.rows, args.promoter_features, args.provider_features) == FATE_SHAPE
+    report("vert_lr", f"{len(train_idx):,} train rows, {args.promoter_features} + {args.provider_features} features, "
+           f"{args.epochs} epochs (with predict and storage): {measured.text()}")
+    if fate_shape:
+        comparison = (f"FATE 2.0 Coordinated-LR {FATE_LR_S_PER_EPOCH_16_CORES:.0f}s on {FATE_CORES} cores = "
+                      f"{fate_core_s:.0f} core-s (ratio {fate_core_s / ours_core_s:.1f}x per core)")
+    else:
+        comparison = "FATE 2.0's figure is for 100k rows x (30 + 300) features: not compared at this size"
+    report("vert_lr", f"{per_epoch:.2f}s per epoch on {cores} cores = {ours_core_s:.0f} core-s; {comparison}")
+    report("vert_lr", f"test AUC {auc:.4f}; scikit-learn LogisticRegression AUC {sklearn_auc:.4f} in {sklearn_s:.2f}s "
+           f"(plaintext, all columns, to convergence)")
     return {"vert_lr_s_per_epoch": round(per_epoch, 3), "vert_lr_auc": round(auc, 5),
             "sklearn_lr_auc": round(sklearn_auc, 5), "sklearn_lr_s": round(sklearn_s, 3),
-            "vert_lr_fate_ratio_per_core": round(fate_core_s / ours_core_s, 3)}
+            "vert_lr_fate_ratio_per_core": round(fate_core_s / ours_core_s, 3) if fate_shape else None,
+            "vert_lr_cpu_s": round(measured.cpu_s, 2)}
 
 
 def secureboost_section(args: argparse.Namespace, root: Path, computing: ComputingSession, cores: int) -> dict[str, Any]:
@@ -188,8 +199,8 @@ def secureboost_section(args: argparse.Namespace, root: Path, computing: Computi
 
     measured = run_secureboost_benchmark(args.rows, args.promoter_features, args.provider_features,
                                          key_bits=1024, depth=5, trees=args.trees, computing=computing)
-    print(f"secureboost: {measured['secureboost_s_per_tree']:.1f} s per tree, AUC "
-          f"{measured['secureboost_auc']:.4f} beside {measured['xgboost_library']} {measured['xgboost_auc']:.4f}")
+    report("secureboost", f"{measured['secureboost_s_per_tree']:.1f} s per tree, AUC "
+           f"{measured['secureboost_auc']:.4f} beside {measured['xgboost_library']} {measured['xgboost_auc']:.4f}")
     return measured
 
 
@@ -221,11 +232,13 @@ def main() -> None:
         raise SystemExit(f"unknown section(s): {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     computing = local_session()
     try:
-        with tempfile.TemporaryDirectory(prefix="weft-vertical-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="weft-vertical-") as tmp, span() as whole:
             for name in chosen:
                 result.update(SECTIONS[name](args, Path(tmp), computing, cores))
     finally:
         computing.stop()
+    report("vertical", f"whole run {whole.text()}")
+    result.update({"wall_s": round(whole.wall_s, 2), "cpu_s": round(whole.cpu_s, 2), "load": list(load_average())})
     for key in ("vert_lr_s_per_epoch", "vert_lr_auc", "sklearn_lr_auc", "secureboost_s_per_tree",
                 "secureboost_auc", "xgboost_auc", "psi_s"):
         result.setdefault(key, None)

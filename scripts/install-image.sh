@@ -74,8 +74,26 @@ missing = [e for e in wanted if e not in optional]
 if missing:
     sys.exit(f"install-image: pyproject.toml has no extras {missing}; it has {sorted(optional)}")
 lines = list(project["build-system"]["requires"]) + list(project["project"]["dependencies"])
+name = project["project"]["name"]
+seen: set[str] = set()
+
+
+def add_extra(extra: str) -> None:
+    # An extra may name another of this project's extras ("weft[bench]"): expand it here,
+    # since pip would look for the project itself on the index.
+    if extra in seen:
+        return
+    seen.add(extra)
+    for requirement in optional[extra]:
+        if requirement.startswith(f"{name}[") and requirement.endswith("]"):
+            for inner in requirement[len(name) + 1 : -1].split(","):
+                add_extra(inner.strip())
+        else:
+            lines.append(requirement)
+
+
 for extra in wanted:
-    lines += optional[extra]
+    add_extra(extra)
 print("\n".join(lines))
 PY
 

@@ -21,6 +21,7 @@ from kernel.security.paillier import (
     generate_keypair,
     multiexp,
 )
+from kernel.security.paillier import vector as vector_module
 from kernel.security.paillier.keys import short_exponent_bits
 
 PROPERTY = settings(
@@ -127,6 +128,23 @@ def test_threads_give_the_same_result(keypair: PaillierKeypair) -> None:
     values = np.linspace(-5, 5, 101)
     enc = EncryptedVector.encrypt(keypair.public_key, values, workers=2)
     np.testing.assert_allclose(enc.decrypt(keypair.private_key, workers=2), values, atol=EPS)
+
+
+@pytest.mark.parametrize("key_kind", ["public", "private"])
+def test_packed_encryption_on_worker_processes_decrypts_to_the_values(
+    keypair: PaillierKeypair, key_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a threshold low enough that 300 rows go to two worker processes
+    monkeypatch.setattr(vector_module, "ENCRYPT_PROCESS_MIN_VALUES", 100)
+    key = keypair.public_key if key_kind == "public" else keypair.private_key
+    values = np.random.default_rng(3).normal(size=(300, 2))
+    # Execute
+    spread = EncryptedVector.encrypt_packed(key, values, precision_bits=24, processes=2)
+    here = EncryptedVector.encrypt_packed(key, values, precision_bits=24, workers=1)
+    # Assert: the same plaintexts and layout, fresh randomness in every ciphertext
+    np.testing.assert_allclose(spread.decrypt(keypair.private_key), values, atol=2.0**-23)
+    assert spread.layout == here.layout and spread.bound == here.bound and len(spread) == 300
+    assert len(set(spread.ciphertexts)) == 300 and not set(spread.ciphertexts) & set(here.ciphertexts)
 
 
 # ---------------------------------------------------------------------------- arithmetic

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,53 @@ def test_bad_inputs_are_refused() -> None:
         hash_ids([1.5])
     with pytest.raises(CryptoError, match="low-order"):
         PsiBlinder().blind(np.zeros((1, 32), dtype=np.uint8))
+
+
+def test_many_chunks_from_two_threads_at_once_match_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: small chunks so that each call hands the kept processes many of them
+    monkeypatch.setattr(psi, "PSI_MIN_ITEMS_PER_PROCESS", 100)
+    monkeypatch.setattr(psi, "PSI_CHUNK_POINTS", 37)
+    alice, bob = PsiBlinder(), PsiBlinder()
+    ids_a, ids_b = [f"a{i}" for i in range(700)], [f"b{i}" for i in range(500)]
+    results: dict[str, np.ndarray] = {}
+
+    def blind(name: str, blinder: PsiBlinder, ids: list[str]) -> None:
+        results[name] = blinder.blind_ids(ids, workers=2)
+
+    # Execute: both members' chunks interleave on the same worker processes
+    threads = [threading.Thread(target=blind, args=("a", alice, ids_a)),
+               threading.Thread(target=blind, args=("b", bob, ids_b))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Assert
+    np.testing.assert_array_equal(results["a"], alice.blind_ids(ids_a, workers=1))
+    np.testing.assert_array_equal(results["b"], bob.blind_ids(ids_b, workers=1))
+
+
+def test_a_low_order_point_in_a_worker_process_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(psi, "PSI_MIN_ITEMS_PER_PROCESS", 100)
+    points = hash_ids(range(300)).copy()
+    points[250] = 0
+    with pytest.raises(CryptoError, match="low-order"):
+        PsiBlinder().blind(points, workers=2)
+
+
+def test_points_sharing_a_prefix_are_told_apart() -> None:
+    # Prepare: peer points that agree with own points on the first 8 bytes only, and two
+    # peer points with one prefix, only the second of which is a real match
+    rng = np.random.default_rng(5)
+    own = rng.integers(0, 256, size=(6, 32), dtype=np.uint8)
+    peer = own.copy()
+    peer[[1, 3], 8:] ^= 1  # same prefix, different point
+    twin = own[4].copy()
+    twin[31] ^= 0xFF
+    peer = np.vstack([peer, twin[None, :]])
+    peer[[4, 6]] = peer[[6, 4]]  # the impostor now sorts first among the two with that prefix
+    # Execute
+    found = intersect_indices(own, peer)
+    # Assert
+    np.testing.assert_array_equal(found, [0, 2, 4, 5])
+    assert intersect_indices(own[:0], peer).size == 0 and intersect_indices(own, peer[:0]).size == 0

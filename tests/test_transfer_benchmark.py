@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_a_short_transfer_benchmark_prints_its_json_keys() -> None:
-    # Execute: 16 MiB twice through two members' services and the raw baselines
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transfer.py"), "--size-mb", "16", "--repeat", "2"],
+    # Execute: 16 MiB three times through two members' services and the raw baselines
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "transfer.py"), "--size-mb", "16", "--repeat", "3"],
                           capture_output=True, text=True, timeout=300, cwd=ROOT)
 
     # Assert
@@ -23,5 +23,11 @@ def test_a_short_transfer_benchmark_prints_its_json_keys() -> None:
         assert result[key] > 0, key
     # the ratio is the median of the per-round ratios of the interleaved runs
     rounds = list(zip(result["weft_runs_mb_s"], result["raw_grpc_runs_mb_s"], strict=True))
-    assert len(rounds) == 2
+    assert len(rounds) == 3
     assert abs(result["ratio"] - statistics.median(weft / raw for weft, raw in rounds)) < 0.01
+    # each round's ratio is reported as a spread, and the CPU and memory of every process beside it
+    assert result["ratio_min"] <= result["ratio"] <= result["ratio_max"]
+    for key in ("cpu_ratio", "weft_cpu_s_per_gib", "raw_grpc_cpu_s_per_gib", "peak_rss_mb_sending_task",
+                "peak_rss_mb_receiving_task"):
+        assert result[key] > 0, key
+    assert len(result["round_loads"]) == 3 and len(result["load"]) == 3

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
 from kernel.components.vert_secureboost.histogram import (
     build_histograms,
@@ -64,6 +65,28 @@ def test_encrypted_histograms_equal_plaintext_sums(keypair: PaillierKeypair, row
     assert len(packed) == -(-len(histogram) // per) and per > 1
     expected = plain_histograms(node, binned, bins, g, h, nodes)
     np.testing.assert_allclose(padded_histograms(flat, bins, nodes), expected, atol=rows * 2.0**-24)
+
+
+def test_histograms_on_worker_processes_are_the_same_ciphertexts(keypair: PaillierKeypair,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: a threshold low enough that 600 rows go to two worker processes, with pairs
+    monkeypatch.setattr(histogram_module, "HISTOGRAM_PROCESS_MIN_PRODUCTS", 100)
+    rng = np.random.default_rng(11)
+    rows, nodes = 600, 2
+    bins = np.array([2, 5, 7, 16, 3, 4, 9], dtype=np.int64)
+    binned = np.column_stack([rng.integers(0, b, rows) for b in bins]).astype(np.uint16)
+    node = rng.integers(0, nodes, rows).astype(np.int64)
+    encrypted = EncryptedVector.encrypt_packed(keypair.public_key, rng.normal(size=(rows, 2)), precision_bits=16,
+                                               headroom_bits=gh_headroom_bits(rows, 16))
+
+    # Execute
+    here = build_histograms(encrypted, node, binned, bins, nodes, workers=1)
+    spread = build_histograms(encrypted, node, binned, bins, nodes, workers=1, processes=2)
+
+    # Assert: the same products in the same order, feature by feature
+    assert any(len(group) == 2 for group in feature_groups(bins, rows, nodes))
+    assert spread.ciphertexts == here.ciphertexts
+    assert spread.bound == here.bound and spread.layout == here.layout
 
 
 def test_a_histogram_with_the_wrong_number_of_ciphertexts_is_refused(keypair: PaillierKeypair) -> None:

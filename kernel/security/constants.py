@@ -43,6 +43,9 @@ PAILLIER_WIRE_SCHEME: Final = "weft-paillier-djn-v1"
 PSI_HASH_DOMAIN: Final = b"weft-psi-x25519"  # blake2b personalisation, <= 16 bytes
 PSI_POINT_BYTES: Final = 32
 PSI_MIN_ITEMS_PER_PROCESS: Final = 20000
+# Points per chunk handed to a worker process (512 KiB): small enough that both members'
+# chunks interleave and a slowed core holds up little, large enough that the hand-off is noise.
+PSI_CHUNK_POINTS: Final = 16384
 
 # Secure aggregation: key-derivation label and default fixed-point precision.
 SECAGG_KDF_INFO: Final = b"weft-secagg-v1"
@@ -68,3 +71,8 @@ SECAGG_MAX_PRECISION_BITS: Final = 52
 # worker processes: the bucket method's Python-level steps hold the GIL, so threads barely
 # scale it. The processes start on first use and stay (spawning costs about a second).
 MULTIEXP_PROCESS_MIN_TERMS: Final = 200_000
+
+# Encryption split over worker processes (`EncryptedVector.encrypt*(processes=...)`) starts
+# at this many values; each process gets this many parts.
+ENCRYPT_PROCESS_MIN_VALUES: Final = 20_000
+ENCRYPT_PARTS_PER_PROCESS: Final = 2

@@ -6,17 +6,21 @@ b*a*H(x) and a*b*H(y). X25519 scalar multiplication commutes, so an id both hold
 the same 32 bytes on both sides, and nothing else can be compared: without a secret
 scalar a blinded point says nothing about the id behind it.
 
-Batches use processes: the X25519 call holds the GIL, so threads would not scale.
+Batches use processes: the X25519 call holds the GIL, so threads would not scale. They are
+the security kernel's kept worker processes (`kernel.security.processes`), handed the points
+in chunks: spawning is paid once per task process, and when both members' steps (or two
+steps of one member) run at once their chunks interleave on the same processes, so every
+core stays busy until the last chunk.
 """
 
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import secrets
-from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,13 @@ import numpy.typing as npt
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from kernel.errors import CryptoError
-from kernel.security.constants import PSI_HASH_DOMAIN, PSI_MIN_ITEMS_PER_PROCESS, PSI_POINT_BYTES
+from kernel.security.constants import (
+    PSI_CHUNK_POINTS,
+    PSI_HASH_DOMAIN,
+    PSI_MIN_ITEMS_PER_PROCESS,
+    PSI_POINT_BYTES,
+)
+from kernel.security.processes import SHARED_PROCESSES
 
 PointArray = npt.NDArray[np.uint8]
 
@@ -41,6 +51,19 @@ def _id_bytes(value: Any) -> bytes:
     raise CryptoError(f"PSI ids must be str, bytes or int, got {type(value).__name__}")
 
 
+def _hashed(values: Iterable[Any]) -> bytes:
+    digests = bytearray()
+    for value in values:
+        digests += hashlib.blake2b(
+            _id_bytes(value), digest_size=PSI_POINT_BYTES, person=PSI_HASH_DOMAIN
+        ).digest()
+    return bytes(digests)
+
+
+def _id_list(ids: Iterable[Any]) -> list[Any]:
+    return ids.tolist() if isinstance(ids, np.ndarray) else list(ids)
+
+
 def hash_ids(ids: Iterable[Any]) -> PointArray:
     """Hash ids to X25519 u-coordinates, shape (n, 32).
 
@@ -48,12 +71,7 @@ def hash_ids(ids: Iterable[Any]) -> PointArray:
     half of all u-coordinates lie on Curve25519's quadratic twist; X25519 is defined and
     commutative there too, and the curve was chosen to be secure on its twist.
     """
-    digests = bytearray()
-    for value in ids.tolist() if isinstance(ids, np.ndarray) else ids:
-        digests += hashlib.blake2b(
-            _id_bytes(value), digest_size=PSI_POINT_BYTES, person=PSI_HASH_DOMAIN
-        ).digest()
-    return np.frombuffer(bytes(digests), dtype=np.uint8).reshape(-1, PSI_POINT_BYTES)
+    return np.frombuffer(_hashed(_id_list(ids)), dtype=np.uint8).reshape(-1, PSI_POINT_BYTES)
 
 
 def _blind_raw(secret: bytes, raw: bytes) -> bytes:
@@ -84,6 +102,29 @@ def _process_count(workers: int | None, count: int) -> int:
     return max(1, min(workers, count // PSI_MIN_ITEMS_PER_PROCESS))
 
 
+def _blind_on_processes(secret: bytes, chunks: Iterator[bytes], processes: int) -> bytes:
+    """Blind each chunk of points on the kept worker processes, two chunks per process in flight.
+
+    Chunks rather than one part per process: a core slowed by other work holds up one chunk,
+    not half of the points, and another caller's chunks can run in between. `chunks` is read
+    only as the processes need more work, so producing it (hashing ids) overlaps with them.
+    """
+    pool = SHARED_PROCESSES.pool(processes)
+    parts: list[bytes] = []
+    pending: deque[Future[bytes]] = deque()
+    for chunk in chunks:
+        if len(pending) >= 2 * processes:  # one queued behind each running chunk: no idle gap
+            parts.append(pending.popleft().result())
+        pending.append(pool.submit(_blind_raw, secret, chunk))
+    while pending:
+        parts.append(pending.popleft().result())
+    return b"".join(parts)
+
+
+def _chunk_points(count: int, processes: int) -> int:
+    return max(1, min(PSI_CHUNK_POINTS, -(-count // processes)))
+
+
 class PsiBlinder:
     """One member's PSI secret and the batch operations that use it."""
 
@@ -98,8 +139,19 @@ class PsiBlinder:
         return "PsiBlinder(<secret>)"
 
     def blind_ids(self, ids: Iterable[Any], workers: int | None = None) -> PointArray:
-        """Hash then blind own ids: the points to send to the peer, in the ids' order."""
-        return self.blind(hash_ids(ids), workers)
+        """Hash then blind own ids: the points to send to the peer, in the ids' order.
+
+        On worker processes the ids are hashed chunk by chunk as the processes take work,
+        so the first points are being blinded while the rest are still hashed.
+        """
+        values = _id_list(ids)
+        processes = _process_count(workers, len(values))
+        if processes == 1:
+            return self.blind(hash_ids(values), 1)
+        step = _chunk_points(len(values), processes)
+        chunks = (_hashed(values[start : start + step]) for start in range(0, len(values), step))
+        result = _blind_on_processes(self._secret, chunks, processes)
+        return np.frombuffer(result, dtype=np.uint8).reshape(len(values), PSI_POINT_BYTES)
 
     def blind(self, points: PointArray, workers: int | None = None) -> PointArray:
         """Multiply every point by this member's secret (also re-blinds a peer's points)."""
@@ -112,13 +164,9 @@ class PsiBlinder:
         if processes == 1:
             result = _blind_raw(self._secret, raw)
         else:
-            bounds = np.linspace(0, count, processes + 1).astype(int).tolist()
-            parts = [
-                raw[a * PSI_POINT_BYTES : b * PSI_POINT_BYTES] for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-            ]
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=processes, mp_context=ctx) as pool:
-                result = b"".join(pool.map(_blind_raw, [self._secret] * processes, parts))
+            width = _chunk_points(count, processes) * PSI_POINT_BYTES
+            chunks = (raw[start : start + width] for start in range(0, len(raw), width))
+            result = _blind_on_processes(self._secret, chunks, processes)
         return np.frombuffer(result, dtype=np.uint8).reshape(count, PSI_POINT_BYTES)
 
 
@@ -130,16 +178,24 @@ def intersect_indices(own: PointArray, peer: PointArray) -> npt.NDArray[np.int64
                 f"{name} points must be uint8 of shape (n, {PSI_POINT_BYTES}), got {arr.dtype} {arr.shape}"
             )
     own_c, peer_c = np.ascontiguousarray(own), np.ascontiguousarray(peer)
-    # A 64-bit prefix narrows the candidates in numpy; full 32 bytes confirm each match.
+    if own_c.shape[0] == 0 or peer_c.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    # Each own point's 64-bit prefix is looked up among the peer's sorted prefixes, and the
+    # peer point found there is compared in full: one sort, no Python loop per id.
     own_key = own_c.view(np.uint64)[:, 0]
     peer_key = peer_c.view(np.uint64)[:, 0]
-    candidates = np.flatnonzero(np.isin(own_key, peer_key))
-    if candidates.size == 0:
-        return candidates.astype(np.int64)
-    peer_hits = peer_c[np.isin(peer_key, own_key[candidates])]
-    peer_set = {row.tobytes() for row in peer_hits}
-    keep = [i for i in candidates.tolist() if own_c[i].tobytes() in peer_set]
-    return np.asarray(keep, dtype=np.int64)
+    order = np.argsort(peer_key, kind="stable")
+    sorted_keys = peer_key[order]
+    at = np.minimum(np.searchsorted(sorted_keys, own_key), len(sorted_keys) - 1)
+    candidates = np.flatnonzero(sorted_keys[at] == own_key)
+    same = (own_c[candidates] == peer_c[order[at[candidates]]]).all(axis=1)
+    unsure = candidates[~same]
+    if unsure.size:
+        # Two peer points share a prefix (chance about n^2 / 2^65): compare with all of them.
+        shared = peer_c[np.isin(peer_key, own_key[unsure])]
+        whole = {row.tobytes() for row in shared}
+        same[~same] = [own_c[i].tobytes() in whole for i in unsure.tolist()]
+    return candidates[same].astype(np.int64)
 
 
 def blinded_set_bytes(points: PointArray) -> Sequence[bytes]:

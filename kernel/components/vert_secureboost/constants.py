@@ -10,6 +10,15 @@ PREDICT_RESULT_COLUMN: Final = "predict_result"
 METRIC_NAMESPACE_TRAIN: Final = "train"
 METRIC_LOSS: Final = "loss"
 METRIC_TREE_SECONDS: Final = "tree_seconds"
+# Per tree, each member's seconds per phase: [tree, {phase: seconds}].
+METRIC_TREE_PHASES: Final = "tree_phases"
+PHASE_ENCRYPT: Final = "encryption"
+PHASE_HISTOGRAMS: Final = "histograms"
+PHASE_COMPRESS: Final = "compression"
+PHASE_DECRYPT: Final = "decryption"
+PHASE_SPLITS: Final = "split finding"
+PHASE_SEND: Final = "messages sent"
+PHASE_WAIT: Final = "waiting for the peer"
 METRIC_FEATURE_IMPORTANCE: Final = "feature_importance"
 
 # Owner code of a tree node: a leaf, a split on a promoter feature; provider k's splits use
@@ -45,6 +54,12 @@ MAX_BIN: Final = 1024
 # handoffs cost more than the products (measured on 2 cores: 2x slower encryption, 1.6x
 # slower sums). Exponentiations (compression, decryption) use the `workers` parameter.
 PRODUCT_WORKERS: Final = 1
+
+# A histogram of at least this many ciphertext products is split by feature groups over the
+# worker processes (`workers` of them): below it, handing the ciphertexts over costs more than
+# it saves. Each process gets this many parts, so a core slowed by other work holds up little.
+HISTOGRAM_PROCESS_MIN_PRODUCTS: Final = 200_000
+HISTOGRAM_PARTS_PER_PROCESS: Final = 2
 
 # Split ids a provider hands out are random non-negative integers of this many bits.
 SPLIT_ID_BITS: Final = 62

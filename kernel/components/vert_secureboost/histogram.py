@@ -6,12 +6,20 @@ grouped sum (one call per feature or feature pair, never a Python loop over ciph
 For two features whose joint bins are few compared with the rows, the rows are summed once
 into the joint cells and both features' bins are then summed from the cells: about half the
 ciphertext multiplications of summing the rows once per feature.
+
+The products are a few microseconds of GMP work each, too short to gain from threads, so a
+large histogram is split by feature groups over the security kernel's worker processes
+(`kernel.security.processes`): each is handed the node's ciphertexts as fixed-width bytes
+and its groups' bin columns, and hands back its groups' sums. The sums are the same
+products in the same order, so the ciphertexts are identical to those of one process.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future
 
 import gmpy2
 import numpy as np
@@ -20,13 +28,21 @@ from gmpy2 import mpz
 
 from kernel.components.vert_secureboost.constants import (
     COMPRESS_HEADROOM_BITS,
+    HISTOGRAM_PARTS_PER_PROCESS,
+    HISTOGRAM_PROCESS_MIN_PRODUCTS,
     MAX_ROWS_PER_CIPHERTEXT,
     PACK_EXTRA_HEADROOM_BITS,
 )
 from kernel.components.vert_secureboost.data import BinArray
 from kernel.errors import InvalidArgument
-from kernel.security.paillier import EncryptedVector, PackingLayout, PaillierPrivateKey
+from kernel.security.paillier import (
+    EncryptedVector,
+    PackingLayout,
+    PaillierPrivateKey,
+    PaillierPublicKey,
+)
 from kernel.security.paillier.parallel import map_chunks
+from kernel.security.processes import SHARED_PROCESSES
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -64,31 +80,112 @@ def feature_groups(bins: IntArray, rows: int, nodes: int) -> list[tuple[int, ...
     return groups
 
 
+def _group_cost(group: tuple[int, ...], bins: IntArray, rows: int, nodes: int) -> int:
+    """Ciphertext products of one group: rows into its bins (or cells, then cells into bins)."""
+    if len(group) == 1:
+        return rows
+    return rows + 2 * nodes * int(bins[group[0]]) * int(bins[group[1]])
+
+
+def _sum_groups(gh: EncryptedVector, node: IntArray, columns: BinArray, bins: IntArray, nodes: int,
+                groups: Sequence[tuple[int, ...]], workers: int | None) -> list[EncryptedVector]:
+    """The histograms of `groups` (positions into `columns` and `bins`), one vector per feature,
+    in the order the groups list their features."""
+    out: list[EncryptedVector] = []
+    for group in groups:
+        if len(group) == 1:
+            (f,) = group
+            width = int(bins[f])
+            out.append(gh.group_sum(node * width + columns[:, f].astype(np.int64), nodes * width, workers))
+            continue
+        first, second = group
+        b1, b2 = int(bins[first]), int(bins[second])
+        cell_of_row = (node * b1 + columns[:, first].astype(np.int64)) * b2 + columns[:, second].astype(np.int64)
+        cells = gh.group_sum(cell_of_row, nodes * b1 * b2, workers)
+        cell = np.arange(nodes * b1 * b2, dtype=np.int64)
+        out.append(cells.group_sum(cell // b2, nodes * b1, workers))
+        out.append(cells.group_sum((cell // (b1 * b2)) * b2 + cell % b2, nodes * b2, workers))
+    return out
+
+
+def _to_bytes(cts: Sequence[mpz], width: int) -> bytes:
+    return b"".join(c.to_bytes(width, "big") for c in cts)
+
+
+def _from_bytes(raw: bytes, width: int) -> list[mpz]:
+    return [mpz.from_bytes(raw[i : i + width], "big") for i in range(0, len(raw), width)]
+
+
+def _groups_in_worker(public_key: PaillierPublicKey, raw_cts: bytes, frac_bits: int, bound: int,
+                      layout: PackingLayout | None, node: IntArray, columns: BinArray, bins: IntArray, nodes: int,
+                      groups: list[tuple[int, ...]]) -> list[tuple[int, bytes]]:
+    """One worker process's share: its groups' histograms (bound, fixed-width ciphertext bytes)."""
+    width = public_key.ciphertext_bytes
+    gh = EncryptedVector(public_key, _from_bytes(raw_cts, width), frac_bits, bound, layout)
+    sums = _sum_groups(gh, node, columns, bins, nodes, groups, workers=1)
+    return [(vector.bound, _to_bytes(vector.ciphertexts, width)) for vector in sums]
+
+
+def _balanced_parts(groups: list[tuple[int, ...]], costs: list[int], parts: int) -> list[list[tuple[int, ...]]]:
+    """Groups dealt into `parts` lists of about equal cost (largest first, each to the lightest list)."""
+    loads = [0] * parts
+    dealt: list[list[tuple[int, ...]]] = [[] for _ in range(parts)]
+    for index in sorted(range(len(groups)), key=lambda i: -costs[i]):
+        lightest = loads.index(min(loads))
+        dealt[lightest].append(groups[index])
+        loads[lightest] += costs[index]
+    return [part for part in dealt if part]
+
+
 def build_histograms(
-    gh: EncryptedVector, node: IntArray, binned: BinArray, bins: IntArray, nodes: int, workers: int | None
+    gh: EncryptedVector, node: IntArray, binned: BinArray, bins: IntArray, nodes: int, workers: int | None,
+    processes: int = 1,
 ) -> EncryptedVector:
     """Per feature (columns of `binned`), per node, per bin: the sum of the rows' ciphertexts.
 
     `node[i]` in [0, nodes) is row i's node. The result is feature-major, then node, then
-    bin: feature f occupies nodes * bins[f] entries.
+    bin: feature f occupies nodes * bins[f] entries. With `processes` > 1 and at least
+    HISTOGRAM_PROCESS_MIN_PRODUCTS products, the feature groups are split over that many
+    worker processes; `workers` threads serve each grouped sum otherwise.
     """
     if binned.shape[1] == 0:
         raise InvalidArgument("VertSecureBoost: a provider needs at least one feature")
+    groups = feature_groups(bins, len(gh), nodes)
+    costs = [_group_cost(group, bins, len(gh), nodes) for group in groups]
+    if processes > 1 and sum(costs) >= HISTOGRAM_PROCESS_MIN_PRODUCTS:
+        dealt = _balanced_parts(groups, costs, processes * HISTOGRAM_PARTS_PER_PROCESS)
+        sums = _sum_groups_on_processes(gh, node, binned, bins, nodes, dealt, processes)
+        order = [group for part in dealt for group in part]
+    else:
+        sums, order = _sum_groups(gh, node, binned, bins, nodes, groups, workers), groups
     parts: list[EncryptedVector | None] = [None] * binned.shape[1]
-    for group in feature_groups(bins, len(gh), nodes):
-        if len(group) == 1:
-            (f,) = group
-            width = int(bins[f])
-            parts[f] = gh.group_sum(node * width + binned[:, f].astype(np.int64), nodes * width, workers)
-            continue
-        first, second = group
-        b1, b2 = int(bins[first]), int(bins[second])
-        cell_of_row = (node * b1 + binned[:, first].astype(np.int64)) * b2 + binned[:, second].astype(np.int64)
-        cells = gh.group_sum(cell_of_row, nodes * b1 * b2, workers)
-        cell = np.arange(nodes * b1 * b2, dtype=np.int64)
-        parts[first] = cells.group_sum(cell // b2, nodes * b1, workers)
-        parts[second] = cells.group_sum((cell // (b1 * b2)) * b2 + cell % b2, nodes * b2, workers)
+    features = iter(sums)
+    for group in order:
+        for f in group:
+            parts[f] = next(features)
     return EncryptedVector.concatenate([p for p in parts if p is not None])
+
+
+def _sum_groups_on_processes(gh: EncryptedVector, node: IntArray, binned: BinArray, bins: IntArray, nodes: int,
+                             dealt: list[list[tuple[int, ...]]], processes: int) -> list[EncryptedVector]:
+    """`_sum_groups` of each part of `dealt` on a worker process; one vector per feature, part by part."""
+    pk = gh.public_key
+    width = pk.ciphertext_bytes
+    raw_cts = _to_bytes(gh.ciphertexts, width)
+    pool = SHARED_PROCESSES.pool(processes)
+    pending: deque[Future[list[tuple[int, bytes]]]] = deque()
+    for part in dealt:
+        used = sorted({f for group in part for f in group})
+        position = {f: k for k, f in enumerate(used)}
+        local = [tuple(position[f] for f in group) for group in part]
+        pending.append(pool.submit(_groups_in_worker, pk, raw_cts, gh.frac_bits, gh.bound, gh.layout, node,
+                                   np.ascontiguousarray(binned[:, used]), bins[used], nodes, local))
+    sums: list[EncryptedVector] = []
+    while pending:
+        for bound, raw in pending.popleft().result():
+            # The bound was computed (and checked) by the same grouped sums in the worker.
+            sums.append(EncryptedVector(pk, _from_bytes(raw, width), gh.frac_bits, bound, gh.layout))
+    return sums
 
 
 def rows_per_ciphertext(layout: PackingLayout, n_bits: int) -> int:

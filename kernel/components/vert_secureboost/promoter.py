@@ -24,11 +24,17 @@ from kernel.components.vert_secureboost.constants import (
     METRIC_FEATURE_IMPORTANCE,
     METRIC_LOSS,
     METRIC_NAMESPACE_TRAIN,
+    METRIC_TREE_PHASES,
     METRIC_TREE_SECONDS,
     MIN_CHILD_HESSIAN,
     OWNER_FIRST_PROVIDER,
     OWNER_LEAF,
     OWNER_PROMOTER,
+    PHASE_DECRYPT,
+    PHASE_ENCRYPT,
+    PHASE_SEND,
+    PHASE_SPLITS,
+    PHASE_WAIT,
     PREDICT_RESULT_COLUMN,
     PREDICT_SCORE_COLUMN,
     PRODUCT_WORKERS,
@@ -47,6 +53,7 @@ from kernel.components.vert_secureboost.data import (
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
 from kernel.components.vert_secureboost.messages import bool_array, count, fields, int_array
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
+from kernel.components.vert_secureboost.phases import PhaseClock
 from kernel.components.vert_secureboost.tree import (
     Forest,
     Objective,
@@ -59,6 +66,7 @@ from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import EncryptedVector, PaillierPrivateKey, generate_keypair
+from kernel.security.paillier.parallel import resolve_workers
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -99,6 +107,7 @@ class VertSecureBoostPromoter(ModelBase):
         self.provider_members: list[str] = []
         self.loss_history: list[list[float]] = []
         self.importance: dict[str, dict[str, float]] = {}
+        self.clock = PhaseClock()
 
     @property
     def param(self) -> VertSecureBoostParam:
@@ -133,6 +142,7 @@ class VertSecureBoostPromoter(ModelBase):
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
         score = np.full(len(labels), self.init_score)
         durations: list[list[float]] = []
+        phases: list[list[Any]] = []
         for t in range(param.num_trees):
             started = time.perf_counter()
             rng = np.random.default_rng([seed, t])
@@ -143,9 +153,11 @@ class VertSecureBoostPromoter(ModelBase):
             loss = objective.loss(score, labels)
             self.loss_history.append([t, loss])
             durations.append([t, time.perf_counter() - started])
+            phases.append([t, self.clock.take()])
             self.tracker.set_progress(100.0 * (t + 1) / param.num_trees, f"tree {t + 1}: loss {loss:.6f}")
         self.tracker.log_metric(METRIC_LOSS, METRIC_NAMESPACE_TRAIN, self.loss_history, metric_type="loss")
         self.tracker.log_metric(METRIC_TREE_SECONDS, METRIC_NAMESPACE_TRAIN, durations)
+        self.tracker.log_metric(METRIC_TREE_PHASES, METRIC_NAMESPACE_TRAIN, phases)
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN, self.importance)
 
     def _start_providers(self, ids: pa.ChunkedArray, param: VertSecureBoostParam) -> PaillierPrivateKey:
@@ -180,11 +192,14 @@ class VertSecureBoostPromoter(ModelBase):
         encrypted: EncryptedVector | None = None
         if private_key is not None:
             values = np.column_stack([g[sampled], h[sampled]])
-            encrypted = EncryptedVector.encrypt_packed(
-                private_key, values, precision_bits=param.precision_bits,
-                headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=PRODUCT_WORKERS,
-            )
-            tv.encrypted_gh.remote({"rows": sampled, "gh": encrypted}, suffix=(t,))
+            with self.clock.phase(PHASE_ENCRYPT):
+                encrypted = EncryptedVector.encrypt_packed(
+                    private_key, values, precision_bits=param.precision_bits,
+                    headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=PRODUCT_WORKERS,
+                    processes=resolve_workers(param.workers),
+                )
+            with self.clock.phase(PHASE_SEND):
+                tv.encrypted_gh.remote({"rows": sampled, "gh": encrypted}, suffix=(t,))
         search = SplitSearch(param.reg_lambda, param.min_child_weight)
         least = max(param.min_child_weight, MIN_CHILD_HESSIAN)
         level = [0]
@@ -203,17 +218,20 @@ class VertSecureBoostPromoter(ModelBase):
             position = np.full(len(state.tree.owner), -1, dtype=np.int64)
             position[level] = np.arange(len(level))
             if private_key is not None:
-                tv.node_plan.remote({"done": False, "position": position[state.node_of_row].astype(np.int32),
-                                     "nodes": len(level), "compute": position[compute]}, suffix=(t, depth))
-            candidates = [self._own_best(state, open_nodes, own, binned, bins, search)]
+                with self.clock.phase(PHASE_SEND):
+                    tv.node_plan.remote({"done": False, "position": position[state.node_of_row].astype(np.int32),
+                                         "nodes": len(level), "compute": position[compute]}, suffix=(t, depth))
+            with self.clock.phase(PHASE_SPLITS):
+                candidates = [self._own_best(state, open_nodes, own, binned, bins, search)]
             for k in range(len(self.provider_members)):
                 assert encrypted is not None and private_key is not None
                 level_hist, slot_bins[k] = self._provider_histograms(
                     k, t, depth, compute, state, previous[k], slot_bins[k], encrypted, len(sampled), private_key
                 )
                 previous[k] = level_hist
-                stacked = np.stack([level_hist[node] for node in open_nodes])
-                candidates.append(search.best(stacked, slot_bins[k]))
+                with self.clock.phase(PHASE_SPLITS):
+                    stacked = np.stack([level_hist[node] for node in open_nodes])
+                    candidates.append(search.best(stacked, slot_bins[k]))
             level = self._apply_splits(t, depth, level, open_nodes, candidates, thresholds, binned, state)
             if not level:
                 break
@@ -254,8 +272,9 @@ class VertSecureBoostPromoter(ModelBase):
     ) -> tuple[dict[int, FloatArray], IntArray]:
         """Provider k's histograms of every node of this level (decrypted, siblings by subtraction)
         and the bins of its feature slots, which stay the same within a tree."""
-        message = fields(self.transfer_variable.encrypted_histogram.get(idx=k, suffix=(t, depth)),
-                         f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
+        with self.clock.phase(PHASE_WAIT):
+            received = self.transfer_variable.encrypted_histogram.get(idx=k, suffix=(t, depth))
+        message = fields(received, f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
         bins = int_array(message["bins"], f"provider {k}'s histogram bins", 1, self.param.max_bin + 1)
         if not len(bins):
             raise InvalidArgument(f"VertSecureBoost: provider {k} sent a histogram of no features")
@@ -269,8 +288,9 @@ class VertSecureBoostPromoter(ModelBase):
         per = count(message["per_ciphertext"], f"provider {k}'s per_ciphertext", 1,
                     max(1, (private_key.public_key.n_bits - 2) // (layout.slots * layout.slot_bits)))
         total = int(bins.sum()) * len(compute)
-        flat = decrypt_compressed(private_key, histogram, layout.slot_bits, layout.slots, encrypted.frac_bits,
-                                  encrypted.bound * sampled, per, total, self.param.workers)
+        with self.clock.phase(PHASE_DECRYPT):
+            flat = decrypt_compressed(private_key, histogram, layout.slot_bits, layout.slots, encrypted.frac_bits,
+                                      encrypted.bound * sampled, per, total, self.param.workers)
         computed = padded_histograms(flat, bins, len(compute))
         level_hist = {node: computed[i] for i, node in enumerate(compute)}
         for node in compute:
@@ -292,9 +312,11 @@ class VertSecureBoostPromoter(ModelBase):
         requests: list[list[int]] = [[i for i in splitting if winner[i] == k + 1] for k in range(len(candidates) - 1)]
         for k, chosen in enumerate(requests):
             _, slot, bin_ = candidates[k + 1]
-            tv.split_request.remote({"nodes": np.array([level.index(open_nodes[i]) for i in chosen], dtype=np.int64),
-                                     "slots": slot[chosen].astype(np.int64), "bins": bin_[chosen].astype(np.int64)},
-                                    idx=k, suffix=(t, depth))
+            with self.clock.phase(PHASE_SEND):
+                tv.split_request.remote(
+                    {"nodes": np.array([level.index(open_nodes[i]) for i in chosen], dtype=np.int64),
+                     "slots": slot[chosen].astype(np.int64), "bins": bin_[chosen].astype(np.int64)},
+                    idx=k, suffix=(t, depth))
         # node -> (owner, promoter feature or provider split id, threshold, rows, which of them go left)
         decided: dict[int, tuple[int, int, float, IntArray, npt.NDArray[np.bool_]]] = {}
         _, own_feature, own_bin = candidates[0]
@@ -305,8 +327,9 @@ class VertSecureBoostPromoter(ModelBase):
                 decided[node] = (OWNER_PROMOTER, f, float(thresholds[f][b]), rows, binned[rows, f] <= b)
                 self._credit(self.features[f], float(best[i]))
         for k, chosen in enumerate(requests):
-            result = fields(tv.split_result.get(idx=k, suffix=(t, depth)), f"provider {k}'s split_result",
-                            "split_ids", "left")
+            with self.clock.phase(PHASE_WAIT):
+                answer = tv.split_result.get(idx=k, suffix=(t, depth))
+            result = fields(answer, f"provider {k}'s split_result", "split_ids", "left")
             ids = int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
             row_lists = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in chosen]
             left = bool_array(result["left"], f"provider {k}'s split directions", sum(len(r) for r in row_lists))

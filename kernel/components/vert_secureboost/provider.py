@@ -20,6 +20,11 @@ from kernel.components.vert_secureboost.constants import (
     MAX_TREES,
     METRIC_FEATURE_IMPORTANCE,
     METRIC_NAMESPACE_TRAIN,
+    METRIC_TREE_PHASES,
+    PHASE_COMPRESS,
+    PHASE_HISTOGRAMS,
+    PHASE_SEND,
+    PHASE_WAIT,
     PRODUCT_WORKERS,
     SPLIT_ID_BITS,
 )
@@ -40,9 +45,11 @@ from kernel.components.vert_secureboost.histogram import (
 )
 from kernel.components.vert_secureboost.messages import count, fields, int_array, sorted_unique
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
+from kernel.components.vert_secureboost.phases import PhaseClock
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import EncryptedVector, PaillierPublicKey
+from kernel.security.paillier.parallel import resolve_workers
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -60,6 +67,7 @@ class VertSecureBoostProvider(ModelBase):
         self.split_features: list[int] = []
         self.split_thresholds: list[float] = []
         self.importance: dict[str, int] = {}
+        self.clock = PhaseClock()
 
     @property
     def param(self) -> VertSecureBoostParam:
@@ -94,19 +102,24 @@ class VertSecureBoostProvider(ModelBase):
         self.split_ids, self.split_features, self.split_thresholds = [], [], []
         self.importance = {name: 0 for name in self.features}
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
+        phases: list[list[Any]] = []
         for t in range(num_trees):
             chosen = sample_features(len(self.features), param.colsample, np.random.default_rng([seed, t]))
             # Slots are the drawn features in a fresh secret order: the promoter cannot tell which is which.
             slots = chosen[np.random.default_rng(secrets.randbits(128)).permutation(len(chosen))]
             self._grow_tree(t, max_depth, n, slots, binned, bins, thresholds, public_key)
+            phases.append([t, self.clock.take()])
             self.tracker.set_progress(100.0 * (t + 1) / num_trees, f"tree {t + 1}")
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN,
                                 {name: {"split": splits} for name, splits in self.importance.items()})
+        self.tracker.log_metric(METRIC_TREE_PHASES, METRIC_NAMESPACE_TRAIN, phases)
 
     def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinArray, bins: IntArray,
                    thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
         tv, workers = self.transfer_variable, self.param.workers
-        message = fields(tv.encrypted_gh.get(idx=0, suffix=(t,)), "encrypted_gh", "rows", "gh")
+        with self.clock.phase(PHASE_WAIT):
+            received = tv.encrypted_gh.get(idx=0, suffix=(t,))
+        message = fields(received, "encrypted_gh", "rows", "gh")
         sampled = sorted_unique(int_array(message["rows"], "encrypted_gh.rows", 0, n), "encrypted_gh.rows")
         gh = message["gh"]
         if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
@@ -116,7 +129,9 @@ class VertSecureBoostProvider(ModelBase):
         slot_bins = bins[slots]
         per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
         for depth in range(max_depth):
-            plan = fields(tv.node_plan.get(idx=0, suffix=(t, depth)), "node_plan", "done")
+            with self.clock.phase(PHASE_WAIT):
+                received = tv.node_plan.get(idx=0, suffix=(t, depth))
+            plan = fields(received, "node_plan", "done")
             if plan["done"] is True:
                 break
             fields(plan, "node_plan", "position", "nodes", "compute")
@@ -128,18 +143,23 @@ class VertSecureBoostProvider(ModelBase):
             at = position[sampled]
             node = np.where(at >= 0, slot_of[np.maximum(at, 0)], -1)
             chosen = np.flatnonzero(node >= 0)
-            histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute),
-                                         PRODUCT_WORKERS)
-            packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
-            tv.encrypted_histogram.remote({"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext},
-                                          suffix=(t, depth))
+            with self.clock.phase(PHASE_HISTOGRAMS):
+                histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute),
+                                             PRODUCT_WORKERS, processes=resolve_workers(workers))
+            with self.clock.phase(PHASE_COMPRESS):
+                packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
+            with self.clock.phase(PHASE_SEND):
+                tv.encrypted_histogram.remote(
+                    {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext}, suffix=(t, depth))
             self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
                binned: BinArray, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left."""
         tv = self.transfer_variable
-        request = fields(tv.split_request.get(idx=0, suffix=(t, depth)), "split_request", "nodes", "slots", "bins")
+        with self.clock.phase(PHASE_WAIT):
+            received = tv.split_request.get(idx=0, suffix=(t, depth))
+        request = fields(received, "split_request", "nodes", "slots", "bins")
         chosen_nodes = int_array(request["nodes"], "split_request.nodes", 0, nodes)
         chosen_slots = int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
         chosen_bins = int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), len(chosen_nodes))
@@ -157,7 +177,8 @@ class VertSecureBoostProvider(ModelBase):
             self.split_thresholds.append(float(thresholds[feature][bin_]))
             self.importance[self.features[feature]] += 1
         left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.bool_)
-        tv.split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left}, suffix=(t, depth))
+        with self.clock.phase(PHASE_SEND):
+            tv.split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left}, suffix=(t, depth))
 
     def _new_split_id(self) -> int:
         taken = set(self.split_ids)

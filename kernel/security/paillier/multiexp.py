@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import NamedTuple
 
 import gmpy2
@@ -19,9 +16,9 @@ from kernel.security.constants import (
     MULTIEXP_ROW_BLOCK,
 )
 from kernel.security.paillier.parallel import map_chunks, resolve_workers, split_even
+from kernel.security.processes import SHARED_PROCESSES
 
 IntArray = npt.NDArray[np.int64]
-
 
 
 class Plan(NamedTuple):
@@ -177,32 +174,6 @@ def _merged_block(
     return map_chunks(run, range(columns), workers, min_per_worker=1)
 
 
-class _ColumnProcesses:
-    """Worker processes for large multi-exponentiations, started on first use and kept.
-
-    Each call hands every process the bases and a slice of the columns, which it computes
-    with one thread. The processes are this task's own: nothing leaves the member.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pool: ProcessPoolExecutor | None = None
-        self._size = 0
-
-    def pool(self, size: int) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None or self._size != size:
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False)
-                context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(max_workers=size, mp_context=context)
-                self._size = size
-            return self._pool
-
-
-_COLUMN_PROCESSES = _ColumnProcesses()
-
-
 def _columns_in_one_process(bases: list[mpz], exponents: IntArray, modulus: mpz) -> list[mpz]:
     return multi_exponentiate(bases, exponents, modulus, workers=1)
 
@@ -224,7 +195,7 @@ def multi_exponentiate(
     rows, columns = exponents.shape
     processes = min(resolve_workers(workers), columns)
     if processes > 1 and rows * columns >= MULTIEXP_PROCESS_MIN_TERMS:
-        pool = _COLUMN_PROCESSES.pool(processes)
+        pool = SHARED_PROCESSES.pool(processes)
         base_list = list(bases)
         futures = [
             pool.submit(_columns_in_one_process, base_list, np.ascontiguousarray(exponents[:, a:b]), modulus)

@@ -11,9 +11,17 @@ import numpy.typing as npt
 from gmpy2 import mpz
 
 from kernel.errors import CryptoError
-from kernel.security.constants import DEFAULT_PACK_HEADROOM_BITS, DEFAULT_PRECISION_BITS
+from kernel.security.constants import (
+    DEFAULT_PACK_HEADROOM_BITS,
+    DEFAULT_PRECISION_BITS,
+    ENCRYPT_PROCESS_MIN_VALUES,
+)
 from kernel.security.paillier import encoding
-from kernel.security.paillier.keys import PaillierPrivateKey, PaillierPublicKey
+from kernel.security.paillier.keys import (
+    PaillierPrivateKey,
+    PaillierPublicKey,
+    encrypt_on_processes,
+)
 from kernel.security.paillier.multiexp import multi_exponentiate
 from kernel.security.paillier.packing import PackingLayout, pack_rows, unpack_rows
 from kernel.security.paillier.parallel import map_chunks
@@ -92,12 +100,15 @@ class EncryptedVector:
         slot_bits: int | None = None,
         headroom_bits: int = DEFAULT_PACK_HEADROOM_BITS,
         workers: int | None = None,
+        processes: int = 1,
     ) -> EncryptedVector:
         """Encrypt a (rows, slots) array with each row packed into one ciphertext.
 
         Default slot width: the bits the largest value needs, plus a sign bit, plus
         `headroom_bits` so that up to 2**headroom_bits such vectors can be summed (or a
-        matvec with that much weight taken) before a slot could overflow.
+        matvec with that much weight taken) before a slot could overflow. With `processes`
+        > 1 and at least ENCRYPT_PROCESS_MIN_VALUES rows, the rows are encrypted on that many
+        worker processes (`workers` threads otherwise).
         """
         array = encoding.as_numeric_array(values, "values")
         if array.ndim != 2 or array.shape[1] < 1:
@@ -112,7 +123,10 @@ class EncryptedVector:
         pk = _public(key)
         layout.check_fits(pk.n_bits)
         packed = pack_rows(flat, layout)
-        cts = key.encrypt_integers(packed, workers)
+        if processes > 1 and len(packed) >= ENCRYPT_PROCESS_MIN_VALUES:
+            cts = encrypt_on_processes(key, packed, processes)
+        else:
+            cts = key.encrypt_integers(packed, workers)
         return cls(pk, cts, frac, bound, layout)
 
     # ------------------------------------------------------------------ basics
