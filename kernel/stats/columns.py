@@ -34,3 +34,13 @@ def is_numeric(kind: pa.DataType) -> bool:
     """Whether a column of this Arrow type can be read as numbers."""
     return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
                 or pa.types.is_decimal(kind))
+
+
+def chosen_columns(names: Sequence[str], wanted: Sequence[str] | None, default: Sequence[str], field: str) -> list[str]:
+    """`wanted` checked against the data's column `names` (an error names `field`), else `default`."""
+    if wanted is None:
+        return list(default)
+    unknown = [c for c in wanted if c not in names]
+    if unknown:
+        raise InvalidArgument(f"{field}: {', '.join(map(repr, unknown))} not among the data's columns")
+    return list(wanted)
