@@ -26,7 +26,7 @@ _REGISTERS = 1 << HLL_PRECISION
 _TAIL_BITS = 64 - HLL_PRECISION
 
 
-def _mix(bits: U64) -> U64:
+def splitmix64(bits: U64) -> U64:
     """SplitMix64's finaliser: a well-spread 64-bit hash of each 64-bit word."""
     with np.errstate(over="ignore"):
         z = bits + np.uint64(0x9E3779B97F4A7C15)
@@ -60,7 +60,7 @@ def value_keys(column: pa.Array | pa.ChunkedArray) -> U64:
 
 
 def _registers(keys: U64) -> npt.NDArray[np.uint8]:
-    hashed = _mix(np.asarray(keys, dtype=np.uint64))
+    hashed = splitmix64(np.asarray(keys, dtype=np.uint64))
     index = (hashed >> np.uint64(_TAIL_BITS)).astype(np.int64)
     tail = hashed & np.uint64((1 << _TAIL_BITS) - 1)
     rank = (_TAIL_BITS - _bit_length(tail) + 1).astype(np.uint8)
