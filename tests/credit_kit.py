@@ -3,26 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
-
-from kernel.computing import ComputingSession, local_session, spark_session
-
-BACKENDS = ["LOCAL", "SPARK"]
-
-
-def computing_for(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
-    """A LOCAL session of three partitions, or a SPARK session on the suite's `spark` fixture."""
-    if request.param == "LOCAL":
-        session = local_session(num_workers=2, num_partitions=3)
-        yield session
-        session.stop()
-    else:
-        yield spark_session(spark=request.getfixturevalue("spark"))
 
 
 def mixed_frame(rows: int, seed: int = 0) -> pd.DataFrame:

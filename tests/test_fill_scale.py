@@ -11,18 +11,21 @@ import pytest
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from kernel.computing import ComputingSession
+from kernel.computing import ComputingSession, local_session
 from kernel.local_run import PartyFailed
-from tests.credit_kit import BACKENDS, computing_for, mixed_frame
+from tests.credit_kit import mixed_frame
 from tests.test_vert_kit import VerticalJob
 
 PROMOTER_COLUMNS = ["id", "y", "normal", "gappy"]
 PROVIDER_COLUMNS = ["id", "heavy", "level", "city"]
 
 
-@pytest.fixture(params=BACKENDS)
-def computing(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
-    yield from computing_for(request)
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    """LOCAL here; tests/test_credit_spark.py runs these components on SPARK."""
+    session = local_session(num_workers=2, num_partitions=3)
+    yield session
+    session.stop()
 
 
 def split_job(tmp_path: Path, backend: str, frame: pd.DataFrame) -> tuple[VerticalJob, pd.DataFrame, pd.DataFrame]:

@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kernel.computing import ComputingSession
-from tests.credit_kit import BACKENDS, computing_for, mixed_frame
+from kernel.computing import ComputingSession, local_session
+from tests.credit_kit import mixed_frame
 from tests.test_vert_kit import VerticalJob
 
 
-@pytest.fixture(params=BACKENDS)
-def computing(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
-    yield from computing_for(request)
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    """LOCAL here; tests/test_credit_spark.py runs these components on SPARK."""
+    session = local_session(num_workers=2, num_partitions=3)
+    yield session
+    session.stop()
 
 
 def pandas_one_hot(rows: pd.Series, train: pd.Series, keep: int, label: str) -> pd.DataFrame:

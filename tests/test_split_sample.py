@@ -11,15 +11,17 @@ import pytest
 
 from kernel.computing import ComputingSession, local_session
 from kernel.local_run import PartyFailed
-from tests.credit_kit import BACKENDS, computing_for
 from tests.test_vert_kit import VerticalJob
 
 SPLIT_OUTPUTS = {"data": ["train", "validate", "test"]}
 
 
-@pytest.fixture(params=BACKENDS)
-def computing(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
-    yield from computing_for(request)
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    """LOCAL here; tests/test_credit_spark.py runs these components on SPARK."""
+    session = local_session(num_workers=2, num_partitions=3)
+    yield session
+    session.stop()
 
 
 def members_frames(rows: int, seed: int = 1) -> list[pd.DataFrame]:

@@ -10,18 +10,21 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from kernel.computing import ComputingSession
+from kernel.computing import ComputingSession, local_session
 from kernel.stats.distinct import DistinctSketch
 from kernel.stats.order import quantiles
-from tests.credit_kit import BACKENDS, computing_for, mixed_frame
+from tests.credit_kit import mixed_frame
 from tests.test_vert_kit import VerticalJob
 
 LEVELS = [0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0]
 
 
-@pytest.fixture(params=BACKENDS)
-def computing(request: pytest.FixtureRequest) -> Iterator[ComputingSession]:
-    yield from computing_for(request)
+@pytest.fixture(scope="module")
+def computing() -> Iterator[ComputingSession]:
+    """LOCAL here; tests/test_credit_spark.py runs these components on SPARK."""
+    session = local_session(num_workers=2, num_partitions=3)
+    yield session
+    session.stop()
 
 
 def test_statistics_match_pandas_at_each_member(tmp_path: Path, computing: ComputingSession) -> None:

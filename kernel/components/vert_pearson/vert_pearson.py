@@ -106,6 +106,8 @@ class VertPearsonPromoter(_PearsonBase):
                              "share": param.share_with_provider,
                              "names": self._public_names()})
         for k, ack in enumerate(tv.alignment_ack.get()):
+            if isinstance(ack, dict) and isinstance(ack.get("refused"), str):
+                raise InvalidArgument(f"provider {k} refused: {ack['refused']}")
             if not isinstance(ack, dict) or ack.get("aligned") is not True:
                 raise InvalidArgument(f"VertPearson: provider {k}'s rows do not match the promoter's {n} ids; "
                                       "run Intersection on both members' data first")
@@ -139,14 +141,17 @@ class VertPearsonProvider(_PearsonBase):
         plan = tv.alignment.get(idx=0)
         aligned = isinstance(plan, dict) and plan.get("rows") == n and plan.get("digest") == ids_digest(
             rows.column(data.id_column))
-        tv.alignment_ack.remote({"rows": n, "aligned": aligned})
+        refused = None
+        if q >= n:
+            refused = (f"VertPearson: the provider's {q} features over {n} rows would let the promoter solve for "
+                       "their z-scores; use fewer features or more rows")
+        tv.alignment_ack.remote({"rows": n, "aligned": aligned, "refused": refused})
         if not aligned:
             raise InvalidArgument(f"VertPearson: this provider's {n} rows do not match the promoter's ids; "
                                   "run Intersection on both members' data first")
+        if refused is not None:
+            raise InvalidArgument(refused)
         assert isinstance(plan, dict)
-        if q >= n:
-            raise InvalidArgument(f"VertPearson: {q} features over {n} rows would let the promoter solve for their "
-                                  "z-scores; use fewer features or more rows")
         encrypted = tv.encrypted_features.get(idx=0)
         if not isinstance(encrypted, list) or len(encrypted) != plan.get("features") or not all(
                 isinstance(v, EncryptedVector) and v.public_key == public_key and len(v) == n for v in encrypted):
