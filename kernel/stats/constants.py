@@ -22,3 +22,9 @@ PSI_STABLE_BELOW: Final = 0.1
 PSI_SHIFT_BELOW: Final = 0.25
 # A bin holding no rows of one population counts as this share of it, so PSI stays finite.
 PSI_EMPTY_SHARE: Final = 1e-4
+
+# Split keys: strata beyond this many label values are refused (a label to stratify on is a
+# class); the one stratum of an unstratified split; a threshold above every key in [0, 1).
+MAX_STRATA: Final = 1000
+ALL_ROWS: Final = "all"
+ABOVE_ALL_KEYS: Final = 2.0

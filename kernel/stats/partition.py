@@ -24,7 +24,8 @@ from kernel.computing import ComputingSession, Table
 from kernel.errors import InvalidArgument
 from kernel.federation.transfer_variable import Variable
 from kernel.model_base import LabeledTable
-from kernel.stats.split import ALL_ROWS, assign_parts, row_keys, strata_of, stratum_thresholds
+from kernel.stats.constants import ALL_ROWS
+from kernel.stats.split import assign_parts, row_keys, strata_of, stratum_thresholds
 
 PART_COLUMN: Final = "__weft_part"
 MODE_KEYS: Final = "keys"

@@ -11,7 +11,7 @@ so every part holds exactly its share of each stratum and no row leaves the exec
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ import xxhash
 
 from kernel.computing import Table
 from kernel.errors import InvalidArgument
+from kernel.stats.constants import ABOVE_ALL_KEYS, ALL_ROWS, MAX_STRATA
 from kernel.stats.counts import block_value_counts, merge_value_counts
 from kernel.stats.distinct import splitmix64
 from kernel.stats.moments import block_moments, merge_table_moments
@@ -29,12 +30,6 @@ from kernel.stats.order import order_statistics
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# Strata beyond this many label values are refused (a label to stratify on is a class).
-MAX_STRATA: Final = 1000
-# The one stratum of an unstratified split.
-ALL_ROWS: Final = "all"
-# Above every key: a part that takes the rest of a stratum ends here.
-ABOVE_ALL_KEYS: Final = 2.0
 
 
 def row_keys(ids: pa.Array | pa.ChunkedArray, seed: int) -> FloatArray:
