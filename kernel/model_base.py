@@ -83,10 +83,15 @@ class TaskArgs:
 
 @dataclass
 class TaskOutputs:
-    """What `run` produced: the main data output (if any) and the model to export (if any)."""
+    """What `run` produced: the main data output (if any) and the model to export (if any).
+
+    A component that writes several data sets (DataSplit's train, validate, test) puts the
+    first in `data` and the others in `more_data`, in the order of the task's output names.
+    """
 
     data: LabeledTable | None = None
     model: dict[str, Any] | None = None
+    more_data: list[LabeledTable | None] = field(default_factory=list)
 
 
 class ModelBase:
@@ -109,6 +114,8 @@ class ModelBase:
         self.tracker = ctx.tracker
         self.transfer_variable = ctx.transfer_variables(transfer_definitions)
         self.model_param: BaseParam | None = None
+        #: Data outputs after the first, in the order of the task's output names.
+        self.more_data: list[LabeledTable | None] = []
 
     # -- what components override -------------------------------------------------------
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable | None:
@@ -135,6 +142,11 @@ class ModelBase:
 
     # -- the rule table ---------------------------------------------------------------------
     def run(self, params: BaseParam, args: TaskArgs) -> TaskOutputs:
+        outputs = self._run_rule(params, args)
+        outputs.more_data = list(self.more_data)
+        return outputs
+
+    def _run_rule(self, params: BaseParam, args: TaskArgs) -> TaskOutputs:
         self.model_param = params
         if not self.needs_data:
             self._set_flow(FLOW_FIT)

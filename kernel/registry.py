@@ -36,6 +36,8 @@ class ComponentSpec:
     role_programs: dict[str, str]
     default_runtime: dict[str, Any] = field(default_factory=dict)
     transfer_variables: dict[str, VariableDefinition] = field(default_factory=dict)
+    #: Data outputs a task may write (setting.json "data_outputs"; DataSplit writes three).
+    data_outputs: int = 1
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -102,7 +104,11 @@ def _parse_setting(folder: Path) -> ComponentSpec:
     defaults = _read_json(default_path) if default_path.is_file() else {}
     tv_path = folder / TRANSFER_VARIABLE_FILE
     variables = load_definitions(tv_path) if tv_path.is_file() else {}
-    return ComponentSpec(setting["module"], folder, setting["param_class"], programs, defaults, variables)
+    data_outputs = setting.get("data_outputs", 1)
+    if not isinstance(data_outputs, int) or isinstance(data_outputs, bool) or data_outputs < 1:
+        raise ConfError(f"{where}: data_outputs must be a positive integer")
+    return ComponentSpec(setting["module"], folder, setting["param_class"], programs, defaults, variables,
+                         data_outputs)
 
 
 @cache

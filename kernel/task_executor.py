@@ -150,13 +150,13 @@ def persist_outputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext, o
     """Write the data output and the model; returns what was written, for outputs.json."""
     record: dict[str, Any] = {"data": {}, "model": {}}
     data_names = conf.output.get("data", [])
-    if outputs.data is not None and data_names:
-        namespace = output_namespace(options.job_id, options.role, options.member_id)
-        name = f"{options.component_name}.{data_names[0]}"
-        meta = ctx.storage.write_table(
-            namespace, name, outputs.data.table, outputs.data.id_column, outputs.data.label_column
-        )
-        record["data"][data_names[0]] = {"namespace": namespace, "name": name, "rows": meta.rows}
+    namespace = output_namespace(options.job_id, options.role, options.member_id)
+    for output_name, data in zip(data_names, [outputs.data, *outputs.more_data], strict=False):
+        if data is None:
+            continue
+        name = f"{options.component_name}.{output_name}"
+        meta = ctx.storage.write_table(namespace, name, data.table, data.id_column, data.label_column)
+        record["data"][output_name] = {"namespace": namespace, "name": name, "rows": meta.rows}
     model_names = conf.output.get("model", [])
     if outputs.model is not None and model_names:
         location = ctx.tracker.save_model(outputs.model, model_names[0])

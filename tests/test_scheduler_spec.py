@@ -103,7 +103,7 @@ CASES: list[tuple[str, Mutation | str, str]] = [
     ("bad backend", _set("job_parameters/backend", "GPU"), "job_parameters.backend: unknown value 'GPU'"),
     ("bad component name", lambda s: s["components"].update({"bad name": s["components"].pop("distribution_0")}),
      "components.bad name: bad component name"),
-    ("two data outputs", _set(f"{DATAIO}/output/data", ["train", "extra"]), "components.dataio_0.output.data: a component writes one data output"),
+    ("two data outputs", _set(f"{DATAIO}/output/data", ["train", "extra"]), "components.dataio_0.output.data: this component writes one data output"),
 ]
 
 

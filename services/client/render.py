@@ -116,7 +116,8 @@ def _short(points: Any) -> str:
 
 
 def plot_curves(results: list[scheduler_pb2.TaskResult], out_dir: Path) -> list[Path]:
-    """ROC and KS curves of binary evaluations, and loss per iteration, as PNG files."""
+    """ROC and KS curves of binary evaluations, their gain, lift, KS and precision/recall
+    charts, and loss per iteration, as PNG files."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,6 +141,9 @@ def plot_curves(results: list[scheduler_pb2.TaskResult], out_dir: Path) -> list[
                 axes[1].set(title=f"KS {points['ks']:.4f} ({metric.name})", xlabel="threshold", xlim=(0.0, 1.0))
                 axes[1].legend()
                 path = out_dir / f"{component}_{metric.name}_roc_ks.png"
+            elif isinstance(points, dict) and "gain_table" in points:
+                figure = plot_credit_tables(plt, points, f"{component} {metric.name}")
+                path = out_dir / f"{component}_{metric.name}.png"
             elif metric.name == "loss" and isinstance(points, list) and points:
                 figure, axis = plt.subplots(figsize=(6, 4))
                 xs = [p[0] if isinstance(p, list) else i for i, p in enumerate(points)]
@@ -154,3 +158,25 @@ def plot_curves(results: list[scheduler_pb2.TaskResult], out_dir: Path) -> list[
             plt.close(figure)
             written.append(path)
     return written
+
+
+def plot_credit_tables(plt: Any, points: dict[str, Any], title: str) -> Any:
+    """Cumulative gain, lift and KS by score group, and the precision/recall curve, in one figure."""
+    gain, pr = points["gain_table"], points["pr_curve"]
+    shares = [0.0, *gain["cumulative_rows_share"]]
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot(shares, [0.0, *gain["gain"]], marker="o", label="gain (events captured)")
+    axes[0].plot([0, 1], [0, 1], linestyle="--", color="grey", label="random")
+    axes[0].plot(gain["cumulative_rows_share"], gain["ks"], marker=".", label=f"KS (max {max(gain['ks'], default=0):.3f})")
+    axes[0].set(title=f"gain and KS ({title})", xlabel="share of rows, highest scores first", ylim=(0, 1.05))
+    axes[0].legend()
+    axes[1].bar(gain["group"], gain["lift"], label="lift")
+    axes[1].plot(gain["group"], gain["cumulative_lift"], marker="o", color="black", label="cumulative lift")
+    axes[1].axhline(1.0, linestyle="--", color="grey")
+    axes[1].set(title="lift by score group", xlabel="group (1 = highest scores)")
+    axes[1].legend()
+    axes[2].plot(pr["recall"], pr["precision"], marker=".")
+    matrix = points.get("confusion_matrix", {})
+    axes[2].set(title=f"precision / recall (at {matrix.get('threshold', '?')}: tp {matrix.get('tp')}, "
+                      f"fp {matrix.get('fp')})", xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.05))
+    return figure

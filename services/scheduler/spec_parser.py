@@ -217,7 +217,7 @@ def _parse_component(name: str, body: Any, table: dict[str, Any], job_roles: lis
     except WeftError as exc:
         raise _fail(f"{where}.module: {exc}") from None
     inputs = _parse_input(body.get("input", {}), where, name, table)
-    output = _parse_output(body.get("output", {}), where)
+    output = _parse_output(body.get("output", {}), where, registered.data_outputs)
     params = _object(body.get("params", {}), f"{where}.params")
     runs_at = _parse_run_roles(body.get("roles"), where, registered, job_roles)
     role_params: dict[str, dict[str, Any]] = {}
@@ -279,7 +279,7 @@ def _check_ref(ref: str, where: str, name: str, table: dict[str, Any], *, allow_
         raise _fail(f"{where}: {ref!r}: upstream component {source!r} is not in components")
 
 
-def _parse_output(value: Any, where: str) -> dict[str, list[str]]:
+def _parse_output(value: Any, where: str, data_outputs: int = 1) -> dict[str, list[str]]:
     output = _object(value, f"{where}.output")
     parsed: dict[str, list[str]] = {}
     for kind, names in output.items():
@@ -287,8 +287,10 @@ def _parse_output(value: Any, where: str) -> dict[str, list[str]]:
         if kind not in ("data", "model"):
             raise _fail(f"{kwhere}: unknown output kind (expected data, model)")
         names = _string_list(names, kwhere)
-        if len(names) > 1:
-            raise _fail(f"{kwhere}: a component writes one {kind} output; got {len(names)} names")
+        limit = data_outputs if kind == "data" else 1
+        if len(names) > limit:
+            most = "one" if limit == 1 else f"at most {limit}"
+            raise _fail(f"{kwhere}: this component writes {most} {kind} output(s); got {len(names)} names")
         for out in names:
             if not OUTPUT_NAME_PATTERN.match(out):
                 raise _fail(f"{kwhere}: bad output name {out!r}; use letters, digits, '_' or '-'")

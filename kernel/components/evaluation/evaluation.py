@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.compute as pc
 
+from kernel.components.evaluation.credit_tables import log_credit_tables
 from kernel.components.evaluation.metrics import evaluate
 from kernel.components.evaluation.param import EvaluationParam
 from kernel.errors import InvalidArgument
@@ -41,4 +42,6 @@ class Evaluation(ModelBase):
             mask = splits == split
             result = evaluate(param.eval_type, y_true[mask], y_pred[mask], **options)
             self.tracker.log_metric(str(split), "evaluation", result, metric_type=param.eval_type)
+        if param.eval_type == "binary":
+            log_credit_tables(self.tracker, data.table, label, predicted, param)
         return None

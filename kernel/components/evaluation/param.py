@@ -20,3 +20,10 @@ class EvaluationParam(BaseParam):
     pos_label: int = Field(1, description="the positive class of a binary task")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="score at or above which a row is positive")
     curve_points: int = Field(100, ge=2, le=10_000, description="points kept of the ROC and KS curves")
+    groups: int = Field(
+        10, ge=2, le=100,
+        description="binary: score groups of the gain, lift and KS tables (deciles), also the bins of the score PSI",
+    )
+    psi_reference: str = Field(
+        "train", min_length=1, description="binary: the split whose scores the other splits' score PSI is measured against"
+    )

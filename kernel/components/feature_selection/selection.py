@@ -40,6 +40,8 @@ class _SelectionBase(ModelBase, abc.ABC):
         self.public_names: dict[str, str] = {}
         self.kept: list[str] | None = None
         self.dropped: dict[str, str] = {}
+        # A provider whose binning WOE and IV stayed at the promoter: the promoter applies its IV filters.
+        self.iv_withheld = False
 
     @property
     def param(self) -> FeatureSelectionParam:
@@ -100,7 +102,7 @@ class _SelectionBase(ModelBase, abc.ABC):
                 raise InvalidArgument(
                     "FeatureSelectionParam.iv_threshold/iv_top_k: give a VertFeatureBinning model as input.model"
                 )
-        if param.iv_threshold is not None:
+        if param.iv_threshold is not None and not self.iv_withheld:
             assert self.iv is not None
             for name in survivors:
                 if name in self.iv and self.iv[name] < param.iv_threshold:
@@ -127,6 +129,7 @@ class _SelectionBase(ModelBase, abc.ABC):
             self._load_selection(model)
         elif isinstance(model.get("bins"), dict):
             self.iv = {str(n): float(b.get("iv", 0.0)) for n, b in model["bins"].items()}
+            self.iv_withheld = bool(model.get("woe_withheld", False))
             self._load_binning(model)
         else:
             raise InvalidArgument("FeatureSelection: input.model must be a VertFeatureBinning or FeatureSelection model")
@@ -146,8 +149,10 @@ class FeatureSelectionPromoter(_SelectionBase):
         # IVs of the providers' features as the promoter knows them (from its binning model).
         self.provider_iv: list[dict[str, float]] = []
         self.provider_kept: list[list[str]] = []
+        self.provider_iv_withheld = False
 
     def _load_binning(self, model: dict[str, Any]) -> None:
+        self.provider_iv_withheld = model.get("provider_woe") is False
         self.provider_iv = [{str(n): float(b.get("iv", 0.0)) for n, b in dict(features).items()}
                             for features in model.get("provider_bins", [])]
 
@@ -162,6 +167,12 @@ class FeatureSelectionPromoter(_SelectionBase):
                 if not isinstance(message, list) or not all(isinstance(n, str) for n in message):
                     raise InvalidArgument(f"FeatureSelection: provider {k}'s provider_survivors must be names")
                 theirs.append(message)
+        threshold = self.param.iv_threshold
+        if threshold is not None and self.provider_iv_withheld:
+            # The providers' IVs stayed here (binning's provider_woe false), so they cannot
+            # filter on them: the promoter applies its threshold to their features.
+            theirs = [[n for n in names if (self.provider_iv[k] if k < len(self.provider_iv) else {}).get(n, threshold)
+                       >= threshold] for k, names in enumerate(theirs)]
         kept_own, kept_theirs = survivors, theirs
         top_k = self.param.iv_top_k
         if top_k is not None:
@@ -207,7 +218,8 @@ class FeatureSelectionProvider(_SelectionBase):
         if not isinstance(answer, list) or not all(isinstance(n, str) and n in public for n in answer):
             raise InvalidArgument("FeatureSelection: provider_kept must name features this provider sent")
         kept = [public[n] for n in answer]
+        reason = "iv_top_k" if self.param.iv_top_k is not None else "iv_threshold"
         for name in survivors:
             if name not in kept:
-                self.dropped[name] = "iv_top_k"
+                self.dropped[name] = reason
         return [name for name in survivors if name in kept]

@@ -151,7 +151,7 @@ class VertFeatureBinningPromoter(_BinningBase):
         param, tv = self.param, self.transfer_variable
         public_key, private_key = generate_keypair(param.key_bits)
         tv.pubkey.remote(public_key)
-        tv.alignment.remote({"rows": len(ids), "digest": ids_digest(ids)})
+        tv.alignment.remote({"rows": len(ids), "digest": ids_digest(ids), "send_woe": param.provider_woe})
         for k, ack in enumerate(tv.alignment_ack.get()):
             if not isinstance(ack, dict) or ack.get("aligned") is not True:
                 raise InvalidArgument(
@@ -179,13 +179,15 @@ class VertFeatureBinningPromoter(_BinningBase):
                 woe_all.append(woe)
                 iv_all.append(iv)
                 start += width
-            tv.bin_woe.remote({"woe": np.concatenate(woe_all) if woe_all else np.zeros(0),
-                               "iv": np.asarray(iv_all, dtype=np.float64)}, idx=k)
+            if param.provider_woe:
+                tv.bin_woe.remote({"woe": np.concatenate(woe_all) if woe_all else np.zeros(0),
+                                   "iv": np.asarray(iv_all, dtype=np.float64)}, idx=k)
             self.provider_bins.append(described)
         self.tracker.set_progress(90, "providers' WOE and IV computed")
 
     def export_model(self) -> dict[str, Any]:
-        return {**self._base_model(), "role": "promoter", "provider_bins": self.provider_bins}
+        return {**self._base_model(), "role": "promoter", "provider_bins": self.provider_bins,
+                "provider_woe": self.param.provider_woe}
 
     def load_model(self, model: dict[str, Any]) -> None:
         if model.get("role") != "promoter":
@@ -201,6 +203,7 @@ class VertFeatureBinningProvider(_BinningBase):
         super().__init__(*args, **kwargs)
         # The name the promoter knows each feature by (its own name only when revealed).
         self.public_names: dict[str, str] = {}
+        self.woe_withheld = False
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         param = self.param
@@ -244,6 +247,10 @@ class VertFeatureBinningProvider(_BinningBase):
             # Packed: fewer decryptions; re-randomised: empty bins would otherwise show as ciphertext 1.
             payload["events"] = EncryptedVector.concatenate(sums).pack(workers=param.workers).rerandomize(param.workers)
         tv.encrypted_bin_sums.remote(payload)
+        if isinstance(plan, dict) and plan.get("send_woe") is False:
+            # The promoter keeps this member's WOE and IV: no label statistic reaches it.
+            self.woe_withheld = True
+            return
         answer = tv.bin_woe.get(idx=0)
         woe = np.asarray(answer.get("woe") if isinstance(answer, dict) else None, dtype=np.float64)
         iv = np.asarray(answer.get("iv") if isinstance(answer, dict) else None, dtype=np.float64)
@@ -255,14 +262,24 @@ class VertFeatureBinningProvider(_BinningBase):
             self.bins[name].update(woe=woe[start:start + width].tolist(), iv=value)
             start += width
 
+    def transform(self, data: LabeledTable) -> LabeledTable:
+        if self.woe_withheld and self.transform_method == "woe":
+            raise InvalidArgument(
+                "VertFeatureBinning: the promoter kept this provider's WOE (provider_woe false); "
+                "use transform_method bin_index or the WOE component's blinded mode"
+            )
+        return super().transform(data)
+
     def export_model(self) -> dict[str, Any]:
-        return {**self._base_model(), "role": "provider", "public_names": self.public_names}
+        return {**self._base_model(), "role": "provider", "public_names": self.public_names,
+                "woe_withheld": self.woe_withheld}
 
     def load_model(self, model: dict[str, Any]) -> None:
         if model.get("role") != "provider":
             raise InvalidArgument("VertFeatureBinning: the provider needs the provider's binning model")
         self._load_base(model)
         self.public_names = {str(k): str(v) for k, v in dict(model.get("public_names", {})).items()}
+        self.woe_withheld = bool(model.get("woe_withheld", False))
 
 
 def _float_column(rows: pa.Table, name: str) -> FloatArray:

@@ -27,6 +27,10 @@ class VertFeatureBinningParam(BaseParam):
         0.5, gt=0.0, le=10.0, description="added to event and non-event counts of a bin where either is zero"
     )
     provider_iv: bool = Field(True, description="compute the providers' WOE and IV with encrypted labels")
+    provider_woe: bool = Field(
+        True, description="promoter: send each provider the WOE and IV of its bins (they reveal its bins' label rates); "
+                          "false keeps them at the promoter (use the WOE component's blinded mode)"
+    )
     reveal_feature_names: bool = Field(
         False, description="provider: let the promoter see this member's feature names (else anonymous ids)"
     )

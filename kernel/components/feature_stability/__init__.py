@@ -1,0 +1,1 @@
+"""FeatureStability: population stability index per feature (and of a score) between two data sets."""

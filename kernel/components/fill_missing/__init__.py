@@ -1,0 +1,1 @@
+"""FillMissing: fills missing values per column with a fitted mean, median, mode or a constant."""

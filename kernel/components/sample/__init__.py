@@ -1,0 +1,1 @@
+"""Sample: random or stratified sampling without replacement, the same ids at every member."""

@@ -1,0 +1,1 @@
+"""VertPearson: Pearson correlation between the promoter's and providers' features without moving rows."""

@@ -1,0 +1,1 @@
+"""Credit scoring pieces shared by components: binning models, WOE tables, scorecard points."""
