@@ -31,7 +31,12 @@ from kernel.retry import retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 from services.common.grpc_errors import grpc_method, retryable
-from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
+from services.common.observability import (
+    CertificateCollector,
+    MetricsEndpoint,
+    ServiceMetrics,
+    start_metrics,
+)
 from services.transfer.constants import (
     CONTROL_BACKOFF,
     DEFAULT_CONTROL_TIMEOUT_S,
@@ -521,6 +526,8 @@ class TransferServer:
         self.core.metrics = self.metrics
         self.metrics.registry.register(TransferCollector(
             self.core.stats, self.core.mailbox.stats, lambda: len(self.core.sessions)))
+        self.metrics.registry.register(CertificateCollector(
+            {"member": config.tls.cert_file, "ca": config.tls.ca_file}))
         self.metrics_endpoint: MetricsEndpoint | None = None
         interceptors = [self.metrics.interceptor()]
         options = server_options(config.transfer.window_mb * MIB)
