@@ -14,9 +14,12 @@
 #   --editable       install the project in development mode (pip install -e)
 #   --deps-only      install the dependencies but not the project (the image caches this layer)
 #   --require-java   fail unless a Java 17+ runtime is on PATH (Spark needs it)
+#
+# The packages are installed by uv when one is on PATH (or named by WEFT_UV), else by pip;
+# WEFT_INSTALLER=pip forces pip. Both check every file against the lock's hashes.
 set -euo pipefail
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "install-image: $*" >&2; exit 1; }
 
 PYTHON=python3
