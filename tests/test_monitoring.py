@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,6 +275,12 @@ def federation_after_a_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator
             assert job_status_name(final.status) == "success", final.message
             with pytest.raises(WeftClientError):  # one failed call, so that the error counters have a sample
                 promoter.get("no-such-job")
+        # grpc's abort sends the status before the handler returns, so the server may count the failed
+        # call a moment after the client saw it: read the scheduler's endpoint until it has
+        for _ in range(100):
+            if "weft_grpc_errors_total" in scrape(metrics_ports[0]):
+                break
+            time.sleep(0.1)
         yield [scrape(port) for port in metrics_ports]
     finally:
         standalone.stop(state)
