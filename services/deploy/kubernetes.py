@@ -239,12 +239,14 @@ def _prometheus_ingress(values: Values) -> dict[str, Any]:
 
 
 def kustomization(values: Values, secret_files: dict[str, dict[str, str]]) -> dict[str, Any]:
-    resources = ["base"]
+    # directories under `bases`, files under `resources`, `env` for env files and strategic-merge
+    # patches: the kustomize of kubectl 1.20 (Debian's kubernetes-client) reads it, as newer ones do
+    bases = ["base"]
     if values.database.mode == "internal":
-        resources.append("base/mariadb")
+        bases.append("base/mariadb")
     if values.monitoring.enabled:
-        resources.append("monitoring")
-    resources += ["namespace.yaml", "egress.yaml"]
+        bases.append("monitoring")
+    resources = ["namespace.yaml", "egress.yaml"]
     if values.transfer.expose == "ingress":
         resources.append("ingress.yaml")
     if values.monitoring.enabled:
@@ -256,13 +258,14 @@ def kustomization(values: Values, secret_files: dict[str, dict[str, str]]) -> di
         files = secret_files[spec.name]
         entry: dict[str, Any] = {"name": spec.name, "behavior": "replace"}
         if spec.env_file:
-            entry["envs"] = [files[""]]
+            entry["env"] = files[""]
         else:
             entry["files"] = [f"{key}={path}" for key, path in files.items()]
         generators.append(entry)
     return {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": values.resolved_namespace,
+        "bases": bases,
         "resources": resources,
         "images": [{"name": name, **_split_image(getattr(values.images, key))} for name, key in BASE_IMAGES.items()],
         "configMapGenerator": [{"name": "weft-member-config", "behavior": "merge", "files": ["member.yaml"]}],
