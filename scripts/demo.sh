@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${WEFT_VENV:-.venv}"
 if [ ! -x "$VENV/bin/weft" ]; then
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -e .
+  # the locked spark set: `weft demo --backend spark` works too
+  bash scripts/install-image.sh --venv "$VENV" --editable --extras spark
 fi
 exec "$VENV/bin/weft" demo "$@"

@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
-# Installs Weft and its Python dependencies into a virtualenv: the container image's install
-# steps, also run by CI so that a broken step fails there first. Safe to run again: when the
-# dependencies recorded in the venv match pyproject.toml it skips pip entirely.
+# Installs Weft and its locked Python dependencies into a virtualenv: the container images'
+# install steps, also run by CI so that a broken step fails there first. Dependencies come from
+# requirements/<set>.txt (exact versions with hashes, pip --require-hashes; scripts/lock.py writes
+# them from pyproject.toml). Safe to run again: when the venv already holds the set it skips pip.
 #
-#   scripts/install-image.sh --venv DIR [--python PY] [--extras dev] [--editable]
+#   scripts/install-image.sh --venv DIR [--python PY] [--extras SET] [--editable]
 #                            [--deps-only] [--require-java]
 #
 #   --venv DIR       virtualenv to install into (created with PY when missing)
 #   --python PY      interpreter that creates the venv (default: python3); 3.11 or newer
-#   --extras LIST    optional dependency groups of pyproject.toml, comma separated (e.g. dev)
+#   --extras SET     install set: core (default; scheduler, transfer), spark (+ pyspark: the
+#                    executor), dev (everything: tests, lint, CI)
 #   --editable       install the project in development mode (pip install -e)
 #   --deps-only      install the dependencies but not the project (the image caches this layer)
 #   --require-java   fail unless a Java 17+ runtime is on PATH (Spark needs it)
+#
+# The packages are installed by uv when one is on PATH (or named by WEFT_UV), else by pip;
+# WEFT_INSTALLER=pip forces pip. Both check every file against the lock's hashes.
 set -euo pipefail
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "install-image: $*" >&2; exit 1; }
 
 PYTHON=python3
 VENV=""
-EXTRAS=""
+EXTRAS="core"
 EDITABLE=0
 DEPS_ONLY=0
 REQUIRE_JAVA=0
@@ -27,7 +32,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --venv) VENV="${2:?--venv needs a directory}"; shift 2 ;;
     --python) PYTHON="${2:?--python needs an interpreter}"; shift 2 ;;
-    --extras) EXTRAS="${2:?--extras needs a list such as dev}"; shift 2 ;;
+    --extras) EXTRAS="${2:?--extras needs an install set: core, spark or dev}"; shift 2 ;;
     --editable) EDITABLE=1; shift ;;
     --deps-only) DEPS_ONLY=1; shift ;;
     --require-java) REQUIRE_JAVA=1; shift ;;
@@ -47,62 +52,41 @@ if [ "$REQUIRE_JAVA" = 1 ]; then
     || fail "Spark needs Java 17 or newer; java -version reports '${JAVA_MAJOR:-unknown}'"
 fi
 
+# The install set: one locked requirements file (an old comma list naming one set still works).
+SET="${EXTRAS//,/ }"
+SET="$(echo $SET)"
+case "$SET" in ""|core) SET=core ;; esac
+LOCK="$SRC/requirements/$SET.txt"
+if [ ! -f "$LOCK" ]; then
+  SETS="$(cd "$SRC/requirements" 2>/dev/null && ls -- *.txt 2>/dev/null | sed 's/\.txt$//' | tr '\n' ' ')"
+  fail "no install set '$EXTRAS' (requirements/$SET.txt); the sets are: ${SETS:-none, run scripts/lock.py}"
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   command -v "$PYTHON" >/dev/null 2>&1 || fail "interpreter '$PYTHON' not found"
   "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
     || fail "'$PYTHON' is $("$PYTHON" -V 2>&1); Weft needs Python 3.11 or newer"
+  # pip itself is part of the lock: the venv's bundled pip installs the locked one below
   "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 VPY="$VENV/bin/python"
 "$VPY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || fail "the venv $VENV runs $("$VPY" -V 2>&1); Weft needs Python 3.11 or newer"
 
-# The requirements come from pyproject.toml (build system + dependencies + the extras asked for),
-# so this script never keeps a second list that could drift.
-REQS="$(mktemp)"
-trap 'rm -f "$REQS"' EXIT
-"$VPY" - "$SRC/pyproject.toml" "$EXTRAS" > "$REQS" <<'PY'
-import sys
-import tomllib
-
-with open(sys.argv[1], "rb") as handle:
-    project = tomllib.load(handle)
-wanted = [e.strip() for e in sys.argv[2].split(",") if e.strip()]
-optional = project["project"].get("optional-dependencies", {})
-missing = [e for e in wanted if e not in optional]
-if missing:
-    sys.exit(f"install-image: pyproject.toml has no extras {missing}; it has {sorted(optional)}")
-lines = list(project["build-system"]["requires"]) + list(project["project"]["dependencies"])
-name = project["project"]["name"]
-seen: set[str] = set()
-
-
-def add_extra(extra: str) -> None:
-    # An extra may name another of this project's extras ("weft[bench]"): expand it here,
-    # since pip would look for the project itself on the index.
-    if extra in seen:
-        return
-    seen.add(extra)
-    for requirement in optional[extra]:
-        if requirement.startswith(f"{name}[") and requirement.endswith("]"):
-            for inner in requirement[len(name) + 1 : -1].split(","):
-                add_extra(inner.strip())
-        else:
-            lines.append(requirement)
-
-
-for extra in wanted:
-    add_extra(extra)
-print("\n".join(lines))
-PY
-
 STAMP="$VENV/.weft-install-stamp"
-WANT_STAMP="$( (cat "$REQS"; echo "editable=$EDITABLE"; echo "src=$SRC") | sha256sum | cut -d' ' -f1)"
+WANT_STAMP="$( (cat "$LOCK"; echo "set=$SET"; echo "editable=$EDITABLE"; echo "src=$SRC") | sha256sum | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && "$VPY" -m pip check >/dev/null 2>&1; then
-  echo "install-image: dependencies already match pyproject.toml"
+  echo "install-image: the venv already holds install set $SET"
 else
-  "$VPY" -m pip install -q --disable-pip-version-check -r "$REQS"
+  # --require-hashes: a package whose bytes differ from the lock's is refused; --no-deps: the lock
+  # is the whole closure, nothing outside it may slip in. uv, when at hand (the dev set brings it;
+  # WEFT_UV names one), installs the same files with the same hashes several times faster.
+  UV="${WEFT_UV:-$(command -v uv || true)}"
+  if [ -n "$UV" ] && [ "${WEFT_INSTALLER:-}" != pip ]; then
+    "$UV" pip install -q --python "$VPY" --require-hashes --no-deps -r "$LOCK"
+  else
+    "$VPY" -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r "$LOCK"
+  fi
   rm -f "$STAMP"  # written only once the project is installed too
 fi
 
@@ -137,7 +121,7 @@ else
   # Build from a copy of what the package holds: no build/ left in the checkout, and no stale
   # module from an earlier build/ slipping into the install.
   BUILD_DIR="$(mktemp -d)"
-  trap 'rm -f "$REQS"; rm -rf "$BUILD_DIR"' EXIT
+  trap 'rm -rf "$BUILD_DIR"' EXIT
   tar -C "$SRC" --exclude=__pycache__ -cf - pyproject.toml README.md kernel services protos \
     | tar -C "$BUILD_DIR" -xf -
   "$VPY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation "$BUILD_DIR"
@@ -149,4 +133,4 @@ fi
   || fail "the installed project does not import; see the error above"
 "$VPY" -m pip check >/dev/null || { "$VPY" -m pip check; fail "installed packages conflict"; }
 echo "$WANT_STAMP" > "$STAMP"
-echo "install-image: weft installed into $VENV"
+echo "install-image: weft (install set $SET) installed into $VENV"

@@ -152,3 +152,15 @@ def test_services_wait_for_certificates_and_their_database(compose: Obj) -> None
             if s != "transfer":
                 assert depends[f"{m}-db"]["condition"] == "service_healthy"
             assert compose["services"][f"{m}-{s}"]["command"][:2] == ["serve", s]
+
+
+def test_executors_run_the_spark_image_and_the_rest_the_core_image(compose: Obj) -> None:
+    # Prepare: the image each service runs, and the Dockerfile target that builds it
+    targets = {interpolate(s["image"]): s["build"]["target"] for s in compose["services"].values() if "build" in s}
+    # Execute
+    images = {name: interpolate(s["image"]) for name, s in compose["services"].items()
+              if s["image"].startswith("${WEFT")}
+    # Assert
+    for name, image in images.items():
+        wanted = "spark" if name.endswith("-executor") else "core"
+        assert targets[image] == wanted, f"{name} runs {image}, built from target {targets[image]}"

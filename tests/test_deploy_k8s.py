@@ -1,5 +1,6 @@
-"""The Kubernetes manifests: they render with kubectl kustomize, validate against the API
-schemas, and the member config they carry loads with the real config loader."""
+"""The Kubernetes manifests: the base renders with kubectl kustomize and validates against the API
+schemas; the example members (deploy/k8s/values/, through `weft deploy kubernetes`) carry configs
+that load with the real config loader and match their manifests."""
 
 from __future__ import annotations
 
@@ -14,19 +15,21 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from services.common.certs import create_ca, issue_member_cert
+from services.common.certs import create_ca
 from services.common.config import MemberConfig, load_config
 from services.common.observability import DEFAULT_METRICS_PORTS
+from services.deploy.kubernetes import Overlay
+from services.deploy.values import load_values
 
 REPO = Path(__file__).resolve().parents[1]
 K8S = REPO / "deploy" / "k8s"
 #: A schema version kubernetes-validate ships; native gRPC probes are GA since 1.27.
 SCHEMA_VERSION = "1.30.0"
 MEMBERS = {"member-a": "5f2d8c1e9b7a4e6d8c3f1a2b4d6e8f01", "member-b": "9c4e7a2b1d3f4a5b8e6c0d2f4a6b8c13"}
-KUSTOMIZATIONS = ["base", "base/mariadb", "overlays/member-a", "overlays/member-b"]
+KUSTOMIZATIONS = ["base", "base/mariadb"]
 SERVICE_PORTS = {"scheduler": 9370, "executor": 9380, "transfer": 9390}
 EXTERNAL_PORT = 9391
-TRIAL_DB_PASSWORD = "trial-password"
+EXTERNAL_DB_PASSWORD = "an external password"
 
 Obj = dict[str, Any]
 
@@ -42,21 +45,15 @@ def kubectl() -> str:
 
 @pytest.fixture(scope="session")
 def k8s_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of deploy/k8s with what a member adds before applying: certificates from the
-    real certificate code, and the database secrets."""
+    """A copy of deploy/k8s, and each example member's overlay written by `weft deploy kubernetes init`
+    (certificates from the real certificate code, generated passwords) under members/."""
     tree = tmp_path_factory.mktemp("k8s") / "k8s"
     shutil.copytree(K8S, tree)
     ca_dir = tree.parent / "federation-ca"
     create_ca(ca_dir)
-    for overlay, member_id in MEMBERS.items():
-        tls_dir = tree / "overlays" / overlay / "tls"
-        issue_member_cert(ca_dir, member_id, ["weft-transfer-external"], tls_dir)
-        shutil.copy(ca_dir / "ca.crt", tls_dir / "ca.crt")
-        secrets = tree / "overlays" / overlay / "secrets"
-        (secrets / "database-url").write_text(
-            f"mysql+aiomysql://weft:{TRIAL_DB_PASSWORD}@weft-mariadb:3306/weft")
-        (secrets / "mariadb.env").write_text(
-            f"MARIADB_ROOT_PASSWORD=root-{TRIAL_DB_PASSWORD}\nMARIADB_PASSWORD={TRIAL_DB_PASSWORD}\n")
+    (tree / "values" / "member-b-db-password").write_text(EXTERNAL_DB_PASSWORD)
+    for name in MEMBERS:
+        Overlay(load_values(tree / "values" / f"{name}.yaml"), tree / "members" / name, K8S).init(ca_dir)
     return tree
 
 
@@ -72,9 +69,9 @@ def render(kubectl: str, tree: Path, name: str) -> list[Obj]:
     return _rendered[name]
 
 
-@pytest.fixture(params=["overlays/member-a", "overlays/member-b"])
+@pytest.fixture(params=list(MEMBERS))
 def overlay(request: pytest.FixtureRequest, kubectl: str, k8s_tree: Path) -> Iterator[tuple[str, list[Obj]]]:
-    yield request.param.split("/")[1], render(kubectl, k8s_tree, request.param)
+    yield request.param, render(kubectl, k8s_tree, f"members/{request.param}")
 
 
 def by_kind(objects: list[Obj], kind: str) -> dict[str, Obj]:
@@ -255,7 +252,7 @@ def test_overlay_config_loads_and_matches_the_manifests(overlay: tuple[str, list
 
 def test_trial_member_database_url_matches_its_mariadb(kubectl: str, k8s_tree: Path) -> None:
     # Execute
-    objects = render(kubectl, k8s_tree, "overlays/member-a")
+    objects = render(kubectl, k8s_tree, "members/member-a")
     # Assert
     assert "weft-mariadb" in by_kind(objects, "StatefulSet")
     url = secret_value(objects, "weft-database", "database-url")

@@ -204,6 +204,31 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """`weft deploy kubernetes init|render`: a member's overlay, secrets and manifests from its values file."""
+    from services.deploy.kubernetes import DEFAULT_MANIFESTS, Overlay
+    from services.deploy.values import load_values
+
+    values = load_values(args.values)
+    overlay = Overlay(values, Path(args.out or values.member.name),
+                      Path(args.manifests) if args.manifests else DEFAULT_MANIFESTS)
+    if args.action == "init":
+        created = overlay.init(Path(args.ca_dir) if args.ca_dir else None, args.reissue_certificate)
+        for item in created:
+            print(f"created {item}")
+        print(f"overlay of {values.member.name} written to {overlay.directory}; "
+              f"next: weft deploy kubernetes render --values {args.values} --out {overlay.directory}")
+        return 0
+    manifests = overlay.render(args.kubectl)
+    if args.output:
+        Path(args.output).write_text(manifests, encoding="utf-8")
+        print(f"manifests of {values.member.name} written to {args.output} "
+              f"(kubectl apply -f {args.output}, or kubectl apply -k {overlay.directory})")
+    else:
+        sys.stdout.write(manifests)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from services.client.demo import run_demo
 
@@ -297,6 +322,21 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--host", action="append", help="issue: host name or IP the member serves on")
     certs.add_argument("--out", default="tls", help="issue: where the certificate and key go")
     certs.set_defaults(handler=cmd_certs)
+
+    deploy = commands.add_parser("deploy", help="deploy a member from its values file")
+    deploy.add_argument("target", choices=["kubernetes"])
+    deploy.add_argument("action", choices=["init", "render"],
+                        help="init: write the overlay and its secrets (certificate, passwords); "
+                             "render: rewrite the overlay and print the manifests")
+    deploy.add_argument("--values", required=True, help="the member's values file (YAML)")
+    deploy.add_argument("--out", help="the member's overlay directory (default: the member's name)")
+    deploy.add_argument("--ca-dir", help="init: the federation CA that issues the member's certificate")
+    deploy.add_argument("--reissue-certificate", action="store_true",
+                        help="init: issue a new certificate even if one exists (rotation)")
+    deploy.add_argument("--manifests", help="the release's deploy/k8s directory (default: beside the package)")
+    deploy.add_argument("--output", "-o", help="render: write the manifests to this file instead of stdout")
+    deploy.add_argument("--kubectl", default="kubectl", help="render: the kubectl to run kustomize with")
+    deploy.set_defaults(handler=cmd_deploy)
     return parser
 
 

@@ -6,13 +6,17 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 from wsgiref.simple_server import WSGIServer
 
 import grpc
+from cryptography import x509
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from kernel.errors import ConfError
 
@@ -228,3 +232,30 @@ def start_metrics(metrics: ServiceMetrics, listen: str) -> MetricsEndpoint | Non
     if not host or not port.isdigit():
         raise ConfError(f"metrics_listen: expected host:port, got {listen!r}")
     return metrics.start_http_server(int(port), host)
+
+
+class CertificateCollector(Collector):
+    """The expiry of the TLS certificates a service uses, read from their files at each scrape, so a
+    rotated certificate shows at once (and an unreadable one as `weft_tls_certificate_readable 0`)."""
+
+    def __init__(self, files: Mapping[str, str]) -> None:
+        self.files = {which: path for which, path in files.items() if path}
+
+    def describe(self) -> list[Metric]:
+        return []  # the files are read per scrape
+
+    def collect(self) -> Iterator[Metric]:
+        expiry = GaugeMetricFamily("weft_tls_certificate_expiry_timestamp_seconds",
+                                   "when the certificate stops being valid (Unix time)", labels=["certificate"])
+        readable = GaugeMetricFamily("weft_tls_certificate_readable",
+                                     "1 when the certificate file could be read and parsed", labels=["certificate"])
+        for which, path in sorted(self.files.items()):
+            try:
+                cert = x509.load_pem_x509_certificate(Path(path).read_bytes())
+            except (OSError, ValueError):
+                readable.add_metric([which], 0)
+                continue
+            readable.add_metric([which], 1)
+            expiry.add_metric([which], cert.not_valid_after_utc.timestamp())
+        yield expiry
+        yield readable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import grpc
 
@@ -18,7 +18,10 @@ log = logging.getLogger("weft.scheduler.executors")
 class ExecutorPool:
     """gRPC clients of the configured executors (one channel each)."""
 
-    def __init__(self, endpoints: Sequence[str]) -> None:
+    def __init__(self, endpoints: Sequence[str],
+                 on_task_finished: Callable[[str, str, float], None] | None = None) -> None:
+        """`on_task_finished(component, status, seconds)` hears of each task end a stream brings."""
+        self.on_task_finished = on_task_finished
         if not endpoints:
             raise Unavailable("scheduler.executors is empty: configure at least one executor endpoint")
         self.endpoints = list(endpoints)
@@ -56,16 +59,26 @@ class ExecutorPool:
         return self.endpoints[min(candidates)[1]]
 
     def run_task(self, endpoint: str, spec: executor_pb2.TaskSpec) -> AsyncIterator[executor_pb2.TaskEvent]:
-        return self._events(endpoint, self.stub(endpoint).RunTask(executor_pb2.RunTaskRequest(spec=spec)))
+        call = self.stub(endpoint).RunTask(executor_pb2.RunTaskRequest(spec=spec))
+        return self._events(endpoint, call, spec.component_name)
 
     def watch_task(self, endpoint: str, task_id: str) -> AsyncIterator[executor_pb2.TaskEvent]:
         return self._events(endpoint, self.stub(endpoint).WatchTask(executor_pb2.WatchTaskRequest(task_id=task_id)))
 
     async def _events(
-        self, endpoint: str, call: grpc.aio.UnaryStreamCall
+        self, endpoint: str, call: grpc.aio.UnaryStreamCall, component: str = ""
     ) -> AsyncIterator[executor_pb2.TaskEvent]:
+        started_ms = 0
         try:
             async for event in call:
+                kind = event.WhichOneof("event")
+                if kind == "snapshot":  # WatchTask: the task as it stands, perhaps long started
+                    component, started_ms = event.snapshot.component_name, event.snapshot.started_at_ms
+                elif kind == "started":
+                    started_ms = event.timestamp_ms
+                elif kind == "finished" and started_ms and self.on_task_finished is not None:
+                    status = common_pb2.TaskStatus.Name(event.finished.status).removeprefix("TASK_STATUS_")
+                    self.on_task_finished(component, status.lower(), (event.timestamp_ms - started_ms) / 1000)
                 yield event
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.NOT_FOUND:

@@ -21,6 +21,7 @@ from services.common.db.repository import upsert_member
 from services.common.observability import ServiceMetrics, start_metrics
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
 from services.scheduler.executors import ExecutorPool
+from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.peers import DirectPeerClient, PeerClient, RelayPeerClient, TransferClient
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.service import SchedulerPeerServicer, SchedulerServicer
@@ -82,7 +83,12 @@ async def start_scheduler(
         auto_retries=config.scheduler.auto_retries,
         known_members=frozenset({config.member_id, *config.peers}),
     )
-    scheduler = Scheduler(settings, engine, peers, ExecutorPool(config.scheduler.executors), transfer)
+    own_metrics = SchedulerMetrics(metrics) if metrics is not None else None
+    if own_metrics is not None:
+        own_metrics.watch_database(engine, asyncio.get_running_loop())
+    executors = ExecutorPool(config.scheduler.executors,
+                             on_task_finished=own_metrics.observe_task if own_metrics is not None else None)
+    scheduler = Scheduler(settings, engine, peers, executors, transfer)
     interceptors = [metrics.interceptor()] if metrics is not None else []
     server = grpc.aio.server(
         interceptors=interceptors,

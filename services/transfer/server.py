@@ -21,7 +21,12 @@ from kernel.federation.wire import frame_bytes
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 from services.common.grpc_errors import grpc_method
-from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
+from services.common.observability import (
+    CertificateCollector,
+    MetricsEndpoint,
+    ServiceMetrics,
+    start_metrics,
+)
 from services.transfer.constants import (
     INTERNAL_SERVICE_NAME,
     MIB,
@@ -238,6 +243,8 @@ class TransferServer:
         self.core.metrics = self.metrics
         self.metrics.registry.register(TransferCollector(
             self.core.stats, self.core.mailbox.stats, lambda: len(self.core.sessions)))
+        self.metrics.registry.register(CertificateCollector(
+            {"member": config.tls.cert_file, "ca": config.tls.ca_file}))
         self.metrics_endpoint: MetricsEndpoint | None = None
         interceptors = [self.metrics.interceptor()]
         options = server_options(config.transfer.window_mb * MIB)

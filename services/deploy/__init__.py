@@ -1,0 +1,1 @@
+"""Deploying members: values files rendered into Kubernetes manifests."""
