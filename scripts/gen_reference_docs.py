@@ -58,7 +58,7 @@ def components_doc() -> str:
     for module, spec in sorted(registry().items()):
         param_class = spec.param_class()
         lines += [f"## {module}", "", (param_class.__doc__ or "").strip().splitlines()[0], "",
-                  f"- folder: `kernel/components/{spec.folder.name}/`",
+                  f"- folder: `kernel/components/{spec.folder}/`",
                   f"- roles: {', '.join(spec.roles)}",
                   f"- parameters: `{param_class.__name__}` (in the job spec: `params`, `role_params.<role>`)"]
         if spec.default_runtime:

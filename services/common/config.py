@@ -59,7 +59,19 @@ class SparkConfig(_Section):
     driver_memory: str = Field("2g", description="spark.driver.memory")
     executor_memory: str = Field("2g", description="spark.executor.memory")
     executor_cores: int = Field(1, ge=1, description="spark.executor.cores")
-    extra_conf: dict[str, str] = Field(default_factory=dict, description="more --conf key=value pairs")
+    cores_max: int = Field(
+        2, ge=0, description="spark.cores.max: the most cores one task's application holds on a standalone "
+                             "cluster, so members sharing it do not starve each other (0: no cap); a job may "
+                             "ask for fewer, never more")
+    max_executors: int = Field(
+        2, ge=0, description="cap on --num-executors (spark.executor.instances) and "
+                             "spark.dynamicAllocation.maxExecutors for Kubernetes and YARN (0: no cap)")
+    executor_wait_s: float = Field(
+        300.0, gt=0, description="a task whose Spark work waits this long with no executor (no free cores "
+                                 "on the cluster, or its executors lost) fails, naming the master and the member")
+    extra_conf: dict[str, str] = Field(
+        default_factory=dict, description="more --conf key=value pairs, set by the operator: they win over a "
+                                          "job's conf and are not limited to the keys a job may set")
 
 
 class ExecutorConfig(_Section):

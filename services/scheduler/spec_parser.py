@@ -14,6 +14,7 @@ from kernel.model_base import DATA_KEYS, select_rule
 from kernel.registry import ComponentSpec, get_component
 from kernel.runtime_conf import parse_runtime_conf
 from kernel.storage import check_name
+from services.common.spark_conf import job_spark_options
 from services.scheduler.constants import (
     ARGS_SOURCE,
     COMPONENT_KEYS,
@@ -91,6 +92,10 @@ def parse_job_spec(
     if not require_local_initiator and not any(local_member_id in ms for ms in roles.values()):
         raise _fail(f"role: the job does not name this member ({local_member_id})")
     job_parameters = _object(spec.get("job_parameters", {}), "job_parameters")
+    try:
+        job_spark_options(job_parameters)  # only Spark settings a job may set (services/common/spark_conf.py)
+    except InvalidArgument as exc:
+        raise _fail(str(exc)) from None
     job_args = _parse_job_args(spec.get("job_args", {}), roles)
     components = _parse_components(spec.get("components"), roles)
     ordered = _topological_order(components)
