@@ -47,6 +47,7 @@ def _check_component(spec: JobSpec, component: ComponentDef, role: str, meta: Da
                      where: str) -> None:
     params = component_params(spec, component, role)
     if component.module == DATAIO_MODULE:
+        params = _fitted_by(spec, component, role) or params
         label, features = _dataio_columns(params, meta, where)
     elif params.label_values() is not None:
         label, features = meta.label_column, meta.feature_names  # a learner reading the data set as stored
@@ -56,6 +57,15 @@ def _check_component(spec: JobSpec, component: ComponentDef, role: str, meta: Da
     wanted = _label_values_downstream(spec, component, role)
     if label is not None and wanted is not None:
         _check_labels(meta, label, wanted, store, where)
+
+
+def _fitted_by(spec: JobSpec, component: ComponentDef, role: str) -> BaseParam | None:
+    """A DataIO given a model applies the layout its upstream DataIO learned: that one's parameters."""
+    for ref in component.input.get("model", []):
+        upstream = spec.components[ref.partition(".")[0]]
+        if upstream.module == DATAIO_MODULE and role in upstream.roles:
+            return _fitted_by(spec, upstream, role) or component_params(spec, upstream, role)
+    return None
 
 
 def _dataio_columns(params: BaseParam, meta: DataSetMeta, where: str) -> tuple[str | None, list[str]]:
