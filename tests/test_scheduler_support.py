@@ -197,20 +197,21 @@ class Member:
 
 
 async def start_members(root: Path, database_urls: dict[str, str], *, auto_retries: int = 0,
-                        start: bool = True) -> dict[str, Member]:
-    """Members (id -> Member) sharing one spool directory, each with its own executor process."""
-    spool = root / "spool"
+                        start: bool = True, shared_spool: bool = True) -> dict[str, Member]:
+    """Members (id -> Member) sharing one spool directory (or each with its own), each with its own executor."""
     ports = {member_id: free_port() for member_id in database_urls}
     members: dict[str, Member] = {}
     for member_id, url in database_urls.items():
         member_root = root / member_id[:6]
         member_root.mkdir(parents=True, exist_ok=True)
+        spool = root / "spool" if shared_spool else member_root / "spool"
         peers = {m: p for m, p in ports.items() if m != member_id}
         config = member_config(member_root, member_id, url, ports[member_id], f"127.0.0.1:{free_port()}",
                                peers, auto_retries)
         config["executor"] = {"listen": config["scheduler"]["executors"][0], "warm_pool": 0, "slots": 4,
                               "heartbeat_timeout_s": 30}
         config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}"}
+        config["spool_dir"] = str(spool)
         members[member_id] = Member(member_id, member_root, config, Client(f"127.0.0.1:{ports[member_id]}"), spool)
     await asyncio.gather(*(member.start_executor() for member in members.values()))
     if start:

@@ -180,7 +180,7 @@ def test_the_demo_job_runs_between_two_hosts(members: list[Member]) -> None:
     # Execute
     output = promoter.weft("submit", str(job), "--watch", timeout=JOB_TIMEOUT_S)
     # Assert
-    job_id = output.splitlines()[0].strip()
+    job_id = output.split("job id: ", 1)[1].split()[0]
     assert f"job {job_id}: success" in output
     assert "success" in provider.weft("job", job_id)
     assert "evaluation/validate" in promoter.weft("result", job_id, "--component", "evaluation_0")
@@ -219,7 +219,7 @@ def test_a_horizontal_job_with_an_arbiter_runs_between_three_hosts(members: list
     # Execute
     output = promoter.weft("submit", str(job), "--watch", timeout=JOB_TIMEOUT_S)
     # Assert: success at all three members, each reached only through the transfer port
-    job_id = output.splitlines()[0].strip()
+    job_id = output.split("job id: ", 1)[1].split()[0]
     assert f"job {job_id}: success" in output
     for member in (provider, arbiter):
         assert "success" in member.weft("job", job_id)

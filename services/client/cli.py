@@ -103,7 +103,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = _read_spec(args.job_file)
     with _client(args) as client:
         job_id = client.submit(spec)
-        print(job_id)
+        print(f"job id: {job_id}", flush=True)
         if args.watch:
             return _watch(client, job_id)
     return 0

@@ -152,6 +152,8 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
             "name": state.name,
             "data_dir": str(member_dir.resolve()),
             "database_url": _member_database_url(db, data_dir, state.name),
+            # One spool for the whole federation: STANDALONE jobs (the default work mode) run here.
+            "spool_dir": str((data_dir / "spool").resolve()),
             "tls": {"ca_file": str(tls.ca_file.resolve()), "cert_file": str(tls.cert_file.resolve()),
                     "key_file": str(tls.key_file.resolve())},
             "scheduler": {"listen": f"127.0.0.1:{state.ports['scheduler']}",

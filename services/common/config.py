@@ -117,6 +117,9 @@ class MemberConfig(_Section):
     storage_root: str = Field("", description="data sets, models and task files (default <data_dir>/storage)")
     database_url: str = Field("", description="sqlite+aiosqlite:///... or mysql+aiomysql://... "
                                               "(default SQLite under data_dir)")
+    spool_dir: str = Field("", description="where tasks of work_mode STANDALONE jobs exchange messages; members "
+                                           "on one machine that name the same directory can run such jobs "
+                                           "together (default <storage_root>/spool)")
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
     executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
@@ -140,6 +143,9 @@ class MemberConfig(_Section):
 
     def resolved_storage_root(self) -> Path:
         return Path(self.storage_root) if self.storage_root else Path(self.data_dir) / "storage"
+
+    def resolved_spool_dir(self) -> Path:
+        return Path(self.spool_dir) if self.spool_dir else self.resolved_storage_root() / "spool"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

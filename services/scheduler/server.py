@@ -26,6 +26,7 @@ from services.scheduler.peers import DirectPeerClient, PeerClient, RelayPeerClie
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.service import SchedulerPeerServicer, SchedulerServicer
 from services.scheduler.settings import SchedulerSettings
+from services.scheduler.work_mode import mark_member
 
 log = logging.getLogger("weft.scheduler")
 
@@ -77,12 +78,15 @@ async def start_scheduler(
             peers = RelayPeerClient(transfer)
     elif not direct_peers:
         transfer = TransferClient(config.transfer.internal_listen)
+    spool_dir = config.resolved_spool_dir().resolve()
     settings = SchedulerSettings(
         member_id=config.member_id, storage_root=storage_root,
         lease_seconds=config.scheduler.lease_seconds, consumers=config.scheduler.consumers,
         auto_retries=config.scheduler.auto_retries,
         known_members=frozenset({config.member_id, *config.peers}),
+        spool_dir=spool_dir,
     )
+    mark_member(spool_dir, config.member_id)
     own_metrics = SchedulerMetrics(metrics) if metrics is not None else None
     if own_metrics is not None:
         own_metrics.watch_database(engine, asyncio.get_running_loop())

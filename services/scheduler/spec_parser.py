@@ -175,7 +175,10 @@ def _parse_job_args(value: Any, roles: dict[str, list[str]]) -> dict[str, dict[s
     for member, args in _object(value, "job_args").items():
         where = f"job_args.{member}"
         if member not in members:
-            raise _fail(f"{where}: member {member} takes no role in this job")
+            raise _fail(
+                f"role: member {member} is missing; job_args.{member} gives it data, but role names it under "
+                f"no role (add it to role.provider, or to the role it plays)"
+            )
         args = _object(args, where)
         extra = sorted(set(args) - {"data"})
         if extra:
@@ -232,6 +235,9 @@ def _parse_component(name: str, body: Any, table: dict[str, Any], job_roles: lis
             raise _fail(f"{rwhere}: unknown role (expected {', '.join(ROLES)})")
         if role not in registered.roles:
             raise _fail(f"{rwhere}: module {module} does not support role {role} (supported: {', '.join(registered.roles)})")
+        if role not in job_roles:
+            raise _fail(f"role.{role}: missing; {rwhere} sets parameters for the {role}, but the job names no "
+                        f"{role} (add its member id to role.{role})")
         if role not in runs_at:
             raise _fail(f"{rwhere}: {name} does not run at role {role} in this job (runs at: {', '.join(runs_at)})")
         role_params[role] = _object(values, rwhere)
@@ -308,8 +314,8 @@ def _parse_run_roles(value: Any, where: str, registered: ComponentSpec, job_role
         runs_at = tuple(role for role in job_roles if role in registered.roles)
         if not runs_at:
             raise _fail(
-                f"{where}.module: {registered.module} supports roles {', '.join(registered.roles)}; "
-                f"the job has only {', '.join(job_roles)}"
+                f"role: missing a role for {where}; module {registered.module} runs at "
+                f"{', '.join(registered.roles)} and the job has only {', '.join(job_roles)}"
             )
         return runs_at
     requested = _string_list(value, f"{where}.roles")
@@ -324,7 +330,8 @@ def _parse_run_roles(value: Any, where: str, registered: ComponentSpec, job_role
                 f"(supported: {', '.join(registered.roles)})"
             )
         if role not in job_roles:
-            raise _fail(f"{where}.roles: the job has no {role} (role.{role} is empty)")
+            raise _fail(f"role.{role}: missing; {where}.roles runs the component at the {role}, but the job names "
+                        f"no {role} (add its member id to role.{role})")
     return tuple(role for role in ROLES if role in requested)
 
 
