@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernel.components.distribution.stats import (
+from kernel.errors import InvalidArgument
+from kernel.stats.summary import (
     FeatureMoments,
     Moments,
     block_histogram,
@@ -26,7 +27,6 @@ from kernel.components.distribution.stats import (
     quantiles_from_histogram,
     summarize,
 )
-from kernel.errors import InvalidArgument
 
 QS = [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0]
 # Relative tolerance of a merged std against numpy's two-pass std on all rows. Block means

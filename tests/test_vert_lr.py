@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
-from kernel.components.vert_lr.optimizer import MemberOptimizer
+from kernel.blocks.optimizers import MemberOptimizer
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.local_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning

@@ -14,7 +14,7 @@ class DataIOParam(BaseParam):
     """Turns a raw data set into the id + label + numeric features every model reads."""
 
     need_run: bool = Field(True, description="false passes the data through untouched")
-    with_label: bool = Field(False, description="whether this member's data carries the label")
+    with_label: bool = Field(True, description="whether this member's data carries the label")
     label_name: str = Field("y", min_length=1, description="label column (used when with_label)")
     label_type: Literal["int", "float"] = Field("int", description="type the label is cast to")
     include_features: list[str] | None = Field(None, description="only these feature columns (default: all)")

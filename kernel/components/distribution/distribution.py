@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from kernel.blocks.constants import MODE_FIT, SECURE_AGGREGATION_METRIC
+from kernel.blocks.secure_sum import SecureSumArbiter, SecureSumMember
 from kernel.components.distribution.constants import (
     COMPONENT,
     MASK_PRECISION_BITS,
@@ -26,7 +28,12 @@ from kernel.components.distribution.constants import (
     ROUND_STATISTICS,
 )
 from kernel.components.distribution.param import DistributionParam
-from kernel.components.distribution.stats import (
+from kernel.components.distribution.sums import member_sums, moments_from_sums, vector_length
+from kernel.constants import ARBITER
+from kernel.errors import InvalidArgument
+from kernel.federation.base import Party
+from kernel.model_base import LabeledTable, ModelBase
+from kernel.stats.summary import (
     Moments,
     block_histogram,
     block_moments,
@@ -36,16 +43,6 @@ from kernel.components.distribution.stats import (
     merge_moments,
     summarize,
 )
-from kernel.components.distribution.sums import member_sums, moments_from_sums, vector_length
-from kernel.components.horz_lr.constants import (
-    MODE_FIT,
-    SECURE_AGGREGATION_METRIC,
-)
-from kernel.components.horz_lr.secure_sum import SecureSumArbiter, SecureSumMember
-from kernel.constants import ARBITER
-from kernel.errors import InvalidArgument
-from kernel.federation.base import Party
-from kernel.model_base import LabeledTable, ModelBase
 
 
 class _DistributionBase(ModelBase):

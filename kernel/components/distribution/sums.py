@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 
 from kernel.components.distribution.constants import SUMS_PER_FEATURE
-from kernel.components.distribution.stats import FeatureMoments, Moments
 from kernel.errors import InvalidArgument
+from kernel.stats.summary import FeatureMoments, Moments
 
 FloatArray = npt.NDArray[np.float64]
 

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from kernel.components.distribution.stats import Moments, block_moments, merge_moments
 from kernel.components.feature_selection.param import FeatureSelectionParam
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
+from kernel.stats.summary import Moments, block_moments, merge_moments
 
 METRIC_NAMESPACE = "feature_selection"
 MODEL_KIND = "feature_selection"

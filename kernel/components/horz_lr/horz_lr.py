@@ -13,27 +13,28 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.blocks.constants import MODE_PREDICT, SECURE_AGGREGATION_METRIC
+from kernel.blocks.link import log_loss_sum, sigmoid
+from kernel.blocks.optimizers import MemberOptimizer
+from kernel.blocks.payloads import PayloadCheck
+from kernel.blocks.secure_sum import SecureSumArbiter, SecureSumMember
 from kernel.components.horz_lr.constants import (
     METRIC_NAMESPACE_TRAIN,
     MIN_SCALE,
-    MODE_PREDICT,
     PREDICT_RESULT_COLUMN,
     PREDICT_SCORE_COLUMN,
     ROUND_PREFIX_TRAIN,
     ROUND_SCALE_MEAN,
     ROUND_SCALE_VARIANCE,
-    SECURE_AGGREGATION_METRIC,
 )
 from kernel.components.horz_lr.param import HorzLRParam
-from kernel.components.horz_lr.secure_sum import SecureSumArbiter, SecureSumMember
-from kernel.components.vert_lr.optimizer import MemberOptimizer
 from kernel.constants import ARBITER, FLOW_FIT
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
@@ -43,17 +44,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 COMPONENT = "HorzLR"
-
-
-def sigmoid(z: FloatArray) -> FloatArray:
-    """1 / (1 + exp(-z)) without overflow."""
-    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return result
-
-
-def log_loss_sum(z: FloatArray, y: FloatArray) -> float:
-    """Sum over rows of -log p(y | z) for labels in {0, 1}."""
-    return float(np.sum(np.logaddexp(0.0, z) - y * z))
+PAYLOAD: Final = PayloadCheck(COMPONENT)
 
 
 def local_batches(rows: int, batch_size: int, seed: int, round_index: int, epoch: int) -> list[IntArray | slice]:
@@ -350,10 +341,7 @@ class HorzLRArbiter(_HorzLRBase):
 
 
 def _floats(value: Any, length: int, what: str) -> FloatArray:
-    if not isinstance(value, np.ndarray) or value.shape != (length,) or value.dtype.kind != "f" \
-            or not np.all(np.isfinite(value)):
-        raise InvalidArgument(f"HorzLR: {what} from the arbiter must be {length} finite floats")
-    return value.astype(np.float64)
+    return PAYLOAD.finite_floats(value, length, f"{what} from the arbiter")
 
 
 def _global_round(value: Any, dimension: int, index: int) -> dict[str, Any]:

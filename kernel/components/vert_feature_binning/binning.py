@@ -24,9 +24,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.components.vert_feature_binning.bins import bin_edges, bin_indices, woe_iv
 from kernel.components.vert_feature_binning.param import VertFeatureBinningParam
-from kernel.components.vert_lr.alignment import ids_digest, sorted_rows
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase

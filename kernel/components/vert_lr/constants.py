@@ -1,4 +1,4 @@
-"""Constants of VertLR: output column names, optimizer constants and the gradient mask size."""
+"""Constants of VertLR: output column names and the gradient mask size."""
 
 from __future__ import annotations
 
@@ -13,10 +13,6 @@ PROMOTER_SCORE_COLUMN: Final = "__weft_promoter_score"
 # The mask a provider adds to X^T [[d]] exceeds the gradient's bound by this many bits, so
 # the decrypted sum is statistically independent of the gradient (distance <= 2**-bits).
 MASK_STATISTICAL_BITS: Final = 64
-
-ADAM_BETA1: Final = 0.9
-ADAM_BETA2: Final = 0.999
-ADAM_EPSILON: Final = 1e-8
 
 # A feature whose standard deviation is below this is only centred, not divided.
 MIN_SCALE: Final = 1e-12

@@ -12,14 +12,17 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernel.components.vert_lr.alignment import ids_digest, sorted_rows
+from kernel.blocks.alignment import ids_digest, sorted_rows
+from kernel.blocks.link import log_loss_sum, sigmoid
+from kernel.blocks.optimizers import MemberOptimizer
+from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_lr.constants import (
     FEATURE_PRECISION_BITS_RAW,
     FEATURE_PRECISION_BITS_SCALED,
@@ -31,7 +34,6 @@ from kernel.components.vert_lr.constants import (
     PROMOTER_SCORE_COLUMN,
     PROVIDER_SCORE_COLUMN,
 )
-from kernel.components.vert_lr.optimizer import MemberOptimizer
 from kernel.components.vert_lr.param import VertLRParam
 from kernel.computing import Table
 from kernel.constants import PROVIDER
@@ -48,16 +50,7 @@ from kernel.security.paillier import (
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-
-def sigmoid(z: FloatArray) -> FloatArray:
-    """1 / (1 + exp(-z)) without overflow."""
-    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return result
-
-
-def log_loss_sum(z: FloatArray, y: FloatArray) -> float:
-    """Sum over rows of -log p(y | z) for labels in {0, 1}."""
-    return float(np.sum(np.logaddexp(0.0, z) - y * z))
+PAYLOAD: Final = PayloadCheck("VertLR")
 
 
 def batch_rows(rows: int, batch_size: int, seed: int, epoch: int) -> list[IntArray | slice]:
@@ -402,10 +395,7 @@ class VertLRProvider(_VertLRBase):
 
 
 def _vector(value: Any, length: int, what: str) -> FloatArray:
-    array = np.asarray(value) if isinstance(value, np.ndarray) else None
-    if array is None or array.shape != (length,) or array.dtype.kind != "f" or not np.isfinite(array).all():
-        raise InvalidArgument(f"VertLR: {what} must be {length} finite floats")
-    return array.astype(np.float64)
+    return PAYLOAD.finite_floats(value, length, what)
 
 
 def _plan(value: Any) -> dict[str, Any]:

@@ -22,9 +22,9 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.components.vert_pearson.param import VertPearsonParam
 from kernel.constants import PROVIDER
-from kernel.credit.alignment import ids_digest, sorted_rows
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Final
 
+COMPONENT: Final = "VertSecureBoost"
+
 PREDICT_SCORE_COLUMN: Final = "predict_score"
 PREDICT_RESULT_COLUMN: Final = "predict_result"
 

@@ -1,34 +1,19 @@
-"""The rows a member trains on: id-sorted (the order every member shares), a digest of the ids,
-the feature matrix, and the quantile bins of each feature."""
+"""The rows a member trains on: the feature matrix and the quantile bins of each feature.
+
+Rows are sorted by id and checked by digest with `kernel.blocks.alignment`."""
 
 from __future__ import annotations
-
-import hashlib
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kernel.features import feature_matrix as shared_feature_matrix
-from kernel.model_base import LabeledTable
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 # Bin indices are stored in 16 bits (max_bin is at most 1024): a quarter of int64's memory.
 BinArray = npt.NDArray[np.uint16]
-
-
-def sorted_rows(data: LabeledTable, columns: list[str]) -> pa.Table:
-    """`columns` of every row collected in this process, sorted by id."""
-    rows = data.table.select(columns).collect()
-    return rows.take(pc.sort_indices(rows, sort_keys=[(data.id_column, "ascending")]))
-
-
-def ids_digest(ids: pa.Array | pa.ChunkedArray) -> str:
-    """SHA-256 of the ids in order: members compare it to check that their rows line up."""
-    text = "\x1f".join(pc.cast(ids, pa.string()).to_pylist())
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def feature_matrix(rows: pa.Table, features: list[str]) -> FloatArray:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.blocks.alignment import ids_digest, sorted_rows
+from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
+    COMPONENT,
     METRIC_FEATURE_IMPORTANCE,
     METRIC_LOSS,
     METRIC_NAMESPACE_TRAIN,
@@ -46,12 +49,9 @@ from kernel.components.vert_secureboost.data import (
     bin_matrix,
     feature_matrix,
     fit_bins,
-    ids_digest,
     sample_features,
-    sorted_rows,
 )
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
-from kernel.components.vert_secureboost.messages import bool_array, count, fields, int_array
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
 from kernel.components.vert_secureboost.tree import (
@@ -69,6 +69,7 @@ from kernel.security.paillier import EncryptedVector, PaillierPrivateKey, genera
 from kernel.security.paillier.parallel import resolve_workers
 
 FloatArray = npt.NDArray[np.float64]
+PAYLOAD: Final = PayloadCheck(COMPONENT)
 IntArray = npt.NDArray[np.int64]
 
 
@@ -274,8 +275,8 @@ class VertSecureBoostPromoter(ModelBase):
         and the bins of its feature slots, which stay the same within a tree."""
         with self.clock.phase(PHASE_WAIT):
             received = self.transfer_variable.encrypted_histogram.get(idx=k, suffix=(t, depth))
-        message = fields(received, f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
-        bins = int_array(message["bins"], f"provider {k}'s histogram bins", 1, self.param.max_bin + 1)
+        message = PAYLOAD.fields(received, f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
+        bins = PAYLOAD.int_array(message["bins"], f"provider {k}'s histogram bins", 1, self.param.max_bin + 1)
         if not len(bins):
             raise InvalidArgument(f"VertSecureBoost: provider {k} sent a histogram of no features")
         if depth > 0 and not np.array_equal(known_bins, bins):
@@ -285,7 +286,7 @@ class VertSecureBoostPromoter(ModelBase):
             raise InvalidArgument(f"VertSecureBoost: provider {k}'s histogram is not a vector under our key")
         assert encrypted.layout is not None
         layout = encrypted.layout
-        per = count(message["per_ciphertext"], f"provider {k}'s per_ciphertext", 1,
+        per = PAYLOAD.count(message["per_ciphertext"], f"provider {k}'s per_ciphertext", 1,
                     max(1, (private_key.public_key.n_bits - 2) // (layout.slots * layout.slot_bits)))
         total = int(bins.sum()) * len(compute)
         with self.clock.phase(PHASE_DECRYPT):
@@ -329,10 +330,10 @@ class VertSecureBoostPromoter(ModelBase):
         for k, chosen in enumerate(requests):
             with self.clock.phase(PHASE_WAIT):
                 answer = tv.split_result.get(idx=k, suffix=(t, depth))
-            result = fields(answer, f"provider {k}'s split_result", "split_ids", "left")
-            ids = int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
+            result = PAYLOAD.fields(answer, f"provider {k}'s split_result", "split_ids", "left")
+            ids = PAYLOAD.int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
             row_lists = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in chosen]
-            left = bool_array(result["left"], f"provider {k}'s split directions", sum(len(r) for r in row_lists))
+            left = PAYLOAD.bool_array(result["left"], f"provider {k}'s split directions", sum(len(r) for r in row_lists))
             start = 0
             for i, split_id, rows in zip(chosen, ids.tolist(), row_lists, strict=True):
                 decided[open_nodes[i]] = (OWNER_FIRST_PROVIDER + k, split_id, 0.0, rows, left[start:start + len(rows)])
@@ -395,7 +396,7 @@ class VertSecureBoostPromoter(ModelBase):
                 asked.append((k, at, len(row_index)))
             for k, at, size in asked:
                 answer = tv.predict_directions.get(idx=k, suffix=(depth,))
-                go_left[at] = bool_array(answer, f"provider {k}'s predict_directions", size)
+                go_left[at] = PAYLOAD.bool_array(answer, f"provider {k}'s predict_directions", size)
             current = forest.step(current, internal, go_left)
         raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)
         score = Objective(self.objective_name).output(np.asarray(raw, dtype=np.float64))

@@ -9,12 +9,15 @@ its splits stay here, named to the promoter only by a random split id.
 from __future__ import annotations
 
 import secrets
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from kernel.blocks.alignment import ids_digest, sorted_rows
+from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
+    COMPONENT,
     MAX_BIN,
     MAX_DEPTH,
     MAX_TREES,
@@ -34,16 +37,13 @@ from kernel.components.vert_secureboost.data import (
     bin_matrix,
     feature_matrix,
     fit_bins,
-    ids_digest,
     sample_features,
-    sorted_rows,
 )
 from kernel.components.vert_secureboost.histogram import (
     build_histograms,
     compress,
     rows_per_ciphertext,
 )
-from kernel.components.vert_secureboost.messages import count, fields, int_array, sorted_unique
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
 from kernel.errors import InvalidArgument
@@ -52,6 +52,7 @@ from kernel.security.paillier import EncryptedVector, PaillierPublicKey
 from kernel.security.paillier.parallel import resolve_workers
 
 FloatArray = npt.NDArray[np.float64]
+PAYLOAD: Final = PayloadCheck(COMPONENT)
 IntArray = npt.NDArray[np.int64]
 
 
@@ -84,7 +85,7 @@ class VertSecureBoostProvider(ModelBase):
         public_key = tv.pubkey.get(idx=0)
         if not isinstance(public_key, PaillierPublicKey):
             raise InvalidArgument("VertSecureBoost: the promoter's pubkey is not a Paillier public key")
-        setup = fields(tv.train_setup.get(idx=0), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
+        setup = PAYLOAD.fields(tv.train_setup.get(idx=0), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
         n = rows.num_rows
         aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
         tv.setup_ack.remote({"rows": n, "aligned": aligned})
@@ -93,9 +94,9 @@ class VertSecureBoostProvider(ModelBase):
                 f"VertSecureBoost: this provider's {n} rows do not match the promoter's {setup['rows']} ids; "
                 "run Intersection on both members' data first"
             )
-        num_trees = count(setup["num_trees"], "train_setup.num_trees", 1, MAX_TREES)
-        max_depth = count(setup["max_depth"], "train_setup.max_depth", 1, MAX_DEPTH)
-        max_bin = count(setup["max_bin"], "train_setup.max_bin", 2, MAX_BIN)
+        num_trees = PAYLOAD.count(setup["num_trees"], "train_setup.num_trees", 1, MAX_TREES)
+        max_depth = PAYLOAD.count(setup["max_depth"], "train_setup.max_depth", 1, MAX_DEPTH)
+        max_bin = PAYLOAD.count(setup["max_bin"], "train_setup.max_bin", 2, MAX_BIN)
         matrix = feature_matrix(rows, self.features)
         thresholds = fit_bins(matrix, max_bin)
         binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
@@ -119,8 +120,8 @@ class VertSecureBoostProvider(ModelBase):
         tv, workers = self.transfer_variable, self.param.workers
         with self.clock.phase(PHASE_WAIT):
             received = tv.encrypted_gh.get(idx=0, suffix=(t,))
-        message = fields(received, "encrypted_gh", "rows", "gh")
-        sampled = sorted_unique(int_array(message["rows"], "encrypted_gh.rows", 0, n), "encrypted_gh.rows")
+        message = PAYLOAD.fields(received, "encrypted_gh", "rows", "gh")
+        sampled = PAYLOAD.sorted_unique(PAYLOAD.int_array(message["rows"], "encrypted_gh.rows", 0, n), "encrypted_gh.rows")
         gh = message["gh"]
         if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
                 or gh.layout is None or gh.layout.slots != 2 or gh.layout.flat_length is not None:
@@ -131,13 +132,13 @@ class VertSecureBoostProvider(ModelBase):
         for depth in range(max_depth):
             with self.clock.phase(PHASE_WAIT):
                 received = tv.node_plan.get(idx=0, suffix=(t, depth))
-            plan = fields(received, "node_plan", "done")
+            plan = PAYLOAD.fields(received, "node_plan", "done")
             if plan["done"] is True:
                 break
-            fields(plan, "node_plan", "position", "nodes", "compute")
-            nodes = count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
-            position = int_array(plan["position"], "node_plan.position", -1, nodes, n)
-            compute = sorted_unique(int_array(plan["compute"], "node_plan.compute", 0, nodes), "node_plan.compute")
+            PAYLOAD.fields(plan, "node_plan", "position", "nodes", "compute")
+            nodes = PAYLOAD.count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
+            position = PAYLOAD.int_array(plan["position"], "node_plan.position", -1, nodes, n)
+            compute = PAYLOAD.sorted_unique(PAYLOAD.int_array(plan["compute"], "node_plan.compute", 0, nodes), "node_plan.compute")
             slot_of = np.full(nodes, -1, dtype=np.int64)
             slot_of[compute] = np.arange(len(compute))
             at = position[sampled]
@@ -159,10 +160,10 @@ class VertSecureBoostProvider(ModelBase):
         tv = self.transfer_variable
         with self.clock.phase(PHASE_WAIT):
             received = tv.split_request.get(idx=0, suffix=(t, depth))
-        request = fields(received, "split_request", "nodes", "slots", "bins")
-        chosen_nodes = int_array(request["nodes"], "split_request.nodes", 0, nodes)
-        chosen_slots = int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
-        chosen_bins = int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), len(chosen_nodes))
+        request = PAYLOAD.fields(received, "split_request", "nodes", "slots", "bins")
+        chosen_nodes = PAYLOAD.int_array(request["nodes"], "split_request.nodes", 0, nodes)
+        chosen_slots = PAYLOAD.int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
+        chosen_bins = PAYLOAD.int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), len(chosen_nodes))
         ids, lefts = [], []
         for node, slot, bin_ in zip(chosen_nodes.tolist(), chosen_slots.tolist(), chosen_bins.tolist(), strict=True):
             feature = int(slots[slot])
@@ -194,7 +195,7 @@ class VertSecureBoostProvider(ModelBase):
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
         rows = sorted_rows(data, [data.id_column, *self.features])
-        setup = fields(tv.predict_setup.get(idx=0), "predict_setup", "rows", "digest", "max_depth")
+        setup = PAYLOAD.fields(tv.predict_setup.get(idx=0), "predict_setup", "rows", "digest", "max_depth")
         n = rows.num_rows
         aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
         tv.predict_ack.remote({"rows": n, "aligned": aligned})
@@ -203,19 +204,19 @@ class VertSecureBoostProvider(ModelBase):
                 f"VertSecureBoost: this provider's {n} prediction rows do not match the promoter's "
                 f"{setup['rows']} ids; run Intersection on the prediction data too"
             )
-        max_depth = count(setup["max_depth"], "predict_setup.max_depth", 0, MAX_DEPTH)
+        max_depth = PAYLOAD.count(setup["max_depth"], "predict_setup.max_depth", 0, MAX_DEPTH)
         matrix = feature_matrix(rows, self.features)
         order = np.argsort(np.asarray(self.split_ids, dtype=np.int64), kind="stable")
         known = np.asarray(self.split_ids, dtype=np.int64)[order]
         features = np.asarray(self.split_features, dtype=np.int64)[order]
         cuts = np.asarray(self.split_thresholds, dtype=np.float64)[order]
         for depth in range(max_depth):
-            request = fields(tv.predict_request.get(idx=0, suffix=(depth,)), "predict_request", "done")
+            request = PAYLOAD.fields(tv.predict_request.get(idx=0, suffix=(depth,)), "predict_request", "done")
             if request["done"] is True:
                 break
-            fields(request, "predict_request", "rows", "split_ids")
-            row_index = int_array(request["rows"], "predict_request.rows", 0, n)
-            wanted = int_array(request["split_ids"], "predict_request.split_ids", 0, 1 << SPLIT_ID_BITS,
+            PAYLOAD.fields(request, "predict_request", "rows", "split_ids")
+            row_index = PAYLOAD.int_array(request["rows"], "predict_request.rows", 0, n)
+            wanted = PAYLOAD.int_array(request["split_ids"], "predict_request.split_ids", 0, 1 << SPLIT_ID_BITS,
                                len(row_index))
             where = np.searchsorted(known, wanted)
             if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):

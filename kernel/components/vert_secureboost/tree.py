@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kernel.blocks.link import log_loss_mean, sigmoid
 from kernel.components.vert_secureboost.constants import (
     MIN_CHILD_HESSIAN,
     OWNER_LEAF,
@@ -19,12 +20,6 @@ from kernel.errors import InvalidArgument
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-
-def sigmoid(z: FloatArray) -> FloatArray:
-    """1 / (1 + exp(-z)) without overflow."""
-    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
-    return result
 
 
 class Objective:
@@ -57,7 +52,7 @@ class Objective:
     def loss(self, score: FloatArray, labels: FloatArray) -> float:
         """Mean log-loss, or mean squared error."""
         if self.name == "binary":
-            return float(np.mean(np.logaddexp(0.0, score) - labels * score))
+            return log_loss_mean(score, labels)
         return float(np.mean((score - labels) ** 2))
 
     def output(self, score: FloatArray) -> FloatArray:

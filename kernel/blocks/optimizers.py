@@ -11,7 +11,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from kernel.components.vert_lr.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON
+from kernel.blocks.constants import ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON
 
 FloatArray = npt.NDArray[np.float64]
 

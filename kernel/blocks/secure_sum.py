@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from kernel.components.horz_lr.constants import MODE_FIT, MODE_PREDICT, REPLY_TIMEOUT_FACTOR
+from kernel.blocks.constants import MODE_FIT, MODE_PREDICT, REPLY_TIMEOUT_FACTOR
 from kernel.constants import PROMOTER, PROVIDER
 from kernel.errors import (
     CryptoError,

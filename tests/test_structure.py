@@ -1,0 +1,89 @@
+"""The layers of the code base, read from the imports of every module.
+
+A component never imports another component (what two components share lives once in the
+kernel), and the kernel never imports the services that run it.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL = ROOT / "kernel"
+COMPONENTS = KERNEL / "components"
+
+
+def imported_modules(path: Path) -> list[str]:
+    """Every module the file at `path` imports, absolute, including imports inside functions."""
+    package = ".".join(path.relative_to(ROOT).parts[:-1])
+    return imported_by(path.read_text(encoding="utf-8"), package)
+
+
+def imported_by(source: str, package: str) -> list[str]:
+    """Every module `source` imports when it sits in `package` (relative imports resolved)."""
+    tree = ast.parse(source)
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            names.append(module)
+            # `from kernel.components import vert_lr` imports a component too.
+            names.extend(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_component_imports_another_component() -> None:
+    # Prepare
+    components = sorted(p.name for p in COMPONENTS.iterdir() if (p / "__init__.py").is_file())
+    assert len(components) > 10
+
+    # Execute
+    crossings: list[str] = []
+    for name in components:
+        for path in sorted((COMPONENTS / name).rglob("*.py")):
+            for module in imported_modules(path):
+                parts = module.split(".")
+                if parts[:2] == ["kernel", "components"] and len(parts) > 2 and parts[2] != name:
+                    crossings.append(f"{path.relative_to(ROOT)} imports {module}")
+
+    # Assert
+    assert crossings == []
+
+
+def test_imports_are_read_in_every_form() -> None:
+    # Prepare: a module of HorzLR borrowing other components' blocks in each way Python allows.
+    source = (
+        "from kernel.components.vert_lr import optimizer\n"
+        "import kernel.components.distribution.sums\n"
+        "def later():\n"
+        "    from ..woe.woe import WOE\n"
+    )
+
+    # Execute
+    names = imported_by(source, "kernel.components.horz_lr")
+
+    # Assert
+    assert "kernel.components.vert_lr.optimizer" in names
+    assert "kernel.components.distribution.sums" in names
+    assert "kernel.components.woe.woe" in names
+
+
+def test_kernel_never_imports_services() -> None:
+    # Execute
+    offenders = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in sorted(KERNEL.rglob("*.py"))
+        for module in imported_modules(path)
+        if module == "services" or module.startswith("services.")
+    ]
+
+    # Assert
+    assert offenders == []
