@@ -105,6 +105,10 @@ class MemberConfig(_Section):
     storage_root: str = Field("", description="data sets, models and task files (default <data_dir>/storage)")
     database_url: str = Field("", description="sqlite+aiosqlite:///... or mysql+aiomysql://... "
                                               "(default SQLite under data_dir)")
+    internal_key_file: str = Field(
+        "", description="the member-internal key its scheduler, executor and transfer service sign their calls "
+                        "to each other with (hex, mode 0600; default <data_dir>/internal.key); services refuse "
+                        "to start without it")
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
     executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
@@ -133,6 +137,9 @@ class MemberConfig(_Section):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'weft.db'}"
+
+    def resolved_internal_key_file(self) -> Path:
+        return Path(self.internal_key_file) if self.internal_key_file else Path(self.data_dir) / "internal.key"
 
     def resolved_spill_dir(self) -> Path:
         return Path(self.transfer.spill_dir) if self.transfer.spill_dir else Path(self.data_dir) / "spill"
