@@ -49,6 +49,7 @@ from protos.weft.v1 import (  # noqa: E402
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from services.common import internal_auth  # noqa: E402
 from services.common.config import MemberConfig  # noqa: E402
 from services.common.db import (  # noqa: E402
     claim_next_action,
@@ -133,9 +134,10 @@ async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpo
     """SubmitJob -> first RunTask through a real scheduler, one job after the other (ms)."""
     config = MemberConfig.model_validate({
         "member_id": MEMBER, "data_dir": str(workdir / "weft"), "database_url": url,
+        "internal_key_file": str(internal_auth.write_key(workdir / "internal.key")),
         "scheduler": {"listen": "127.0.0.1:0", "executors": [endpoint], "consumers": 4},
     })
-    running = await start_scheduler(config, direct_peers=True)
+    running = await start_scheduler(config)
     meta = running.scheduler.data_store.meta("bench", "rows")
     await upsert_data_set(running.engine, DataSetRecord(
         namespace="bench", name="rows", uri=meta.uri, row_count=meta.rows, column_count=meta.columns,

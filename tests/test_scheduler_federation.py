@@ -187,7 +187,7 @@ def _launch_scheduler(member: Member) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO)}
     log = open(member.root / "scheduler.log", "ab")  # noqa: SIM115 (the process owns it)
     return subprocess.Popen(
-        [sys.executable, "-m", "services.scheduler", "--config", str(member.write_config()), "--direct-peers"],
+        [sys.executable, "-m", "services.scheduler", "--config", str(member.write_config())],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 
@@ -204,6 +204,7 @@ async def test_initiator_killed_mid_job_and_restarted_still_finishes(
     members = await start_members(tmp_path, database_urls, start=False)
     _load_data(members)
     promoter = members[PROMOTER]
+    await promoter.start_transfer()
     process: subprocess.Popen[bytes] | None = _launch_scheduler(promoter)
     try:
         await _ready(promoter.endpoint)

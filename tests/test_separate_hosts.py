@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from services.client.demo import EXAMPLES, demo_spec
+from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
 from tests.netns import Host, TestHosts, missing_requirements
 from tests.test_horz_kit import breast_rows
@@ -78,6 +79,7 @@ def write_member(root: Path, ca_dir: Path, name: str, member_id: str, host: Host
     """The member's own folder: its certificate (and the CA certificate), its config and data."""
     tls = issue_member_cert(ca_dir, member_id, [host.address], root / "tls")
     (root / "tls" / "ca.crt").write_bytes(tls.ca_file.read_bytes())
+    internal_auth.write_key(root / "data" / "internal.key")
     address = host.address
     config = {
         "member_id": member_id, "name": name, "data_dir": str(root / "data"),

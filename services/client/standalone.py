@@ -129,6 +129,7 @@ def _roles_for(count: int, arbiter: bool) -> list[list[str]]:
 
 def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, backend: str) -> FederationState:
     """Write configs, certificates and the state file for a new local federation."""
+    from services.common import internal_auth
     from services.common.certs import create_ca, issue_member_cert
 
     if members < 2:
@@ -147,6 +148,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
     for state in states:
         member_dir = Path(state.config_path).parent
         tls = issue_member_cert(ca_dir, state.member_id, ["127.0.0.1", "localhost"], member_dir / "tls")
+        internal_key = internal_auth.write_key(member_dir / "internal.key")
         config = {
             "member_id": state.member_id,
             "name": state.name,
@@ -154,6 +156,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
             "database_url": _member_database_url(db, data_dir, state.name),
             # One spool for the whole federation: STANDALONE jobs (the default work mode) run here.
             "spool_dir": str((data_dir / "spool").resolve()),
+            "internal_key_file": str(internal_key.resolve()),
             "tls": {"ca_file": str(tls.ca_file.resolve()), "cert_file": str(tls.cert_file.resolve()),
                     "key_file": str(tls.key_file.resolve())},
             "scheduler": {"listen": f"127.0.0.1:{state.ports['scheduler']}",

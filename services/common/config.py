@@ -120,6 +120,10 @@ class MemberConfig(_Section):
     spool_dir: str = Field("", description="where tasks of work_mode STANDALONE jobs exchange messages; members "
                                            "on one machine that name the same directory can run such jobs "
                                            "together (default <storage_root>/spool)")
+    internal_key_file: str = Field(
+        "", description="the member-internal key its scheduler, executor and transfer service sign their calls "
+                        "to each other with (hex, mode 0600; default <data_dir>/internal.key); services refuse "
+                        "to start without it")
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
     executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
@@ -151,6 +155,9 @@ class MemberConfig(_Section):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'weft.db'}"
+
+    def resolved_internal_key_file(self) -> Path:
+        return Path(self.internal_key_file) if self.internal_key_file else Path(self.data_dir) / "internal.key"
 
     def resolved_spill_dir(self) -> Path:
         return Path(self.transfer.spill_dir) if self.transfer.spill_dir else Path(self.data_dir) / "spill"

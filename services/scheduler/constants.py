@@ -44,8 +44,6 @@ QUEUE_FALLBACK_S: Final = 1.0
 # Peers -------------------------------------------------------------------------------------
 
 PEER_SERVICE: Final = "weft.v1.SchedulerPeerService"
-#: Metadata key in which the transfer service passes the certificate-verified caller.
-SOURCE_MEMBER_METADATA: Final = "weft-source-member-id"
 #: Timeout of one member-to-member call.
 PEER_CALL_TIMEOUT_S: Final = 30.0
 #: Retries of a member-to-member call that found the peer unavailable.

@@ -18,11 +18,12 @@ from services.common.config import MemberConfig
 from services.common.db import create_engine, migrate_engine
 from services.common.db.records import MemberRecord
 from services.common.db.repository import upsert_member
+from services.common.internal_auth import load_member_key
 from services.common.observability import ServiceMetrics, start_metrics
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
 from services.scheduler.executors import ExecutorPool
 from services.scheduler.metrics import SchedulerMetrics
-from services.scheduler.peers import DirectPeerClient, PeerClient, RelayPeerClient, TransferClient
+from services.scheduler.peers import PeerClient, RelayPeerClient, TransferClient
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.service import SchedulerPeerServicer, SchedulerServicer
 from services.scheduler.settings import SchedulerSettings
@@ -51,16 +52,16 @@ class RunningScheduler:
 async def start_scheduler(
     config: MemberConfig,
     *,
-    direct_peers: bool = False,
     peers: PeerClient | None = None,
     metrics: ServiceMetrics | None = None,
 ) -> RunningScheduler:
     """Migrate the database, start the gRPC server on `scheduler.listen`, recover, consume.
 
-    Member-to-member calls go through the local transfer service's control relay; with
-    `direct_peers` the `peers.<id>.endpoint` of the config are the peers' scheduler
-    addresses instead, called directly (one trusted network, no transfer service).
+    Member-to-member calls go through the local transfer service's control relay, and the
+    peer API accepts only calls that came the same way (signed by the transfer service
+    with the member-internal key, which the scheduler refuses to start without).
     """
+    key = load_member_key(config)
     data_dir = Path(config.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     storage_root = config.resolved_storage_root()
@@ -69,15 +70,9 @@ async def start_scheduler(
     await migrate_engine(engine)
     for member_id, peer in config.peers.items():
         await upsert_member(engine, MemberRecord(member_id=member_id, endpoint=peer.endpoint, name=peer.name))
-    transfer: TransferClient | None = None
+    transfer = TransferClient(config.transfer.internal_listen, key)
     if peers is None:
-        if direct_peers:
-            peers = DirectPeerClient(config.member_id, {m: p.endpoint for m, p in config.peers.items()})
-        else:
-            transfer = TransferClient(config.transfer.internal_listen)
-            peers = RelayPeerClient(transfer)
-    elif not direct_peers:
-        transfer = TransferClient(config.transfer.internal_listen)
+        peers = RelayPeerClient(transfer)
     spool_dir = config.resolved_spool_dir().resolve()
     settings = SchedulerSettings(
         member_id=config.member_id, storage_root=storage_root,
@@ -102,7 +97,7 @@ async def start_scheduler(
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
         SchedulerServicer(scheduler, data_dir / "uploads"), server
     )
-    scheduler_pb2_grpc.add_SchedulerPeerServiceServicer_to_server(SchedulerPeerServicer(scheduler), server)
+    scheduler_pb2_grpc.add_SchedulerPeerServiceServicer_to_server(SchedulerPeerServicer(scheduler, key), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(config.scheduler.listen)
@@ -117,11 +112,11 @@ async def start_scheduler(
     return RunningScheduler(scheduler, server, engine, port)
 
 
-async def serve(config: MemberConfig, *, direct_peers: bool = False) -> None:
+async def serve(config: MemberConfig) -> None:
     """Run the scheduler until SIGTERM or SIGINT."""
     metrics = ServiceMetrics("scheduler")
     endpoint = start_metrics(metrics, config.scheduler.metrics_listen)
-    running = await start_scheduler(config, direct_peers=direct_peers, metrics=metrics)
+    running = await start_scheduler(config, metrics=metrics)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

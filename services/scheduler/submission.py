@@ -76,7 +76,7 @@ class Submission(FederatedStatus):
         await self._enqueue(ACTION_RUN_JOB, job_id)
         return job_id
 
-    async def create_job(self, request: scheduler_pb2.CreateJobRequest, caller: str | None) -> str:
+    async def create_job(self, request: scheduler_pb2.CreateJobRequest, caller: str) -> str:
         """A peer initiator creates a job here (or asks whether it could); returns a note."""
         self._check_caller(request.sender_member_id, caller)
         try:
