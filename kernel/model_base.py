@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +19,7 @@ from kernel.constants import (
 from kernel.errors import ConfError, InvalidArgument
 from kernel.federation.base import Federation, Party, RoleTable
 from kernel.federation.transfer_variable import FlowContext, TransferVariables, VariableDefinition
+from kernel.federation.variables import VariableSet
 
 if TYPE_CHECKING:
     from kernel.computing import ComputingSession, Table
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 # Keys a task's input.data may use, and the rule each combination selects.
 DATA_KEYS = ("data", "train_data", "validate_data", "test_data")
 PREDICT_TYPE_COLUMN = "type"
+
+V = TypeVar("V", bound=VariableSet)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class TaskContext:
 
     def transfer_variables(self, definitions: dict[str, VariableDefinition]) -> TransferVariables:
         return TransferVariables(definitions, self.federation, self.flow, self.get_timeout)
+
+    def variables(self, declared: type[V]) -> V:
+        """A component's declared (typed) variables, bound to this task's federation and flow."""
+        return declared(self.federation, self.flow, self.get_timeout)
 
 
 @dataclass

@@ -7,6 +7,7 @@ kernel), and the kernel never imports the services that run it.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +88,19 @@ def test_kernel_never_imports_services() -> None:
 
     # Assert
     assert offenders == []
+
+
+def test_every_type_ignore_names_its_code_and_reason() -> None:
+    # Prepare: the code mypy holds to strict mode.
+    paths = sorted([*KERNEL.rglob("*.py"), *(ROOT / "services" / "common").rglob("*.py")])
+
+    # Execute
+    bare = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in paths
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if "type: ignore" in line and not re.search(r"# type: ignore\[[a-z-]+(, *[a-z-]+)*\]  # \S", line)
+    ]
+
+    # Assert
+    assert bare == []

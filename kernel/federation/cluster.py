@@ -84,7 +84,7 @@ def error_for_status(code: grpc.StatusCode, message: str) -> WeftError:
 
 
 def _is_unavailable(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+    return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def _party(party: Party) -> common_pb2.Party:
@@ -250,8 +250,8 @@ class ClusterFederation(Federation):
             return self._call_send(frames())
         except grpc.RpcError as exc:
             raise error_for_status(
-                exc.code(),  # type: ignore[attr-defined]
-                f"sending {name} (tag {tag!r}) to {dst} failed: {exc.details()}",  # type: ignore[attr-defined]
+                exc.code(),
+                f"sending {name} (tag {tag!r}) to {dst} failed: {exc.details()}",
             ) from None
 
     def _send_bytes(self, name: str, tag: str, payload: bytes, dst: Party) -> None:
@@ -399,11 +399,11 @@ class ClusterFederation(Federation):
             if not ended:
                 raise FederationError(f"{name} (tag {tag!r}) from {src}: the stream ended before its end frame")
         except grpc.RpcError as exc:
-            code = exc.code()  # type: ignore[attr-defined]
+            code = exc.code()
             if code == grpc.StatusCode.DEADLINE_EXCEEDED:
                 raise self._timeout_error(name, tag, src, timeout) from None
             raise error_for_status(
-                code, f"receiving {name} (tag {tag!r}) from {src} failed: {exc.details()}"  # type: ignore[attr-defined]
+                code, f"receiving {name} (tag {tag!r}) from {src} failed: {exc.details()}"
             ) from None
 
     def _receive_bytes(self, name: str, tag: str, src: Party, timeout: float) -> bytes:

@@ -60,7 +60,7 @@ _CODES: Final = {code.value[0]: code for code in grpc.StatusCode}
 GET_DATA_LANE_METHOD: Final = "/weft.v1.TransferService/GetDataLane"
 
 
-class LaneError(grpc.RpcError):
+class LaneError(grpc.RpcError):  # type: ignore[misc]  # grpc ships no type stubs: RpcError is Any
     """A lane call that failed, with the gRPC status code the service (or the connection) gave."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:
@@ -291,7 +291,7 @@ def lane_of(channel: grpc.Channel, endpoint: str, timeout: float = 10.0) -> Lane
     try:
         lane: transfer_pb2.DataLane = get_lane(transfer_pb2.GetDataLaneRequest(), timeout=timeout)
     except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+        if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
             return None
         raise
     if lane.unix_name and abstract_sockets():

@@ -119,12 +119,14 @@ def frame_bytes(frame: OutFrame) -> bytes:
 
 
 def encode_header(header: transfer_pb2.FrameHeader) -> bytes:
-    return transfer_pb2.Frame(header=header).SerializeToString()
+    data: bytes = transfer_pb2.Frame(header=header).SerializeToString()
+    return data
 
 
 def encode_end(chunk_count: int, total_size: int, checksum: bytes) -> bytes:
     end = transfer_pb2.FrameEnd(chunk_count=chunk_count, total_size=total_size, checksum=checksum)
-    return transfer_pb2.Frame(end=end).SerializeToString()
+    data: bytes = transfer_pb2.Frame(end=end).SerializeToString()
+    return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,8 @@ def intersect_indices(own: PointArray, peer: PointArray) -> npt.NDArray[np.int64
         shared = peer_c[np.isin(peer_key, own_key[unsure])]
         whole = {row.tobytes() for row in shared}
         same[~same] = [own_c[i].tobytes() in whole for i in unsure.tolist()]
-    return candidates[same].astype(np.int64)
+    positions: npt.NDArray[np.int64] = candidates[same].astype(np.int64)
+    return positions
 
 
 def blinded_set_bytes(points: PointArray) -> Sequence[bytes]:

@@ -92,7 +92,7 @@ class ColumnMoments:
         if self.m2 <= 0.0:
             return 0.0
         g1 = math.sqrt(n) * self.m3 / self.m2 ** 1.5
-        return g1 * math.sqrt(n * (n - 1)) / (n - 2)
+        return float(g1 * math.sqrt(n * (n - 1)) / (n - 2))
 
     def kurtosis(self) -> float | None:
         """Bias-corrected excess kurtosis (pandas' `kurt`), None below four values, 0 when constant."""

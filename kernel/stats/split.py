@@ -55,7 +55,8 @@ def strata_of(block: pa.Table, label: str | None) -> list[Any]:
     """The stratum of every row: its label value, or the one stratum when not stratified."""
     if label is None:
         return [ALL_ROWS] * block.num_rows
-    return block.column(label).to_pylist()
+    values: list[Any] = block.column(label).to_pylist()
+    return values
 
 
 def stratum_thresholds(

@@ -350,7 +350,8 @@ def quantiles_from_histogram(
     below = cumulative[bins] - in_bin
     fraction = np.divide(ranks - below, in_bin, out=np.zeros_like(ranks), where=in_bin > 0)
     fraction = np.clip(fraction, 0.0, 1.0)
-    return bounds[bins] + fraction * (bounds[bins + 1] - bounds[bins])
+    values: np.ndarray = bounds[bins] + fraction * (bounds[bins + 1] - bounds[bins])
+    return values
 
 
 def exact_quantiles(

@@ -289,7 +289,7 @@ class DataStore:
     def _write_arrow(self, data: pa.Table, scratch: str) -> int:
         self._fs.create_dir(scratch, recursive=True)
         pq.write_table(data, f"{scratch}/{DATA_FILE}", filesystem=self._fs)
-        return data.num_rows
+        return int(data.num_rows)
 
     def _write_distributed(self, table: Table, scratch: str, id_column: str, namespace: str, name: str) -> int:
         table.save(f"{self.root_uri}{scratch[len(self._root):]}")

@@ -150,7 +150,7 @@ def _final_code(context: grpc.aio.ServicerContext, failure: BaseException | None
     return grpc.StatusCode.UNKNOWN
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):
+class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     """Counts requests and errors and times every call of a grpc.aio server, streams included."""
 
     def __init__(self, metrics: ServiceMetrics) -> None:

@@ -29,6 +29,7 @@ from kernel.components.distribution.constants import (
 )
 from kernel.components.distribution.param import DistributionParam
 from kernel.components.distribution.sums import member_sums, moments_from_sums, vector_length
+from kernel.components.distribution.variables import DistributionVariables
 from kernel.constants import ARBITER
 from kernel.errors import InvalidArgument
 from kernel.federation.base import Party
@@ -49,6 +50,7 @@ class _DistributionBase(ModelBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.summary: dict[str, dict[str, Any]] = {}
+        self.variables = self.ctx.variables(DistributionVariables)
 
     @property
     def param(self) -> DistributionParam:
@@ -80,11 +82,12 @@ class DistributionMember(_DistributionBase):
         self.tracker.set_progress(40, "moments computed")
         group: SecureSumMember | None = None
         if self.ctx.roles.parties(ARBITER):
-            tv = self.transfer_variable
-            group = SecureSumMember(self.ctx, tv.feature_range, tv.local_statistics, MASK_PRECISION_BITS, COMPONENT)
+            tv = self.variables
+            group = SecureSumMember(self.ctx, tv.feature_range.variable, tv.local_statistics.variable,
+                                    MASK_PRECISION_BITS, COMPONENT)
             group.hello({"features": features, "min": {n: m.min for n, m in moments.items()},
                          "max": {n: m.max for n, m in moments.items()}})
-            edges = _received_edges(group.welcome(tv.bin_edges), features)
+            edges = _received_edges(group.welcome(tv.bin_edges.variable), features)
         else:
             edges = common_edges({n: m.min for n, m in moments.items()},
                                  {n: m.max for n, m in moments.items()}, self.param.bins)
@@ -92,7 +95,7 @@ class DistributionMember(_DistributionBase):
         self.tracker.set_progress(70, "histograms computed")
         if group is not None:
             group.send(member_sums(features, moments, histogram, edges), ROUND_STATISTICS)
-            summary = group.receive(self.transfer_variable.global_summary)
+            summary = group.receive(self.variables.global_summary.variable)
             if not isinstance(summary, dict) or list(summary) != features:
                 raise InvalidArgument(f"{COMPONENT}: the arbiter's global_summary does not describe {features}")
             self.summary = summary
@@ -121,18 +124,19 @@ class DistributionArbiter(_DistributionBase):
     needs_data = False
 
     def coordinate(self) -> None:
-        tv = self.transfer_variable
+        tv = self.variables
         if not self.param.need_run:
             return None  # the members pass their data through and send nothing
-        group = SecureSumArbiter(self.ctx, tv.feature_range, tv.local_statistics, MASK_PRECISION_BITS, COMPONENT)
-        hellos = group.gather_hellos(tv.bin_edges)
+        group = SecureSumArbiter(self.ctx, tv.feature_range.variable, tv.local_statistics.variable,
+                                 MASK_PRECISION_BITS, COMPONENT)
+        hellos = group.gather_hellos(tv.bin_edges.variable)
         try:
             features, mins, maxs = _ranges(hellos)
         except InvalidArgument as exc:
-            group.abort(tv.bin_edges, (), str(exc))
+            group.abort(tv.bin_edges.variable, (), str(exc))
         edges = common_edges(mins, maxs, self.param.bins)
-        group.welcome(tv.bin_edges, edges)
-        total = group.collect(ROUND_STATISTICS, vector_length(features, edges), tv.global_summary, ())
+        group.welcome(tv.bin_edges.variable, edges)
+        total = group.collect(ROUND_STATISTICS, vector_length(features, edges), tv.global_summary.variable, ())
         try:
             moments, histogram = moments_from_sums(
                 features, total, edges, {f: _extreme(mins[f], min) for f in features},
@@ -140,8 +144,8 @@ class DistributionArbiter(_DistributionBase):
             )
             self.summary = summarize(moments, histogram, edges, self.param.quantiles)
         except InvalidArgument as exc:
-            group.abort(tv.global_summary, (), str(exc))
-        group.reply(tv.global_summary, self.summary)
+            group.abort(tv.global_summary.variable, (), str(exc))
+        group.reply(tv.global_summary.variable, self.summary)
         self._record_masking(group.masked, len(group.members))
         self._record("global")
         return None

@@ -73,7 +73,7 @@ def _binary_labels(y_true: Any) -> np.ndarray:
         raise InvalidArgument(
             f"y_true must hold binary labels 0 and 1 for binary evaluation, found {found}"
         )
-    positive = floats == 1.0
+    positive: np.ndarray = floats == 1.0
     if positive.all() or not positive.any():
         only = 1 if positive.all() else 0
         raise InvalidArgument(

@@ -35,6 +35,7 @@ from kernel.components.vert_lr.constants import (
     PROVIDER_SCORE_COLUMN,
 )
 from kernel.components.vert_lr.param import VertLRParam
+from kernel.components.vert_lr.variables import VertLRVariables
 from kernel.computing import Table
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
@@ -70,6 +71,7 @@ class _VertLRBase(ModelBase):
         self.weights: FloatArray = np.zeros(0)
         self.mean: FloatArray = np.zeros(0)
         self.scale: FloatArray = np.ones(0)
+        self.variables = self.ctx.variables(VertLRVariables)
 
     @property
     def param(self) -> VertLRParam:
@@ -146,7 +148,7 @@ class VertLRPromoter(_VertLRBase):
         self.converged = False
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.variables
         ids, matrix, labels = self._training_rows(data, with_label=True)
         assert labels is not None
         rows, width = matrix.shape
@@ -161,8 +163,8 @@ class VertLRPromoter(_VertLRBase):
             tv.pubkey.remote(public_key)
             tv.alignment.remote({"rows": rows, "digest": ids_digest(ids), "seed": seed,
                                  "batch_size": batch_size, "max_iter": param.max_iter})
-            for k, ack in enumerate(tv.alignment_ack.get()):
-                if not isinstance(ack, dict) or ack.get("aligned") is not True:
+            for k, ack in enumerate(tv.alignment_ack.get_all()):
+                if ack.get("aligned") is not True:
                     raise InvalidArgument(
                         f"VertLR: provider {k}'s rows do not match the promoter's {rows} ids; "
                         "run Intersection on both members' data first"
@@ -174,13 +176,13 @@ class VertLRPromoter(_VertLRBase):
                                     param.penalty, param.alpha, penalized)
         self.loss_history, self.converged = [], False
         started = time.perf_counter()
-        for epoch in range(param.max_iter):
+        for epoch, epoch_scope in tv.iterations(param.max_iter):
             epoch_loss = 0.0
             for batch, selection in enumerate(batch_rows(rows, batch_size, seed, epoch)):
-                suffix = (epoch, batch)
+                scope = epoch_scope.at(batch)
                 x, y = matrix[selection], labels[selection]
                 z = x @ weights[:width] + (weights[width] if intercept else 0.0)
-                for k, forward in enumerate(tv.provider_forward.get(suffix=suffix)):
+                for k, forward in enumerate(scope.provider_forward.get_all()):
                     z = z + _vector(forward, len(y), f"provider {k}'s provider_forward")
                 residual = sigmoid(z) - y
                 epoch_loss += log_loss_sum(z, y)
@@ -188,18 +190,18 @@ class VertLRPromoter(_VertLRBase):
                     encrypted = EncryptedVector.encrypt(
                         private_key, residual, precision_bits=param.residual_precision_bits, workers=param.workers
                     )
-                    tv.encrypted_residual.remote(encrypted, suffix=suffix)
+                    scope.encrypted_residual.remote(encrypted)
                 gradient = x.T @ residual / len(y)
                 if intercept:
                     gradient = np.append(gradient, residual.mean())
                 weights = optimizer.step(weights, gradient)
                 if private_key is not None:
-                    self._unwrap_gradients(private_key, suffix)
+                    self._unwrap_gradients(private_key, scope)
             loss = epoch_loss / rows
             self.converged = self._stop(loss)
             self.loss_history.append([epoch, loss])
             if providers:
-                tv.converged.remote(self.converged, suffix=(epoch,))
+                epoch_scope.converged.remote(self.converged)
             self.tracker.set_progress(100.0 * (epoch + 1) / param.max_iter, f"epoch {epoch + 1}: loss {loss:.6f}")
             if self.converged:
                 break
@@ -212,14 +214,13 @@ class VertLRPromoter(_VertLRBase):
             "seconds_per_epoch": (time.perf_counter() - started) / epochs,
         })
 
-    def _unwrap_gradients(self, private_key: PaillierPrivateKey, suffix: tuple[int, int]) -> None:
+    def _unwrap_gradients(self, private_key: PaillierPrivateKey, scope: VertLRVariables) -> None:
         """Decrypt every provider's masked X^T [[d]] and send the plaintext integers back."""
-        tv = self.transfer_variable
-        for k, masked in enumerate(tv.masked_gradient.get(suffix=suffix)):
-            if not isinstance(masked, EncryptedVector) or masked.public_key != private_key.public_key:
+        for k, masked in enumerate(scope.masked_gradient.get_all()):
+            if masked.public_key != private_key.public_key:
                 raise InvalidArgument(f"VertLR: provider {k}'s masked_gradient is not a vector under our key")
-            tv.decrypted_masked_gradient.remote(
-                masked.decrypt_integers(private_key, workers=self.param.workers), idx=k, suffix=suffix
+            scope.decrypted_masked_gradient.remote(
+                masked.decrypt_integers(private_key, workers=self.param.workers), idx=k
             )
 
     def _stop(self, loss: float) -> bool:
@@ -232,7 +233,7 @@ class VertLRPromoter(_VertLRBase):
 
     def predict(self, data: LabeledTable) -> LabeledTable:
         self._check_predict_features(data)
-        tv, id_column, label = self.transfer_variable, data.id_column, data.label_column
+        tv, id_column, label = self.variables, data.id_column, data.label_column
         scorer, intercept = self._linear_scorer(self.weights), self.intercept
 
         def own_score(block: pa.Table) -> pa.Table:
@@ -248,7 +249,7 @@ class VertLRPromoter(_VertLRBase):
         fields.append(pa.field(PROMOTER_SCORE_COLUMN, pa.float64()))
         scores = data.table.map_partitions(own_score, schema=pa.schema(fields))
         score_columns = [PROMOTER_SCORE_COLUMN]
-        for k, forward in enumerate(tv.predict_forward.get()):
+        for k, forward in enumerate(tv.predict_forward.get_all()):
             name = f"{PROVIDER_SCORE_COLUMN}_{k}"
             scores = scores.join(self._provider_scores(forward, k, data, name))
             score_columns.append(name)
@@ -275,9 +276,9 @@ class VertLRPromoter(_VertLRBase):
         result = scores.map_partitions(finish, schema=pa.schema(out_fields))
         return LabeledTable(result, label, ())
 
-    def _provider_scores(self, forward: Any, k: int, data: LabeledTable, name: str) -> Table:
+    def _provider_scores(self, forward: pa.Table, k: int, data: LabeledTable, name: str) -> Table:
         """Provider k's (id, score) table as a Table of this session, checked."""
-        if not isinstance(forward, pa.Table) or forward.num_columns != 2:
+        if forward.num_columns != 2:
             raise InvalidArgument(f"VertLR: provider {k}'s predict_forward must be a table of id and score")
         id_type = data.table.schema.field(data.id_column).type
         if forward.schema.field(0).type != id_type:
@@ -313,13 +314,11 @@ class VertLRProvider(_VertLRBase):
     """Holds some features and their weights; never sees a label or a residual in the clear."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.variables
         ids, matrix, _ = self._training_rows(data, with_label=False)
         rows, width = matrix.shape
-        public_key = tv.pubkey.get(idx=0)
-        if not isinstance(public_key, PaillierPublicKey):
-            raise InvalidArgument("VertLR: the promoter's pubkey is not a Paillier public key")
-        plan = _plan(tv.alignment.get(idx=0))
+        public_key = tv.pubkey.get()
+        plan = tv.alignment.get()
         aligned = plan["rows"] == rows and plan["digest"] == ids_digest(ids)
         tv.alignment_ack.remote({"rows": rows, "aligned": aligned})
         if not aligned:
@@ -330,27 +329,26 @@ class VertLRProvider(_VertLRBase):
         weights = np.zeros(width)
         optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
                                     param.penalty, param.alpha, np.ones(width, dtype=np.bool_))
-        for epoch in range(plan["max_iter"]):
+        for epoch, epoch_scope in tv.iterations(plan["max_iter"]):
             for batch, selection in enumerate(batch_rows(rows, plan["batch_size"], plan["seed"], epoch)):
-                suffix = (epoch, batch)
+                scope = epoch_scope.at(batch)
                 x = matrix[selection]
-                tv.provider_forward.remote(x @ weights, suffix=suffix)
-                residual = tv.encrypted_residual.get(idx=0, suffix=suffix)
-                if not isinstance(residual, EncryptedVector) or residual.public_key != public_key \
-                        or len(residual) != len(x):
+                scope.provider_forward.remote(x @ weights)
+                residual = scope.encrypted_residual.get()
+                if residual.public_key != public_key or len(residual) != len(x):
                     raise InvalidArgument("VertLR: encrypted_residual is not a vector of this batch under the key")
-                gradient = self._masked_round(residual, x, public_key, suffix)
+                gradient = self._masked_round(residual, x, public_key, scope)
                 weights = optimizer.step(weights, gradient / len(x))
             self.tracker.set_progress(100.0 * (epoch + 1) / plan["max_iter"], f"epoch {epoch + 1}")
-            if tv.converged.get(idx=0, suffix=(epoch,)) is True:
+            if epoch_scope.converged.get() is True:
                 break
         self.weights = weights
 
     def _masked_round(
-        self, residual: EncryptedVector, x: FloatArray, public_key: PaillierPublicKey, suffix: tuple[int, int]
+        self, residual: EncryptedVector, x: FloatArray, public_key: PaillierPublicKey, scope: VertLRVariables
     ) -> FloatArray:
         """X^T d through the promoter: send X^T [[d]] + [[r]], get it decrypted, remove r."""
-        tv, param = self.transfer_variable, self.param
+        param = self.param
         bits = param.feature_precision_bits
         if bits is None:
             scaled = param.feature_scaling == "standard"
@@ -362,9 +360,9 @@ class VertLRProvider(_VertLRBase):
         encrypted_masks = EncryptedVector(
             public_key, public_key.encrypt_integers(masks, param.workers), product.frac_bits, limit
         )
-        tv.masked_gradient.remote(product + encrypted_masks, suffix=suffix)
-        unwrapped = tv.decrypted_masked_gradient.get(idx=0, suffix=suffix)
-        if not isinstance(unwrapped, list) or len(unwrapped) != len(masks) \
+        scope.masked_gradient.remote(product + encrypted_masks)
+        unwrapped = scope.decrypted_masked_gradient.get()
+        if len(unwrapped) != len(masks) \
                 or not all(isinstance(v, int) and not isinstance(v, bool) for v in unwrapped):
             raise InvalidArgument(f"VertLR: decrypted_masked_gradient must be {len(masks)} integers")
         sums = np.array([float(value - mask) for value, mask in zip(unwrapped, masks, strict=True)])
@@ -380,7 +378,7 @@ class VertLRProvider(_VertLRBase):
 
         schema = pa.schema([data.table.schema.field(id_column), pa.field(PROVIDER_SCORE_COLUMN, pa.float64())])
         scores = data.table.map_partitions(partial_score, schema=schema).collect()
-        self.transfer_variable.predict_forward.remote(scores)
+        self.variables.predict_forward.remote(scores)
         return None
 
     def export_model(self) -> dict[str, Any]:
@@ -397,16 +395,3 @@ class VertLRProvider(_VertLRBase):
 def _vector(value: Any, length: int, what: str) -> FloatArray:
     return PAYLOAD.finite_floats(value, length, what)
 
-
-def _plan(value: Any) -> dict[str, Any]:
-    """The promoter's alignment message, checked."""
-    if not isinstance(value, dict):
-        raise InvalidArgument("VertLR: alignment must be a dict")
-    for key in ("rows", "seed", "batch_size", "max_iter"):
-        if not isinstance(value.get(key), int) or isinstance(value.get(key), bool) or value[key] < 0:
-            raise InvalidArgument(f"VertLR: alignment.{key} must be a non-negative integer")
-    if value["batch_size"] < 1 or value["max_iter"] < 1:
-        raise InvalidArgument("VertLR: alignment.batch_size and max_iter must be at least 1")
-    if not isinstance(value.get("digest"), str):
-        raise InvalidArgument("VertLR: alignment.digest must be a string")
-    return value

@@ -49,7 +49,8 @@ def encode(values: Any, precision_bits: int, name: str = "values") -> list[int]:
         raise CryptoError(f"{name} contains NaN or infinity, which cannot be encrypted")
     scaled = np.rint(array.astype(np.float64) * np.ldexp(1.0, bits))
     if scaled.size and float(np.max(np.abs(scaled))) < 2.0**62:
-        return scaled.astype(np.int64).tolist()  # type: ignore[no-any-return]
+        integers: list[int] = scaled.astype(np.int64).tolist()
+        return integers
     # Beyond int64: every float64 this large is an exact integer already.
     return [int(v) for v in scaled.tolist()]
 

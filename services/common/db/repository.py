@@ -90,7 +90,8 @@ async def _read_all(engine: AsyncEngine, statement: sa.Select[Any]) -> list[sa.R
 
 async def _read_one(engine: AsyncEngine, statement: sa.Select[Any]) -> sa.RowMapping | None:
     async with engine.connect() as conn:
-        return (await conn.execute(statement)).mappings().first()
+        row: sa.RowMapping | None = (await conn.execute(statement)).mappings().first()
+        return row
 
 
 # Jobs and tasks ---------------------------------------------------------------------------
