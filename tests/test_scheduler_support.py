@@ -197,8 +197,9 @@ class Member:
 
 
 async def start_members(root: Path, database_urls: dict[str, str], *, auto_retries: int = 0,
-                        start: bool = True) -> dict[str, Member]:
-    """Members (id -> Member) sharing one spool directory, each with its own executor process."""
+                        start: bool = True, executor: dict[str, Any] | None = None) -> dict[str, Member]:
+    """Members (id -> Member) sharing one spool directory, each with its own executor process
+    (`executor`: more keys of every executor's config section)."""
     spool = root / "spool"
     ports = {member_id: free_port() for member_id in database_urls}
     members: dict[str, Member] = {}
@@ -209,7 +210,7 @@ async def start_members(root: Path, database_urls: dict[str, str], *, auto_retri
         config = member_config(member_root, member_id, url, ports[member_id], f"127.0.0.1:{free_port()}",
                                peers, auto_retries)
         config["executor"] = {"listen": config["scheduler"]["executors"][0], "warm_pool": 0, "slots": 4,
-                              "heartbeat_timeout_s": 30}
+                              "heartbeat_timeout_s": 30, **(executor or {})}
         config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}"}
         members[member_id] = Member(member_id, member_root, config, Client(f"127.0.0.1:{ports[member_id]}"), spool)
     await asyncio.gather(*(member.start_executor() for member in members.values()))
