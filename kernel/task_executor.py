@@ -214,7 +214,7 @@ def execute_task(
         tracker.set_status(STATUS_SUCCESS)
         return record
     except BaseException as exc:
-        tracker.set_status(STATUS_FAILED, error=_one_line(exc))
+        tracker.set_status(STATUS_FAILED, error=_spark_failure() or _one_line(exc))
         raise
     finally:
         if own_federation:
@@ -231,6 +231,15 @@ def _spark_app_id() -> str | None:
 
     active = SparkContext._active_spark_context
     return str(active.applicationId) if active is not None else None
+
+
+def _spark_failure() -> str | None:
+    """Why the Spark watch cancelled this task's work on a cluster, if it did."""
+    if "pyspark" not in sys.modules:
+        return None
+    from kernel.computing.spark_watch import failure
+
+    return failure()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -310,7 +319,7 @@ def _run(ns: argparse.Namespace, options: TaskOptions, task_dir: Path) -> int:
     except Exception as exc:  # a bug: keep the traceback in the log, one line in the status
         _write_failure(task_dir, exc)
         traceback.print_exc()
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_spark_failure() or _one_line(exc)}", file=sys.stderr)
         return 1
     log.info("task %s succeeded: %s", options.task_id, json.dumps(record))
     return 0

@@ -224,8 +224,10 @@ class Member:
 
 
 async def start_members(root: Path, database_urls: dict[str, str], *, auto_retries: int = 0,
-                        start: bool = True, shared_spool: bool = True) -> dict[str, Member]:
-    """Members (id -> Member) sharing one spool directory (or each with its own), each with its own executor."""
+                        start: bool = True, shared_spool: bool = True,
+                        executor: dict[str, Any] | None = None) -> dict[str, Member]:
+    """Members (id -> Member) sharing one spool directory (or each with its own), each with its own executor
+    process (`executor`: more keys of every executor's config section)."""
     from services.common.certs import create_ca
 
     ports = {member_id: free_port() for member_id in database_urls}
@@ -241,7 +243,7 @@ async def start_members(root: Path, database_urls: dict[str, str], *, auto_retri
         config = member_config(member_root, member_id, url, ports[member_id], f"127.0.0.1:{free_port()}",
                                peers, auto_retries, ca_dir)
         config["executor"] = {"listen": config["scheduler"]["executors"][0], "warm_pool": 0, "slots": 4,
-                              "heartbeat_timeout_s": 30}
+                              "heartbeat_timeout_s": 30, **(executor or {})}
         config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}",
                               "external_listen": f"127.0.0.1:{external[member_id]}", "data_lane_port": -1}
         config["spool_dir"] = str(spool)

@@ -113,8 +113,6 @@ def member_config(values: Values) -> dict[str, Any]:
             "spark.kubernetes.executor.podTemplateFile": "/etc/weft/spark-executor-pod.yaml",
             "spark.kubernetes.authenticate.driver.serviceAccountName": "weft-executor",
         }
-    if spark.cores_max:
-        extra_conf["spark.cores.max"] = str(spark.cores_max)
     config = {
         "member_id": values.member.id,
         "name": values.member.name,
@@ -127,6 +125,7 @@ def member_config(values: Values) -> dict[str, Any]:
         "executor": {"listen": "weft-executor:9380", "mode": "spark", "slots": spark.slots,
                      "spark": {"master": spark.master, "driver_memory": spark.driver_memory,
                                "executor_memory": spark.executor_memory, "executor_cores": spark.executor_cores,
+                               "cores_max": spark.cores_max, "max_executors": spark.executor_instances,
                                "extra_conf": extra_conf}},
         "transfer": {"internal_listen": "weft-transfer:9390", "external_listen": f"0.0.0.0:{EXTERNAL_CONTAINER_PORT}",
                      "mailbox_memory_mb": values.transfer.mailbox_memory_mb, "spill_dir": "/var/lib/weft/spill"},

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import kernel
 import protos
+from kernel.computing.spark_watch import ENV_EXECUTOR_WAIT, ENV_MEMBER_ID
 from kernel.constants import ENV_EVENT_SOCKET
 from kernel.errors import InvalidArgument
 from kernel.tracker import ENV_HEARTBEAT_INTERVAL
@@ -143,6 +144,11 @@ def task_environment(socket_path: str, heartbeat_timeout_s: float) -> dict[str, 
         ENV_HEARTBEAT_INTERVAL: f"{heartbeat_interval(heartbeat_timeout_s):g}",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def spark_environment(config: SparkConfig, member_id: str) -> dict[str, str]:
+    """What a Spark task's watch needs: how long its work may wait with no executor, and whose it is."""
+    return {ENV_EXECUTOR_WAIT: f"{config.executor_wait_s:g}", ENV_MEMBER_ID: member_id}
 
 
 def base_environment() -> dict[str, str]:
