@@ -43,3 +43,6 @@ ENV_GET_TIMEOUT: Final = "WEFT_GET_TIMEOUT_S"
 
 # The labels of a binary task: the learners that model log-odds accept these and no others.
 BINARY_LABELS: Final[tuple[int, int]] = (0, 1)
+
+# The runtime conf key listing the roles a component runs at in its job (written by the scheduler).
+CONF_COMPONENT_ROLES: Final = "component_roles"

@@ -22,12 +22,14 @@ from typing import Any
 from kernel.allocator import reuse_large_buffers
 from kernel.base_param import BaseParam, build_param
 from kernel.constants import (
+    CONF_COMPONENT_ROLES,
     DEFAULT_GET_TIMEOUT_S,
     ENV_EVENT_SOCKET,
     ENV_GET_TIMEOUT,
     ENV_SPOOL_DIR,
     ENV_STORAGE_ROOT,
     ENV_TRANSFER_ENDPOINT,
+    ROLES,
     WORK_MODE_CLUSTER,
 )
 from kernel.errors import ConfError, NotFound, WeftError
@@ -96,6 +98,16 @@ def make_federation(conf: RuntimeConf, options: TaskOptions) -> Federation:
 
     spool = options.spool_dir or options.storage_root / "spool"
     return StandaloneFederation(spool, options.session_id, local, conf.roles)
+
+
+def component_roles(conf: RuntimeConf) -> tuple[str, ...]:
+    """The roles the component runs at in this job, as the scheduler wrote them (empty if absent)."""
+    value = conf.raw.get(CONF_COMPONENT_ROLES)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(role in ROLES for role in value):
+        raise ConfError(f"{CONF_COMPONENT_ROLES}: expected a list of roles ({', '.join(ROLES)}), got {value!r}")
+    return tuple(value)
 
 
 def resolve_inputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext) -> TaskArgs:
@@ -203,7 +215,7 @@ def execute_task(
             job_id=options.job_id, task_id=options.task_id, component_name=options.component_name,
             module=conf.module, local=Party(options.role, options.member_id), roles=conf.roles,
             federation=federation, computing=computing, storage=DataStore(str(options.storage_root / "data")),
-            tracker=tracker, get_timeout=options.get_timeout,
+            tracker=tracker, get_timeout=options.get_timeout, component_roles=component_roles(conf),
         )
         args = resolve_inputs(conf, options, ctx) if program.needs_data else TaskArgs()
         component = program(ctx, spec.transfer_variables)
