@@ -28,7 +28,8 @@ A_ID, B_ID = "5f2d8c1e9b7a4e6d8c3f1a2b4d6e8f01", "9c4e7a2b1d3f4a5b8e6c0d2f4a6b8c
 EXTERNAL_CONTAINER_PORT = 9391
 #: secret -> the workloads that may read it; a new credential adds a line here and in SECRETS
 SECRET_CONSUMERS = {"weft-tls": {"transfer"}, "weft-internal": {"scheduler", "executor", "transfer"},
-                    "weft-database": {"scheduler", "executor"}, "weft-mariadb": {"mariadb"}}
+                    "weft-database": {"scheduler", "executor"}, "weft-mariadb": {"mariadb"},
+                    "weft-admin-token": {"scheduler"}}
 VALUES = {
     "member-a": {
         "member": {"id": A_ID, "name": "member-a"},

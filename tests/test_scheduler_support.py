@@ -103,10 +103,17 @@ def distribution_spec(*, arbiter: bool = True, provider_params: dict[str, Any] |
 
 
 class Client:
-    """A SchedulerService client for one member."""
+    """A SchedulerService client for one member, calling as the member's bootstrap admin.
 
-    def __init__(self, endpoint: str) -> None:
-        self.channel = grpc.aio.insecure_channel(endpoint)
+    The token is read from `token_file` at each call: the scheduler writes it when it first
+    starts, which may be after this client is made.
+    """
+
+    def __init__(self, endpoint: str, token_file: Path) -> None:
+        from services.client.sdk import authenticated_channel, read_token_file
+
+        self.token_file = token_file
+        self.channel = authenticated_channel(endpoint, lambda: read_token_file(token_file))
         self.stub = scheduler_pb2_grpc.SchedulerServiceStub(self.channel)
 
     async def submit(self, spec: dict[str, Any]) -> str:
@@ -247,7 +254,8 @@ async def start_members(root: Path, database_urls: dict[str, str], *, auto_retri
         config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}",
                               "external_listen": f"127.0.0.1:{external[member_id]}", "data_lane_port": -1}
         config["spool_dir"] = str(spool)
-        members[member_id] = Member(member_id, member_root, config, Client(f"127.0.0.1:{ports[member_id]}"), spool)
+        client = Client(f"127.0.0.1:{ports[member_id]}", member_root / "admin.token")
+        members[member_id] = Member(member_id, member_root, config, client, spool)
     await asyncio.gather(*(member.start_executor() for member in members.values()))
     if start:
         for member in members.values():

@@ -48,6 +48,23 @@ class MemberState:
     def scheduler_endpoint(self) -> str:
         return f"127.0.0.1:{self.ports['scheduler']}"
 
+    @property
+    def token_file(self) -> Path:
+        """The admin token its scheduler wrote at its first start (mode 0600)."""
+        from services.scheduler.constants import BOOTSTRAP_TOKEN_FILE
+
+        return Path(self.config_path).parent / BOOTSTRAP_TOKEN_FILE
+
+    def admin_token(self) -> str:
+        """The member's admin API token; FailedPrecondition before its scheduler first started."""
+        from services.client.sdk import read_token_file
+
+        token = read_token_file(self.token_file)
+        if token is None:
+            raise FailedPrecondition(f"{self.name} has no admin token yet ({self.token_file}); "
+                                     "run 'weft standalone up' first")
+        return token
+
 
 @dataclass
 class FederationState:

@@ -40,6 +40,26 @@ class PeerConfig(_Section):
     name: str = Field("", description="a readable name for logs")
 
 
+class ClientAuthConfig(_Section):
+    """Who may call the scheduler's client API (API tokens, client certificates, roles)."""
+
+    enabled: bool = Field(True, description="check every client call's token or certificate and role; off lets "
+                                            "anyone who reaches the port do anything (benchmarks only)")
+    bootstrap_token: str = Field("", description="an admin API token (weft_<id>.<secret>) to store, hashed, for "
+                                                 "the user admin at start: how a deployment hands over its first "
+                                                 "admin from a secret")
+    bootstrap_token_file: str = Field("", description="where a member with no user yet writes the first admin's "
+                                                      "token, mode 0600 (default <data_dir>/admin.token)")
+    token_ttl_days: float = Field(90.0, ge=0, description="lifetime of tokens issued by 'weft users add' and "
+                                                         "IssueToken unless the call names one (0: until revoked)")
+    tls_listen: str = Field("", description="host:port of a second, TLS listener of the scheduler where clients "
+                                            "may also authenticate with a client certificate (empty: off)")
+    tls_cert_file: str = Field("", description="the scheduler's server certificate on tls_listen (PEM)")
+    tls_key_file: str = Field("", description="its private key (PEM)")
+    client_ca_file: str = Field("", description="the CA whose user certificates ('weft certs issue-user') are "
+                                                "accepted on tls_listen")
+
+
 class SchedulerConfig(_Section):
     """The scheduler service."""
 
@@ -50,6 +70,7 @@ class SchedulerConfig(_Section):
     lease_seconds: float = Field(30.0, gt=0, description="how long a claimed action stays claimed")
     auto_retries: int = Field(0, ge=0, le=10, description="times a failed task is retried")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
+    auth: ClientAuthConfig = Field(default_factory=lambda: ClientAuthConfig())
 
 
 class SparkConfig(_Section):

@@ -75,6 +75,9 @@ SECRETS: Final = (
                frozenset({"scheduler", "executor", "transfer"})),
     SecretSpec("weft-database", lambda v: {"database-url": f"{SECRETS_DIR}/database-url"},
                frozenset({"scheduler", "executor"})),
+    # The first admin's API token of the member's client API, stored hashed by the scheduler.
+    SecretSpec("weft-admin-token", lambda v: {"admin-token": f"{SECRETS_DIR}/scheduler-admin-token"},
+               frozenset({"scheduler"})),
     SecretSpec("weft-mariadb", lambda v: {"": f"{SECRETS_DIR}/mariadb.env"}, frozenset({"mariadb"}),
                env_file=True, wanted=lambda v: v.database.mode == "internal"),
 )
@@ -310,8 +313,19 @@ class Overlay:
         if not key_file.exists():
             internal_auth.write_key(key_file)
             created.append(f"{SECRETS_DIR}/internal.key (the member-internal key)")
+        created += self._admin_token()
         self.write()
         return created
+
+    def _admin_token(self) -> list[str]:
+        """The member's first admin token (weft_<id>.<secret>); the scheduler stores only its hash."""
+        from services.common.auth import new_token
+
+        path = self.directory / SECRETS_DIR / "scheduler-admin-token"
+        if path.exists():
+            return []
+        _write_secret(path, new_token().text)
+        return [f"{SECRETS_DIR}/scheduler-admin-token (the admin API token: weft --token \"$(cat {path})\")"]
 
     def _database_secrets(self) -> list[str]:
         secrets_dir = self.directory / SECRETS_DIR

@@ -76,3 +76,14 @@ WATCH_QUEUE_SIZE: Final = 10_000
 
 #: How long shutdown waits for in-flight handlers.
 SHUTDOWN_GRACE_S: Final = 2.0
+
+#: Where a new member's first admin token is written, under its data_dir (mode 0600).
+BOOTSTRAP_TOKEN_FILE: Final = "admin.token"
+#: The most audit rows one ListAudit call returns.
+MAX_AUDIT_ROWS: Final = 10_000
+#: How deeply a job spec's JSON may nest objects and lists (the deepest real spec needs 6).
+MAX_SPEC_DEPTH: Final = 32
+#: Integers in a job spec must fit a signed 64-bit integer (what every member can store).
+MAX_SPEC_INTEGER: Final = 2**63 - 1
+#: The longest spec_json accepted, in characters.
+MAX_SPEC_CHARS: Final = 4 * 1024 * 1024
