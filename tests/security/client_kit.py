@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 
 from protos.weft.v1 import scheduler_pb2, scheduler_pb2_grpc
+from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.common.db import access as repo
 from services.scheduler.server import RunningScheduler, start_scheduler
@@ -62,6 +63,7 @@ def member_config(root: Path, **scheduler: Any) -> MemberConfig:
     """A member with no peers whose executor endpoint is never dialled by these tests."""
     return MemberConfig.model_validate({
         "member_id": MEMBER, "data_dir": str(root),
+        "internal_key_file": str(internal_auth.write_key(root / "internal.key")),
         "scheduler": {"listen": "127.0.0.1:0", "executors": [f"127.0.0.1:{free_port()}"], **scheduler},
         "transfer": {"internal_listen": f"127.0.0.1:{free_port()}"},
     })
@@ -70,7 +72,7 @@ def member_config(root: Path, **scheduler: Any) -> MemberConfig:
 @asynccontextmanager
 async def guarded_scheduler(root: Path, **scheduler: Any) -> AsyncIterator[GuardedScheduler]:
     config = member_config(root, **scheduler)
-    running = await start_scheduler(config, direct_peers=True)
+    running = await start_scheduler(config)
     try:
         token = (root / "admin.token").read_text(encoding="ascii").strip()
         yield GuardedScheduler(running, config, token)
