@@ -57,6 +57,38 @@ def test_dataio_fills_missing_and_selects_columns(tmp_path: Path, computing: Com
     assert member.store.meta(out["namespace"], out["name"]).label_column == "y"
 
 
+@pytest.mark.parametrize("backend", ["LOCAL", pytest.param("SPARK", marks=pytest.mark.spark)])
+def test_dataio_median_fill_is_exact_without_gathering_rows(
+        tmp_path: Path, computing: ComputingSession, backend: str, request: pytest.FixtureRequest) -> None:
+    # Prepare: an even count of present values (the median is the mean of the two middle
+    # ones), ties, and a column with no value at all.
+    from kernel.computing import spark_session
+
+    session = computing if backend == "LOCAL" else spark_session(spark=request.getfixturevalue("spark"))
+    (member,) = make_members(tmp_path, 1)
+    data = frame(301, 2, missing_every=3)
+    data["a"] = np.round(data["a"], 1)
+    data["empty"] = np.nan
+    ref = member.upload("raw", data, label="y")
+    job = Job({"promoter": [member]})
+    party = Party("promoter", member.member_id)
+    conf = job.conf("DataIO", party, {"data": {"data": ["args.raw"]}}, {"data": ["train"], "model": ["model"]},
+                    params={"with_label": True, "label_name": "y", "exclude_features": ["note"],
+                            "missing_fill_method": "median"}, job_args={"raw": ref})
+
+    # Execute
+    record = job.run("dataio_0", "DataIO", session, {party: conf})[party]
+
+    # Assert: pandas' median of the present values fills the gaps; an empty column gets 0.
+    out = record["data"]["train"]
+    table = member.store.read(session, out["namespace"], out["name"]).to_pandas().sort_values("id")
+    expected = data.sort_values("id")
+    assert expected["b"].notna().sum() % 2 == 0
+    np.testing.assert_array_equal(table["b"].to_numpy(), expected["b"].fillna(expected["b"].median()).to_numpy())
+    np.testing.assert_array_equal(table["a"].to_numpy(), expected["a"].to_numpy())
+    assert (table["empty"] == 0.0).all()
+
+
 def test_dataio_refuses_a_missing_column_by_name(tmp_path: Path, computing: ComputingSession) -> None:
     (member,) = make_members(tmp_path, 1)
     job = Job({"promoter": [member]})

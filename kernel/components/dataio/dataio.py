@@ -13,6 +13,9 @@ from kernel.components.dataio.param import DataIOParam
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
+from kernel.stats.columns import float_columns
+from kernel.stats.moments import block_moments, merge_table_moments
+from kernel.stats.order import quantiles
 
 
 class DataIO(ModelBase):
@@ -75,10 +78,14 @@ class DataIO(ModelBase):
             totals = data.table.reduce(sums, lambda a, b: a + b)
             means = np.divide(totals[0], totals[1], out=np.zeros(len(self.features)), where=totals[1] > 0)
             return {f: float(m) for f, m in zip(self.features, means, strict=True)}
-        # The median needs every value of a column: only the feature columns are collected.
-        values = feature_matrix(data.table.select(self.features).collect(), self.features)
-        medians = [float(np.nanmedian(col)) if np.any(~np.isnan(col)) else 0.0 for col in values.T]
-        return dict(zip(self.features, medians, strict=True))
+        # Exact medians without gathering the rows: per-block counts and ranges, then bucket
+        # counts that narrow down to the middle values (kernel/stats/order.py).
+        features = self.features
+        moments = data.table.reduce(lambda block: block_moments(float_columns(block, features)), merge_table_moments)
+        found = quantiles(data.table, {f: [0.5] for f in features}, {f: moments[f].count for f in features},
+                          {f: moments[f].min for f in features}, {f: moments[f].max for f in features})
+        medians = {f: found[f][0] for f in features}
+        return {f: float(value) if value is not None else 0.0 for f, value in medians.items()}
 
     def transform(self, data: LabeledTable) -> LabeledTable:
         missing = [c for c in self.features if c not in data.table.schema.names]
