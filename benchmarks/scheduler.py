@@ -17,7 +17,10 @@ Three measurements on MariaDB, in one run:
 Each run uses scratch databases created on the server and dropped afterwards. The last
 line printed is JSON with actions_per_s_1_replica, actions_per_s_2_replicas,
 submit_to_dispatch_p50_ms, submit_to_dispatch_p99_ms and wefe_model_p50_ms (the
-baseline's p50; the key keeps its first name).
+baseline's p50; the key keeps its first name). Measurement 2 runs with client
+authentication on, as a member does (every call carries the member's admin token, which
+the scheduler verifies, and SubmitJob writes an audit row); a shorter run with it off
+gives no_auth_p50_ms, and auth_cost_ms_p50 is the difference of the two p50s.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ from protos.weft.v1 import (  # noqa: E402
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from services.common import internal_auth  # noqa: E402
+from services.client.sdk import authenticated_channel, read_token_file  # noqa: E402
 from services.common.config import MemberConfig  # noqa: E402
 from services.common.db import (  # noqa: E402
     claim_next_action,
@@ -65,6 +70,7 @@ from services.common.db.constants import (  # noqa: E402
 )
 from services.common.db.records import DataSetRecord, JobRecord, TaskRecord  # noqa: E402
 from services.common.db.repository import insert_job, list_tasks, upsert_data_set  # noqa: E402
+from services.scheduler.access import bootstrap_token_file  # noqa: E402
 from services.scheduler.server import start_scheduler  # noqa: E402
 from services.scheduler.spec import JobSpec  # noqa: E402
 from services.scheduler.spec_parser import load_spec_json, parse_job_spec  # noqa: E402
@@ -129,13 +135,20 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpoint: str, jobs: int) -> list[float]:
-    """SubmitJob -> first RunTask through a real scheduler, one job after the other (ms)."""
+async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpoint: str, jobs: int,
+                       auth: bool = True) -> list[float]:
+    """SubmitJob -> first RunTask through a real scheduler, one job after the other (ms).
+
+    With `auth` every call carries the member's admin token and the scheduler verifies it
+    (the default of a member); without it the scheduler checks no credential.
+    """
     config = MemberConfig.model_validate({
         "member_id": MEMBER, "data_dir": str(workdir / "weft"), "database_url": url,
-        "scheduler": {"listen": "127.0.0.1:0", "executors": [endpoint], "consumers": 4},
+        "internal_key_file": str(internal_auth.write_key(workdir / "internal.key")),
+        "scheduler": {"listen": "127.0.0.1:0", "executors": [endpoint], "consumers": 4,
+                      "auth": {"enabled": auth}},
     })
-    running = await start_scheduler(config, direct_peers=True)
+    running = await start_scheduler(config)
     meta = running.scheduler.data_store.meta("bench", "rows")
     await upsert_data_set(running.engine, DataSetRecord(
         namespace="bench", name="rows", uri=meta.uri, row_count=meta.rows, column_count=meta.columns,
@@ -143,7 +156,8 @@ async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpo
     spec = json.dumps(job_spec())
     latencies: list[float] = []
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel:
+        token_file = bootstrap_token_file(config)
+        async with authenticated_channel(f"127.0.0.1:{running.port}", lambda: read_token_file(token_file)) as channel:
             stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
             for n in range(jobs + 1):
                 started = time.perf_counter()
@@ -258,6 +272,8 @@ async def main() -> None:
         async with scratch_database(args.mysql) as url:
             weft = await measure_weft(url, workdir, executor, endpoint, jobs)
         async with scratch_database(args.mysql) as url:
+            no_auth = await measure_weft(url, workdir, executor, endpoint, max(10, jobs // 4), auth=False)
+        async with scratch_database(args.mysql) as url:
             wefe = await measure_wefe(url, executor, endpoint, wefe_jobs)
     finally:
         await server.stop(0)
@@ -265,10 +281,13 @@ async def main() -> None:
 
     p50, p99 = statistics.median(weft), percentile(weft, 99)
     wefe_p50 = statistics.median(wefe)
+    no_auth_p50 = statistics.median(no_auth)
     print(f"queue, 1 replica          : {one:8.0f} actions/s  (target >= {TARGET_ACTIONS_PER_S:.0f})")
     print(f"queue, 2 replicas         : {two:8.0f} actions/s  ({two / one:.2f}x one replica)")
     print(f"submit -> dispatch, Weft  : p50 {p50:7.1f} ms, p99 {p99:7.1f} ms over {len(weft)} jobs "
           f"(target p50 <= {TARGET_P50_MS:.0f} ms)")
+    print(f"authentication            : p50 {no_auth_p50:7.1f} ms without it over {len(no_auth)} jobs, "
+          f"so it costs {p50 - no_auth_p50:+.1f} ms per submission at p50 (token check, role check, audit row)")
     print(f"submit -> dispatch, Weft's scheduler with WeFe's 1 s queue and 3 s dependency polls: "
           f"p50 {wefe_p50:7.1f} ms over {len(wefe)} jobs; Weft is {wefe_p50 / p50:.0f}x faster")
     print(json.dumps({
@@ -276,6 +295,7 @@ async def main() -> None:
         "submit_to_dispatch_p50_ms": round(p50, 2), "submit_to_dispatch_p99_ms": round(p99, 2),
         "wefe_model_p50_ms": round(wefe_p50, 2), "wefe_model_p99_ms": round(percentile(wefe, 99), 2),
         "jobs": len(weft), "wefe_jobs": len(wefe),
+        "no_auth_p50_ms": round(no_auth_p50, 2), "auth_cost_ms_p50": round(p50 - no_auth_p50, 2),
     }))
 
 

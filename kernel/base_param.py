@@ -49,6 +49,10 @@ class BaseParam(BaseModel):
     def _check(self) -> None:
         """Cross-field rules; override and raise ParamError naming the field."""
 
+    def label_values(self) -> tuple[int, ...] | None:
+        """The only label values this component accepts (checked against the data at submit); None: any."""
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 

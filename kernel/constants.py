@@ -40,3 +40,9 @@ ENV_SPOOL_DIR: Final = "WEFT_SPOOL_DIR"
 ENV_TRANSFER_ENDPOINT: Final = "WEFT_TRANSFER_ENDPOINT"
 ENV_EVENT_SOCKET: Final = "WEFT_EVENT_SOCKET"
 ENV_GET_TIMEOUT: Final = "WEFT_GET_TIMEOUT_S"
+
+# The labels of a binary task: the learners that model log-odds accept these and no others.
+BINARY_LABELS: Final[tuple[int, int]] = (0, 1)
+
+# The runtime conf key listing the roles a component runs at in its job (written by the scheduler).
+CONF_COMPONENT_ROLES: Final = "component_roles"

@@ -88,3 +88,15 @@ class AlreadyExists(WeftError):
     """Something with the same name or id exists and may not be replaced."""
 
     grpc_status = "ALREADY_EXISTS"
+
+
+class Unauthenticated(WeftError):
+    """A call came without a credential this service accepts (missing, forged, expired)."""
+
+    grpc_status = "UNAUTHENTICATED"
+
+
+class ResourceExhausted(WeftError):
+    """A quota or a cap was reached; the message names it."""
+
+    grpc_status = "RESOURCE_EXHAUSTED"

@@ -71,6 +71,8 @@ class TaskContext:
     tracker: Tracker
     flow: FlowContext = field(default_factory=FlowContext)
     get_timeout: float = DEFAULT_GET_TIMEOUT_S
+    #: The roles this component runs at in the job (from the conf); empty when the conf does not say.
+    component_roles: tuple[str, ...] = ()
 
     def transfer_variables(self, definitions: dict[str, VariableDefinition]) -> TransferVariables:
         return TransferVariables(definitions, self.federation, self.flow, self.get_timeout)

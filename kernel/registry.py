@@ -1,4 +1,9 @@
-"""Component discovery: every `kernel/components/*/setting.json` declares one component."""
+"""Component discovery: every `kernel/components/*/setting.json` declares one component.
+
+The folders are read through `importlib.resources`, never by listing a directory on disk,
+so the kernel finds its components the same from a source tree, an installed wheel or the
+`--py-files` zip that a non-local Spark master ships to its executors.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import importlib
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from kernel.base_param import BaseParam
@@ -18,12 +23,17 @@ from kernel.constants import (
     TRANSFER_VARIABLE_FILE,
 )
 from kernel.errors import ComponentNotFound, ConfError, RoleNotSupported
-from kernel.federation.transfer_variable import VariableDefinition, load_definitions
+from kernel.federation.transfer_variable import VariableDefinition, parse_definitions
 
 if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
+
     from kernel.model_base import ModelBase
 
-COMPONENTS_DIR = Path(__file__).resolve().parent / "components"
+
+def components_root() -> Traversable:
+    """The `kernel.components` package as a traversable tree (a directory or a place in a zip)."""
+    return resources.files(COMPONENTS_PACKAGE)
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,8 @@ class ComponentSpec:
     """What one component folder declares."""
 
     module: str
-    folder: Path
+    #: The component's folder name under kernel/components (also its Python subpackage).
+    folder: str
     param_ref: str
     role_programs: dict[str, str]
     default_runtime: dict[str, Any] = field(default_factory=dict)
@@ -63,31 +74,31 @@ class ComponentSpec:
         return cls
 
 
-def _load_class(folder: Path, ref: str, where: str) -> Any:
-    """Resolve ``file.py/ClassName`` inside a component folder (local files only)."""
+def _load_class(folder: str, ref: str, where: str) -> Any:
+    """Resolve ``file.py/ClassName`` inside a component folder (files of that folder only)."""
     try:
         file_name, class_name = ref.split("/")
     except ValueError:
         raise ConfError(f"{where}: expected 'file.py/ClassName', got {ref!r}") from None
-    if not file_name.endswith(".py") or not (folder / file_name).is_file():
-        raise ConfError(f"{where}: no file {file_name} in {folder.name}")
-    module = importlib.import_module(f"{COMPONENTS_PACKAGE}.{folder.name}.{file_name[:-3]}")
+    if (not file_name.endswith(".py") or "/" in file_name or file_name.startswith(".")
+            or not (components_root() / folder / file_name).is_file()):
+        raise ConfError(f"{where}: no file {file_name} in {folder}")
+    module = importlib.import_module(f"{COMPONENTS_PACKAGE}.{folder}.{file_name[:-3]}")
     try:
         return getattr(module, class_name)
     except AttributeError:
         raise ConfError(f"{where}: {file_name} has no class {class_name}") from None
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(folder: Traversable, name: str) -> Any:
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return json.loads((folder / name).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise ConfError(f"{path.parent.name}/{path.name}: invalid JSON ({exc})") from None
+        raise ConfError(f"{folder.name}/{name}: invalid JSON ({exc})") from None
 
 
-def _parse_setting(folder: Path) -> ComponentSpec:
-    setting = _read_json(folder / SETTING_FILE)
+def _parse_setting(folder: Traversable) -> ComponentSpec:
+    setting = _read_json(folder, SETTING_FILE)
     where = f"{folder.name}/{SETTING_FILE}"
     for key in ("module", "param_class", "role"):
         if key not in setting:
@@ -100,25 +111,27 @@ def _parse_setting(folder: Path) -> ComponentSpec:
             if role not in ROLES:
                 raise ConfError(f"{where}: unknown role {role!r}")
             programs[role] = entry["program"]
-    default_path = folder / DEFAULT_RUNTIME_FILE
-    defaults = _read_json(default_path) if default_path.is_file() else {}
-    tv_path = folder / TRANSFER_VARIABLE_FILE
-    variables = load_definitions(tv_path) if tv_path.is_file() else {}
+    defaults = _read_json(folder, DEFAULT_RUNTIME_FILE) if (folder / DEFAULT_RUNTIME_FILE).is_file() else {}
+    variables = (parse_definitions(_read_json(folder, TRANSFER_VARIABLE_FILE),
+                                   f"{folder.name}/{TRANSFER_VARIABLE_FILE}")
+                 if (folder / TRANSFER_VARIABLE_FILE).is_file() else {})
     data_outputs = setting.get("data_outputs", 1)
     if not isinstance(data_outputs, int) or isinstance(data_outputs, bool) or data_outputs < 1:
         raise ConfError(f"{where}: data_outputs must be a positive integer")
-    return ComponentSpec(setting["module"], folder, setting["param_class"], programs, defaults, variables,
+    return ComponentSpec(setting["module"], folder.name, setting["param_class"], programs, defaults, variables,
                          data_outputs)
 
 
 @cache
 def registry() -> dict[str, ComponentSpec]:
-    """All components by module name, found by scanning the component folders once."""
+    """All components by module name, read from the component folders once."""
     found: dict[str, ComponentSpec] = {}
-    for setting in sorted(COMPONENTS_DIR.glob(f"*/{SETTING_FILE}")):
-        spec = _parse_setting(setting.parent)
+    folders = [entry for entry in components_root().iterdir()
+               if entry.is_dir() and (entry / SETTING_FILE).is_file()]
+    for folder in sorted(folders, key=lambda entry: entry.name):
+        spec = _parse_setting(folder)
         if spec.module in found:
-            raise ConfError(f"module {spec.module} declared twice ({found[spec.module].folder.name}, {setting.parent.name})")
+            raise ConfError(f"module {spec.module} declared twice ({found[spec.module].folder}, {folder.name})")
         found[spec.module] = spec
     return found
 

@@ -22,12 +22,14 @@ from typing import Any
 from kernel.allocator import reuse_large_buffers
 from kernel.base_param import BaseParam, build_param
 from kernel.constants import (
+    CONF_COMPONENT_ROLES,
     DEFAULT_GET_TIMEOUT_S,
     ENV_EVENT_SOCKET,
     ENV_GET_TIMEOUT,
     ENV_SPOOL_DIR,
     ENV_STORAGE_ROOT,
     ENV_TRANSFER_ENDPOINT,
+    ROLES,
     WORK_MODE_CLUSTER,
 )
 from kernel.errors import ConfError, NotFound, WeftError
@@ -96,6 +98,16 @@ def make_federation(conf: RuntimeConf, options: TaskOptions) -> Federation:
 
     spool = options.spool_dir or options.storage_root / "spool"
     return StandaloneFederation(spool, options.session_id, local, conf.roles)
+
+
+def component_roles(conf: RuntimeConf) -> tuple[str, ...]:
+    """The roles the component runs at in this job, as the scheduler wrote them (empty if absent)."""
+    value = conf.raw.get(CONF_COMPONENT_ROLES)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(role in ROLES for role in value):
+        raise ConfError(f"{CONF_COMPONENT_ROLES}: expected a list of roles ({', '.join(ROLES)}), got {value!r}")
+    return tuple(value)
 
 
 def resolve_inputs(conf: RuntimeConf, options: TaskOptions, ctx: TaskContext) -> TaskArgs:
@@ -203,7 +215,7 @@ def execute_task(
             job_id=options.job_id, task_id=options.task_id, component_name=options.component_name,
             module=conf.module, local=Party(options.role, options.member_id), roles=conf.roles,
             federation=federation, computing=computing, storage=DataStore(str(options.storage_root / "data")),
-            tracker=tracker, get_timeout=options.get_timeout,
+            tracker=tracker, get_timeout=options.get_timeout, component_roles=component_roles(conf),
         )
         args = resolve_inputs(conf, options, ctx) if program.needs_data else TaskArgs()
         component = program(ctx, spec.transfer_variables)
@@ -214,7 +226,7 @@ def execute_task(
         tracker.set_status(STATUS_SUCCESS)
         return record
     except BaseException as exc:
-        tracker.set_status(STATUS_FAILED, error=_one_line(exc))
+        tracker.set_status(STATUS_FAILED, error=_spark_failure() or _one_line(exc))
         raise
     finally:
         if own_federation:
@@ -231,6 +243,15 @@ def _spark_app_id() -> str | None:
 
     active = SparkContext._active_spark_context
     return str(active.applicationId) if active is not None else None
+
+
+def _spark_failure() -> str | None:
+    """Why the Spark watch cancelled this task's work on a cluster, if it did."""
+    if "pyspark" not in sys.modules:
+        return None
+    from kernel.computing.spark_watch import failure
+
+    return failure()
 
 
 def _one_line(exc: BaseException) -> str:
@@ -310,7 +331,7 @@ def _run(ns: argparse.Namespace, options: TaskOptions, task_dir: Path) -> int:
     except Exception as exc:  # a bug: keep the traceback in the log, one line in the status
         _write_failure(task_dir, exc)
         traceback.print_exc()
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        print(f"error: {_spark_failure() or _one_line(exc)}", file=sys.stderr)
         return 1
     log.info("task %s succeeded: %s", options.task_id, json.dumps(record))
     return 0

@@ -80,6 +80,8 @@ def member_config(root: Path, core: Path) -> Path:
     subprocess.run([weft, "certs", "issue", "--ca-dir", str(root / "ca"), "--member-id", member_id,
                     "--host", "127.0.0.1", "--out", str(root / "tls")], check=True, capture_output=True)
     shutil.copy(root / "ca" / "ca.crt", root / "tls" / "ca.crt")
+    subprocess.run([str(core / "bin" / "python"), "-m", "services.common.internal_auth",
+                    str(root / "data" / "internal.key")], check=True, capture_output=True)
     ports = {name: free_port() for name in ("scheduler", "executor", "internal", "external")}
     config = {
         "member_id": member_id,

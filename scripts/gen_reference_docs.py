@@ -27,7 +27,9 @@ def _type_name(annotation: Any) -> str:
     return text.replace("typing.", "").replace("NoneType", "None").replace("|", "\\|")
 
 
-def _default(field: Any) -> str:
+def _default(field: Any, overrides: dict[str, Any] | None = None, name: str = "") -> str:
+    if overrides is not None and name in overrides and not isinstance(overrides[name], dict):
+        return "`" + json.dumps(overrides[name], default=str) + "`"
     if field.default is not PydanticUndefined:
         value = field.default
     elif field.default_factory is not None:
@@ -39,15 +41,19 @@ def _default(field: Any) -> str:
     return "`" + json.dumps(value, default=str) + "`"
 
 
-def _param_rows(model: type[BaseModel], prefix: str = "") -> list[str]:
+def _param_rows(model: type[BaseModel], prefix: str = "", overrides: dict[str, Any] | None = None) -> list[str]:
+    """One row per parameter; the default is the one a job gets (`default_runtime.json` first)."""
     rows = []
+    overrides = overrides or {}
     for name, field in model.model_fields.items():
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(_param_rows(annotation, f"{prefix}{name}."))
+            nested = overrides.get(name)
+            rows.extend(_param_rows(annotation, f"{prefix}{name}.", nested if isinstance(nested, dict) else None))
             continue
         description = (field.description or "").replace("|", "\\|")
-        rows.append(f"| `{prefix}{name}` | `{_type_name(annotation)}` | {_default(field)} | {description} |")
+        rows.append(f"| `{prefix}{name}` | `{_type_name(annotation)}` | {_default(field, overrides, name)} "
+                    f"| {description} |")
     return rows
 
 
@@ -58,12 +64,14 @@ def components_doc() -> str:
     for module, spec in sorted(registry().items()):
         param_class = spec.param_class()
         lines += [f"## {module}", "", (param_class.__doc__ or "").strip().splitlines()[0], "",
-                  f"- folder: `kernel/components/{spec.folder.name}/`",
+                  f"- folder: `kernel/components/{spec.folder}/`",
                   f"- roles: {', '.join(spec.roles)}",
                   f"- parameters: `{param_class.__name__}` (in the job spec: `params`, `role_params.<role>`)"]
         if spec.default_runtime:
-            lines.append(f"- defaults from `default_runtime.json`: `{json.dumps(spec.default_runtime)}`")
-        lines += ["", "| parameter | type | default | meaning |", "|---|---|---|---|", *_param_rows(param_class), ""]
+            lines.append(f"- `default_runtime.json` sets: `{json.dumps(spec.default_runtime)}` "
+                         "(the defaults below include these)")
+        lines += ["", "| parameter | type | default | meaning |", "|---|---|---|---|",
+                  *_param_rows(param_class, overrides=spec.default_runtime), ""]
         if spec.transfer_variables:
             lines += ["| transfer variable | from | to |", "|---|---|---|"]
             for variable in spec.transfer_variables.values():

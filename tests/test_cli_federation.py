@@ -76,7 +76,7 @@ def test_standalone_federation_runs_the_seed_distribution_job(
     job_file.write_text(json.dumps(job))
 
     # Execute: submit, then follow it with weft watch.
-    job_id = ok(weft(data_dir, "submit", str(job_file))).strip().splitlines()[-1]
+    job_id = ok(weft(data_dir, "submit", str(job_file))).split("job id: ", 1)[1].split()[0]
     watched = ok(weft(data_dir, "watch", job_id))
 
     # Assert: success everywhere, and the arbiter's summary covers both members' rows.
@@ -110,7 +110,7 @@ def test_standalone_federation_runs_a_vertical_job(federation: tuple[Path, list[
     output = ok(weft(data_dir, "submit", str(job_file), "--watch"))
 
     # Assert
-    job_id = output.splitlines()[0].strip()
+    job_id = output.split("job id: ", 1)[1].split()[0]
     assert f"job {job_id}: success" in output
     result = ok(weft(data_dir, "result", job_id, "--component", "evaluation_0", "--plot", str(tmp_path / "plots")))
     assert "evaluation/validate" in result

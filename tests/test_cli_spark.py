@@ -40,7 +40,7 @@ def test_spark_backend_federation_runs_a_job(tmp_path: Path) -> None:
         output = ok(weft(data_dir, "submit", str(job_file), "--watch", timeout=600))
 
         # Assert
-        job_id = output.splitlines()[0].strip()
+        job_id = output.split("job id: ", 1)[1].split()[0]
         assert f"job {job_id}: success" in output
         assert "distribution/local" in ok(weft(data_dir, "--member", "member-2", "result", job_id))
     finally:

@@ -27,7 +27,9 @@ from tests.test_monitoring import PROMETHEUS_RULE_SCHEMA, SERVICE_MONITOR_SCHEMA
 A_ID, B_ID = "5f2d8c1e9b7a4e6d8c3f1a2b4d6e8f01", "9c4e7a2b1d3f4a5b8e6c0d2f4a6b8c13"
 EXTERNAL_CONTAINER_PORT = 9391
 #: secret -> the workloads that may read it; a new credential adds a line here and in SECRETS
-SECRET_CONSUMERS = {"weft-tls": {"transfer"}, "weft-database": {"scheduler", "executor"}, "weft-mariadb": {"mariadb"}}
+SECRET_CONSUMERS = {"weft-tls": {"transfer"}, "weft-internal": {"scheduler", "executor", "transfer"},
+                    "weft-database": {"scheduler", "executor"}, "weft-mariadb": {"mariadb"},
+                    "weft-admin-token": {"scheduler"}}
 VALUES = {
     "member-a": {
         "member": {"id": A_ID, "name": "member-a"},
@@ -224,9 +226,10 @@ def test_members_point_at_each_other_with_real_certificates_and_databases(
     assert a_config.member_id == A_ID and set(a_config.peers) == {B_ID}
     assert b_config.member_id == B_ID and set(b_config.peers) == {A_ID}
     assert a_config.peers[B_ID].endpoint == "transfer.member-b.example.org:443"
-    extra = _config(a, "executor", tmp_path / "a2").executor.spark.extra_conf
+    a_spark = _config(a, "executor", tmp_path / "a2").executor.spark
+    extra = a_spark.extra_conf
     assert extra["spark.kubernetes.container.image"] == "registry.example.org/weft-spark:0.2.0"
-    assert extra["spark.kubernetes.namespace"] == "weft-member-a" and extra["spark.cores.max"] == "6"
+    assert extra["spark.kubernetes.namespace"] == "weft-member-a" and a_spark.cores_max == 6
     images = {c: pod["containers"][0]["image"] for c, pod in workloads(a).items()}
     assert images == {"scheduler": "registry.example.org/weft:0.2.0", "transfer": "registry.example.org/weft:0.2.0",
                       "executor": "registry.example.org/weft-spark:0.2.0", "mariadb": "mariadb:11.4"}

@@ -73,20 +73,22 @@ def test_task_record_round_trips(tmp_path: Path) -> None:
 
 def test_spark_settings_take_the_job_over_the_config() -> None:
     # Prepare
-    config = SparkConfig(master="local[2]", driver_memory="2g", executor_memory="3g", executor_cores=2,
-                         extra_conf={"spark.x": "config", "spark.y": "config"})
-    options = executor_pb2.SparkOptions(master="spark://head:7077", executor_memory="8g", num_executors=4,
-                                        conf={"spark.y": "job"})
+    config = SparkConfig(master="spark://head:7077", driver_memory="2g", executor_memory="3g", executor_cores=2,
+                         max_executors=8, extra_conf={"spark.x": "config", "spark.sql.shuffle.partitions": "8"})
+    options = executor_pb2.SparkOptions(executor_memory="8g", num_executors=4,
+                                        conf={"spark.sql.shuffle.partitions": "64", "spark.memory.fraction": "0.5"})
 
     # Execute
     settings = SparkSettings.resolve(options, config)
-    defaults = SparkSettings.resolve(None, config)
+    defaults = SparkSettings.resolve(None, SparkConfig())
     command = spark_command(settings, "weft-t1", ["-j", "job"], Path("/k.zip"))
 
-    # Assert
+    # Assert: the job's options over the config's defaults, the operator's extra_conf over the job's conf.
     assert (settings.master, settings.driver_memory, settings.executor_memory) == ("spark://head:7077", "2g", "8g")
     assert settings.executor_cores == 2 and not settings.is_local and defaults.is_local
-    assert dict(settings.conf)["spark.y"] == "job" and dict(settings.conf)["spark.x"] == "config"
+    conf = dict(settings.conf)
+    assert conf["spark.memory.fraction"] == "0.5" and conf["spark.x"] == "config"
+    assert conf["spark.sql.shuffle.partitions"] == "8"
     assert command[0].endswith("bin/spark-submit")
     assert command[command.index("--master") + 1] == "spark://head:7077"
     assert command[command.index("--deploy-mode") + 1] == "client"

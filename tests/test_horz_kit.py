@@ -151,6 +151,7 @@ class HorizontalJob:
         self, component: str, module: str, computing: ComputingSession, inputs: dict[str, Any],
         outputs: dict[str, list[str]], params: dict[str, Any] | None = None, data_args: tuple[str, ...] = (),
         model_job_id: str | None = None, timeout: float = 60.0, absent: tuple[Member, ...] = (),
+        component_roles: list[str] | None = None,
     ) -> dict[Party, dict[str, Any]]:
         """Run one component at every party but the `absent`, each a thread on the recording hub."""
         results: dict[Party, dict[str, Any]] = {}
@@ -163,6 +164,8 @@ class HorizontalJob:
             conf = self.job.conf(module, party, inputs, outputs, params, None, job_args)
             if model_job_id is not None:
                 conf["job_parameters"]["model_job_id"] = model_job_id
+            if component_roles is not None:
+                conf["component_roles"] = component_roles  # as the scheduler writes it
             options = TaskOptions(
                 job_id=self.job.job_id, component_name=component, task_id=f"{component}_{party.role}",
                 role=party.role, member_id=party.member_id, session_id=f"{self.job.job_id}_{component}",

@@ -15,6 +15,7 @@ import yaml
 from packaging.requirements import Requirement
 
 from services.client.standalone import _free_port, health
+from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,6 +131,7 @@ def test_scheduler_and_transfer_start_without_pyspark(no_pyspark: tuple[dict[str
     member_id = os.urandom(16).hex()
     create_ca(tmp_path / "ca")
     tls = issue_member_cert(tmp_path / "ca", member_id, ["127.0.0.1"], tmp_path / "tls")
+    internal_auth.write_key(tmp_path / "data" / "internal.key")
     ports = {name: _free_port() for name in ("scheduler", "internal", "external")}
     config = tmp_path / "member.yaml"
     config.write_text(yaml.safe_dump({

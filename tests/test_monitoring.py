@@ -264,8 +264,8 @@ def federation_after_a_job(tmp_path_factory: pytest.TempPathFactory) -> Iterator
     standalone.start(state, log=lambda _: None)
     try:
         promoter_state, provider_state = state.members
-        with SchedulerClient(promoter_state.scheduler_endpoint, 60) as promoter, \
-                SchedulerClient(provider_state.scheduler_endpoint, 60) as provider:
+        with SchedulerClient(promoter_state.scheduler_endpoint, 60, promoter_state.admin_token()) as promoter, \
+                SchedulerClient(provider_state.scheduler_endpoint, 60, provider_state.admin_token()) as provider:
             for client, side in ((promoter, "promoter"), (provider, "provider")):
                 for split in ("train", "test"):
                     client.upload(EXAMPLES / f"breast_{side}_{split}.csv", "demo", f"breast_{side}_{split}", "id",

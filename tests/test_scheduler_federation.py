@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from kernel.storage.constants import DATA_FILE
 from protos.weft.v1 import common_pb2, scheduler_pb2
 from tests.test_scheduler_spec import _create_database, _drop_database
 from tests.test_scheduler_support import (
@@ -122,8 +123,11 @@ async def test_job_runs_to_success_at_all_three_members(federation: dict[str, Me
 
 
 async def test_provider_failure_fails_the_job_everywhere_with_the_cause(federation: dict[str, Member]) -> None:
-    # Prepare: the provider's DataIO looks for a label column its data does not have.
-    spec = distribution_spec(provider_params={"with_label": True, "label_name": "missing_label"})
+    # Prepare: the provider's data file is damaged on disk after it was registered, which
+    # no check at submit can see (the data set's recorded schema is intact).
+    data_file = federation[PROVIDER].root / "storage" / "data" / "test" / "provider_rows" / DATA_FILE
+    data_file.write_bytes(b"not a parquet file")
+    spec = distribution_spec()
 
     # Execute
     job_id = await federation[PROMOTER].client.submit(spec)
@@ -134,7 +138,7 @@ async def test_provider_failure_fails_the_job_everywhere_with_the_cause(federati
         info = await member.client.wait_status(job_id, {FAILED}, timeout=30)
         assert info.status == FAILED
         assert f"component dataio_0 failed at member {PROVIDER} (provider)" in info.message
-        assert "missing_label" in info.message
+        assert "parquet" in info.message.lower()
     # The arbiter's Distribution, waiting for the provider, is stopped rather than left to time out.
     await wait_task(federation[ARBITER].client, job_id, "distribution_0", "arbiter",
                     common_pb2.TASK_STATUS_STOPPED, timeout=30)
@@ -187,7 +191,7 @@ def _launch_scheduler(member: Member) -> subprocess.Popen[bytes]:
     env = {**os.environ, "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO)}
     log = open(member.root / "scheduler.log", "ab")  # noqa: SIM115 (the process owns it)
     return subprocess.Popen(
-        [sys.executable, "-m", "services.scheduler", "--config", str(member.write_config()), "--direct-peers"],
+        [sys.executable, "-m", "services.scheduler", "--config", str(member.write_config())],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
 
@@ -204,6 +208,7 @@ async def test_initiator_killed_mid_job_and_restarted_still_finishes(
     members = await start_members(tmp_path, database_urls, start=False)
     _load_data(members)
     promoter = members[PROMOTER]
+    await promoter.start_transfer()
     process: subprocess.Popen[bytes] | None = _launch_scheduler(promoter)
     try:
         await _ready(promoter.endpoint)

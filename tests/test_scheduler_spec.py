@@ -83,7 +83,12 @@ CASES: list[tuple[str, Mutation | str, str]] = [
     ("unknown param", _set(f"{DIST}/params", {"bins": 4, "colour": "red"}), "DistributionParam.colour: unknown parameter"),
     ("bad role param", _set(f"{DIST}/role_params", {"provider": {"bins": 0}}), "components.distribution_0.role_params.provider: DistributionParam.bins"),
     ("role not supported", _set(f"{DATAIO}/roles", ["arbiter"]), "module DataIO does not support role arbiter"),
-    ("role params for a role not in the job", _set(f"{DIST}/role_params", {"arbiter": {}}), "distribution_0 does not run at role arbiter"),
+    ("role params for a role not in the job", _set(f"{DIST}/role_params", {"arbiter": {}}),
+     "role.arbiter: missing; components.distribution_0.role_params.arbiter sets parameters for the arbiter"),
+    ("role params for a role the component skips",
+     lambda s: s["components"]["distribution_0"].update({"roles": ["promoter"], "role_params": {"provider": {}}}),
+     "distribution_0 does not run at role provider"),
+    ("role lacks the provider", _drop("role/provider"), f"role: member {PROVIDER} is missing; job_args.{PROVIDER}"),
     ("unknown role name", _set("role/guest", [PROVIDER]), "role.guest: unknown role"),
     ("malformed member id", _set("role/provider", ["XYZ"]), "role.provider[0]: 'XYZ' is not a member id"),
     ("unknown member", _set("role/provider", [UNKNOWN]), f"member {UNKNOWN} is unknown here"),
@@ -218,3 +223,54 @@ async def test_valid_spec_is_created_at_both_members(pair: dict[str, Member]) ->
     assert all(len(info.tasks) == 4 for info in infos)
     assert infos[0].spec_json == infos[1].spec_json
     assert list(infos[1].my_roles) == ["provider"] and infos[1].initiator.member_id == PROMOTER
+
+
+def _import(member: Member, name: str, header: str, rows: list[str], label: str | None = "y") -> None:
+    from kernel.storage import DataStore
+
+    csv = "\n".join([header, *rows]) + "\n"
+    DataStore(str(member.root / "storage" / "data")).import_csv("test", name, csv.encode(), "id", label)
+
+
+def _vert_lr(spec: dict[str, Any]) -> None:
+    spec["components"]["distribution_0"] = {
+        "module": "VertLR", "input": {"data": {"train_data": ["dataio_0.train"]}},
+        "output": {"data": ["train"], "model": ["model"]}}
+
+
+async def test_bad_data_is_refused_at_submit_with_the_offending_values(pair: dict[str, Member]) -> None:
+    # Prepare: a feature column with text in a few rows; labels other than 0/1; text at the provider
+    promoter, provider = pair[PROMOTER], pair[PROVIDER]
+    text_rows = [f"u{i},{i % 2},{i * 0.5},{'n/a' if i % 10 == 3 else ('?' if i == 7 else i)}" for i in range(40)]
+    _import(promoter, "text_rows", "id,y,x0,x1", text_rows)
+    _import(promoter, "label_rows", "id,y,x0", [f"u{i},{[0, 1, 2, -1][i % 4]},{i}" for i in range(40)])
+    _import(provider, "provider_text", "id,x0,city", [f"u{i},{i},{'Lyon' if i % 2 else 'Graz'}" for i in range(40)],
+            label=None)
+
+    def using(promoter_set: str = "promoter_rows", provider_set: str = "provider_rows",
+              mutation: Mutation | None = None) -> str:
+        spec = copy.deepcopy(base_spec())
+        spec["job_args"][PROMOTER]["data"]["train"]["name"] = promoter_set
+        spec["job_args"][PROVIDER]["data"]["train"]["name"] = provider_set
+        if mutation is not None:
+            mutation(spec)
+        return json.dumps(spec)
+
+    # Execute
+    text = await _refusal(promoter, using("text_rows"))
+    labels = await _refusal(promoter, using("label_rows", mutation=_vert_lr))
+    at_provider = await _refusal(promoter, using(provider_set="provider_text"))
+
+    # Assert: each names the data set, the column and its offending values, before any job exists
+    for error in (text, labels, at_provider):
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    assert "data set test/text_rows" in text.details()
+    assert "feature column 'x1' is not numeric" in text.details()
+    assert "'n/a' (4 rows), '?' (1 row)" in text.details()
+    assert "data set test/label_rows" in labels.details()
+    assert "label column 'y' must hold only 0 and 1" in labels.details()
+    assert "2 (10 rows), -1 (10 rows)" in labels.details()
+    assert f"member {PROVIDER} refused the job" in at_provider.details()
+    assert "feature column 'city' is not numeric" in at_provider.details() and "'Lyon' (20 rows)" in at_provider.details()
+    for member in pair.values():
+        assert await _rows(member.config["database_url"]) == {"job": 0, "task": 0, "flow_action_queue": 0}

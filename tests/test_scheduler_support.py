@@ -55,16 +55,27 @@ def write_csv(path: Path, rows: int, seed: int, with_label: bool, id_offset: int
 
 
 def member_config(root: Path, member_id: str, database_url: str, scheduler_port: int, executor: str,
-                  peers: dict[str, int], auto_retries: int = 0) -> dict[str, Any]:
-    """A member's config as the YAML would hold it (peers: member id -> scheduler port, direct)."""
-    return {
+                  peers: dict[str, int], auto_retries: int = 0, ca_dir: Path | None = None) -> dict[str, Any]:
+    """A member's config as the YAML would hold it (peers: member id -> transfer external port).
+
+    Writes the member-internal key and, with `ca_dir`, the member's certificate from that CA.
+    """
+    from services.common import internal_auth
+    from services.common.certs import issue_member_cert
+
+    config: dict[str, Any] = {
         "member_id": member_id,
         "data_dir": str(root),
         "database_url": database_url,
+        "internal_key_file": str(internal_auth.write_key(root / "internal.key")),
         "scheduler": {"listen": f"127.0.0.1:{scheduler_port}", "executors": [executor],
                       "lease_seconds": 10.0, "auto_retries": auto_retries},
         "peers": {m: {"endpoint": f"127.0.0.1:{port}"} for m, port in peers.items()},
     }
+    if ca_dir is not None:
+        tls = issue_member_cert(ca_dir, member_id, ["127.0.0.1", "localhost"], root / "tls")
+        config["tls"] = {"ca_file": str(tls.ca_file), "cert_file": str(tls.cert_file), "key_file": str(tls.key_file)}
+    return config
 
 
 def distribution_spec(*, arbiter: bool = True, provider_params: dict[str, Any] | None = None,
@@ -92,10 +103,17 @@ def distribution_spec(*, arbiter: bool = True, provider_params: dict[str, Any] |
 
 
 class Client:
-    """A SchedulerService client for one member."""
+    """A SchedulerService client for one member, calling as the member's bootstrap admin.
 
-    def __init__(self, endpoint: str) -> None:
-        self.channel = grpc.aio.insecure_channel(endpoint)
+    The token is read from `token_file` at each call: the scheduler writes it when it first
+    starts, which may be after this client is made.
+    """
+
+    def __init__(self, endpoint: str, token_file: Path) -> None:
+        from services.client.sdk import authenticated_channel, read_token_file
+
+        self.token_file = token_file
+        self.channel = authenticated_channel(endpoint, lambda: read_token_file(token_file))
         self.stub = scheduler_pb2_grpc.SchedulerServiceStub(self.channel)
 
     async def submit(self, spec: dict[str, Any]) -> str:
@@ -140,6 +158,7 @@ class Member:
     spool: Path
     running: Any = None
     executor_process: subprocess.Popen[bytes] | None = None
+    transfer: Any = None
 
     @property
     def endpoint(self) -> str:
@@ -149,11 +168,26 @@ class Member:
     def executor_endpoint(self) -> str:
         return str(self.config["executor"]["listen"])
 
+    async def start_transfer(self) -> None:
+        """The member's transfer service (in this process): the relay of every peer call."""
+        from services.common.config import MemberConfig
+        from services.transfer.server import TransferServer
+
+        if self.transfer is None:
+            self.transfer = TransferServer(MemberConfig.model_validate(self.config))
+            await self.transfer.start()
+
+    async def stop_transfer(self) -> None:
+        if self.transfer is not None:
+            await self.transfer.stop(0)
+            self.transfer = None
+
     async def start_scheduler(self) -> None:
         from services.common.config import MemberConfig
         from services.scheduler.server import start_scheduler
 
-        self.running = await start_scheduler(MemberConfig.model_validate(self.config), direct_peers=True)
+        await self.start_transfer()
+        self.running = await start_scheduler(MemberConfig.model_validate(self.config))
 
     async def stop_scheduler(self) -> None:
         if self.running is not None:
@@ -197,21 +231,31 @@ class Member:
 
 
 async def start_members(root: Path, database_urls: dict[str, str], *, auto_retries: int = 0,
-                        start: bool = True) -> dict[str, Member]:
-    """Members (id -> Member) sharing one spool directory, each with its own executor process."""
-    spool = root / "spool"
+                        start: bool = True, shared_spool: bool = True,
+                        executor: dict[str, Any] | None = None) -> dict[str, Member]:
+    """Members (id -> Member) sharing one spool directory (or each with its own), each with its own executor
+    process (`executor`: more keys of every executor's config section)."""
+    from services.common.certs import create_ca
+
     ports = {member_id: free_port() for member_id in database_urls}
+    external = {member_id: free_port() for member_id in database_urls}
+    ca_dir = root / "ca"
+    create_ca(ca_dir)
     members: dict[str, Member] = {}
     for member_id, url in database_urls.items():
         member_root = root / member_id[:6]
         member_root.mkdir(parents=True, exist_ok=True)
-        peers = {m: p for m, p in ports.items() if m != member_id}
+        spool = root / "spool" if shared_spool else member_root / "spool"
+        peers = {m: p for m, p in external.items() if m != member_id}
         config = member_config(member_root, member_id, url, ports[member_id], f"127.0.0.1:{free_port()}",
-                               peers, auto_retries)
+                               peers, auto_retries, ca_dir)
         config["executor"] = {"listen": config["scheduler"]["executors"][0], "warm_pool": 0, "slots": 4,
-                              "heartbeat_timeout_s": 30}
-        config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}"}
-        members[member_id] = Member(member_id, member_root, config, Client(f"127.0.0.1:{ports[member_id]}"), spool)
+                              "heartbeat_timeout_s": 30, **(executor or {})}
+        config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}",
+                              "external_listen": f"127.0.0.1:{external[member_id]}", "data_lane_port": -1}
+        config["spool_dir"] = str(spool)
+        client = Client(f"127.0.0.1:{ports[member_id]}", member_root / "admin.token")
+        members[member_id] = Member(member_id, member_root, config, client, spool)
     await asyncio.gather(*(member.start_executor() for member in members.values()))
     if start:
         for member in members.values():
@@ -224,6 +268,7 @@ async def stop_members(members: dict[str, Member]) -> None:
         await member.stop_scheduler()
         await member.client.close()
         await member.stop_executor()
+        await member.stop_transfer()
 
 
 def load_rows(member: Member, name: str, rows: int, seed: int, with_label: bool, id_offset: int = 0) -> None:

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from services.client.demo import EXAMPLES, demo_spec
+from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
 from tests.netns import Host, TestHosts, missing_requirements
 from tests.test_horz_kit import breast_rows
@@ -78,6 +79,7 @@ def write_member(root: Path, ca_dir: Path, name: str, member_id: str, host: Host
     """The member's own folder: its certificate (and the CA certificate), its config and data."""
     tls = issue_member_cert(ca_dir, member_id, [host.address], root / "tls")
     (root / "tls" / "ca.crt").write_bytes(tls.ca_file.read_bytes())
+    internal_auth.write_key(root / "data" / "internal.key")
     address = host.address
     config = {
         "member_id": member_id, "name": name, "data_dir": str(root / "data"),
@@ -180,7 +182,7 @@ def test_the_demo_job_runs_between_two_hosts(members: list[Member]) -> None:
     # Execute
     output = promoter.weft("submit", str(job), "--watch", timeout=JOB_TIMEOUT_S)
     # Assert
-    job_id = output.splitlines()[0].strip()
+    job_id = output.split("job id: ", 1)[1].split()[0]
     assert f"job {job_id}: success" in output
     assert "success" in provider.weft("job", job_id)
     assert "evaluation/validate" in promoter.weft("result", job_id, "--component", "evaluation_0")
@@ -219,7 +221,7 @@ def test_a_horizontal_job_with_an_arbiter_runs_between_three_hosts(members: list
     # Execute
     output = promoter.weft("submit", str(job), "--watch", timeout=JOB_TIMEOUT_S)
     # Assert: success at all three members, each reached only through the transfer port
-    job_id = output.splitlines()[0].strip()
+    job_id = output.split("job id: ", 1)[1].split()[0]
     assert f"job {job_id}: success" in output
     for member in (provider, arbiter):
         assert "success" in member.weft("job", job_id)

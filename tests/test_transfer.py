@@ -24,8 +24,9 @@ from kernel.federation.transfer_variable import FlowContext, TransferVariables
 from kernel.federation.wire import OutFrame, checksum_of
 from kernel.registry import get_component
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
-from services.transfer.constants import PEER_SERVICE_NAME, SOURCE_MEMBER_METADATA
+from services.transfer.constants import PEER_SERVICE_NAME
 from services.transfer.local_cluster import LocalCluster, LocalMember, free_port, rss_mb
 
 A, B, C = "a" * 32, "b" * 32, "c" * 32
@@ -322,12 +323,14 @@ def test_the_sending_member_refuses_what_the_definition_forbids(cluster: LocalCl
 
 
 @pytest.fixture()
-def scheduler_at_c(scheduler_ports: dict[str, int]) -> Iterator[list[tuple[str, bytes, str]]]:
-    """A stand-in for member C's scheduler: records relayed calls, answers with an Ack."""
+def scheduler_at_c(cluster: LocalCluster, scheduler_ports: dict[str, int]) -> Iterator[list[tuple[str, bytes, str]]]:
+    """A stand-in for member C's scheduler: records relayed calls (source from the relay credential), acks."""
     calls: list[tuple[str, bytes, str]] = []
+    key = internal_auth.read_key(cluster[C].directory / "internal.key")
 
     def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
-        source = dict(context.invocation_metadata()).get(SOURCE_MEMBER_METADATA, "")
+        claims = internal_auth.verify(key, internal_auth.token_of(context.invocation_metadata()), {internal_auth.RELAY})
+        source = claims.member
         calls.append((context.method if hasattr(context, "method") else "", request, str(source)))
         if request == b"fail":
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "spec_json: not valid JSON")

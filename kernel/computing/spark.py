@@ -29,6 +29,7 @@ from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 from pyspark.sql.types import BinaryType, StructField, StructType
 
 from kernel import errors
+from kernel.computing import spark_watch
 from kernel.computing.constants import (
     DEFAULT_SPARK_MASTER,
     INFER_SAMPLE_ROWS,
@@ -164,6 +165,7 @@ class SparkComputingSession(ComputingSession):
     def __init__(self, spark: SparkSession, owned: bool) -> None:
         self.spark = spark
         self._owned = owned
+        self._watch: spark_watch.ExecutorWatch | None = None
 
     @classmethod
     def create(
@@ -175,20 +177,28 @@ class SparkComputingSession(ComputingSession):
         active = SparkSession.getActiveSession()
         if active is not None:
             return cls(active, owned=False)
-        builder = SparkSession.builder.appName(SPARK_APP_NAME).config(
-            "spark.sql.execution.arrow.pyspark.enabled", "true"
-        )
+        builder = SparkSession.builder.config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        if "PYSPARK_GATEWAY_PORT" not in os.environ:  # under spark-submit the app keeps the name it was given
+            builder = builder.appName(SPARK_APP_NAME)
         for key, value in (config or {}).items():
             builder = builder.config(key, value)
         # Under spark-submit the launcher already chose the master; do not override it.
         if master is not None or "PYSPARK_GATEWAY_PORT" not in os.environ:
             builder = builder.master(master or DEFAULT_SPARK_MASTER)
+            spark_watch.check_master(master or DEFAULT_SPARK_MASTER)
+        else:
+            from pyspark import SparkConf, SparkContext
+
+            SparkContext._ensure_initialized()  # the JVM spark-submit started: its conf holds the master
+            spark_watch.check_master(SparkConf().get("spark.master", DEFAULT_SPARK_MASTER) or "")
         session = builder.getOrCreate()
         context = session.sparkContext
         if str(context.master).startswith("local") and "PYSPARK_PYTHON" not in os.environ:
             # Local workers run this interpreter, so they see the same packages as the driver.
             context.pythonExec = sys.executable
-        return cls(session, owned=True)
+        created = cls(session, owned=True)
+        created._watch = spark_watch.watch(context)
+        return created
 
     def from_arrow(self, data: pa.Table, id_column: str, num_partitions: int | None = None) -> Table:
         if not isinstance(data, pa.Table):
@@ -212,6 +222,9 @@ class SparkComputingSession(ComputingSession):
         return SparkTable(self, frame, id_column)
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
+            self._watch = None
         if self._owned:
             self.spark.stop()
             self._owned = False

@@ -136,6 +136,11 @@ class DataStore:
         meta = self.meta(namespace, name)
         return session.read_parquet(meta.uri, meta.id_column)
 
+    def read_columns(self, namespace: str, name: str, columns: builtins.list[str]) -> pa.Table:
+        """Some columns of data set namespace/name as one Arrow table (for checks; no computing session)."""
+        self.meta(namespace, name)
+        return pq.read_table(self._dir(namespace, name), columns=columns, filesystem=self._fs)
+
     # ---- writing --------------------------------------------------------------------
 
     def import_csv(

@@ -20,6 +20,7 @@ from services.client.sdk import SchedulerClient, WeftClientError
 DEFAULT_DATA_DIR = "weft-data"
 ENV_DATA_DIR = "WEFT_HOME"
 ENV_SCHEDULER = "WEFT_SCHEDULER"
+ENV_TOKEN = sdk.ENV_TOKEN
 
 
 class CliError(Exception):
@@ -45,8 +46,28 @@ def _endpoint(args: argparse.Namespace) -> str:
     return state.member(getattr(args, "member", None)).scheduler_endpoint
 
 
+def _token(args: argparse.Namespace) -> str | None:
+    """--token, else WEFT_TOKEN, else the admin token of the chosen local federation member.
+
+    The local federation's token is used only when the endpoint is that member's too
+    (no --scheduler or WEFT_SCHEDULER pointing elsewhere).
+    """
+    if args.token:
+        return str(args.token)
+    if os.environ.get(ENV_TOKEN):
+        return os.environ[ENV_TOKEN]
+    if args.scheduler or os.environ.get(ENV_SCHEDULER):
+        return None
+    from services.client.standalone import load_state
+
+    state = load_state(_data_dir(args))
+    if state is None:
+        return None
+    return state.member(getattr(args, "member", None)).admin_token()
+
+
 def _client(args: argparse.Namespace) -> SchedulerClient:
-    return SchedulerClient(_endpoint(args), timeout=args.timeout)
+    return SchedulerClient(_endpoint(args), timeout=args.timeout, token=_token(args))
 
 
 def _read_spec(path: str) -> dict[str, Any]:
@@ -103,7 +124,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     spec = _read_spec(args.job_file)
     with _client(args) as client:
         job_id = client.submit(spec)
-        print(job_id)
+        print(f"job id: {job_id}", flush=True)
         if args.watch:
             return _watch(client, job_id)
     return 0
@@ -180,6 +201,49 @@ def cmd_result(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(ms: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else ""
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """`weft users add|list|revoke|token`: the member's users (role admin)."""
+    with _client(args) as client:
+        if args.action == "list":
+            rows = [{"name": u.name, "role": u.role, "tokens": u.active_tokens, "created": _when(u.created_at_ms),
+                     "created_by": u.created_by, "revoked": _when(u.revoked_at_ms)} for u in client.users()]
+            _print_table(["name", "role", "tokens", "created", "created_by", "revoked"], rows)
+            return 0
+        if args.action == "revoke" and args.token_id:
+            client.revoke_token(args.token_id)
+            print(f"token {args.token_id} revoked")
+            return 0
+        if not args.name:
+            raise CliError(f"users {args.action}: give the user's name")
+        if args.action == "add":
+            if not args.role:
+                raise CliError("users add: --role is required (admin, operator or viewer)")
+            token = client.add_user(args.name, args.role, args.ttl_days, args.no_expiry).token
+        elif args.action == "token":
+            token = client.issue_token(args.name, args.ttl_days, args.no_expiry)
+        else:
+            revoked = client.revoke_user(args.name)
+            print(f"user {args.name} revoked" + (f" with token(s) {', '.join(revoked)}" if revoked else ""))
+            return 0
+    expiry = f"expires {_when(token.expires_at_ms)}" if token.expires_at_ms else "does not expire"
+    print(f"API token of {args.name} (id {token.token_id}, {expiry}); it is shown only now:", file=sys.stderr)
+    print(token.token)
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        entries = client.audit(args.limit)
+    rows = [{"when": _when(e.at_ms), "user": e.user, "via": f"{e.via} {e.credential_id}", "method": e.method,
+             "target": e.target, "outcome": e.outcome} for e in entries]
+    _print_table(["when", "user", "via", "method", "target", "outcome"], rows)
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Run one service in the foreground (the container entrypoint)."""
     from services.common.config import load_config
@@ -191,11 +255,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
-    from services.common.certs import create_ca, issue_member_cert
+    from services.common.certs import create_ca, issue_member_cert, issue_user_cert
 
     if args.action == "init":
         create_ca(Path(args.dir))
         print(f"federation CA written to {args.dir}")
+        return 0
+    if args.action == "issue-user":
+        if not args.name or not args.role:
+            raise CliError("certs issue-user: give the user's name and --role")
+        files = issue_user_cert(Path(args.ca_dir), args.name, args.role, Path(args.out))
+        print(f"client certificate of {args.name} (role {args.role}) written to {files.cert_file} and {files.key_file}")
         return 0
     if not args.member_id:
         raise CliError("certs issue: --member-id is required")
@@ -254,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--member", help="local federation member (name, id or index) to talk to")
     parser.add_argument("--data-dir", help=f"local federation directory (default: {ENV_DATA_DIR} or ./{DEFAULT_DATA_DIR})")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call")
+    parser.add_argument("--token", help=f"API token weft_<id>.<secret> (default: {ENV_TOKEN} or the local "
+                                        "federation member's admin token)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     standalone = commands.add_parser("standalone", help="a whole federation on this machine")
@@ -309,13 +381,33 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--plot", metavar="DIR", help="draw ROC, KS and loss curves as PNG files into DIR")
     result.set_defaults(handler=cmd_result)
 
+    users = commands.add_parser("users", help="users of a member's client API (role admin)")
+    users.add_argument("action", choices=["add", "list", "revoke", "token"],
+                       help="add: a user and its first token; list; revoke: a user and its tokens "
+                            "(or one token with --token-id); token: one more token of a user")
+    users.add_argument("name", nargs="?")
+    users.add_argument("--role", choices=["admin", "operator", "viewer"], help="add: the user's role")
+    users.add_argument("--ttl-days", type=float, default=0.0,
+                       help="add, token: the token's lifetime in days (default: the member's)")
+    users.add_argument("--no-expiry", action="store_true", help="add, token: a token valid until revoked")
+    users.add_argument("--token-id", help="revoke: one token by its id instead of a whole user")
+    users.set_defaults(handler=cmd_users)
+
+    audit = commands.add_parser("audit", help="the member's audit log: every change, who made it, its outcome")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.set_defaults(handler=cmd_audit)
+
     serve = commands.add_parser("serve", help="run one service of a member in the foreground")
     serve.add_argument("service", choices=["scheduler", "executor", "transfer"])
     serve.add_argument("--config", required=True, help="the member's YAML config")
     serve.set_defaults(handler=cmd_serve)
 
     certs = commands.add_parser("certs", help="federation CA and member certificates")
-    certs.add_argument("action", choices=["init", "issue"])
+    certs.add_argument("action", choices=["init", "issue", "issue-user"],
+                       help="init: a CA; issue: a member certificate; issue-user: a user's client certificate "
+                            "for the scheduler's TLS listener (the user must exist: weft users add)")
+    certs.add_argument("name", nargs="?", help="issue-user: the user's name (the certificate's CN)")
+    certs.add_argument("--role", choices=["admin", "operator", "viewer"], help="issue-user: the role bound in it")
     certs.add_argument("--dir", default="ca", help="init: where the CA goes")
     certs.add_argument("--ca-dir", default="ca", help="issue: the CA directory")
     certs.add_argument("--member-id", help="issue: the member id (certificate CN)")

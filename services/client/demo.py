@@ -54,8 +54,8 @@ def run_demo(data_dir: Path, keep: bool = False, backend: str = "local", timeout
     standalone.start(state, log=console.print)
     promoter_state, provider_state = state.members[0], state.members[1]
     try:
-        with SchedulerClient(promoter_state.scheduler_endpoint, timeout) as promoter, \
-                SchedulerClient(provider_state.scheduler_endpoint, timeout) as provider:
+        with SchedulerClient(promoter_state.scheduler_endpoint, timeout, promoter_state.admin_token()) as promoter, \
+                SchedulerClient(provider_state.scheduler_endpoint, timeout, provider_state.admin_token()) as provider:
             _upload_all(promoter, provider, console)
             job_id = promoter.submit(demo_spec(promoter_state.member_id, provider_state.member_id, backend))
             console.print(f"submitted job {job_id}: DataIO -> Intersection -> VertLR -> Evaluation")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterator
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from protos.weft.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from protos.weft.v1 import admin_pb2, admin_pb2_grpc, common_pb2, scheduler_pb2, scheduler_pb2_grpc
 
+ENV_TOKEN = "WEFT_TOKEN"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
 DEFAULT_TIMEOUT_S = 60.0
 JOB_FINAL_STATUSES = (
@@ -48,7 +50,17 @@ class DeadlineExceededError(WeftClientError):
     """The call took longer than its timeout."""
 
 
+class UnauthenticatedError(WeftClientError):
+    """The call carried no credential, or one the member does not accept."""
+
+
+class PermissionDeniedError(WeftClientError):
+    """The caller's role does not allow this call."""
+
+
 _ERRORS: dict[grpc.StatusCode, type[WeftClientError]] = {
+    grpc.StatusCode.UNAUTHENTICATED: UnauthenticatedError,
+    grpc.StatusCode.PERMISSION_DENIED: PermissionDeniedError,
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgumentError,
     grpc.StatusCode.NOT_FOUND: NotFoundError,
     grpc.StatusCode.UNAVAILABLE: UnavailableError,
@@ -63,6 +75,86 @@ def _translate(exc: grpc.RpcError, endpoint: str) -> WeftClientError:
     if code == grpc.StatusCode.UNAVAILABLE:
         details = f"scheduler at {endpoint} is unavailable ({details})"
     return _ERRORS.get(code, WeftClientError)(code.name, details or code.name)
+
+
+def resolve_token(token: str | None) -> str | None:
+    """The API token to send: the one given, else WEFT_TOKEN, else none."""
+    text = token or os.environ.get(ENV_TOKEN, "")
+    return text.strip() or None
+
+
+def read_token_file(path: str | Path) -> str | None:
+    """A token kept in a file (the bootstrap admin's, say); None while the file does not exist."""
+    try:
+        return Path(path).read_text(encoding="ascii").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The call metadata carrying `token`."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class _BearerToken:
+    """Adds `authorization: Bearer <token>` to the calls of an asyncio channel.
+
+    `token` is asked at each call, so a channel made before the token exists (a member's
+    bootstrap token is written when its scheduler first starts) picks it up once it does.
+    """
+
+    def __init__(self, token: Callable[[], str | None]) -> None:
+        self._token = token
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        token = self._token()
+        if not token:
+            return details
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), *auth_metadata(token))
+        return grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                          details.wait_for_ready)
+
+
+class _UnaryUnaryBearer(_BearerToken, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class _UnaryStreamBearer(_BearerToken, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class _StreamUnaryBearer(_BearerToken, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
+class _StreamStreamBearer(_BearerToken, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
+def bearer_interceptors(token: Callable[[], str | None]) -> list[grpc.aio.ClientInterceptor]:
+    """Interceptors that put the token `token()` returns on every kind of call of an asyncio channel."""
+    return [kind(token) for kind in (_UnaryUnaryBearer, _UnaryStreamBearer, _StreamUnaryBearer, _StreamStreamBearer)]
+
+
+def authenticated_channel(endpoint: str, token: Callable[[], str | None], **kwargs: Any) -> grpc.aio.Channel:
+    """An asyncio channel to a scheduler whose every call carries the token `token()` returns."""
+    return grpc.aio.insecure_channel(endpoint, interceptors=bearer_interceptors(token), **kwargs)
+
+
+class ClientCertificate:
+    """A user's client certificate for a scheduler's TLS listener (`weft certs issue-user`)."""
+
+    def __init__(self, ca_file: str | Path, cert_file: str | Path, key_file: str | Path) -> None:
+        self.ca_file, self.cert_file, self.key_file = Path(ca_file), Path(cert_file), Path(key_file)
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=self.ca_file.read_bytes(), private_key=self.key_file.read_bytes(),
+            certificate_chain=self.cert_file.read_bytes())
 
 
 def job_status_name(status: int) -> str:
@@ -109,13 +201,20 @@ def _read_upload(source: str | Path | bytes) -> bytes:
 
 
 class SchedulerClient:
-    """Blocking client: `SchedulerClient("127.0.0.1:9370").submit(spec)`."""
+    """Blocking client: `SchedulerClient("127.0.0.1:9370", token="weft_...").submit(spec)`.
 
-    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    The token is the one given, else the WEFT_TOKEN variable.
+    """
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None,
+                 client_cert: ClientCertificate | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(endpoint)
+        self._metadata = auth_metadata(resolve_token(token))
+        self._channel = (grpc.secure_channel(endpoint, client_cert.credentials()) if client_cert is not None
+                         else grpc.insecure_channel(endpoint))
         self._stub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)
+        self._admin = admin_pb2_grpc.AdminServiceStub(self._channel)
 
     def __enter__(self) -> SchedulerClient:
         return self
@@ -126,11 +225,35 @@ class SchedulerClient:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: str, request: Any, timeout: float | None = None) -> Any:
+    def _call(self, method: str, request: Any, timeout: float | None = None, stub: Any = None) -> Any:
         try:
-            return getattr(self._stub, method)(request, timeout=timeout or self.timeout)
+            return getattr(stub or self._stub, method)(request, timeout=timeout or self.timeout,
+                                                       metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc, self.endpoint) from None
+
+    # -- administration (role admin) --------------------------------------------------------
+    def add_user(self, name: str, role: str, ttl_days: float = 0.0, no_expiry: bool = False) -> admin_pb2.AddUserResponse:
+        """A new user and its first token (the reply is the only place the token's text appears)."""
+        request = admin_pb2.AddUserRequest(name=name, role=role, ttl_days=ttl_days, no_expiry=no_expiry)
+        return self._call("AddUser", request, stub=self._admin)
+
+    def users(self) -> list[admin_pb2.User]:
+        return list(self._call("ListUsers", admin_pb2.ListUsersRequest(), stub=self._admin).users)
+
+    def issue_token(self, name: str, ttl_days: float = 0.0, no_expiry: bool = False) -> admin_pb2.IssuedToken:
+        request = admin_pb2.IssueTokenRequest(name=name, ttl_days=ttl_days, no_expiry=no_expiry)
+        return self._call("IssueToken", request, stub=self._admin).token
+
+    def revoke_user(self, name: str) -> list[str]:
+        return list(self._call("RevokeUser", admin_pb2.RevokeUserRequest(name=name), stub=self._admin).token_ids)
+
+    def revoke_token(self, token_id: str) -> list[str]:
+        request = admin_pb2.RevokeTokenRequest(token_id=token_id)
+        return list(self._call("RevokeToken", request, stub=self._admin).token_ids)
+
+    def audit(self, limit: int = 100) -> list[admin_pb2.AuditEntry]:
+        return list(self._call("ListAudit", admin_pb2.ListAuditRequest(limit=limit), stub=self._admin).entries)
 
     def submit(self, spec: dict[str, Any] | str) -> str:
         response = self._call("SubmitJob", scheduler_pb2.SubmitJobRequest(spec_json=_spec_json(spec)))
@@ -154,7 +277,7 @@ class SchedulerClient:
         """Events until the job ends (the first is a snapshot of the job as it is now)."""
         request = scheduler_pb2.WatchJobRequest(job_id=job_id, include_metrics=include_metrics)
         try:
-            yield from self._stub.WatchJob(request)
+            yield from self._stub.WatchJob(request, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc, self.endpoint) from None
 
@@ -192,11 +315,12 @@ class SchedulerClient:
 
 
 class AsyncSchedulerClient:
-    """asyncio client: `await AsyncSchedulerClient(endpoint).submit(spec)`."""
+    """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
 
-    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
+        self._metadata = auth_metadata(resolve_token(token))
         self._channel = grpc.aio.insecure_channel(endpoint)
         self._stub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)
 
@@ -211,7 +335,7 @@ class AsyncSchedulerClient:
 
     async def _call(self, method: str, request: Any) -> Any:
         try:
-            return await getattr(self._stub, method)(request, timeout=self.timeout)
+            return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc, self.endpoint) from None
 
@@ -236,7 +360,7 @@ class AsyncSchedulerClient:
     async def watch(self, job_id: str, include_metrics: bool = False) -> AsyncIterator[scheduler_pb2.JobEvent]:
         request = scheduler_pb2.WatchJobRequest(job_id=job_id, include_metrics=include_metrics)
         try:
-            async for event in self._stub.WatchJob(request):
+            async for event in self._stub.WatchJob(request, metadata=self._metadata):
                 yield event
         except grpc.RpcError as exc:
             raise _translate(exc, self.endpoint) from None
@@ -248,7 +372,7 @@ class AsyncSchedulerClient:
         data = _read_upload(source)
         requests = _upload_requests(data, namespace, name, data_format, id_column, label_column, overwrite)
         try:
-            return await self._stub.UploadDataSet(requests, timeout=self.timeout)
+            return await self._stub.UploadDataSet(requests, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise _translate(exc, self.endpoint) from None
 

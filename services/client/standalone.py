@@ -48,6 +48,23 @@ class MemberState:
     def scheduler_endpoint(self) -> str:
         return f"127.0.0.1:{self.ports['scheduler']}"
 
+    @property
+    def token_file(self) -> Path:
+        """The admin token its scheduler wrote at its first start (mode 0600)."""
+        from services.scheduler.constants import BOOTSTRAP_TOKEN_FILE
+
+        return Path(self.config_path).parent / BOOTSTRAP_TOKEN_FILE
+
+    def admin_token(self) -> str:
+        """The member's admin API token; FailedPrecondition before its scheduler first started."""
+        from services.client.sdk import read_token_file
+
+        token = read_token_file(self.token_file)
+        if token is None:
+            raise FailedPrecondition(f"{self.name} has no admin token yet ({self.token_file}); "
+                                     "run 'weft standalone up' first")
+        return token
+
 
 @dataclass
 class FederationState:
@@ -129,6 +146,7 @@ def _roles_for(count: int, arbiter: bool) -> list[list[str]]:
 
 def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, backend: str) -> FederationState:
     """Write configs, certificates and the state file for a new local federation."""
+    from services.common import internal_auth
     from services.common.certs import create_ca, issue_member_cert
 
     if members < 2:
@@ -147,11 +165,15 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
     for state in states:
         member_dir = Path(state.config_path).parent
         tls = issue_member_cert(ca_dir, state.member_id, ["127.0.0.1", "localhost"], member_dir / "tls")
+        internal_key = internal_auth.write_key(member_dir / "internal.key")
         config = {
             "member_id": state.member_id,
             "name": state.name,
             "data_dir": str(member_dir.resolve()),
             "database_url": _member_database_url(db, data_dir, state.name),
+            # One spool for the whole federation: STANDALONE jobs (the default work mode) run here.
+            "spool_dir": str((data_dir / "spool").resolve()),
+            "internal_key_file": str(internal_key.resolve()),
             "tls": {"ca_file": str(tls.ca_file.resolve()), "cert_file": str(tls.cert_file.resolve()),
                     "key_file": str(tls.key_file.resolve())},
             "scheduler": {"listen": f"127.0.0.1:{state.ports['scheduler']}",

@@ -172,3 +172,69 @@ def certificate_member_id(pem: bytes) -> str:
     if not values:
         raise InvalidArgument("the certificate has no common name (CN)")
     return str(values[0].value)
+
+
+#: The subject field that binds a user certificate's role: OU = "weft-role=<role>".
+USER_ROLE_PREFIX: Final = "weft-role="
+USER_DAYS: Final = 365
+
+
+@dataclass(frozen=True)
+class UserCertFiles:
+    """A client certificate of one user of a member, and the CA the scheduler checks it with."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def issue_user_cert(
+    ca_dir: str | Path, user: str, role: str, out_dir: str | Path | None = None, days: int = USER_DAYS,
+) -> UserCertFiles:
+    """Issue `<user>.crt` / `.key`: a client certificate (CN = user, OU = weft-role=<role>).
+
+    Only a client certificate (extended key usage clientAuth, no server use); the
+    scheduler's TLS listener accepts it in place of an API token when the user exists at
+    the member and is not revoked.
+    """
+    from services.common.auth import check_role, check_user_name
+
+    check_user_name(user)
+    check_role(role)
+    ca_path = Path(ca_dir)
+    ca_cert, ca_key = _load_ca(ca_path)
+    directory = Path(out_dir) if out_dir is not None else ca_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([
+            x509.NameAttribute(NameOID.COMMON_NAME, user),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, USER_ROLE_PREFIX + role),
+        ]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files = UserCertFiles(ca_path / CA_CERT_FILE, directory / f"{user}.crt", directory / f"{user}.key")
+    _write_private(files.key_file, _key_pem(key))
+    files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return files
+
+
+def user_certificate_identity(pem: bytes) -> tuple[str, str, str] | None:
+    """(user, role, serial in hex) of a user certificate; None for any other certificate."""
+    cert = x509.load_pem_x509_certificate(pem)
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    units = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)]
+    roles = [unit[len(USER_ROLE_PREFIX):] for unit in units if unit.startswith(USER_ROLE_PREFIX)]
+    if len(names) != 1 or len(roles) != 1:
+        return None
+    return str(names[0].value), roles[0], format(cert.serial_number, "x")

@@ -40,6 +40,26 @@ class PeerConfig(_Section):
     name: str = Field("", description="a readable name for logs")
 
 
+class ClientAuthConfig(_Section):
+    """Who may call the scheduler's client API (API tokens, client certificates, roles)."""
+
+    enabled: bool = Field(True, description="check every client call's token or certificate and role; off lets "
+                                            "anyone who reaches the port do anything (benchmarks only)")
+    bootstrap_token: str = Field("", description="an admin API token (weft_<id>.<secret>) to store, hashed, for "
+                                                 "the user admin at start: how a deployment hands over its first "
+                                                 "admin from a secret")
+    bootstrap_token_file: str = Field("", description="where a member with no user yet writes the first admin's "
+                                                      "token, mode 0600 (default <data_dir>/admin.token)")
+    token_ttl_days: float = Field(90.0, ge=0, description="lifetime of tokens issued by 'weft users add' and "
+                                                         "IssueToken unless the call names one (0: until revoked)")
+    tls_listen: str = Field("", description="host:port of a second, TLS listener of the scheduler where clients "
+                                            "may also authenticate with a client certificate (empty: off)")
+    tls_cert_file: str = Field("", description="the scheduler's server certificate on tls_listen (PEM)")
+    tls_key_file: str = Field("", description="its private key (PEM)")
+    client_ca_file: str = Field("", description="the CA whose user certificates ('weft certs issue-user') are "
+                                                "accepted on tls_listen")
+
+
 class SchedulerConfig(_Section):
     """The scheduler service."""
 
@@ -50,6 +70,7 @@ class SchedulerConfig(_Section):
     lease_seconds: float = Field(30.0, gt=0, description="how long a claimed action stays claimed")
     auto_retries: int = Field(0, ge=0, le=10, description="times a failed task is retried")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
+    auth: ClientAuthConfig = Field(default_factory=lambda: ClientAuthConfig())
 
 
 class SparkConfig(_Section):
@@ -59,7 +80,19 @@ class SparkConfig(_Section):
     driver_memory: str = Field("2g", description="spark.driver.memory")
     executor_memory: str = Field("2g", description="spark.executor.memory")
     executor_cores: int = Field(1, ge=1, description="spark.executor.cores")
-    extra_conf: dict[str, str] = Field(default_factory=dict, description="more --conf key=value pairs")
+    cores_max: int = Field(
+        2, ge=0, description="spark.cores.max: the most cores one task's application holds on a standalone "
+                             "cluster, so members sharing it do not starve each other (0: no cap); a job may "
+                             "ask for fewer, never more")
+    max_executors: int = Field(
+        2, ge=0, description="cap on --num-executors (spark.executor.instances) and "
+                             "spark.dynamicAllocation.maxExecutors for Kubernetes and YARN (0: no cap)")
+    executor_wait_s: float = Field(
+        300.0, gt=0, description="a task whose Spark work waits this long with no executor (no free cores "
+                                 "on the cluster, or its executors lost) fails, naming the master and the member")
+    extra_conf: dict[str, str] = Field(
+        default_factory=dict, description="more --conf key=value pairs, set by the operator: they win over a "
+                                          "job's conf and are not limited to the keys a job may set")
 
 
 class ExecutorConfig(_Section):
@@ -105,6 +138,13 @@ class MemberConfig(_Section):
     storage_root: str = Field("", description="data sets, models and task files (default <data_dir>/storage)")
     database_url: str = Field("", description="sqlite+aiosqlite:///... or mysql+aiomysql://... "
                                               "(default SQLite under data_dir)")
+    spool_dir: str = Field("", description="where tasks of work_mode STANDALONE jobs exchange messages; members "
+                                           "on one machine that name the same directory can run such jobs "
+                                           "together (default <storage_root>/spool)")
+    internal_key_file: str = Field(
+        "", description="the member-internal key its scheduler, executor and transfer service sign their calls "
+                        "to each other with (hex, mode 0600; default <data_dir>/internal.key); services refuse "
+                        "to start without it")
     tls: TlsConfig = Field(default_factory=lambda: TlsConfig())
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
     executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
@@ -129,10 +169,16 @@ class MemberConfig(_Section):
     def resolved_storage_root(self) -> Path:
         return Path(self.storage_root) if self.storage_root else Path(self.data_dir) / "storage"
 
+    def resolved_spool_dir(self) -> Path:
+        return Path(self.spool_dir) if self.spool_dir else self.resolved_storage_root() / "spool"
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'weft.db'}"
+
+    def resolved_internal_key_file(self) -> Path:
+        return Path(self.internal_key_file) if self.internal_key_file else Path(self.data_dir) / "internal.key"
 
     def resolved_spill_dir(self) -> Path:
         return Path(self.transfer.spill_dir) if self.transfer.spill_dir else Path(self.data_dir) / "spill"

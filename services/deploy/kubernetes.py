@@ -20,6 +20,7 @@ from urllib.parse import quote
 import yaml
 
 from kernel.errors import ConfError, FailedPrecondition, NotFound
+from services.common import internal_auth
 from services.common.certs import issue_member_cert
 from services.common.config import MemberConfig
 from services.deploy.values import Values
@@ -31,6 +32,7 @@ EXTERNAL_CONTAINER_PORT: Final = 9391
 TLS_DIR: Final = "tls"
 SECRETS_DIR: Final = "secrets"
 TLS_MOUNT: Final = "/etc/weft/tls"
+INTERNAL_KEY_MOUNT: Final = "/etc/weft/internal"
 DNS_PORT: Final = 53
 KUBERNETES_API_PORTS: Final = (443, 6443)
 PASSWORD_BYTES: Final = 24
@@ -69,8 +71,13 @@ class SecretSpec:
 SECRETS: Final = (
     SecretSpec("weft-tls", lambda v: {"ca.crt": f"{TLS_DIR}/ca.crt", "tls.crt": f"{TLS_DIR}/{v.member.id}.crt",
                                       "tls.key": f"{TLS_DIR}/{v.member.id}.key"}, frozenset({"transfer"})),
+    SecretSpec("weft-internal", lambda v: {"internal.key": f"{SECRETS_DIR}/internal.key"},
+               frozenset({"scheduler", "executor", "transfer"})),
     SecretSpec("weft-database", lambda v: {"database-url": f"{SECRETS_DIR}/database-url"},
                frozenset({"scheduler", "executor"})),
+    # The first admin's API token of the member's client API, stored hashed by the scheduler.
+    SecretSpec("weft-admin-token", lambda v: {"admin-token": f"{SECRETS_DIR}/scheduler-admin-token"},
+               frozenset({"scheduler"})),
     SecretSpec("weft-mariadb", lambda v: {"": f"{SECRETS_DIR}/mariadb.env"}, frozenset({"mariadb"}),
                env_file=True, wanted=lambda v: v.database.mode == "internal"),
 )
@@ -109,8 +116,6 @@ def member_config(values: Values) -> dict[str, Any]:
             "spark.kubernetes.executor.podTemplateFile": "/etc/weft/spark-executor-pod.yaml",
             "spark.kubernetes.authenticate.driver.serviceAccountName": "weft-executor",
         }
-    if spark.cores_max:
-        extra_conf["spark.cores.max"] = str(spark.cores_max)
     config = {
         "member_id": values.member.id,
         "name": values.member.name,
@@ -118,10 +123,12 @@ def member_config(values: Values) -> dict[str, Any]:
         "storage_root": "/var/lib/weft/storage",
         "tls": {"ca_file": f"{TLS_MOUNT}/ca.crt", "cert_file": f"{TLS_MOUNT}/tls.crt",
                 "key_file": f"{TLS_MOUNT}/tls.key"},
+        "internal_key_file": f"{INTERNAL_KEY_MOUNT}/internal.key",
         "scheduler": {"listen": "weft-scheduler:9370", "executors": ["weft-executor:9380"]},
         "executor": {"listen": "weft-executor:9380", "mode": "spark", "slots": spark.slots,
                      "spark": {"master": spark.master, "driver_memory": spark.driver_memory,
                                "executor_memory": spark.executor_memory, "executor_cores": spark.executor_cores,
+                               "cores_max": spark.cores_max, "max_executors": spark.executor_instances,
                                "extra_conf": extra_conf}},
         "transfer": {"internal_listen": "weft-transfer:9390", "external_listen": f"0.0.0.0:{EXTERNAL_CONTAINER_PORT}",
                      "mailbox_memory_mb": values.transfer.mailbox_memory_mb, "spill_dir": "/var/lib/weft/spill"},
@@ -302,8 +309,23 @@ class Overlay:
             raise NotFound(f"{cert_file}: no certificate yet; pass --ca-dir (the federation CA, `weft certs init`) "
                            f"or place {TLS_DIR}/ca.crt, {self.values.member.id}.crt and .key issued by it")
         created += self._database_secrets()
+        key_file = self.directory / SECRETS_DIR / "internal.key"
+        if not key_file.exists():
+            internal_auth.write_key(key_file)
+            created.append(f"{SECRETS_DIR}/internal.key (the member-internal key)")
+        created += self._admin_token()
         self.write()
         return created
+
+    def _admin_token(self) -> list[str]:
+        """The member's first admin token (weft_<id>.<secret>); the scheduler stores only its hash."""
+        from services.common.auth import new_token
+
+        path = self.directory / SECRETS_DIR / "scheduler-admin-token"
+        if path.exists():
+            return []
+        _write_secret(path, new_token().text)
+        return [f"{SECRETS_DIR}/scheduler-admin-token (the admin API token: weft --token \"$(cat {path})\")"]
 
     def _database_secrets(self) -> list[str]:
         secrets_dir = self.directory / SECRETS_DIR

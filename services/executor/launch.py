@@ -15,6 +15,7 @@ from services.executor.launchers import (
     build_py_files,
     local_command,
     spark_command,
+    spark_environment,
     task_environment,
     task_executor_args,
 )
@@ -63,6 +64,8 @@ class Launch(Supervision):
         env = task_environment(run.socket_path, self.settings.heartbeat_timeout_s)
         spark = (SparkSettings.resolve(run.spec.spark, self.settings.spark)
                  if run.backend == common_pb2.BACKEND_SPARK else None)
+        if spark is not None:
+            env.update(spark_environment(self.settings.spark, run.spec.member_id))
         worker = self.pool.take(spark) if self.pool is not None else None
         if worker is not None:
             try:

@@ -12,9 +12,12 @@ from pathlib import Path
 
 import kernel
 import protos
+from kernel.computing.spark_watch import ENV_EXECUTOR_WAIT, ENV_MEMBER_ID
 from kernel.constants import ENV_EVENT_SOCKET
+from kernel.errors import InvalidArgument
 from kernel.tracker import ENV_HEARTBEAT_INTERVAL
 from protos.weft.v1 import executor_pb2
+from services.common import spark_conf
 from services.common.config import SparkConfig
 from services.executor.constants import HEARTBEATS_PER_TIMEOUT, MAX_HEARTBEAT_INTERVAL_S
 
@@ -28,9 +31,30 @@ DEFAULT_SPARK_CONF: dict[str, str] = {
 _SHIPPED_SUFFIXES = (".py", ".json", ".proto")
 
 
+# Spark properties that spark-submit also takes as flags: SparkSettings holds them as fields.
+_DRIVER_MEMORY, _EXECUTOR_MEMORY = "spark.driver.memory", "spark.executor.memory"
+_EXECUTOR_CORES, _INSTANCES = "spark.executor.cores", "spark.executor.instances"
+_CORES_MAX, _MAX_EXECUTORS = "spark.cores.max", "spark.dynamicAllocation.maxExecutors"
+
+
+def _capped(value: str | None, cap: int, key: str) -> str:
+    """min(value, cap) for a count property; the cap when the value is unset."""
+    if value is None:
+        return str(cap)
+    try:
+        return str(min(int(value), cap))
+    except ValueError:
+        raise InvalidArgument(f"spark.conf: {key} must be an integer, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class SparkSettings:
-    """The Spark settings one task runs with: the job's options over the executor's config."""
+    """The Spark settings one task runs with.
+
+    In order: the executor config's defaults; the job's options and conf (only keys a job
+    may set, see services/common/spark_conf.py); the operator's `extra_conf` over both; and
+    last the member's caps (`cores_max`, `max_executors`), which a job can lower, never raise.
+    """
 
     master: str
     driver_memory: str
@@ -41,18 +65,41 @@ class SparkSettings:
 
     @classmethod
     def resolve(cls, options: executor_pb2.SparkOptions | None, config: SparkConfig) -> SparkSettings:
-        merged = {**DEFAULT_SPARK_CONF, **config.extra_conf}
+        """The settings for a task; InvalidArgument naming the field or key a job may not set."""
+        merged: dict[str, str] = {**DEFAULT_SPARK_CONF, _DRIVER_MEMORY: config.driver_memory,
+                                  _EXECUTOR_MEMORY: config.executor_memory,
+                                  _EXECUTOR_CORES: str(config.executor_cores)}
         if options is not None:
+            if options.master and options.master != config.master:
+                raise InvalidArgument(
+                    f"spark.master: a job may not choose where its tasks run ({options.master!r}); this "
+                    f"member's executor runs them on {config.master!r}")
+            spark_conf.check_options(options)
             merged.update(dict(options.conf))
+            for key, value in ((_DRIVER_MEMORY, options.driver_memory), (_EXECUTOR_MEMORY, options.executor_memory),
+                               (_EXECUTOR_CORES, options.executor_cores), (_INSTANCES, options.num_executors)):
+                if value:
+                    merged[key] = str(value)
+        merged.update(config.extra_conf)
+        if config.cores_max > 0:
+            merged[_CORES_MAX] = _capped(merged.get(_CORES_MAX), config.cores_max, _CORES_MAX)
+            merged[_EXECUTOR_CORES] = _capped(merged.get(_EXECUTOR_CORES), int(merged[_CORES_MAX]), _EXECUTOR_CORES)
+        if config.max_executors > 0:
+            if _INSTANCES in merged:
+                merged[_INSTANCES] = _capped(merged[_INSTANCES], config.max_executors, _INSTANCES)
+            if merged.get("spark.dynamicAllocation.enabled", "").lower() == "true":
+                merged[_MAX_EXECUTORS] = _capped(merged.get(_MAX_EXECUTORS), config.max_executors, _MAX_EXECUTORS)
+        try:
+            executor_cores = int(merged.pop(_EXECUTOR_CORES))
+            num_executors = int(merged.pop(_INSTANCES, "0"))
+        except ValueError as exc:
+            raise InvalidArgument(f"spark.conf: executor cores and instances must be integers ({exc})") from None
         return cls(
-            master=(options.master if options is not None and options.master else config.master),
-            driver_memory=(options.driver_memory if options is not None and options.driver_memory
-                           else config.driver_memory),
-            executor_memory=(options.executor_memory if options is not None and options.executor_memory
-                             else config.executor_memory),
-            executor_cores=(options.executor_cores if options is not None and options.executor_cores > 0
-                            else config.executor_cores),
-            num_executors=options.num_executors if options is not None else 0,
+            master=config.master,
+            driver_memory=spark_conf.check_size(merged.pop(_DRIVER_MEMORY), _DRIVER_MEMORY),
+            executor_memory=spark_conf.check_size(merged.pop(_EXECUTOR_MEMORY), _EXECUTOR_MEMORY),
+            executor_cores=max(1, executor_cores),
+            num_executors=max(0, num_executors),
             conf=tuple(sorted(merged.items())),
         )
 
@@ -97,6 +144,11 @@ def task_environment(socket_path: str, heartbeat_timeout_s: float) -> dict[str, 
         ENV_HEARTBEAT_INTERVAL: f"{heartbeat_interval(heartbeat_timeout_s):g}",
         "PYTHONUNBUFFERED": "1",
     }
+
+
+def spark_environment(config: SparkConfig, member_id: str) -> dict[str, str]:
+    """What a Spark task's watch needs: how long its work may wait with no executor, and whose it is."""
+    return {ENV_EXECUTOR_WAIT: f"{config.executor_wait_s:g}", ENV_MEMBER_ID: member_id}
 
 
 def base_environment() -> dict[str, str]:

@@ -13,6 +13,7 @@ from kernel.errors import FailedPrecondition, WeftError
 from protos.weft.v1 import common_pb2, executor_pb2
 from services.executor.constants import ENDED_TASK_RETENTION_S, TASKS_DIR
 from services.executor.launch import Launch
+from services.executor.launchers import SparkSettings
 from services.executor.preflight import check_spec, check_task
 from services.executor.task import TaskRun
 
@@ -27,6 +28,8 @@ class Queueing(Launch):
         if self._closed:
             raise FailedPrecondition("the executor is shutting down")
         raw_conf = check_spec(spec)
+        if spec.HasField("spark"):  # a job's Spark options: only keys a job may set (before any process)
+            SparkSettings.resolve(spec.spark, self.settings.spark)
         self._forget_old_runs()
         spec = executor_pb2.TaskSpec.FromString(spec.SerializeToString())
         spec.attempt = spec.attempt or 1

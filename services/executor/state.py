@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kernel.constants import ENV_SPOOL_DIR
 from kernel.errors import NotFound
 from protos.weft.v1 import common_pb2
 from services.common.config import MemberConfig
@@ -33,6 +34,8 @@ class TaskManagerState:
         self.state_dir = Path(config.data_dir).resolve() / STATE_DIR_NAME
         self.storage_root = config.resolved_storage_root().resolve()
         self.env = base_environment()
+        # STANDALONE tasks of every member that names this directory meet in it.
+        self.env[ENV_SPOOL_DIR] = str(config.resolved_spool_dir().resolve())
         self.runs: dict[str, dict[int, TaskRun]] = {}
         self._queue: list[tuple[int, int, TaskRun]] = []
         self._active: set[TaskRun] = set()

@@ -15,17 +15,12 @@ from services.scheduler.server import serve
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.scheduler", description=__doc__)
     parser.add_argument("--config", help="the member's YAML config (WEFT_ variables override it)")
-    parser.add_argument(
-        "--direct-peers", action="store_true",
-        help="peers' endpoints in the config are their schedulers' addresses: call them directly "
-             "instead of through the transfer service (one trusted network only)",
-    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(args.config)
-        asyncio.run(serve(config, direct_peers=args.direct_peers))
+        asyncio.run(serve(config))
     except WeftError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

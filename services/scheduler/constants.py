@@ -44,8 +44,6 @@ QUEUE_FALLBACK_S: Final = 1.0
 # Peers -------------------------------------------------------------------------------------
 
 PEER_SERVICE: Final = "weft.v1.SchedulerPeerService"
-#: Metadata key in which the transfer service passes the certificate-verified caller.
-SOURCE_MEMBER_METADATA: Final = "weft-source-member-id"
 #: Timeout of one member-to-member call.
 PEER_CALL_TIMEOUT_S: Final = 30.0
 #: Retries of a member-to-member call that found the peer unavailable.
@@ -78,3 +76,14 @@ WATCH_QUEUE_SIZE: Final = 10_000
 
 #: How long shutdown waits for in-flight handlers.
 SHUTDOWN_GRACE_S: Final = 2.0
+
+#: Where a new member's first admin token is written, under its data_dir (mode 0600).
+BOOTSTRAP_TOKEN_FILE: Final = "admin.token"
+#: The most audit rows one ListAudit call returns.
+MAX_AUDIT_ROWS: Final = 10_000
+#: How deeply a job spec's JSON may nest objects and lists (the deepest real spec needs 6).
+MAX_SPEC_DEPTH: Final = 32
+#: Integers in a job spec must fit a signed 64-bit integer (what every member can store).
+MAX_SPEC_INTEGER: Final = 2**63 - 1
+#: The longest spec_json accepted, in characters.
+MAX_SPEC_CHARS: Final = 4 * 1024 * 1024

@@ -10,6 +10,7 @@ from kernel.errors import Unavailable
 from protos.weft.v1 import common_pb2, executor_pb2
 from services.common.db.constants import STATUS_SUCCESS, STATUS_WAITING, TERMINAL_STATUSES
 from services.common.db.records import TaskRecord
+from services.common.spark_conf import job_spark_options
 from services.scheduler import store
 from services.scheduler.spec import JobSpec, Party
 from services.scheduler.task_conf import build_runtime_conf, component_session_id
@@ -70,6 +71,6 @@ class Dispatch(TaskEvents):
             job_id=record.job_id, task_id=record.task_id, component_name=record.component,
             module=record.module, role=record.role, member_id=self.me, federation_session_id=session,
             runtime_conf_json=json.dumps(conf), priority=0, backend=_backend(spec.job_parameters),  # type: ignore[arg-type]
-            attempt=record.attempt,
+            attempt=record.attempt, spark=job_spark_options(spec.job_parameters),
         )
         self._follow_task(record, executor, lambda: self.executors.run_task(executor, task_spec))

@@ -110,7 +110,7 @@ class FederatedStatus(SchedulerState):
 
         self._spawn(send(), f"report-{record.task_id}")
 
-    async def report_task_status(self, request: scheduler_pb2.ReportTaskStatusRequest, caller: str | None) -> None:
+    async def report_task_status(self, request: scheduler_pb2.ReportTaskStatusRequest, caller: str) -> None:
         """At the initiator: a member's task changed."""
         self._check_caller(request.sender_member_id, caller)
         job = await self._job(request.job_id)
@@ -186,7 +186,7 @@ class FederatedStatus(SchedulerState):
 
         self._spawn(push(), f"push-{job_id}")
 
-    async def push_job_status(self, request: scheduler_pb2.PushJobStatusRequest, caller: str | None) -> None:
+    async def push_job_status(self, request: scheduler_pb2.PushJobStatusRequest, caller: str) -> None:
         """At a member: the initiator's verdict on the job."""
         self._check_caller(request.sender_member_id, caller)
         job = await self._job(request.job_id)

@@ -1,9 +1,8 @@
-"""Scheduler-to-scheduler calls: through the local transfer service's control relay, or direct gRPC."""
+"""Scheduler-to-scheduler calls, always through the local transfer service's control relay."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import grpc
@@ -20,13 +19,13 @@ from kernel.errors import (
 )
 from kernel.retry import Backoff, retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common import internal_auth
 from services.scheduler.constants import (
     PEER_CALL_TIMEOUT_S,
     PEER_RETRY_ATTEMPTS,
     PEER_RETRY_BASE_S,
     PEER_RETRY_MAX_S,
     PEER_SERVICE,
-    SOURCE_MEMBER_METADATA,
 )
 
 M = TypeVar("M", bound=Message)
@@ -108,54 +107,18 @@ class PeerClient(abc.ABC):
         """Release channels."""
 
 
-class DirectPeerClient(PeerClient):
-    """Calls each peer's SchedulerPeerService directly (one network, no transfer service).
-
-    `endpoints` maps member id -> host:port of that member's scheduler. The caller's id
-    travels in the `weft-source-member-id` metadata, as the transfer service would set it.
-    """
-
-    def __init__(self, local_member_id: str, endpoints: Mapping[str, str]) -> None:
-        self.local_member_id = local_member_id
-        self.endpoints = dict(endpoints)
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def _channel(self, member_id: str) -> grpc.aio.Channel:
-        if member_id not in self.endpoints:
-            raise NotFound(f"member {member_id} has no configured scheduler endpoint (peers)")
-        channel = self._channels.get(member_id)
-        if channel is None:
-            channel = self._channels[member_id] = grpc.aio.insecure_channel(self.endpoints[member_id])
-        return channel
-
-    async def call_once(self, member_id: str, method: str, request: Message, reply_type: type[M]) -> M:
-        rpc = self._channel(member_id).unary_unary(
-            f"/{PEER_SERVICE}/{method}",
-            request_serializer=lambda message: message.SerializeToString(),
-            response_deserializer=reply_type.FromString,
-        )
-        try:
-            reply: M = await rpc(
-                request, timeout=PEER_CALL_TIMEOUT_S,
-                metadata=((SOURCE_MEMBER_METADATA, self.local_member_id),),
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise error_from_status(exc.code(), exc.details() or exc.code().name, member_id) from None
-        return reply
-
-    async def close(self) -> None:
-        for channel in self._channels.values():
-            await channel.close()
-        self._channels.clear()
-
-
 class TransferClient:
-    """The local transfer service's internal API as the scheduler uses it."""
+    """The local transfer service's internal API as the scheduler uses it (each call signed)."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, key: bytes) -> None:
         self.endpoint = endpoint
+        self.key = key
         self._channel = grpc.aio.insecure_channel(endpoint)
         self.stub = transfer_pb2_grpc.TransferServiceStub(self._channel)
+
+    def credential(self) -> tuple[tuple[str, str]]:
+        """Metadata with a fresh scheduler credential for one call."""
+        return internal_auth.metadata(internal_auth.sign(self.key, internal_auth.SCHEDULER))
 
     async def register_session(self, session_id: str, job_id: str, parties: list[tuple[str, str]]) -> None:
         """Tell the transfer service which parties may exchange messages in `session_id`."""
@@ -166,7 +129,7 @@ class TransferClient:
 
         async def once() -> None:
             try:
-                await self.stub.RegisterSession(request, timeout=PEER_CALL_TIMEOUT_S)
+                await self.stub.RegisterSession(request, timeout=PEER_CALL_TIMEOUT_S, metadata=self.credential())
             except grpc.aio.AioRpcError as exc:
                 raise error_from_status(exc.code(), exc.details() or "", f"(transfer service {self.endpoint})") from None
 
@@ -192,7 +155,8 @@ class RelayPeerClient(PeerClient):
             payload=request.SerializeToString(), timeout_ms=int(PEER_CALL_TIMEOUT_S * 1000),
         )
         try:
-            reply = await self.transfer.stub.RelayControl(control, timeout=PEER_CALL_TIMEOUT_S + 5)
+            reply = await self.transfer.stub.RelayControl(control, timeout=PEER_CALL_TIMEOUT_S + 5,
+                                                          metadata=self.transfer.credential())
         except grpc.aio.AioRpcError as exc:
             raise error_from_status(exc.code(), exc.details() or exc.code().name, member_id) from None
         if reply.status_code != 0:

@@ -7,14 +7,15 @@ from pathlib import Path
 
 import grpc
 
-from kernel.errors import InvalidArgument, NotFound
+from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from protos.weft.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from services.common import internal_auth
 from services.common.db.constants import RESULT_DATA, RESULT_METRIC, RESULT_MODEL
 from services.common.db.records import JobRecord
 from services.common.db.repository import list_task_results, list_tasks
 from services.common.grpc_errors import grpc_method
 from services.scheduler import store
-from services.scheduler.constants import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SOURCE_MEMBER_METADATA
+from services.scheduler.constants import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PEER_SERVICE
 from services.scheduler.datasets import upload_data_set
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.views import (
@@ -41,11 +42,21 @@ def _next_token(offset: int, limit: int, got: int) -> str:
     return str(offset + limit) if got > limit else ""
 
 
-def _caller(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == SOURCE_MEMBER_METADATA:
-            return str(value)
-    return None
+def relayed_caller(key: bytes, context: grpc.aio.ServicerContext, method: str, known: frozenset[str]) -> str:
+    """The peer member a peer call comes from, as this member's transfer service stamped it.
+
+    Only the relay credential counts: it is signed with the member-internal key and names
+    the member id the transfer service took from the peer's TLS certificate and the method.
+    Plain metadata (`weft-source-member-id`) proves nothing and is ignored.
+    """
+    path = f"/{PEER_SERVICE}/{method}"
+    claims = internal_auth.verify(key, internal_auth.token_of(context.invocation_metadata()), {internal_auth.RELAY},
+                                  what=f"peer call {method}")
+    if claims.method != path:
+        raise Unauthenticated(f"peer call {method}: the relay credential was issued for {claims.method or 'no method'}")
+    if claims.member not in known:
+        raise PermissionDenied(f"peer call {method}: member {claims.member or '(none)'} is not a member this one knows")
+    return claims.member
 
 
 def _metric(value: dict[str, object]) -> common_pb2.Metric:
@@ -186,36 +197,44 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
 
 
 class SchedulerPeerServicer(scheduler_pb2_grpc.SchedulerPeerServiceServicer):
-    """What other members' schedulers call (through their transfer services or directly)."""
+    """What other members' schedulers call, only ever through this member's transfer service.
 
-    def __init__(self, scheduler: Scheduler) -> None:
+    Every call must carry the relay credential (see `relayed_caller`); what the caller may
+    then do is checked per job by the scheduler (a party of the job, in its role).
+    """
+
+    def __init__(self, scheduler: Scheduler, key: bytes) -> None:
         self.scheduler = scheduler
+        self.key = key
+
+    def _caller(self, context: grpc.aio.ServicerContext, method: str) -> str:
+        return relayed_caller(self.key, context, method, self.scheduler.settings.known_members or frozenset())
 
     @grpc_method
     async def CreateJob(self, request: scheduler_pb2.CreateJobRequest,
                         context: grpc.aio.ServicerContext) -> common_pb2.Ack:
-        return common_pb2.Ack(message=await self.scheduler.create_job(request, _caller(context)))
+        return common_pb2.Ack(message=await self.scheduler.create_job(request, self._caller(context, "CreateJob")))
 
     @grpc_method
     async def ReportTaskStatus(self, request: scheduler_pb2.ReportTaskStatusRequest,
                                context: grpc.aio.ServicerContext) -> common_pb2.Ack:
-        await self.scheduler.report_task_status(request, _caller(context))
+        await self.scheduler.report_task_status(request, self._caller(context, "ReportTaskStatus"))
         return common_pb2.Ack()
 
     @grpc_method
     async def PushJobStatus(self, request: scheduler_pb2.PushJobStatusRequest,
                             context: grpc.aio.ServicerContext) -> common_pb2.Ack:
-        await self.scheduler.push_job_status(request, _caller(context))
+        await self.scheduler.push_job_status(request, self._caller(context, "PushJobStatus"))
         return common_pb2.Ack()
 
     @grpc_method
     async def StopJob(self, request: scheduler_pb2.PeerStopJobRequest,
                       context: grpc.aio.ServicerContext) -> common_pb2.Ack:
-        await self.scheduler.peer_stop_job(request, _caller(context))
+        await self.scheduler.peer_stop_job(request, self._caller(context, "StopJob"))
         return common_pb2.Ack()
 
     @grpc_method
     async def RerunJob(self, request: scheduler_pb2.PeerRerunJobRequest,
                        context: grpc.aio.ServicerContext) -> common_pb2.Ack:
-        await self.scheduler.peer_rerun_job(request, _caller(context))
+        await self.scheduler.peer_rerun_job(request, self._caller(context, "RerunJob"))
         return common_pb2.Ack()

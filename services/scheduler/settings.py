@@ -19,5 +19,7 @@ class SchedulerSettings:
     auto_retries: int = 0
     #: Members a submitted spec may name (this one and its peers); None: any.
     known_members: frozenset[str] | None = None
+    #: The member's spool directory (STANDALONE work mode); None: no check of shared spools at submit.
+    spool_dir: Path | None = None
     #: Names this process's queue consumers (unique per replica).
     consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"

@@ -14,6 +14,7 @@ from kernel.model_base import DATA_KEYS, select_rule
 from kernel.registry import ComponentSpec, get_component
 from kernel.runtime_conf import parse_runtime_conf
 from kernel.storage import check_name
+from services.common.spark_conf import job_spark_options
 from services.scheduler.constants import (
     ARGS_SOURCE,
     COMPONENT_KEYS,
@@ -91,6 +92,10 @@ def parse_job_spec(
     if not require_local_initiator and not any(local_member_id in ms for ms in roles.values()):
         raise _fail(f"role: the job does not name this member ({local_member_id})")
     job_parameters = _object(spec.get("job_parameters", {}), "job_parameters")
+    try:
+        job_spark_options(job_parameters)  # only Spark settings a job may set (services/common/spark_conf.py)
+    except InvalidArgument as exc:
+        raise _fail(str(exc)) from None
     job_args = _parse_job_args(spec.get("job_args", {}), roles)
     components = _parse_components(spec.get("components"), roles)
     ordered = _topological_order(components)
@@ -170,7 +175,10 @@ def _parse_job_args(value: Any, roles: dict[str, list[str]]) -> dict[str, dict[s
     for member, args in _object(value, "job_args").items():
         where = f"job_args.{member}"
         if member not in members:
-            raise _fail(f"{where}: member {member} takes no role in this job")
+            raise _fail(
+                f"role: member {member} is missing; job_args.{member} gives it data, but role names it under "
+                f"no role (add it to role.provider, or to the role it plays)"
+            )
         args = _object(args, where)
         extra = sorted(set(args) - {"data"})
         if extra:
@@ -227,6 +235,9 @@ def _parse_component(name: str, body: Any, table: dict[str, Any], job_roles: lis
             raise _fail(f"{rwhere}: unknown role (expected {', '.join(ROLES)})")
         if role not in registered.roles:
             raise _fail(f"{rwhere}: module {module} does not support role {role} (supported: {', '.join(registered.roles)})")
+        if role not in job_roles:
+            raise _fail(f"role.{role}: missing; {rwhere} sets parameters for the {role}, but the job names no "
+                        f"{role} (add its member id to role.{role})")
         if role not in runs_at:
             raise _fail(f"{rwhere}: {name} does not run at role {role} in this job (runs at: {', '.join(runs_at)})")
         role_params[role] = _object(values, rwhere)
@@ -303,8 +314,8 @@ def _parse_run_roles(value: Any, where: str, registered: ComponentSpec, job_role
         runs_at = tuple(role for role in job_roles if role in registered.roles)
         if not runs_at:
             raise _fail(
-                f"{where}.module: {registered.module} supports roles {', '.join(registered.roles)}; "
-                f"the job has only {', '.join(job_roles)}"
+                f"role: missing a role for {where}; module {registered.module} runs at "
+                f"{', '.join(registered.roles)} and the job has only {', '.join(job_roles)}"
             )
         return runs_at
     requested = _string_list(value, f"{where}.roles")
@@ -319,7 +330,8 @@ def _parse_run_roles(value: Any, where: str, registered: ComponentSpec, job_role
                 f"(supported: {', '.join(registered.roles)})"
             )
         if role not in job_roles:
-            raise _fail(f"{where}.roles: the job has no {role} (role.{role} is empty)")
+            raise _fail(f"role.{role}: missing; {where}.roles runs the component at the {role}, but the job names "
+                        f"no {role} (add its member id to role.{role})")
     return tuple(role for role in ROLES if role in requested)
 
 

@@ -104,10 +104,11 @@ class SchedulerState:
             self._specs[job.job_id] = spec
         return spec
 
-    def _check_caller(self, sender: str, caller: str | None) -> None:
+    def _check_caller(self, sender: str, caller: str) -> None:
+        """The request's sender must be the member the relay verified (`caller`)."""
         if not sender:
             raise InvalidArgument("sender_member_id: empty")
-        if caller is not None and caller != sender:
+        if caller != sender:
             raise PermissionDenied(f"sender_member_id {sender} is not the calling member {caller}")
 
     async def _register_sessions(self, job_id: str, spec: JobSpec, session_prefix: str,

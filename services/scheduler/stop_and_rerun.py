@@ -46,7 +46,7 @@ class StopAndRerun(TaskEvents):
             self._publish_job(await self._job(job_id))
         await self._halt(job_id, message)
 
-    async def peer_stop_job(self, request: scheduler_pb2.PeerStopJobRequest, caller: str | None) -> None:
+    async def peer_stop_job(self, request: scheduler_pb2.PeerStopJobRequest, caller: str) -> None:
         self._check_caller(request.sender_member_id, caller)
         job = await self._job(request.job_id)
         spec = self._spec(job)
@@ -133,7 +133,7 @@ class StopAndRerun(TaskEvents):
         await self._register_sessions(job_id, spec, prefix, components)
         self._publish_job(await self._job(job_id))
 
-    async def peer_rerun_job(self, request: scheduler_pb2.PeerRerunJobRequest, caller: str | None) -> None:
+    async def peer_rerun_job(self, request: scheduler_pb2.PeerRerunJobRequest, caller: str) -> None:
         self._check_caller(request.sender_member_id, caller)
         job = await self._job(request.job_id)
         spec = self._spec(job)

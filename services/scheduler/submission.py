@@ -20,10 +20,12 @@ from services.common.db.records import JobRecord, TaskRecord
 from services.common.db.repository import get_data_set, get_job, insert_job
 from services.scheduler import store
 from services.scheduler.constants import PRIORITY_RUN, PRODUCER
+from services.scheduler.data_checks import check_job_data
 from services.scheduler.federated_status import FederatedStatus
 from services.scheduler.spec import JobSpec, SpecError, required_data_sets
 from services.scheduler.spec_parser import load_spec_json, parse_job_spec
 from services.scheduler.task_conf import component_session_id, new_job_id, task_id_of
+from services.scheduler.work_mode import check_work_mode
 
 
 class Submission(FederatedStatus):
@@ -34,6 +36,7 @@ class Submission(FederatedStatus):
         spec = parse_job_spec(
             load_spec_json(spec_json), local_member_id=self.me, known_members=self.settings.known_members
         )
+        check_work_mode(spec, self.me, self.settings.spool_dir)
         await self._check_local_data(spec, error=SpecError)
         job_id = new_job_id()
         others = [m for m in spec.members() if m != self.me]
@@ -73,7 +76,7 @@ class Submission(FederatedStatus):
         await self._enqueue(ACTION_RUN_JOB, job_id)
         return job_id
 
-    async def create_job(self, request: scheduler_pb2.CreateJobRequest, caller: str | None) -> str:
+    async def create_job(self, request: scheduler_pb2.CreateJobRequest, caller: str) -> str:
         """A peer initiator creates a job here (or asks whether it could); returns a note."""
         self._check_caller(request.sender_member_id, caller)
         try:
@@ -106,6 +109,7 @@ class Submission(FederatedStatus):
             registered = await get_data_set(self.engine, ref.namespace, ref.name)
             if registered is None and not await asyncio.to_thread(self.data_store.exists, ref.namespace, ref.name):
                 raise error(f"{ref.field}: data set {ref.namespace}/{ref.name} is not registered at member {self.me}")
+        await asyncio.to_thread(check_job_data, spec, self.me, self.data_store)
 
     async def _write_job(self, job_id: str, spec: JobSpec, session_prefix: str, *, queue: bool) -> None:
         """Write the job and every member's tasks (and, with `queue`, its run_job action)."""

@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Any
 
-from kernel.constants import ROLES
+from kernel.constants import CONF_COMPONENT_ROLES, ROLES
 from services.scheduler.constants import (
     CONF_COMPONENT_NAME,
     CONF_JOB_ID,
@@ -64,6 +64,7 @@ def build_runtime_conf(
         f"{definition.module}Param": copy.deepcopy(definition.params),
         "role_params": copy.deepcopy(definition.role_params),
         "module": definition.module,
+        CONF_COMPONENT_ROLES: list(definition.roles),
         CONF_JOB_ID: job_id,
         CONF_TASK_ID: task_id or task_id_of(job_id, component, party),
         CONF_COMPONENT_NAME: component,

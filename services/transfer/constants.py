@@ -12,9 +12,6 @@ MAX_CHUNK_BYTES: Final = 1024 * 1024
 # gRPC message size limit on every channel and server: one chunk plus the frame's envelope.
 MAX_GRPC_MESSAGE_BYTES: Final = MAX_CHUNK_BYTES + 64 * 1024
 
-# Metadata key carrying the caller's certificate member id to the local scheduler.
-SOURCE_MEMBER_METADATA: Final = "weft-source-member-id"
-
 # Only methods of this service are relayed between schedulers.
 RELAYED_SERVICE: Final = "weft.v1.SchedulerPeerService"
 

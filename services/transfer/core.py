@@ -15,6 +15,7 @@ from kernel.federation.cluster import error_for_status
 from kernel.federation.wire import OutFrame, WireFrame, chunk_parts, encode_end, encode_header
 from kernel.retry import retry_async
 from protos.weft.v1 import scheduler_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.common.grpc_errors import retryable
 from services.common.observability import ServiceMetrics
@@ -27,7 +28,6 @@ from services.transfer.constants import (
     MIB,
     RELAYED_SERVICE,
     SESSIONS_DIR,
-    SOURCE_MEMBER_METADATA,
     STATE_DIR,
 )
 from services.transfer.frames import (
@@ -63,6 +63,7 @@ class TransferCore:
     ) -> None:
         self.config = config
         self.member_id = config.member_id
+        self.key = internal_auth.load_member_key(config)
         settings = config.transfer
         self.window_bytes = settings.window_mb * MIB
         self.spill_dir = config.resolved_spill_dir()
@@ -235,11 +236,17 @@ class TransferCore:
         return self._scheduler_channel
 
     async def call_local_scheduler(self, request: transfer_pb2.ControlRequest, source: str) -> transfer_pb2.ControlReply:
-        """Hand a relayed call to this member's scheduler; its answer, error or not, is the reply."""
+        """Hand a relayed call to this member's scheduler; its answer, error or not, is the reply.
+
+        The call carries a relay credential signed with the member-internal key that names
+        `source` (the member id verified from the peer's certificate) and the method; the
+        scheduler's peer API accepts nothing else.
+        """
         call = self.scheduler_channel().unary_unary(request.method)
         timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        credential = internal_auth.sign(self.key, internal_auth.RELAY, member=source, method=request.method)
         try:
-            payload = await call(request.payload, timeout=timeout, metadata=((SOURCE_MEMBER_METADATA, source),))
+            payload = await call(request.payload, timeout=timeout, metadata=internal_auth.metadata(credential))
         except grpc.aio.AioRpcError as exc:
             return transfer_pb2.ControlReply(status_code=exc.code().value[0], message=exc.details() or "")
         return transfer_pb2.ControlReply(payload=payload, status_code=0)

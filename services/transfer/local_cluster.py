@@ -20,6 +20,7 @@ from kernel.base_param import deep_merge
 from kernel.errors import Unavailable
 from kernel.federation.base import Party
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
 from services.transfer.constants import INTERNAL_SERVICE_NAME, READY_TIMEOUT_S
 
@@ -138,10 +139,12 @@ class LocalCluster:
             directory = root / member
             directory.mkdir(parents=True, exist_ok=True)
             files = issue_member_cert(self.ca_dir, member, out_dir=directory)
+            key_file = internal_auth.write_key(directory / "internal.key")
             internal, external = (f"127.0.0.1:{port}" for port in ports[member])
             values: dict[str, Any] = {
                 "member_id": member,
                 "data_dir": str(directory / "data"),
+                "internal_key_file": str(key_file),
                 "tls": {"ca_file": str(files.ca_file), "cert_file": str(files.cert_file),
                         "key_file": str(files.key_file)},
                 "transfer": {"internal_listen": internal, "external_listen": external, **(transfer or {}),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from kernel.base_param import BaseParam
+from kernel.constants import BINARY_LABELS
 from kernel.errors import ParamError
 from kernel.security.constants import SECAGG_MAX_PRECISION_BITS
 
@@ -50,3 +51,6 @@ class HorzLRParam(BaseParam):
     def _check(self) -> None:
         if self.batch_size == 0:
             raise ParamError("HorzLRParam.batch_size: must be -1 (all rows) or at least 1")
+
+    def label_values(self) -> tuple[int, ...] | None:
+        return BINARY_LABELS

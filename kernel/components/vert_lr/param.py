@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from kernel.base_param import BaseParam
+from kernel.constants import BINARY_LABELS
 from kernel.errors import ParamError
 from kernel.security.constants import PAILLIER_KEY_BITS
 
@@ -52,3 +53,6 @@ class VertLRParam(BaseParam):
             raise ParamError(f"VertLRParam.key_bits: must be one of {list(PAILLIER_KEY_BITS)}, got {self.key_bits}")
         if self.batch_size == 0:
             raise ParamError("VertLRParam.batch_size: must be -1 (all rows) or at least 1")
+
+    def label_values(self) -> tuple[int, ...] | None:
+        return BINARY_LABELS

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from kernel.base_param import BaseParam
 from kernel.components.vert_secureboost.constants import MAX_BIN, MAX_DEPTH, MAX_TREES
+from kernel.constants import BINARY_LABELS
 from kernel.errors import ParamError
 from kernel.security.constants import PAILLIER_KEY_BITS
 
@@ -51,3 +52,6 @@ class VertSecureBoostParam(BaseParam):
             raise ParamError(
                 f"VertSecureBoostParam.key_bits: must be one of {list(PAILLIER_KEY_BITS)}, got {self.key_bits}"
             )
+
+    def label_values(self) -> tuple[int, ...] | None:
+        return BINARY_LABELS if self.objective == "binary" else None

@@ -40,6 +40,7 @@ ID_LENGTH: Final = 64
 MEMBER_ID_LENGTH: Final = 32
 NAME_LENGTH: Final = 191
 SHORT_LENGTH: Final = 32
+USER_NAME_LENGTH: Final = 64
 
 # SQLite: wait this long for the write lock before failing with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
@@ -56,4 +57,4 @@ MYSQL_TRANSIENT_CODES: Final = frozenset({1213, 1205})
 DEFAULT_PAGE_SIZE: Final = 100
 
 #: The Alembic revision this code expects (the head of alembic/versions).
-HEAD_REVISION: Final = "0002"
+HEAD_REVISION: Final = "0003"

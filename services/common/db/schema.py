@@ -11,6 +11,7 @@ from services.common.db.constants import (
     MEMBER_ID_LENGTH,
     NAME_LENGTH,
     SHORT_LENGTH,
+    USER_NAME_LENGTH,
 )
 
 metadata = sa.MetaData(
@@ -167,6 +168,44 @@ member = sa.Table(
     sa.Column("name", sa.String(NAME_LENGTH), nullable=False, server_default=""),
     sa.Column("endpoint", sa.String(NAME_LENGTH), nullable=False),
     sa.Column("updated_at", Epoch, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(USER_NAME_LENGTH), primary_key=True),
+    sa.Column("role", sa.String(SHORT_LENGTH), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("created_by", sa.String(USER_NAME_LENGTH), nullable=False, server_default=""),
+    # Set when the user is revoked: its tokens and certificates stop working.
+    sa.Column("revoked_at", Epoch, nullable=True),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    # The token's public id; only the SHA-256 of its secret is stored.
+    sa.Column("token_id", sa.String(SHORT_LENGTH), primary_key=True),
+    sa.Column("user_name", sa.String(USER_NAME_LENGTH), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("expires_at", Epoch, nullable=True),
+    sa.Column("revoked_at", Epoch, nullable=True),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", Epoch, nullable=False, index=True),
+    sa.Column("user_name", sa.String(USER_NAME_LENGTH), nullable=False),
+    sa.Column("via", sa.String(SHORT_LENGTH), nullable=False),
+    sa.Column("credential_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("method", sa.String(NAME_LENGTH), nullable=False),
+    sa.Column("target", sa.String(NAME_LENGTH), nullable=False, server_default=""),
+    # The gRPC status name the call ended with (OK, PERMISSION_DENIED, ...).
+    sa.Column("outcome", sa.String(SHORT_LENGTH), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 #: Every table name, for checks that the migrations built them all.

@@ -1,0 +1,1 @@
+"""Attacks on the member's listeners: each refused with a clear status, nothing stored."""
