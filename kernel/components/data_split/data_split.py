@@ -12,6 +12,7 @@ import secrets
 from typing import Any, Final
 
 from kernel.components.data_split.param import DataSplitParam
+from kernel.components.data_split.variables import DataSplitVariables
 from kernel.constants import PROVIDER
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.stats.partition import part, promoter_parts, provider_parts
@@ -40,7 +41,7 @@ class DataSplitPromoter(_DataSplitBase):
         param = self.param
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(63)
         fractions = [param.train_fraction, param.validate_fraction, param.test_fraction]
-        parted, sizes = promoter_parts(data, fractions, param.stratified, seed, self.transfer_variable.split_plan,
+        parted, sizes = promoter_parts(data, fractions, param.stratified, seed, self.ctx.variables(DataSplitVariables).split_plan.variable,
                                        bool(self.ctx.roles.parties(PROVIDER)), WHAT)
         totals = {name: sum(s[k] for s in sizes.values() if k < len(s)) for k, name in enumerate(PART_NAMES)}
         self.tracker.log_metric("split", METRIC_NAMESPACE, {"rows": totals, "by_label": sizes if param.stratified
@@ -52,5 +53,5 @@ class DataSplitProvider(_DataSplitBase):
     """Cuts its rows as the promoter's plan says."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        parted = provider_parts(data, self.transfer_variable.split_plan, self.ctx.computing, WHAT)
+        parted = provider_parts(data, self.ctx.variables(DataSplitVariables).split_plan.variable, self.ctx.computing, WHAT)
         return self._outputs(data, parted)

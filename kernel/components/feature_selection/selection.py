@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from kernel.components.feature_selection.param import FeatureSelectionParam
+from kernel.components.feature_selection.variables import FeatureSelectionVariables
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -163,8 +164,8 @@ class FeatureSelectionPromoter(_SelectionBase):
         providers = self.ctx.roles.parties(PROVIDER)
         theirs: list[list[str]] = []
         if providers:
-            for k, message in enumerate(self.transfer_variable.provider_survivors.get()):
-                if not isinstance(message, list) or not all(isinstance(n, str) for n in message):
+            for k, message in enumerate(self.ctx.variables(FeatureSelectionVariables).provider_survivors.get_all()):
+                if not all(isinstance(n, str) for n in message):
                     raise InvalidArgument(f"FeatureSelection: provider {k}'s provider_survivors must be names")
                 theirs.append(message)
         threshold = self.param.iv_threshold
@@ -189,7 +190,7 @@ class FeatureSelectionPromoter(_SelectionBase):
                 if name not in kept_own:
                     self.dropped[name] = "iv_top_k"
         for k, names in enumerate(kept_theirs):
-            self.transfer_variable.provider_kept.remote(names, idx=k)
+            self.ctx.variables(FeatureSelectionVariables).provider_kept.remote(names, idx=k)
         self.provider_kept = kept_theirs
         if providers:
             self.tracker.log_metric("provider_selection", METRIC_NAMESPACE, kept_theirs, metric_type="selection")
@@ -213,9 +214,10 @@ class FeatureSelectionProvider(_SelectionBase):
     def _coordinate(self, data: LabeledTable, survivors: list[str]) -> list[str]:
         positions = {name: i for i, name in enumerate(data.feature_columns)}
         public = {self._public_name(name, positions[name]): name for name in survivors}
-        self.transfer_variable.provider_survivors.remote(list(public))
-        answer = self.transfer_variable.provider_kept.get(idx=0)
-        if not isinstance(answer, list) or not all(isinstance(n, str) and n in public for n in answer):
+        tv = self.ctx.variables(FeatureSelectionVariables)
+        tv.provider_survivors.remote(list(public))
+        answer = tv.provider_kept.get()
+        if not all(isinstance(n, str) and n in public for n in answer):
             raise InvalidArgument("FeatureSelection: provider_kept must name features this provider sent")
         kept = [public[n] for n in answer]
         reason = "iv_top_k" if self.param.iv_top_k is not None else "iv_threshold"

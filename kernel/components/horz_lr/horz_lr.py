@@ -35,6 +35,7 @@ from kernel.components.horz_lr.constants import (
     ROUND_SCALE_VARIANCE,
 )
 from kernel.components.horz_lr.param import HorzLRParam
+from kernel.components.horz_lr.variables import HorzLRVariables
 from kernel.constants import ARBITER, FLOW_FIT
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
@@ -120,15 +121,15 @@ class HorzLRMember(_HorzLRBase):
     """A promoter or provider: holds rows with the label, trains locally, predicts locally."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.ctx.variables(HorzLRVariables)
         if not self.ctx.roles.parties(ARBITER):
             raise InvalidArgument("HorzLR: the job needs an arbiter (role.arbiter) to average the members' models")
         raw, labels = self._training_rows(data)
         rows, width = raw.shape
-        group = SecureSumMember(self.ctx, tv.public_key, tv.masked_sum, param.precision_bits, COMPONENT)
+        group = SecureSumMember(self.ctx, tv.public_key.variable, tv.masked_sum.variable, param.precision_bits, COMPONENT)
         self.masked = group.masked
         group.hello({"features": self.features})
-        group.welcome(tv.peer_keys)
+        group.welcome(tv.peer_keys.variable)
         self.mean, self.scale = self._scaling(group, raw)
         matrix = (raw - self.mean) / self.scale
         self.tracker.set_progress(5.0, "features scaled")
@@ -153,7 +154,7 @@ class HorzLRMember(_HorzLRBase):
                         gradient = np.append(gradient, residual.mean())
                     local = optimizer.step(local, gradient)
             group.send(np.concatenate([rows * local, [rows, loss_sum]]), round_id(index))
-            answer = _global_round(group.receive(tv.aggregate, (round_id(index),)), dimension, index)
+            answer = _global_round(group.receive(tv.aggregate.variable, (round_id(index),)), dimension, index)
             weights = answer["weights"]
             self.loss_history.append([index, answer["loss"]])
             self.converged = answer["converged"]
@@ -171,11 +172,11 @@ class HorzLRMember(_HorzLRBase):
         width = raw.shape[1]
         if self.param.feature_scaling == "none":
             return np.zeros(width), np.ones(width)
-        tv = self.transfer_variable
+        tv = self.ctx.variables(HorzLRVariables)
         group.send(np.concatenate([[raw.shape[0]], raw.sum(axis=0)]), ROUND_SCALE_MEAN)
-        mean = _floats(group.receive(tv.aggregate, (ROUND_SCALE_MEAN,)), width, "the global feature means")
+        mean = _floats(group.receive(tv.aggregate.variable, (ROUND_SCALE_MEAN,)), width, "the global feature means")
         group.send(((raw - mean) ** 2).sum(axis=0), ROUND_SCALE_VARIANCE)
-        scale = _floats(group.receive(tv.aggregate, (ROUND_SCALE_VARIANCE,)), width, "the global feature scales")
+        scale = _floats(group.receive(tv.aggregate.variable, (ROUND_SCALE_VARIANCE,)), width, "the global feature scales")
         if not np.all(scale > 0):
             raise InvalidArgument("HorzLR: the arbiter sent a non-positive feature scale")
         return mean, scale
@@ -241,8 +242,9 @@ class HorzLRMember(_HorzLRBase):
             # training. Its task runs in the fit flow, so the hello carries the fit tag.
             flow = self.ctx.flow.flow_id
             self.ctx.flow.flow_id = FLOW_FIT
+            tv = self.ctx.variables(HorzLRVariables)
             try:
-                SecureSumMember(self.ctx, self.transfer_variable.public_key, self.transfer_variable.masked_sum,
+                SecureSumMember(self.ctx, tv.public_key.variable, tv.masked_sum.variable,
                                 self.param.precision_bits, COMPONENT).announce_predict()
             finally:
                 self.ctx.flow.flow_id = flow
@@ -254,21 +256,21 @@ class HorzLRArbiter(_HorzLRBase):
     needs_data = False
 
     def coordinate(self) -> None:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.ctx.variables(HorzLRVariables)
         if not param.need_run:
             return None  # the members pass their data through and send nothing
-        group = SecureSumArbiter(self.ctx, tv.public_key, tv.masked_sum, param.precision_bits, COMPONENT)
+        group = SecureSumArbiter(self.ctx, tv.public_key.variable, tv.masked_sum.variable, param.precision_bits, COMPONENT)
         self.masked = group.masked
-        hellos = group.gather_hellos(tv.peer_keys)
+        hellos = group.gather_hellos(tv.peer_keys.variable)
         modes = {mode for mode, _ in hellos.values()}
         if modes == {MODE_PREDICT}:
             self.tracker.set_progress(100.0, "the members only predict: nothing to aggregate")
             return None
         if MODE_PREDICT in modes:
             predicting = [str(p) for p, (mode, _) in hellos.items() if mode == MODE_PREDICT]
-            group.abort(tv.peer_keys, (), f"member(s) {', '.join(predicting)} predict while the others train")
+            group.abort(tv.peer_keys.variable, (), f"member(s) {', '.join(predicting)} predict while the others train")
         self.features = self._common_features(group, hellos)
-        group.welcome(tv.peer_keys, None)
+        group.welcome(tv.peer_keys.variable, None)
         width = len(self.features)
         self.mean, self.scale = self._scaling(group, width)
 
@@ -278,15 +280,15 @@ class HorzLRArbiter(_HorzLRBase):
         self.loss_history, self.converged = [], False
         for index in range(param.max_iter):
             current = round_id(index)
-            total = group.collect(current, dimension + 2, tv.aggregate, (current,))
+            total = group.collect(current, dimension + 2, tv.aggregate.variable, (current,))
             rows = total[dimension]
             if rows < 0.5:
-                group.abort(tv.aggregate, (current,), f"round {current!r}: the members hold no rows")
+                group.abort(tv.aggregate.variable, (current,), f"round {current!r}: the members hold no rows")
             updated, loss = total[:dimension] / rows, float(total[dimension + 1] / rows)
             self.converged = self._stop(loss, updated, weights)
             self.loss_history.append([index, loss])
             weights = updated
-            group.reply(tv.aggregate, {"weights": weights, "loss": loss, "converged": self.converged}, (current,))
+            group.reply(tv.aggregate.variable, {"weights": weights, "loss": loss, "converged": self.converged}, (current,))
             self.tracker.set_progress(100.0 * (index + 1) / param.max_iter, f"round {index + 1}: loss {loss:.6f}")
             if self.converged:
                 break
@@ -298,14 +300,15 @@ class HorzLRArbiter(_HorzLRBase):
 
     def _common_features(self, group: SecureSumArbiter, hellos: dict[Any, tuple[str, dict[str, Any]]]) -> list[str]:
         parties = list(hellos)
+        peer_keys = self.ctx.variables(HorzLRVariables).peer_keys.variable
         first = hellos[parties[0]][1].get("features")
         if not isinstance(first, list) or not first or not all(isinstance(f, str) for f in first):
-            group.abort(self.transfer_variable.peer_keys, (), f"member {parties[0]} sent no feature names")
+            group.abort(peer_keys, (), f"member {parties[0]} sent no feature names")
         for party in parties[1:]:
             features = hellos[party][1].get("features")
             if features != first:
                 group.abort(
-                    self.transfer_variable.peer_keys, (),
+                    peer_keys, (),
                     f"member {party} has features {features}, member {parties[0]} has {first}; "
                     "every member must hold the same feature columns in the same order",
                 )
@@ -314,17 +317,17 @@ class HorzLRArbiter(_HorzLRBase):
     def _scaling(self, group: SecureSumArbiter, width: int) -> tuple[FloatArray, FloatArray]:
         if self.param.feature_scaling == "none":
             return np.zeros(width), np.ones(width)
-        tv = self.transfer_variable
-        total = group.collect(ROUND_SCALE_MEAN, width + 1, tv.aggregate, (ROUND_SCALE_MEAN,))
+        tv = self.ctx.variables(HorzLRVariables)
+        total = group.collect(ROUND_SCALE_MEAN, width + 1, tv.aggregate.variable, (ROUND_SCALE_MEAN,))
         rows = total[0]
         if rows < 0.5:
-            group.abort(tv.aggregate, (ROUND_SCALE_MEAN,), "the members hold no rows")
+            group.abort(tv.aggregate.variable, (ROUND_SCALE_MEAN,), "the members hold no rows")
         mean = total[1:] / rows
-        group.reply(tv.aggregate, mean, (ROUND_SCALE_MEAN,))
-        squares = group.collect(ROUND_SCALE_VARIANCE, width, tv.aggregate, (ROUND_SCALE_VARIANCE,))
+        group.reply(tv.aggregate.variable, mean, (ROUND_SCALE_MEAN,))
+        squares = group.collect(ROUND_SCALE_VARIANCE, width, tv.aggregate.variable, (ROUND_SCALE_VARIANCE,))
         std = np.sqrt(np.maximum(squares / rows, 0.0))
         scale = np.where(std > MIN_SCALE, std, 1.0)
-        group.reply(tv.aggregate, scale, (ROUND_SCALE_VARIANCE,))
+        group.reply(tv.aggregate.variable, scale, (ROUND_SCALE_VARIANCE,))
         return mean, scale
 
     def _stop(self, loss: float, updated: FloatArray, previous: FloatArray) -> bool:

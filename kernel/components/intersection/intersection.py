@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernel.components.intersection.param import IntersectionParam
+from kernel.components.intersection.variables import IntersectionVariables
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -85,17 +86,17 @@ class IntersectionPromoter(_IntersectionBase):
     """Matches its blinded ids with every provider's and tells each provider what to keep."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        tv = self.transfer_variable
+        tv = self.ctx.variables(IntersectionVariables)
         if not self.ctx.roles.parties(PROVIDER):
             raise InvalidArgument("Intersection: the job has no provider to intersect with")
         ids = self._shuffled_ids(data)
         own_blinded = self._blind_own(ids)
         tv.promoter_blinded_ids.remote(own_blinded)
         self.tracker.set_progress(30, "own ids blinded")
-        provider_points = [_points(p, "provider_blinded_ids") for p in tv.provider_blinded_ids.get()]
+        provider_points = [_points(p, "provider_blinded_ids") for p in tv.provider_blinded_ids.get_all()]
         # The providers re-blind our points while we re-blind theirs.
         peer_double = [self.blinder.blind(points, self.param.workers) for points in provider_points]
-        own_double = [_points(p, "promoter_double_blinded_ids") for p in tv.promoter_double_blinded_ids.get()]
+        own_double = [_points(p, "promoter_double_blinded_ids") for p in tv.promoter_double_blinded_ids.get_all()]
         for k, points in enumerate(own_double):
             if len(points) != len(ids):
                 raise InvalidArgument(
@@ -116,14 +117,14 @@ class IntersectionProvider(_IntersectionBase):
     """Blinds its ids, re-blinds the promoter's, and keeps the rows the promoter names."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        tv = self.transfer_variable
+        tv = self.ctx.variables(IntersectionVariables)
         ids = self._shuffled_ids(data)
         tv.provider_blinded_ids.remote(self._blind_own(ids))
         self.tracker.set_progress(30, "own ids blinded")
-        promoter_points = _points(tv.promoter_blinded_ids.get(idx=0), "promoter_blinded_ids")
+        promoter_points = _points(tv.promoter_blinded_ids.get(), "promoter_blinded_ids")
         tv.promoter_double_blinded_ids.remote(self.blinder.blind(promoter_points, self.param.workers))
         self.tracker.set_progress(70, "promoter's ids re-blinded")
-        positions = _positions(tv.intersection_positions.get(idx=0), len(ids))
+        positions = _positions(tv.intersection_positions.get(), len(ids))
         return self._restrict(data, ids.take(pa.array(positions)), len(ids))
 
 

@@ -11,6 +11,7 @@ import secrets
 from typing import Any, Final
 
 from kernel.components.sample.param import SampleParam
+from kernel.components.sample.variables import SampleVariables
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -35,7 +36,7 @@ class SamplePromoter(ModelBase):
         fractions: Any = [param.fraction]
         if stratified:
             fractions = {_label_value(key): [share] for key, share in param.fractions.items()}
-        parted, sizes = promoter_parts(data, fractions, stratified, seed, self.transfer_variable.sample_plan,
+        parted, sizes = promoter_parts(data, fractions, stratified, seed, self.ctx.variables(SampleVariables).sample_plan.variable,
                                        bool(self.ctx.roles.parties(PROVIDER)), WHAT)
         self.tracker.log_metric("sample", METRIC_NAMESPACE, {"kept": {k: v[0] if v else 0 for k, v in sizes.items()}},
                                 metric_type="sample")
@@ -46,7 +47,7 @@ class SampleProvider(ModelBase):
     """Keeps the rows the promoter's plan names."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        return part(data, provider_parts(data, self.transfer_variable.sample_plan, self.ctx.computing, WHAT), 0)
+        return part(data, provider_parts(data, self.ctx.variables(SampleVariables).sample_plan.variable, self.ctx.computing, WHAT), 0)
 
 
 def _label_value(key: str) -> int | float | str:

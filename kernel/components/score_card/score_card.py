@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernel.components.score_card.param import ScoreCardParam
+from kernel.components.score_card.variables import ScoreCardVariables
 from kernel.computing import Table
 from kernel.credit.bins import bin_labels
 from kernel.credit.points import PointScale, effective_linear, rounded
@@ -139,7 +140,7 @@ class ScoreCardPromoter(_ScoreCardBase):
         id_column, label, name = data.id_column, data.label_column, self.param.score_column
         scores = self._points_table(data)
         shares = [SHARE_COLUMN]
-        for k, message in enumerate(self.transfer_variable.provider_points.get()):
+        for k, message in enumerate(self.ctx.variables(ScoreCardVariables).provider_points.get_all()):
             column = f"{SHARE_COLUMN}_{k}"
             scores = scores.join(self._provider_table(message, k, data, column))
             shares.append(column)
@@ -179,8 +180,8 @@ class ScoreCardPromoter(_ScoreCardBase):
                                                              "max": high if rows else None,
                                                              "mean": total / rows if rows else None})
 
-    def _provider_table(self, message: Any, k: int, data: LabeledTable, column: str) -> Table:
-        if not isinstance(message, pa.Table) or message.num_columns != 2:
+    def _provider_table(self, message: pa.Table, k: int, data: LabeledTable, column: str) -> Table:
+        if message.num_columns != 2:
             raise InvalidArgument(f"ScoreCard: provider {k}'s provider_points must be a table of id and points")
         id_type = data.table.schema.field(data.id_column).type
         if message.schema.field(0).type != id_type or not pa.types.is_floating(message.schema.field(1).type):
@@ -203,5 +204,5 @@ class ScoreCardProvider(_ScoreCardBase):
         return -self.scale.factor * constant
 
     def _score(self, data: LabeledTable) -> None:
-        self.transfer_variable.provider_points.remote(self._points_table(data).collect())
+        self.ctx.variables(ScoreCardVariables).provider_points.remote(self._points_table(data).collect())
         return None

@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.components.vert_feature_binning.bins import bin_edges, bin_indices, woe_iv
 from kernel.components.vert_feature_binning.param import VertFeatureBinningParam
+from kernel.components.vert_feature_binning.variables import VertFeatureBinningVariables
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -148,19 +149,19 @@ class VertFeatureBinningPromoter(_BinningBase):
         return self.transform(data)
 
     def _provider_woe(self, ids: pa.ChunkedArray, events_per_row: IntArray) -> None:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.ctx.variables(VertFeatureBinningVariables)
         public_key, private_key = generate_keypair(param.key_bits)
         tv.pubkey.remote(public_key)
         tv.alignment.remote({"rows": len(ids), "digest": ids_digest(ids), "send_woe": param.provider_woe})
-        for k, ack in enumerate(tv.alignment_ack.get()):
-            if not isinstance(ack, dict) or ack.get("aligned") is not True:
+        for k, ack in enumerate(tv.alignment_ack.get_all()):
+            if ack.get("aligned") is not True:
                 raise InvalidArgument(
                     f"VertFeatureBinning: provider {k}'s rows do not match the promoter's {len(ids)} ids; "
                     "run Intersection on both members' data first"
                 )
         tv.encrypted_labels.remote(EncryptedVector.encrypt(private_key, events_per_row, workers=param.workers))
         self.provider_bins = []
-        for k, message in enumerate(tv.encrypted_bin_sums.get()):
+        for k, message in enumerate(tv.encrypted_bin_sums.get_all()):
             names, bins, counts, encrypted = _bin_sums(message, public_key, k)
             events = np.zeros(0, dtype=np.int64) if encrypted is None else np.asarray(
                 encrypted.decrypt_integers(private_key, workers=param.workers), dtype=np.int64
@@ -219,11 +220,9 @@ class VertFeatureBinningProvider(_BinningBase):
         return self.transform(data)
 
     def _encrypted_woe(self, ids: pa.ChunkedArray, features: list[str], indices: dict[str, IntArray]) -> None:
-        param, tv = self.param, self.transfer_variable
-        public_key = tv.pubkey.get(idx=0)
-        if not isinstance(public_key, PaillierPublicKey):
-            raise InvalidArgument("VertFeatureBinning: the promoter's pubkey is not a Paillier public key")
-        plan = tv.alignment.get(idx=0)
+        param, tv = self.param, self.ctx.variables(VertFeatureBinningVariables)
+        public_key = tv.pubkey.get()
+        plan = tv.alignment.get()
         aligned = isinstance(plan, dict) and plan.get("rows") == len(ids) and plan.get("digest") == ids_digest(ids)
         tv.alignment_ack.remote({"rows": len(ids), "aligned": aligned})
         if not aligned:
@@ -231,8 +230,8 @@ class VertFeatureBinningProvider(_BinningBase):
                 f"VertFeatureBinning: this provider's {len(ids)} rows do not match the promoter's ids; "
                 "run Intersection on both members' data first"
             )
-        labels = tv.encrypted_labels.get(idx=0)
-        if not isinstance(labels, EncryptedVector) or labels.public_key != public_key or len(labels) != len(ids):
+        labels = tv.encrypted_labels.get()
+        if labels.public_key != public_key or len(labels) != len(ids):
             raise InvalidArgument(f"VertFeatureBinning: encrypted_labels must be {len(ids)} ciphertexts under the key")
         sums = [labels.group_sum(indices[name], len(self.bins[name]["counts"]), workers=param.workers)
                 for name in features]
@@ -251,9 +250,9 @@ class VertFeatureBinningProvider(_BinningBase):
             # The promoter keeps this member's WOE and IV: no label statistic reaches it.
             self.woe_withheld = True
             return
-        answer = tv.bin_woe.get(idx=0)
-        woe = np.asarray(answer.get("woe") if isinstance(answer, dict) else None, dtype=np.float64)
-        iv = np.asarray(answer.get("iv") if isinstance(answer, dict) else None, dtype=np.float64)
+        answer = tv.bin_woe.get()
+        woe = np.asarray(answer.get("woe"), dtype=np.float64)
+        iv = np.asarray(answer.get("iv"), dtype=np.float64)
         if woe.shape != (len(counts),) or iv.shape != (len(features),):
             raise InvalidArgument("VertFeatureBinning: bin_woe does not match this provider's bins")
         start = 0

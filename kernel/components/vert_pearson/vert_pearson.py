@@ -24,6 +24,7 @@ import pyarrow as pa
 
 from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.components.vert_pearson.param import VertPearsonParam
+from kernel.components.vert_pearson.variables import VertPearsonVariables
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
@@ -90,7 +91,7 @@ class VertPearsonPromoter(_PearsonBase):
     """Holds the key; learns every cross-correlation and shares it when asked."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.ctx.variables(VertPearsonVariables)
         rows, z = self._prepare(data)
         providers = self.ctx.roles.parties(PROVIDER)
         if not providers:
@@ -105,10 +106,10 @@ class VertPearsonPromoter(_PearsonBase):
         tv.alignment.remote({"rows": n, "digest": ids_digest(ids), "features": p,
                              "share": param.share_with_provider,
                              "names": self._public_names()})
-        for k, ack in enumerate(tv.alignment_ack.get()):
-            if isinstance(ack, dict) and isinstance(ack.get("refused"), str):
+        for k, ack in enumerate(tv.alignment_ack.get_all()):
+            if isinstance(ack.get("refused"), str):
                 raise InvalidArgument(f"provider {k} refused: {ack['refused']}")
-            if not isinstance(ack, dict) or ack.get("aligned") is not True:
+            if ack.get("aligned") is not True:
                 raise InvalidArgument(f"VertPearson: provider {k}'s rows do not match the promoter's {n} ids; "
                                       "run Intersection on both members' data first")
         self.tracker.set_progress(30, "encrypting the promoter's z-scores")
@@ -116,7 +117,7 @@ class VertPearsonPromoter(_PearsonBase):
                                              workers=param.workers) for i in range(p)]
         tv.encrypted_features.remote(encrypted)
         self.cross = []
-        for k, message in enumerate(tv.encrypted_products.get()):
+        for k, message in enumerate(tv.encrypted_products.get_all()):
             names, products = _products(message, public_key, p, k)
             matrix = np.asarray(products.decrypt(private_key, workers=param.workers), dtype=np.float64)
             matrix = np.clip(matrix.reshape(p, len(names)) / n, -1.0, 1.0)
@@ -132,13 +133,11 @@ class VertPearsonProvider(_PearsonBase):
     """Multiplies the promoter's encrypted z-scores by its own; sees no value of the promoter's."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.ctx.variables(VertPearsonVariables)
         rows, z = self._prepare(data)
         n, q = z.shape
-        public_key = tv.pubkey.get(idx=0)
-        if not isinstance(public_key, PaillierPublicKey):
-            raise InvalidArgument("VertPearson: the promoter's pubkey is not a Paillier public key")
-        plan = tv.alignment.get(idx=0)
+        public_key = tv.pubkey.get()
+        plan = tv.alignment.get()
         aligned = isinstance(plan, dict) and plan.get("rows") == n and plan.get("digest") == ids_digest(
             rows.column(data.id_column))
         refused = None
@@ -152,8 +151,8 @@ class VertPearsonProvider(_PearsonBase):
         if refused is not None:
             raise InvalidArgument(refused)
         assert isinstance(plan, dict)
-        encrypted = tv.encrypted_features.get(idx=0)
-        if not isinstance(encrypted, list) or len(encrypted) != plan.get("features") or not all(
+        encrypted = tv.encrypted_features.get()
+        if len(encrypted) != plan.get("features") or not all(
                 isinstance(v, EncryptedVector) and v.public_key == public_key and len(v) == n for v in encrypted):
             raise InvalidArgument(f"VertPearson: encrypted_features must be vectors of {n} values under the key")
         self.tracker.set_progress(40, "multiplying by this member's z-scores")
@@ -163,8 +162,8 @@ class VertPearsonProvider(_PearsonBase):
         tv.encrypted_products.remote({"features": self._public_names(), "products": combined})
         self.cross = []
         if plan.get("share") is True:
-            matrix = tv.correlation.get(idx=0)
-            if not isinstance(matrix, np.ndarray) or matrix.shape != (len(encrypted), q):
+            matrix = tv.correlation.get()
+            if matrix.shape != (len(encrypted), q):
                 raise InvalidArgument("VertPearson: the promoter's correlation does not fit this member's features")
             promoter_names = plan.get("names")
             self.cross = [{"promoter_features": promoter_names if isinstance(promoter_names, list) else [],

@@ -62,6 +62,7 @@ from kernel.components.vert_secureboost.tree import (
     padded_histograms,
     plain_histograms,
 )
+from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -163,12 +164,12 @@ class VertSecureBoostPromoter(ModelBase):
 
     def _start_providers(self, ids: pa.ChunkedArray, param: VertSecureBoostParam) -> PaillierPrivateKey:
         """Send the key and the training plan; every provider must hold the same ids in order."""
-        tv = self.transfer_variable
+        tv = self.ctx.variables(VertSecureBoostVariables)
         public_key, private_key = generate_keypair(param.key_bits)
         tv.pubkey.remote(public_key)
         tv.train_setup.remote({"rows": len(ids), "digest": ids_digest(ids), "num_trees": param.num_trees,
                                "max_depth": param.max_depth, "max_bin": param.max_bin})
-        for k, ack in enumerate(tv.setup_ack.get()):
+        for k, ack in enumerate(tv.setup_ack.get_all()):
             if not isinstance(ack, dict) or ack.get("aligned") is not True:
                 raise InvalidArgument(
                     f"VertSecureBoost: provider {k}'s rows do not match the promoter's {len(ids)} ids; "
@@ -181,7 +182,7 @@ class VertSecureBoostPromoter(ModelBase):
         bins: IntArray, thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
     ) -> tuple[Tree, IntArray]:
         """Grow tree t level by level; returns it with every training row's leaf."""
-        param, tv = self.param, self.transfer_variable
+        param, tv = self.param, self.ctx.variables(VertSecureBoostVariables)
         rows = len(g)
         sampled = np.arange(rows, dtype=np.int64)
         if param.subsample < 1.0:
@@ -200,7 +201,7 @@ class VertSecureBoostPromoter(ModelBase):
                     processes=resolve_workers(param.workers),
                 )
             with self.clock.phase(PHASE_SEND):
-                tv.encrypted_gh.remote({"rows": sampled, "gh": encrypted}, suffix=(t,))
+                tv.at(t).encrypted_gh.remote({"rows": sampled, "gh": encrypted})
         search = SplitSearch(param.reg_lambda, param.min_child_weight)
         least = max(param.min_child_weight, MIN_CHILD_HESSIAN)
         level = [0]
@@ -212,7 +213,7 @@ class VertSecureBoostPromoter(ModelBase):
                           if nn >= 2 and hh >= 2 * least]
             if not open_nodes:
                 if private_key is not None:
-                    tv.node_plan.remote({"done": True}, suffix=(t, depth))
+                    tv.at(t, depth).node_plan.remote({"done": True})
                 break
             sizes = dict(zip(level, n_sum.tolist(), strict=True))
             compute = [0] if depth == 0 else self._smaller_children(level, open_nodes, sizes)
@@ -220,8 +221,9 @@ class VertSecureBoostPromoter(ModelBase):
             position[level] = np.arange(len(level))
             if private_key is not None:
                 with self.clock.phase(PHASE_SEND):
-                    tv.node_plan.remote({"done": False, "position": position[state.node_of_row].astype(np.int32),
-                                         "nodes": len(level), "compute": position[compute]}, suffix=(t, depth))
+                    tv.at(t, depth).node_plan.remote({"done": False,
+                                                      "position": position[state.node_of_row].astype(np.int32),
+                                                      "nodes": len(level), "compute": position[compute]})
             with self.clock.phase(PHASE_SPLITS):
                 candidates = [self._own_best(state, open_nodes, own, binned, bins, search)]
             for k in range(len(self.provider_members)):
@@ -274,7 +276,7 @@ class VertSecureBoostPromoter(ModelBase):
         """Provider k's histograms of every node of this level (decrypted, siblings by subtraction)
         and the bins of its feature slots, which stay the same within a tree."""
         with self.clock.phase(PHASE_WAIT):
-            received = self.transfer_variable.encrypted_histogram.get(idx=k, suffix=(t, depth))
+            received = self.ctx.variables(VertSecureBoostVariables).at(t, depth).encrypted_histogram.get(idx=k)
         message = PAYLOAD.fields(received, f"provider {k}'s encrypted_histogram", "histogram", "bins", "per_ciphertext")
         bins = PAYLOAD.int_array(message["bins"], f"provider {k}'s histogram bins", 1, self.param.max_bin + 1)
         if not len(bins):
@@ -305,7 +307,7 @@ class VertSecureBoostPromoter(ModelBase):
         state: _TreeRound,
     ) -> list[int]:
         """Split every open node whose best gain is high enough; returns the next level's nodes."""
-        param, tv, tree = self.param, self.transfer_variable, state.tree
+        param, tv, tree = self.param, self.ctx.variables(VertSecureBoostVariables), state.tree
         gains = np.stack([c[0] for c in candidates])
         winner = np.argmax(gains, axis=0)  # the promoter (row 0) wins ties
         best = gains[winner, np.arange(len(open_nodes))]
@@ -314,10 +316,10 @@ class VertSecureBoostPromoter(ModelBase):
         for k, chosen in enumerate(requests):
             _, slot, bin_ = candidates[k + 1]
             with self.clock.phase(PHASE_SEND):
-                tv.split_request.remote(
+                tv.at(t, depth).split_request.remote(
                     {"nodes": np.array([level.index(open_nodes[i]) for i in chosen], dtype=np.int64),
                      "slots": slot[chosen].astype(np.int64), "bins": bin_[chosen].astype(np.int64)},
-                    idx=k, suffix=(t, depth))
+                    idx=k)
         # node -> (owner, promoter feature or provider split id, threshold, rows, which of them go left)
         decided: dict[int, tuple[int, int, float, IntArray, npt.NDArray[np.bool_]]] = {}
         _, own_feature, own_bin = candidates[0]
@@ -329,7 +331,7 @@ class VertSecureBoostPromoter(ModelBase):
                 self._credit(self.features[f], float(best[i]))
         for k, chosen in enumerate(requests):
             with self.clock.phase(PHASE_WAIT):
-                answer = tv.split_result.get(idx=k, suffix=(t, depth))
+                answer = tv.at(t, depth).split_result.get(idx=k)
             result = PAYLOAD.fields(answer, f"provider {k}'s split_result", "split_ids", "left")
             ids = PAYLOAD.int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
             row_lists = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in chosen]
@@ -359,7 +361,7 @@ class VertSecureBoostPromoter(ModelBase):
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, data: LabeledTable) -> LabeledTable:
-        tv, param = self.transfer_variable, self.param
+        tv, param = self.ctx.variables(VertSecureBoostVariables), self.param
         missing = [f for f in self.features if f not in data.table.schema.names]
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
@@ -373,7 +375,7 @@ class VertSecureBoostPromoter(ModelBase):
         if order:
             tv.predict_setup.remote({"rows": n, "digest": ids_digest(rows.column(data.id_column)),
                                      "max_depth": forest.depth})
-            for k, ack in enumerate(tv.predict_ack.get()):
+            for k, ack in enumerate(tv.predict_ack.get_all()):
                 if not isinstance(ack, dict) or ack.get("aligned") is not True:
                     raise InvalidArgument(
                         f"VertSecureBoost: provider {k}'s prediction rows do not match the promoter's {n} ids; "
@@ -384,18 +386,18 @@ class VertSecureBoostPromoter(ModelBase):
             internal = forest.owner[current] != OWNER_LEAF
             if not internal.any():
                 for k in range(len(order)):
-                    tv.predict_request.remote({"done": True}, idx=k, suffix=(depth,))
+                    tv.at(depth).predict_request.remote({"done": True}, idx=k)
                 break
             _, go_left = forest.promoter_directions(current, matrix)
             asked = []
             for k, model_k in enumerate(order):
                 at = forest.owner[current] == OWNER_FIRST_PROVIDER + model_k
                 _, row_index = np.nonzero(at)
-                tv.predict_request.remote({"done": False, "rows": row_index.astype(np.int64),
-                                           "split_ids": forest.split_id[current[at]]}, idx=k, suffix=(depth,))
+                tv.at(depth).predict_request.remote({"done": False, "rows": row_index.astype(np.int64),
+                                                     "split_ids": forest.split_id[current[at]]}, idx=k)
                 asked.append((k, at, len(row_index)))
             for k, at, size in asked:
-                answer = tv.predict_directions.get(idx=k, suffix=(depth,))
+                answer = tv.at(depth).predict_directions.get(idx=k)
                 go_left[at] = PAYLOAD.bool_array(answer, f"provider {k}'s predict_directions", size)
             current = forest.step(current, internal, go_left)
         raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)

@@ -46,6 +46,7 @@ from kernel.components.vert_secureboost.histogram import (
 )
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
+from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import EncryptedVector, PaillierPublicKey
@@ -77,15 +78,13 @@ class VertSecureBoostProvider(ModelBase):
 
     # -- training -----------------------------------------------------------------------------
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
-        tv, param = self.transfer_variable, self.param
+        tv, param = self.ctx.variables(VertSecureBoostVariables), self.param
         self.features = list(data.feature_columns)
         if not self.features:
             raise InvalidArgument("VertSecureBoost: the provider's data has no feature columns")
         rows = sorted_rows(data, [data.id_column, *self.features])
-        public_key = tv.pubkey.get(idx=0)
-        if not isinstance(public_key, PaillierPublicKey):
-            raise InvalidArgument("VertSecureBoost: the promoter's pubkey is not a Paillier public key")
-        setup = PAYLOAD.fields(tv.train_setup.get(idx=0), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
+        public_key = tv.pubkey.get()
+        setup = PAYLOAD.fields(tv.train_setup.get(), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
         n = rows.num_rows
         aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
         tv.setup_ack.remote({"rows": n, "aligned": aligned})
@@ -117,9 +116,9 @@ class VertSecureBoostProvider(ModelBase):
 
     def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinArray, bins: IntArray,
                    thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
-        tv, workers = self.transfer_variable, self.param.workers
+        tv, workers = self.ctx.variables(VertSecureBoostVariables), self.param.workers
         with self.clock.phase(PHASE_WAIT):
-            received = tv.encrypted_gh.get(idx=0, suffix=(t,))
+            received = tv.at(t).encrypted_gh.get()
         message = PAYLOAD.fields(received, "encrypted_gh", "rows", "gh")
         sampled = PAYLOAD.sorted_unique(PAYLOAD.int_array(message["rows"], "encrypted_gh.rows", 0, n), "encrypted_gh.rows")
         gh = message["gh"]
@@ -131,7 +130,7 @@ class VertSecureBoostProvider(ModelBase):
         per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
         for depth in range(max_depth):
             with self.clock.phase(PHASE_WAIT):
-                received = tv.node_plan.get(idx=0, suffix=(t, depth))
+                received = tv.at(t, depth).node_plan.get()
             plan = PAYLOAD.fields(received, "node_plan", "done")
             if plan["done"] is True:
                 break
@@ -150,16 +149,16 @@ class VertSecureBoostProvider(ModelBase):
             with self.clock.phase(PHASE_COMPRESS):
                 packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
             with self.clock.phase(PHASE_SEND):
-                tv.encrypted_histogram.remote(
-                    {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext}, suffix=(t, depth))
+                tv.at(t, depth).encrypted_histogram.remote(
+                    {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext})
             self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
                binned: BinArray, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left."""
-        tv = self.transfer_variable
+        tv = self.ctx.variables(VertSecureBoostVariables)
         with self.clock.phase(PHASE_WAIT):
-            received = tv.split_request.get(idx=0, suffix=(t, depth))
+            received = tv.at(t, depth).split_request.get()
         request = PAYLOAD.fields(received, "split_request", "nodes", "slots", "bins")
         chosen_nodes = PAYLOAD.int_array(request["nodes"], "split_request.nodes", 0, nodes)
         chosen_slots = PAYLOAD.int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
@@ -179,7 +178,7 @@ class VertSecureBoostProvider(ModelBase):
             self.importance[self.features[feature]] += 1
         left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.bool_)
         with self.clock.phase(PHASE_SEND):
-            tv.split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left}, suffix=(t, depth))
+            tv.at(t, depth).split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left})
 
     def _new_split_id(self) -> int:
         taken = set(self.split_ids)
@@ -190,12 +189,12 @@ class VertSecureBoostProvider(ModelBase):
 
     # -- prediction ---------------------------------------------------------------------------
     def predict(self, data: LabeledTable) -> None:
-        tv = self.transfer_variable
+        tv = self.ctx.variables(VertSecureBoostVariables)
         missing = [f for f in self.features if f not in data.table.schema.names]
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
         rows = sorted_rows(data, [data.id_column, *self.features])
-        setup = PAYLOAD.fields(tv.predict_setup.get(idx=0), "predict_setup", "rows", "digest", "max_depth")
+        setup = PAYLOAD.fields(tv.predict_setup.get(), "predict_setup", "rows", "digest", "max_depth")
         n = rows.num_rows
         aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
         tv.predict_ack.remote({"rows": n, "aligned": aligned})
@@ -211,7 +210,7 @@ class VertSecureBoostProvider(ModelBase):
         features = np.asarray(self.split_features, dtype=np.int64)[order]
         cuts = np.asarray(self.split_thresholds, dtype=np.float64)[order]
         for depth in range(max_depth):
-            request = PAYLOAD.fields(tv.predict_request.get(idx=0, suffix=(depth,)), "predict_request", "done")
+            request = PAYLOAD.fields(tv.at(depth).predict_request.get(), "predict_request", "done")
             if request["done"] is True:
                 break
             PAYLOAD.fields(request, "predict_request", "rows", "split_ids")
@@ -222,7 +221,7 @@ class VertSecureBoostProvider(ModelBase):
             if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):
                 raise InvalidArgument("VertSecureBoost: predict_request names a split id this provider never made")
             go_left = matrix[row_index, features[where]] <= cuts[where]
-            tv.predict_directions.remote(go_left.astype(np.bool_), suffix=(depth,))
+            tv.at(depth).predict_directions.remote(go_left.astype(np.bool_))
         return None
 
     # -- model ----------------------------------------------------------------------------------

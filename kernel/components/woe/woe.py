@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from kernel.components.woe.param import WOEParam
+from kernel.components.woe.variables import WOEVariables
 from kernel.constants import PROVIDER
 from kernel.credit.bins import BinningModel, bin_index, bin_labels, read_binning_model
 from kernel.errors import InvalidArgument
@@ -143,7 +144,7 @@ class WOEPromoter(_WOEBase):
                     scale = np.exp(rng.uniform(-BLIND_LOG_SCALE, BLIND_LOG_SCALE)) * rng.choice([-1.0, 1.0])
                     values = scale * values + rng.uniform(-BLIND_SHIFT, BLIND_SHIFT)
                 tables[name] = values
-            self.transfer_variable.provider_tables.remote({"mode": self.disclosure, "tables": tables}, idx=k)
+            self.ctx.variables(WOEVariables).provider_tables.remote({"mode": self.disclosure, "tables": tables}, idx=k)
 
     def export_model(self) -> dict[str, Any]:
         return {**self._base_model(), "role": "promoter", "provider_disclosure": self.disclosure}
@@ -165,8 +166,8 @@ class WOEProvider(_WOEBase):
         assert binning is not None
         if binning.role != "provider":
             raise InvalidArgument("WOE: the provider needs the provider's binning model")
-        message = self.transfer_variable.provider_tables.get(idx=0)
-        if not isinstance(message, dict) or message.get("mode") not in ("woe", "blinded") \
+        message = self.ctx.variables(WOEVariables).provider_tables.get()
+        if message.get("mode") not in ("woe", "blinded") \
                 or not isinstance(message.get("tables"), dict):
             raise InvalidArgument("WOE: the promoter's provider_tables are malformed")
         self.blinded = message["mode"] == "blinded"
