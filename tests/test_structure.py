@@ -104,3 +104,20 @@ def test_every_type_ignore_names_its_code_and_reason() -> None:
 
     # Assert
     assert bare == []
+
+
+def test_the_logistic_link_is_written_once() -> None:
+    # Prepare: the two ways this code base writes the sigmoid and the log-loss of a raw score.
+    forms = ("np.tanh(0.5", "np.logaddexp(0.0")
+
+    # Execute
+    copies = [
+        f"{path.relative_to(ROOT)}: {form}"
+        for path in sorted(KERNEL.rglob("*.py"))
+        if path.parent.name != "blocks"
+        for form in forms
+        if form in path.read_text(encoding="utf-8")
+    ]
+
+    # Assert: everything else imports kernel.blocks.link.
+    assert copies == []

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from kernel.blocks.link import sigmoid
+
 FloatArray = npt.NDArray[np.float64]
 
 
@@ -47,8 +49,7 @@ class PointScale:
     def probability(self, score: FloatArray) -> FloatArray:
         """The event probability a score stands for."""
         z = (self.offset - np.asarray(score, dtype=np.float64)) / self.factor
-        result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * z))
-        return result
+        return sigmoid(z)
 
 
 def rounded(values: FloatArray | float, decimals: int | None) -> FloatArray:
