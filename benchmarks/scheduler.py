@@ -19,8 +19,9 @@ line printed is JSON with actions_per_s_1_replica, actions_per_s_2_replicas,
 submit_to_dispatch_p50_ms, submit_to_dispatch_p99_ms and wefe_model_p50_ms (the
 baseline's p50; the key keeps its first name). Measurement 2 runs with client
 authentication on, as a member does (every call carries the member's admin token, which
-the scheduler verifies, and SubmitJob writes an audit row); a shorter run with it off
-gives no_auth_p50_ms, and auth_cost_ms_p50 is the difference of the two p50s.
+the scheduler verifies, and SubmitJob writes an audit row); a second scheduler with it off
+runs beside it, submissions alternating between the two, and gives no_auth_p50_ms;
+auth_cost_ms_p50 is the difference of the two p50s.
 """
 
 from __future__ import annotations
@@ -135,16 +136,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpoint: str, jobs: int,
-                       auth: bool = True) -> list[float]:
-    """SubmitJob -> first RunTask through a real scheduler, one job after the other (ms).
-
-    With `auth` every call carries the member's admin token and the scheduler verifies it
-    (the default of a member); without it the scheduler checks no credential.
-    """
+async def _bench_scheduler(url: str, data_dir: Path, endpoint: str, auth: bool) -> Any:
+    """A real scheduler on `url` (authentication on or off) with the bench data set registered."""
     config = MemberConfig.model_validate({
-        "member_id": MEMBER, "data_dir": str(workdir / "weft"), "database_url": url,
-        "internal_key_file": str(internal_auth.write_key(workdir / "internal.key")),
+        "member_id": MEMBER, "data_dir": str(data_dir), "database_url": url,
+        "internal_key_file": str(internal_auth.write_key(data_dir.parent / "internal.key")),
         "scheduler": {"listen": "127.0.0.1:0", "executors": [endpoint], "consumers": 4,
                       "auth": {"enabled": auth}},
     })
@@ -153,20 +149,37 @@ async def measure_weft(url: str, workdir: Path, executor: InstantExecutor, endpo
     await upsert_data_set(running.engine, DataSetRecord(
         namespace="bench", name="rows", uri=meta.uri, row_count=meta.rows, column_count=meta.columns,
         data_schema=list(meta.schema), id_column=meta.id_column, label_column=meta.label_column))
+    return running, config
+
+
+async def measure_weft(urls: tuple[str, str], workdir: Path, executor: InstantExecutor, endpoint: str,
+                       jobs: int) -> tuple[list[float], list[float]]:
+    """SubmitJob -> first RunTask through real schedulers, one job after the other (ms).
+
+    Two schedulers run side by side, one with client authentication on (the default of a
+    member: every call carries the admin token, which the scheduler verifies, and SubmitJob
+    writes an audit row) and one with it off; submissions alternate between them, so the
+    machine's load weighs on both alike. Returns (with authentication, without).
+    """
+    with_auth, config = await _bench_scheduler(urls[0], workdir / "weft", endpoint, auth=True)
+    without_auth, _ = await _bench_scheduler(urls[1], workdir / "weft", endpoint, auth=False)
     spec = json.dumps(job_spec())
-    latencies: list[float] = []
+    latencies: tuple[list[float], list[float]] = ([], [])
+    token_file = bootstrap_token_file(config)
     try:
-        token_file = bootstrap_token_file(config)
-        async with authenticated_channel(f"127.0.0.1:{running.port}", lambda: read_token_file(token_file)) as channel:
-            stub = scheduler_pb2_grpc.SchedulerServiceStub(channel)
+        async with authenticated_channel(f"127.0.0.1:{with_auth.port}", lambda: read_token_file(token_file)) as on, \
+                grpc.aio.insecure_channel(f"127.0.0.1:{without_auth.port}") as off:
+            stubs = (scheduler_pb2_grpc.SchedulerServiceStub(on), scheduler_pb2_grpc.SchedulerServiceStub(off))
             for n in range(jobs + 1):
-                started = time.perf_counter()
-                reply = await stub.SubmitJob(scheduler_pb2.SubmitJobRequest(spec_json=spec))
-                await asyncio.wait_for(executor.expect(reply.job_id).wait(), 30)
-                if n > 0:  # the first job warms the validator's imports and the pools
-                    latencies.append((executor.first_run[reply.job_id] - started) * 1000)
+                for stub, out in zip(stubs, latencies, strict=True):
+                    started = time.perf_counter()
+                    reply = await stub.SubmitJob(scheduler_pb2.SubmitJobRequest(spec_json=spec))
+                    await asyncio.wait_for(executor.expect(reply.job_id).wait(), 30)
+                    if n > 0:  # the first job warms the validator's imports and the pools
+                        out.append((executor.first_run[reply.job_id] - started) * 1000)
     finally:
-        await running.stop()
+        await with_auth.stop()
+        await without_auth.stop()
     return latencies
 
 
@@ -269,10 +282,8 @@ async def main() -> None:
         csv = workdir / "rows.csv"
         csv.write_text("id,y,x\n" + "".join(f"r{i},{i % 2},{i}\n" for i in range(10)), encoding="utf-8")
         DataStore(str(workdir / "weft" / "storage" / "data")).import_csv("bench", "rows", str(csv), "id", "y")
-        async with scratch_database(args.mysql) as url:
-            weft = await measure_weft(url, workdir, executor, endpoint, jobs)
-        async with scratch_database(args.mysql) as url:
-            no_auth = await measure_weft(url, workdir, executor, endpoint, max(10, jobs // 4), auth=False)
+        async with scratch_database(args.mysql) as url, scratch_database(args.mysql) as no_auth_url:
+            weft, no_auth = await measure_weft((url, no_auth_url), workdir, executor, endpoint, jobs)
         async with scratch_database(args.mysql) as url:
             wefe = await measure_wefe(url, executor, endpoint, wefe_jobs)
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import types
+import typing
 from typing import Any, ClassVar, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from kernel.errors import ParamError
 
@@ -38,6 +40,30 @@ class BaseParam(BaseModel):
         param.check()
         return param
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strict_scalars(cls, value: Any, info: ValidationInfo) -> Any:
+        """Numbers and booleans must come as JSON numbers and booleans, not as look-alikes.
+
+        Left to itself pydantic turns "30" or true into the integer 30 or 1, so a typo in a
+        job spec would run silently with a value nobody wrote.
+        """
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None:
+            return value
+        kinds = _scalar_kinds(field.annotation)
+        if not kinds or "other" in kinds:
+            return value
+        if isinstance(value, bool):
+            if "bool" not in kinds:
+                raise ValueError(f"expected {_kinds_text(kinds)}, got a boolean")
+        elif isinstance(value, str):
+            if "str" not in kinds:
+                raise ValueError(f"expected {_kinds_text(kinds)}, got a string")
+        elif isinstance(value, int | float) and "bool" in kinds and not kinds & {"int", "float"}:
+            raise ValueError("expected a boolean (true or false), got a number")
+        return value
+
     def check(self) -> None:
         """Validate again (after assignments) and run the cross-field rules."""
         try:
@@ -58,6 +84,29 @@ class BaseParam(BaseModel):
 
 
 P = TypeVar("P", bound=BaseParam)
+
+_SCALARS: dict[Any, str] = {int: "int", float: "float", bool: "bool", str: "str", type(None): "none"}
+
+
+def _scalar_kinds(annotation: Any) -> set[str]:
+    """The plain scalar types an annotation allows ("other" when it allows anything else too)."""
+    if annotation in _SCALARS:
+        return {_SCALARS[annotation]}
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _scalar_kinds(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        kinds: set[str] = set()
+        for arg in typing.get_args(annotation):
+            kinds |= _scalar_kinds(arg)
+        return kinds
+    return {"other"}
+
+
+def _kinds_text(kinds: set[str]) -> str:
+    names = {"int": "an integer", "float": "a number", "bool": "a boolean", "str": "a string"}
+    wanted = [names[k] for k in ("int", "float", "bool", "str") if k in kinds]
+    return " or ".join(wanted) + (" or null" if "none" in kinds else "")
 
 
 def format_validation_error(owner: str, exc: ValidationError) -> str:

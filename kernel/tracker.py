@@ -120,6 +120,10 @@ class Tracker:
         self, task_dir: Path, model_root: Path, job_id: str, component: str, role: str,
         member_id: str, event_socket: str | EventChannel | None = None,
     ) -> None:
+        from kernel.safe_text import check_path_name
+
+        for value, field in ((job_id, "job_id"), (component, "component"), (role, "role"), (member_id, "member_id")):
+            check_path_name(value, field)  # each becomes a folder under model_root
         self.task_dir = task_dir
         self.model_root = model_root
         self.job_id = job_id

@@ -25,7 +25,7 @@ from protos.weft.v1 import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROTO_NAMES = ("common", "scheduler", "executor", "transfer")
+PROTO_NAMES = ("common", "scheduler", "admin", "executor", "transfer")
 
 # RPC name -> (client streams, server streams), per service: the contract other issues build on.
 UNARY = (False, False)
@@ -36,6 +36,10 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
         "SubmitJob": UNARY, "GetJob": UNARY, "ListJobs": UNARY, "StopJob": UNARY,
         "RerunJob": UNARY, "WatchJob": SERVER_STREAM, "UploadDataSet": CLIENT_STREAM,
         "ListDataSets": UNARY, "GetTaskResult": UNARY, "GetMetrics": UNARY,
+    },
+    "AdminService": {
+        "AddUser": UNARY, "ListUsers": UNARY, "IssueToken": UNARY, "RevokeToken": UNARY,
+        "RevokeUser": UNARY, "ListAudit": UNARY,
     },
     "SchedulerPeerService": {
         "CreateJob": UNARY, "ReportTaskStatus": UNARY, "PushJobStatus": UNARY,

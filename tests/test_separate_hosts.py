@@ -65,8 +65,10 @@ class Member:
                               env=env, cwd=self.root, check=False)
 
     def weft(self, *args: str, timeout: float = 120) -> str:
+        # The admin token the member's scheduler wrote into its data folder at its first start.
+        token = (self.root / "data" / "admin.token").read_text(encoding="ascii").strip()
         result = self.run(sys.executable, "-m", "services.client.cli", "--scheduler", self.scheduler,
-                          "--timeout", str(timeout), *args, timeout=timeout + 30)
+                          "--token", token, "--timeout", str(timeout), *args, timeout=timeout + 30)
         assert result.returncode == 0, f"{self.name}: weft {' '.join(args)}\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}"
         return result.stdout
 

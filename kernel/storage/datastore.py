@@ -82,12 +82,9 @@ def schema_to_json(schema: pa.Schema) -> list[dict[str, str]]:
 
 def check_name(value: str, field: str) -> str:
     """Refuse a namespace or name that could escape the root or is not a plain word."""
-    if not isinstance(value, str) or not NAME_PATTERN.match(value) or ".." in value:
-        raise InvalidArgument(
-            f"{field} {value!r} is not allowed: use 1-128 letters, digits, '_', '-' or '.', "
-            "starting with a letter or digit (no '/', no '..')"
-        )
-    return value
+    from kernel.safe_text import check_path_name
+
+    return check_path_name(value, field)
 
 
 class DataStore:

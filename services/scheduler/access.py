@@ -188,6 +188,7 @@ class ClientAccessInterceptor(grpc.aio.ServerInterceptor):
                     raise Unauthenticated(NO_CREDENTIAL)
                 principal = await self.authenticator.from_certificate(*identity)
         except Unauthenticated as exc:
+            log.warning("refused %s from %s: %s", _short(method), context.peer(), exc)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
             raise AssertionError("unreachable: abort raises") from None
         required = METHOD_ROLES.get(method)

@@ -11,6 +11,7 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kernel.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+from kernel.safe_text import check_text
 from kernel.storage import DataSetMeta, DataStore, check_name
 from protos.weft.v1 import scheduler_pb2
 from services.common.db.records import DataSetRecord
@@ -25,6 +26,9 @@ def _check_header(header: scheduler_pb2.UploadDataSetHeader) -> None:
         raise InvalidArgument("header.format: give DATA_FORMAT_CSV or DATA_FORMAT_PARQUET")
     if not header.id_column:
         raise InvalidArgument("header.id_column: required (the column holding the row ids)")
+    check_text(header.id_column, "header.id_column")
+    check_text(header.label_column, "header.label_column")
+    check_text(header.description, "header.description", 4096)
     if header.sha256 and len(header.sha256) != 32:
         raise InvalidArgument(f"header.sha256: expected 32 bytes, got {len(header.sha256)}")
     if len(header.csv_delimiter) > 1:

@@ -134,6 +134,9 @@ async def start_scheduler(
     authenticator = Authenticator(engine)
     if config.scheduler.auth.enabled:
         await ensure_bootstrap_admin(engine, config)
+    else:
+        log.warning("scheduler.auth.enabled is false: anyone who reaches %s may call every client RPC",
+                    config.scheduler.listen)
     interceptors = build_interceptors(config, engine, authenticator, metrics)
     server = grpc.aio.server(
         interceptors=interceptors,

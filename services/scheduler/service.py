@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 
 from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from kernel.safe_text import check_path_name, check_text
 from protos.weft.v1 import common_pb2, scheduler_pb2, scheduler_pb2_grpc
 from services.common import internal_auth
 from services.common.db.constants import RESULT_DATA, RESULT_METRIC, RESULT_MODEL
@@ -59,6 +60,11 @@ def relayed_caller(key: bytes, context: grpc.aio.ServicerContext, method: str, k
     return claims.member
 
 
+def _job_id(value: str) -> str:
+    """A job id from a client: it names folders of the member's storage, so a plain name only."""
+    return check_path_name(value, "job_id")
+
+
 def _metric(value: dict[str, object]) -> common_pb2.Metric:
     import json
 
@@ -85,7 +91,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     @grpc_method
     async def GetJob(self, request: scheduler_pb2.GetJobRequest,
                      context: grpc.aio.ServicerContext) -> scheduler_pb2.GetJobResponse:
-        return scheduler_pb2.GetJobResponse(job=await self.scheduler.job_info(request.job_id))
+        return scheduler_pb2.GetJobResponse(job=await self.scheduler.job_info(_job_id(request.job_id)))
 
     @grpc_method
     async def ListJobs(self, request: scheduler_pb2.ListJobsRequest,
@@ -105,19 +111,19 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     @grpc_method
     async def StopJob(self, request: scheduler_pb2.StopJobRequest,
                       context: grpc.aio.ServicerContext) -> scheduler_pb2.StopJobResponse:
-        status = await self.scheduler.stop_job(request.job_id, request.reason)
+        status = await self.scheduler.stop_job(_job_id(request.job_id), check_text(request.reason, "reason", 1000))
         return scheduler_pb2.StopJobResponse(status=JOB_STATUS[status])  # type: ignore[arg-type]
 
     @grpc_method
     async def RerunJob(self, request: scheduler_pb2.RerunJobRequest,
                        context: grpc.aio.ServicerContext) -> scheduler_pb2.RerunJobResponse:
-        components = await self.scheduler.rerun_job(request.job_id, list(request.component_names))
+        components = await self.scheduler.rerun_job(_job_id(request.job_id), list(request.component_names))
         return scheduler_pb2.RerunJobResponse(component_names=components, status=common_pb2.JOB_STATUS_WAITING)
 
     @grpc_method
     async def WatchJob(self, request: scheduler_pb2.WatchJobRequest,
                        context: grpc.aio.ServicerContext) -> AsyncIterator[scheduler_pb2.JobEvent]:
-        async for event in self.scheduler.watch_job(request.job_id, request.include_metrics):
+        async for event in self.scheduler.watch_job(_job_id(request.job_id), request.include_metrics):
             yield event
 
     @grpc_method
@@ -143,7 +149,7 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return scheduler_pb2.ListDataSetsResponse(data_sets=infos, next_page_token=_next_token(offset, limit, len(rows)))
 
     async def _own_tasks(self, job_id: str, component: str, role: str) -> list[store.TaskRecord]:
-        await self.scheduler._job(job_id)
+        await self.scheduler._job(_job_id(job_id))
         tasks = await list_tasks(self.scheduler.engine, job_id=job_id, member_id=self.scheduler.me,
                                  component=component or None, role=role or None)
         if component and not tasks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Collection
 from typing import Any
 
@@ -13,6 +14,7 @@ from kernel.errors import InvalidArgument, ParamError, WeftError
 from kernel.model_base import DATA_KEYS, select_rule
 from kernel.registry import ComponentSpec, get_component
 from kernel.runtime_conf import parse_runtime_conf
+from kernel.safe_text import check_text, unsafe_character
 from kernel.storage import check_name
 from services.common.spark_conf import job_spark_options
 from services.scheduler.constants import (
@@ -21,6 +23,9 @@ from services.scheduler.constants import (
     COMPONENT_NAME_PATTERN,
     MAX_COMPONENTS,
     MAX_JOB_NAME_LENGTH,
+    MAX_SPEC_CHARS,
+    MAX_SPEC_DEPTH,
+    MAX_SPEC_INTEGER,
     MEMBER_ID_PATTERN,
     OUTPUT_NAME_PATTERN,
     SPEC_KEYS,
@@ -50,15 +55,52 @@ def _kind(value: Any) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def _no_constant(name: str) -> Any:
+    raise _fail(f"spec_json: {name} is not a JSON number; use a finite number")
+
+
 def load_spec_json(text: str) -> dict[str, Any]:
     """The spec object of a SubmitJob request's `spec_json`."""
     if not text.strip():
         raise _fail("spec_json: empty; send the job spec as a JSON object")
+    if len(text) > MAX_SPEC_CHARS:
+        raise _fail(f"spec_json: {len(text)} characters; at most {MAX_SPEC_CHARS} are allowed")
     try:
-        raw = json.loads(text)
+        raw = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise _fail(f"spec_json: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except RecursionError:
+        raise _fail(f"spec_json: nested too deeply (at most {MAX_SPEC_DEPTH} levels)") from None
+    except ValueError as exc:  # an integer literal longer than Python converts (sys.int_info)
+        raise _fail(f"spec_json: a number is out of range ({str(exc).split(';')[0]}); integers must fit "
+                    "64 bits") from None
+    check_json_shape(raw)
     return _object(raw, "spec")
+
+
+def check_json_shape(raw: Any, where: str = "spec") -> None:
+    """Refuse nesting deeper than MAX_SPEC_DEPTH, integers beyond 64 bits and non-finite floats.
+
+    Iterative, so a hostile document cannot exhaust the stack here either.
+    """
+    stack: list[tuple[Any, str, int]] = [(raw, where, 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_SPEC_DEPTH:
+                raise _fail(f"{path}: nested too deeply (at most {MAX_SPEC_DEPTH} levels)")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str) and unsafe_character(key) is not None:
+                    raise _fail(f"{path}: a key holds a control or text-direction character")
+                stack.append((item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]", depth + 1))
+        elif isinstance(value, bool):
+            continue
+        elif isinstance(value, int):
+            if not -MAX_SPEC_INTEGER - 1 <= value <= MAX_SPEC_INTEGER:
+                raise _fail(f"{path}: integer out of range (integers must fit 64 bits)")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _fail(f"{path}: {value} is not a finite number")
 
 
 def parse_job_spec(
@@ -75,6 +117,7 @@ def parse_job_spec(
     (the submitting member initiates); a member receiving CreateJob checks instead that
     the spec names it.
     """
+    check_json_shape(raw)
     spec = copy.deepcopy(_object(raw, "spec"))
     unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
@@ -82,6 +125,10 @@ def parse_job_spec(
     name = spec.get("name", "")
     if not isinstance(name, str) or len(name) > MAX_JOB_NAME_LENGTH:
         raise _fail(f"name: expected a string of at most {MAX_JOB_NAME_LENGTH} characters")
+    try:
+        check_text(name, "name", MAX_JOB_NAME_LENGTH)
+    except InvalidArgument as exc:
+        raise _fail(str(exc)) from None
     roles = _parse_roles(spec.get("role"), known_members)
     initiator = _parse_initiator(spec.get("initiator"), roles)
     if require_local_initiator and initiator.member_id != local_member_id:

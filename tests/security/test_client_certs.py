@@ -136,3 +136,20 @@ async def test_a_member_certificate_is_not_a_user_credential(member: TlsMember) 
     # Assert
     assert caught.value.code() is grpc.StatusCode.UNAUTHENTICATED
     assert caught.value.details() == NO_CREDENTIAL
+
+
+async def test_weft_certs_issue_user_writes_a_certificate_the_listener_accepts(member: TlsMember) -> None:
+    # Prepare
+    from services.client import cli
+
+    await member.scheduler.token_for("ci-bot", "viewer")
+
+    # Execute
+    code = cli.main(["certs", "issue-user", "ci-bot", "--role", "viewer", "--ca-dir", str(member.root / "member-ca"),
+                     "--out", str(member.root / "ci-bot")])
+    listed = await _list_jobs(member, member.root / "ci-bot" / "ci-bot.crt", member.root / "ci-bot" / "ci-bot.key")
+
+    # Assert
+    assert code == 0
+    assert list(listed.jobs) == []
+    assert oct((member.root / "ci-bot" / "ci-bot.key").stat().st_mode & 0o777) == "0o600"

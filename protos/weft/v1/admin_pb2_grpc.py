@@ -26,7 +26,9 @@ if _version_not_supported:
 
 
 class AdminServiceStub:
-    """Missing associated documentation comment in .proto file."""
+    """AdminService: users, API tokens and the audit log of this member's client API; every
+    method needs the role admin.
+    """
 
     def __init__(self, channel):
         """Constructor.
@@ -67,7 +69,9 @@ class AdminServiceStub:
 
 
 class AdminServiceServicer:
-    """Missing associated documentation comment in .proto file."""
+    """AdminService: users, API tokens and the audit log of this member's client API; every
+    method needs the role admin.
+    """
 
     def AddUser(self, request, context):
         """Creates a user with a role (admin, operator or viewer) and its first API token. The
@@ -157,7 +161,9 @@ def add_AdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class AdminService:
-    """Missing associated documentation comment in .proto file."""
+    """AdminService: users, API tokens and the audit log of this member's client API; every
+    method needs the role admin.
+    """
 
     @staticmethod
     def AddUser(request,
