@@ -11,6 +11,7 @@ from typing import Any
 
 from kernel.errors import NotFound
 from protos.weft.v1 import common_pb2
+from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.executor.constants import MAX_SOCKET_PATH, SOCKETS_DIR, STATE_DIR_NAME
 from services.executor.launchers import base_environment
@@ -33,6 +34,8 @@ class TaskManagerState:
         self.state_dir = Path(config.data_dir).resolve() / STATE_DIR_NAME
         self.storage_root = config.resolved_storage_root().resolve()
         self.env = base_environment()
+        #: The member-internal key: checks the scheduler's calls, signs task credentials.
+        self.key = internal_auth.load_member_key(config)
         self.runs: dict[str, dict[int, TaskRun]] = {}
         self._queue: list[tuple[int, int, TaskRun]] = []
         self._active: set[TaskRun] = set()

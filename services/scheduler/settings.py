@@ -19,5 +19,7 @@ class SchedulerSettings:
     auto_retries: int = 0
     #: Members a submitted spec may name (this one and its peers); None: any.
     known_members: frozenset[str] | None = None
+    #: How long a task's executor may stay unreachable (restarting) before the task is failed.
+    executor_wait_s: float = 90.0
     #: Names this process's queue consumers (unique per replica).
     consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"
