@@ -161,6 +161,24 @@ def verify(key: bytes, token: str | None, signers: Collection[str], *, now: floa
     return claims
 
 
+class ReplayGuard:
+    """Refuses a per-call credential seen before (a call captured on the member's network and
+    sent again); remembers nonces until their credential expires."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._next_prune = 0.0
+
+    def check(self, claims: Claims, what: str = "this call", now: float | None = None) -> None:
+        moment = time.time() if now is None else now
+        if moment >= self._next_prune:
+            self._seen = {nonce: until for nonce, until in self._seen.items() if until >= moment}
+            self._next_prune = moment + CALL_TTL_S
+        if claims.nonce in self._seen:
+            raise Unauthenticated(f"{what}: the internal credential was used before (a replayed call)")
+        self._seen[claims.nonce] = claims.expires_at + CLOCK_SKEW_S
+
+
 def token_of(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     """The credential in a call's metadata."""
     for name, value in metadata or ():

@@ -32,10 +32,12 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
 
     def __init__(self, manager: TaskManager) -> None:
         self.manager = manager
+        self.replays = internal_auth.ReplayGuard()
 
     def _check(self, context: grpc.aio.ServicerContext, method: str) -> None:
         token = internal_auth.token_of(context.invocation_metadata())
-        internal_auth.verify(self.manager.key, token, {internal_auth.SCHEDULER}, what=f"executor {method}")
+        claims = internal_auth.verify(self.manager.key, token, {internal_auth.SCHEDULER}, what=f"executor {method}")
+        self.replays.check(claims, f"executor {method}")
 
     @staticmethod
     async def _drain(run: TaskRun, subscriber: Subscriber) -> AsyncIterator[executor_pb2.TaskEvent]:

@@ -93,10 +93,14 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     def __init__(self, core: TransferCore) -> None:
         self.core = core
         self.lane = transfer_pb2.DataLane()  # set once the data lane listens
+        self.replays = internal_auth.ReplayGuard()
 
     def _claims(self, context: grpc.aio.ServicerContext, signers: set[str], method: str) -> internal_auth.Claims:
         token = internal_auth.token_of(context.invocation_metadata())
-        return internal_auth.verify(self.core.key, token, signers, what=f"transfer {method}")
+        claims = internal_auth.verify(self.core.key, token, signers, what=f"transfer {method}")
+        if claims.signer == internal_auth.SCHEDULER:  # per call; a task's credential lasts its task
+            self.replays.check(claims, f"transfer {method}")
+        return claims
 
     @grpc_method
     async def Send(
