@@ -53,6 +53,7 @@ from table import run_table_benchmark  # noqa: E402  (benchmarks/table.py)
 
 from kernel.storage import DataStore  # noqa: E402
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc  # noqa: E402
+from services.common import internal_auth  # noqa: E402
 
 MEMBER = "0123456789abcdef0123456789abcdef"
 MASTER = "local[2]"
@@ -87,8 +88,9 @@ class Executor:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
+        key_file = internal_auth.write_key(root / "internal.key")
         config = {
-            "member_id": MEMBER, "data_dir": str(root / f"member-{self.port}"),
+            "member_id": MEMBER, "data_dir": str(root / f"member-{self.port}"), "internal_key_file": str(key_file),
             "storage_root": str(root / "member" / "storage"),
             "executor": {"listen": f"127.0.0.1:{self.port}", "mode": "spark", "warm_pool": warm_pool,
                          "slots": 1, "heartbeat_timeout_s": 120,
@@ -100,7 +102,9 @@ class Executor:
         self.process = subprocess.Popen([sys.executable, "-m", "services.executor", "--config", str(path)],
                                         cwd=REPO, stdout=self.log, stderr=subprocess.STDOUT,
                                         env={**os.environ, "PYTHONPATH": str(REPO)})
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        key = internal_auth.read_key(key_file)
+        self.channel = internal_auth.signed_channel(grpc.insecure_channel(f"127.0.0.1:{self.port}"),
+                                                    lambda: internal_auth.sign(key, internal_auth.SCHEDULER))
         self.stub = executor_pb2_grpc.ExecutorServiceStub(self.channel)
         health = health_pb2_grpc.HealthStub(self.channel)
         deadline = time.monotonic() + 60

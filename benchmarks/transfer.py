@@ -57,7 +57,7 @@ from kernel.allocator import reuse_large_buffers  # noqa: E402
 from kernel.errors import ChecksumMismatch  # noqa: E402
 from kernel.federation.base import Party  # noqa: E402
 from kernel.federation.cluster import RECEIVE_METHOD, SEND_METHOD  # noqa: E402
-from kernel.federation.lane import lane_of  # noqa: E402
+from kernel.federation.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV, lane_of  # noqa: E402
 from kernel.federation.wire import (  # noqa: E402
     OutFrame,
     chunk_parts,
@@ -117,14 +117,16 @@ def receiving_task(target: str, session_id: str) -> None:
     one (the clock is shared by the processes), its CPU seconds since the call and its peak RSS.
     """
     reuse_large_buffers()
+    credential = os.environ.get(TASK_CREDENTIAL_ENV, "")  # as the executor hands it to a task
     with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
-        lane = lane_of(channel, target)
+        lane = lane_of(channel, target, credential=credential)
         if lane is not None:
             frames = lane.receive(receive_request(session_id))
         else:
             receive = channel.unary_stream(
                 RECEIVE_METHOD, request_serializer=transfer_pb2.ReceiveRequest.SerializeToString)
-            frames = receive(receive_request(session_id), timeout=900)
+            frames = receive(receive_request(session_id), timeout=900,
+                             metadata=((CREDENTIAL_METADATA, credential),))
         print("waiting", flush=True)
         started = resource.getrusage(resource.RUSAGE_SELF)
         size = 0
@@ -161,7 +163,9 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -
     """
     members.register_session(session_id, [PROMOTER, ARBITER])
     command = [sys.executable, __file__, "--receive-task", members[RECEIVER].internal, "--session", session_id]
-    receiver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    receiver = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env={
+        **os.environ, TASK_CREDENTIAL_ENV: members[RECEIVER].task_credential(session_id)})
+    credential = members[SENDER].task_credential(session_id)
     assert receiver.stdout is not None
     try:
         receiver.stdout.readline()  # "waiting"
@@ -172,14 +176,15 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -
         # The sending task as the CLUSTER federation client does it: frames as bytes, over
         # the service's data lane when it has one.
         with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
-            lane = lane_of(channel, members[SENDER].internal)
+            lane = lane_of(channel, members[SENDER].internal, credential=credential)
             frames = weft_frames(block, size, session_id)
             start = time.monotonic()
             if lane is not None:
                 ack = lane.send(frames)
             else:
                 send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
-                ack = send((frame_bytes(frame) for frame in frames), timeout=900)
+                ack = send((frame_bytes(frame) for frame in frames), timeout=900,
+                           metadata=((CREDENTIAL_METADATA, credential),))
         result = json.loads(receiver.stdout.readline() or "{}")
         cpu = {"sending_task": process_cpu_seconds(os.getpid(), False) - cpu0["sending_task"],
                "sending_service": process_cpu_seconds(members[SENDER].pid) - cpu0["sending_service"],

@@ -39,6 +39,7 @@ from kernel.registry import ComponentSpec, get_component
 from kernel.runtime_conf import RuntimeConf, output_namespace, parse_runtime_conf
 from kernel.tracker import (
     DEFAULT_HEARTBEAT_INTERVAL_S,
+    ENV_EXECUTOR_WAIT,
     ENV_HEARTBEAT_INTERVAL,
     EventChannel,
     Tracker,
@@ -294,13 +295,23 @@ def main(argv: list[str] | None = None) -> int:
     task_dir = options.resolved_task_dir()
     if options.event_socket:
         # Heartbeats prove the process is alive to the executor until main returns.
-        options.event_channel = EventChannel(options.event_socket)
+        options.event_channel = EventChannel(options.event_socket, orphan_after_s=_executor_wait())
         options.event_channel.start_heartbeat(_heartbeat_interval())
     try:
         return _run(ns, options, task_dir)
     finally:
         if options.event_channel is not None:
             options.event_channel.close()
+
+
+def _executor_wait() -> float | None:
+    """How long the task goes on without its executor (None: forever), from the executor."""
+    raw = os.environ.get(ENV_EXECUTOR_WAIT, "")
+    try:
+        value = float(raw) if raw else 0.0
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def _heartbeat_interval() -> float:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +18,8 @@ from kernel.federation.codec import decode, encode
 # How often a task process tells its executor it is alive, and the variable that overrides it.
 ENV_HEARTBEAT_INTERVAL: Final = "WEFT_HEARTBEAT_INTERVAL_S"
 DEFAULT_HEARTBEAT_INTERVAL_S: Final = 5.0
+# How long a task goes on without its executor (restarting) before it ends itself.
+ENV_EXECUTOR_WAIT: Final = "WEFT_EXECUTOR_WAIT_S"
 
 STATUS_FILE = "status.json"
 METRICS_FILE = "metrics.jsonl"
@@ -47,12 +51,17 @@ class EventChannel:
     to an executor that restarted and bound the same socket path again.
     """
 
-    def __init__(self, path: str, retry_interval: float = 1.0) -> None:
+    def __init__(self, path: str, retry_interval: float = 1.0, orphan_after_s: float | None = None) -> None:
+        """`orphan_after_s`: with a heartbeat running, a task that cannot reach its executor
+        for this long kills its own process group (its executor is gone for good and nothing
+        else would stop it)."""
         self.path = path
         self.retry_interval = retry_interval
+        self.orphan_after_s = orphan_after_s
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self._last_attempt = float("-inf")
+        self._last_ok = time.monotonic()
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
         with self._lock:
@@ -69,6 +78,7 @@ class EventChannel:
         # A stalled executor must not stall the task: a blocked send gives up and reconnects later.
         candidate.settimeout(self.retry_interval * 5)
         self._socket = candidate
+        self._last_ok = time.monotonic()
 
     def send(self, event: dict[str, Any]) -> None:
         line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
@@ -79,6 +89,7 @@ class EventChannel:
                 return
             try:
                 self._socket.sendall(line)
+                self._last_ok = time.monotonic()
             except OSError:
                 self._socket.close()
                 self._socket = None
@@ -92,11 +103,23 @@ class EventChannel:
         def beat() -> None:
             while True:
                 self.send({"event": "heartbeat", "time": time.time()})
+                self._end_if_orphaned()
                 if self._stop.wait(interval):
                     return
 
         self._heartbeat = threading.Thread(target=beat, name="weft-heartbeat", daemon=True)
         self._heartbeat.start()
+
+    def _end_if_orphaned(self) -> None:
+        if self.orphan_after_s is None or self._socket is not None:
+            return
+        away = time.monotonic() - self._last_ok
+        if away < self.orphan_after_s:
+            return
+        sys.stderr.write(f"weft task: no executor at {self.path} for {away:.0f} s "
+                         f"({ENV_EXECUTOR_WAIT}={self.orphan_after_s:g}); ending this task\n")
+        sys.stderr.flush()
+        os.killpg(os.getpgrp(), signal.SIGKILL)
 
     def close(self) -> None:
         self._stop.set()

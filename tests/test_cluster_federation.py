@@ -46,7 +46,7 @@ def session(cluster: LocalCluster) -> str:
 
 
 def federation(cluster: LocalCluster, session_id: str, party: Party) -> ClusterFederation:
-    return ClusterFederation(cluster[party.member_id].internal, session_id, party, ROLES)
+    return cluster[party.member_id].federation(session_id, party, ROLES)
 
 
 def sample_table(rows: int, seed: int = 0) -> pa.Table:
@@ -173,7 +173,8 @@ def launch(cluster: LocalCluster, root: Path, role: str, member: str, session_id
         "-t", f"job1_distribution_0_{role}", "-r", role, "-m", member, "-s", session_id,
         "-c", str(conf_path), "--storage-root", str(root), "--transfer-endpoint", cluster[member].internal,
     ]
-    env = {**os.environ, "WEFT_GET_TIMEOUT_S": "120"}
+    # The task credential the executor would hand the task (for the job register_session names).
+    env = {**os.environ, "WEFT_GET_TIMEOUT_S": "120", "WEFT_TASK_CREDENTIAL": cluster[member].task_credential(session_id)}
     return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

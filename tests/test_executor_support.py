@@ -23,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kernel.storage import DataStore
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+from services.common import internal_auth
 
 MEMBER = "e333ed098ccc418c9d24abdda5be2c88"
 NAMESPACE = "wefe_data"
@@ -83,6 +84,7 @@ class ExecutorProcess:
     def __init__(self, root: Path, executor: dict[str, Any]) -> None:
         self.root = root
         self.port = free_port()
+        self.key_file = internal_auth.write_key(root / "member" / "internal.key")
         config = {
             "member_id": MEMBER, "data_dir": str(root / "member"),
             "storage_root": str(root / "member" / "storage"),
@@ -109,7 +111,9 @@ class ExecutorProcess:
                 [sys.executable, "-m", "services.executor", "--config", str(self.config_path)],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
             )
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        key = internal_auth.read_key(self.key_file)
+        self.channel = internal_auth.signed_channel(grpc.insecure_channel(f"127.0.0.1:{self.port}"),
+                                                    lambda: internal_auth.sign(key, internal_auth.SCHEDULER))
         health = health_pb2_grpc.HealthStub(self.channel)
         deadline = time.monotonic() + timeout
         while True:

@@ -201,10 +201,10 @@ class Member:
         path.write_text(yaml.safe_dump(self.config), encoding="utf-8")
         return path
 
-    async def start_executor(self) -> None:
+    async def start_executor(self, **extra_env: str) -> None:
         """The real executor service (`python -m services.executor`) for this member."""
         env = {**os.environ, "WEFT_SPOOL_DIR": str(self.spool), "WEFT_GET_TIMEOUT_S": "60",
-               "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO)}
+               "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO), **extra_env}
         log = open(self.root / "executor.log", "ab")  # noqa: SIM115 (the process owns it)
         self.executor_process = subprocess.Popen(
             [sys.executable, "-m", "services.executor", "--config", str(self.write_config())],
@@ -224,8 +224,11 @@ class Member:
                 await asyncio.to_thread(process.wait)
 
     async def executor_tasks(self) -> list[executor_pb2.TaskInfo]:
-        """What the member's executor knows about its tasks."""
-        async with grpc.aio.insecure_channel(self.executor_endpoint) as channel:
+        """What the member's executor knows about its tasks (asked as the member's scheduler)."""
+        from services.common import internal_auth
+
+        key = internal_auth.read_key(self.config["internal_key_file"])
+        async with internal_auth.signed_aio_channel(self.executor_endpoint, key) as channel:
             stub = executor_pb2_grpc.ExecutorServiceStub(channel)
             return list((await stub.ListTasks(executor_pb2.ListTasksRequest(), timeout=30)).tasks)
 

@@ -74,7 +74,7 @@ def session(cluster: LocalCluster) -> str:
 
 
 def federation(cluster: LocalCluster, session_id: str, party: Party) -> ClusterFederation:
-    return ClusterFederation(cluster[party.member_id].internal, session_id, party, ROLES)
+    return cluster[party.member_id].federation(session_id, party, ROLES)
 
 
 def peer_channel(cluster: LocalCluster, caller: str, target: str, cert_dir: Path | None = None) -> grpc.Channel:
@@ -192,7 +192,7 @@ def test_receive_timeout_names_variable_tag_and_peer(cluster: LocalCluster, sess
     with pytest.raises(FederationTimeout) as timeout:
         receiver.get(STATS_VAR, "fit.never", [PROMOTER], timeout=0.3)
     with pytest.raises(grpc.RpcError) as raw:
-        list(cluster[C].stub().Receive(request, timeout=10))
+        list(cluster[C].stub(session).Receive(request, timeout=10))
 
     # Assert
     assert STATS_VAR in str(timeout.value) and "'fit.never'" in str(timeout.value)
@@ -207,7 +207,7 @@ def test_stats_count_the_receive_calls_still_waiting(cluster: LocalCluster, sess
         session_id=session, name=STATS_VAR, tag="fit.later", timeout_ms=60_000,
         src=common_pb2.Party(role="promoter", member_id=A), dst=common_pb2.Party(role="arbiter", member_id=C),
     )
-    waiting = cluster[C].stub().Receive(request, timeout=60)
+    waiting = cluster[C].stub(session).Receive(request, timeout=60)
     deadline = time.monotonic() + 10
     while cluster[C].stats().receivers_waiting < 1 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -430,7 +430,7 @@ def test_a_member_without_a_route_is_not_found(cluster: LocalCluster) -> None:
     # Prepare: member E takes part in the session but A's config has no route to it.
     d_arbiter = Party("arbiter", "e" * 32)
     cluster[A].register_session("no-route", [PROMOTER, d_arbiter])
-    sender = ClusterFederation(cluster[A].internal, "no-route", PROMOTER,
+    sender = cluster[A].federation("no-route", PROMOTER,
                                RoleTable({"promoter": (A,), "arbiter": (d_arbiter.member_id,)}))
 
     # Execute / Assert
@@ -454,8 +454,8 @@ def test_a_200_mb_table_passes_with_bounded_receiver_memory(pair: LocalCluster, 
     rows = 200 * MIB // 16
     table = pa.table({"id": np.arange(rows, dtype=np.int64), "x": np.random.default_rng(2).random(rows)})
     rss_before, _ = rss_mb(pair[C].pid)
-    sender = ClusterFederation(pair[A].internal, "s", PROMOTER, ROLES)
-    receiver = ClusterFederation(pair[C].internal, "s", ARBITER, ROLES)
+    sender = pair[A].federation("s", PROMOTER, ROLES)
+    receiver = pair[C].federation("s", ARBITER, ROLES)
 
     # Execute
     sender.remote_table(STATS_VAR, "fit", table, [ARBITER])
@@ -484,7 +484,7 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
                                                          service_replays: bool) -> None:
     # Prepare: the receiving member is killed after a few chunks went out, then started again.
     payload = np.random.default_rng(3).bytes(size_mib * MIB)
-    sender = ClusterFederation(pair[A].internal, "s", PROMOTER, ROLES)
+    sender = pair[A].federation("s", PROMOTER, ROLES)
     send_calls: list[int] = []
     original_send = sender._call_send
 
@@ -509,7 +509,7 @@ def test_peer_restarted_mid_stream_gets_the_message_once(pair: LocalCluster, siz
 
     # Execute
     sender.remote(STATS_VAR, "fit", payload, [ARBITER])
-    receiver = ClusterFederation(pair[C].internal, "s", ARBITER, ROLES)
+    receiver = pair[C].federation("s", ARBITER, ROLES)
     received = receiver.get(STATS_VAR, "fit", [PROMOTER], timeout=30)
     with pytest.raises(FederationTimeout):
         receiver._receive_bytes(STATS_VAR, "fit", PROMOTER, timeout=0.5)

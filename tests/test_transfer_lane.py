@@ -15,7 +15,6 @@ import pytest
 
 from kernel.errors import FederationTimeout, PermissionDenied
 from kernel.federation.base import Party, RoleTable
-from kernel.federation.cluster import ClusterFederation
 from kernel.federation.lane import MAGIC, LaneClient, LaneError, _Connection, lane_of
 from protos.weft.v1 import common_pb2, transfer_pb2
 from services.transfer.local_cluster import LocalCluster, LocalMember, free_port
@@ -49,9 +48,10 @@ def session(members: LocalCluster) -> str:
     return session_id
 
 
-def lane_at(member: LocalMember) -> LaneClient:
+def lane_at(member: LocalMember, session_id: str = "any") -> LaneClient:
+    credential = member.task_credential(session_id)
     with grpc.insecure_channel(member.internal) as channel:
-        lane = lane_of(channel, member.internal)
+        lane = lane_of(channel, member.internal, credential=credential)
     assert lane is not None
     return lane
 
@@ -71,8 +71,8 @@ def test_each_service_says_where_its_lane_is(members: LocalCluster, a_tcp_port: 
 
 def test_objects_and_tables_travel_over_the_lanes(members: LocalCluster, session: str, tmp_path: Path) -> None:
     # Prepare: the gRPC calls are taken away, so only the lanes can carry the frames.
-    sender = ClusterFederation(members[A].internal, session, PROMOTER, ROLES)
-    receiver = ClusterFederation(members[C].internal, session, ARBITER, ROLES)
+    sender = members[A].federation(session, PROMOTER, ROLES)
+    receiver = members[C].federation(session, ARBITER, ROLES)
     for client in (sender, receiver):
         client._send = grpc_forbidden  # type: ignore[assignment]
         client._receive = grpc_forbidden  # type: ignore[assignment]
@@ -94,7 +94,7 @@ def test_objects_and_tables_travel_over_the_lanes(members: LocalCluster, session
 def test_a_refusal_mid_send_stops_the_sender_and_stores_nothing(members: LocalCluster, session: str) -> None:
     # Prepare: the arbiter may not send local_statistics; the message is far bigger than
     # the socket buffers, so the task is still writing when the service refuses.
-    wrong = ClusterFederation(members[C].internal, session, ARBITER, ROLES)
+    wrong = members[C].federation(session, ARBITER, ROLES)
 
     # Execute
     with pytest.raises(PermissionDenied, match="may not send it"):
@@ -106,7 +106,7 @@ def test_a_refusal_mid_send_stops_the_sender_and_stores_nothing(members: LocalCl
 
 def test_a_receive_times_out_with_the_variable_tag_and_peer(members: LocalCluster, session: str) -> None:
     # Prepare
-    receiver = ClusterFederation(members[C].internal, session, ARBITER, ROLES)
+    receiver = members[C].federation(session, ARBITER, ROLES)
 
     # Execute
     with pytest.raises(FederationTimeout) as error:
@@ -121,14 +121,14 @@ def test_a_receiver_that_goes_away_stops_waiting_and_the_message_stays(members: 
     request = transfer_pb2.ReceiveRequest(
         session_id=session, name=STATS_VAR, tag="later", timeout_ms=60_000,
         src=common_pb2.Party(role="promoter", member_id=A), dst=common_pb2.Party(role="arbiter", member_id=C))
-    stream = lane_at(members[C]).receive(request)
+    stream = lane_at(members[C], session).receive(request)
     wait_until(lambda: members[C].stats().receivers_waiting == 1)
 
     # Execute: the task closes its end; then the message arrives and another reader asks.
     stream.close()
     wait_until(lambda: members[C].stats().receivers_waiting == 0)
-    ClusterFederation(members[A].internal, session, PROMOTER, ROLES).remote(STATS_VAR, "later", {"k": 1}, [ARBITER])
-    got = ClusterFederation(members[C].internal, session, ARBITER, ROLES).get(STATS_VAR, "later", [PROMOTER], 10)
+    members[A].federation(session, PROMOTER, ROLES).remote(STATS_VAR, "later", {"k": 1}, [ARBITER])
+    got = members[C].federation(session, ARBITER, ROLES).get(STATS_VAR, "later", [PROMOTER], 10)
 
     # Assert
     assert got == [{"k": 1}]
@@ -174,12 +174,12 @@ def test_with_the_lane_off_tasks_use_grpc(tmp_path: Path) -> None:
     # Prepare
     with LocalCluster(tmp_path, [A, C], transfer={"data_lane_port": -1}) as cluster:
         cluster.register_session("s", [PROMOTER, ARBITER])
-        sender = ClusterFederation(cluster[A].internal, "s", PROMOTER, ROLES)
-        receiver = ClusterFederation(cluster[C].internal, "s", ARBITER, ROLES)
+        sender = cluster[A].federation("s", PROMOTER, ROLES)
+        receiver = cluster[C].federation("s", ARBITER, ROLES)
 
         # Execute
         with grpc.insecure_channel(cluster[A].internal) as channel:
-            lane = lane_of(channel, cluster[A].internal)
+            lane = lane_of(channel, cluster[A].internal, credential=cluster[A].task_credential("s"))
         sender.remote(STATS_VAR, "fit", b"y" * (2 * MIB), [ARBITER])
         got = receiver.get(STATS_VAR, "fit", [PROMOTER], timeout=30)
 
@@ -190,7 +190,7 @@ def test_with_the_lane_off_tasks_use_grpc(tmp_path: Path) -> None:
 
 def test_a_restarted_service_is_found_again(members: LocalCluster, session: str) -> None:
     # Prepare: the task has used the lane once.
-    sender = ClusterFederation(members[A].internal, session, PROMOTER, ROLES)
+    sender = members[A].federation(session, PROMOTER, ROLES)
     sender.remote(STATS_VAR, "before", 1, [ARBITER])
 
     # Execute: the sending member's service restarts; the task sends again.
@@ -198,7 +198,7 @@ def test_a_restarted_service_is_found_again(members: LocalCluster, session: str)
     members[A].start()
     members.register_session(session, [PROMOTER, ARBITER])
     sender.remote(STATS_VAR, "after", 2, [ARBITER])
-    receiver = ClusterFederation(members[C].internal, session, ARBITER, ROLES)
+    receiver = members[C].federation(session, ARBITER, ROLES)
 
     # Assert
     assert receiver.get(STATS_VAR, "before", [PROMOTER], 10) == [1]

@@ -14,7 +14,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from kernel.computing import ComputingSession, local_session
 from kernel.federation.base import Party, RoleTable
-from kernel.federation.cluster import ClusterFederation
 from kernel.security.paillier import WeakKeyWarning
 from kernel.task_executor import TaskOptions, execute_task
 from services.transfer.local_cluster import LocalCluster
@@ -56,7 +55,7 @@ def test_training_and_prediction_over_transfer_services(tmp_path: Path, computin
             options = TaskOptions(job_id=job.job.job_id, component_name=COMPONENT, task_id=f"{COMPONENT}_{party.role}",
                                   role=party.role, member_id=party.member_id, session_id=session_id,
                                   storage_root=root, get_timeout=120.0)
-            federation = ClusterFederation(cluster[party.member_id].internal, session_id, party,
+            federation = cluster[party.member_id].federation(session_id, party,
                                            RoleTable.from_conf(conf["role"]))
             try:
                 results[party] = execute_task(conf, options, federation=federation, computing=computing)

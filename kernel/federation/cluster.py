@@ -7,6 +7,7 @@ its gRPC Send / Receive otherwise; both raise the same errors.
 from __future__ import annotations
 
 import io
+import os
 import queue
 import threading
 import time
@@ -26,11 +27,19 @@ from kernel.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
+    Unauthenticated,
     Unavailable,
     WeftError,
 )
 from kernel.federation.base import Federation, Party, RoleTable
-from kernel.federation.lane import LaneClient, LaneError, lane_of
+from kernel.federation.lane import (
+    CREDENTIAL_METADATA,
+    TASK_CREDENTIAL_ENV,
+    LaneClient,
+    LaneError,
+    lane_of,
+)
 from kernel.federation.wire import (
     OutFrame,
     checksum_of,
@@ -53,8 +62,9 @@ FANOUT_QUEUE_CHUNKS: Final = 8
 # The transfer service's frame streams, called with frames as bytes (kernel/federation/wire.py).
 SEND_METHOD: Final = "/weft.v1.TransferService/Send"
 RECEIVE_METHOD: Final = "/weft.v1.TransferService/Receive"
-# The local transfer service restarting: retry a send or receive a while.
-LOCAL_BACKOFF: Final = Backoff(attempts=10, base_delay=0.1, max_delay=2.0, deadline=30.0)
+# The local transfer service restarting: retry a send or receive for about 30 seconds (the
+# deadline ends the retries, not the attempts: docs/transfer.md promises the 30 seconds).
+LOCAL_BACKOFF: Final = Backoff(attempts=1000, base_delay=0.1, max_delay=2.0, deadline=30.0)
 CHANNEL_OPTIONS: Final = (
     ("grpc.max_send_message_length", CHUNK_BYTES + 64 * 1024),
     ("grpc.max_receive_message_length", CHUNK_BYTES + 64 * 1024),
@@ -73,6 +83,8 @@ _STATUS_ERRORS: Final[dict[grpc.StatusCode, type[WeftError]]] = {
     grpc.StatusCode.DEADLINE_EXCEEDED: FederationTimeout,
     grpc.StatusCode.DATA_LOSS: ChecksumMismatch,
     grpc.StatusCode.UNAVAILABLE: Unavailable,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
+    grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
 }
 
 TableSource: TypeAlias = "pa.Table | pa.RecordBatchReader | Iterable[pa.RecordBatch]"
@@ -186,9 +198,14 @@ class ClusterFederation(Federation):
     neither side holds a whole table in memory.
     """
 
-    def __init__(self, endpoint: str, session_id: str, local: Party, roles: RoleTable) -> None:
+    def __init__(self, endpoint: str, session_id: str, local: Party, roles: RoleTable,
+                 credential: str | None = None) -> None:
+        """`credential`: the task credential the executor gave this task (default: from
+        the `WEFT_TASK_CREDENTIAL` variable); the transfer service answers no call without it."""
         super().__init__(session_id, local, roles)
         self.endpoint = endpoint
+        self.credential = os.environ.get(TASK_CREDENTIAL_ENV, "") if credential is None else credential
+        self._metadata = ((CREDENTIAL_METADATA, self.credential),)
         self.channel = grpc.insecure_channel(endpoint, options=list(CHANNEL_OPTIONS))
         self._send = self.channel.stream_unary(
             SEND_METHOD, request_serializer=None, response_deserializer=transfer_pb2.SendAck.FromString)
@@ -202,7 +219,7 @@ class ClusterFederation(Federation):
 
     def _data_lane(self) -> LaneClient | None:
         if not self._lane_known:
-            self._lane = lane_of(self.channel, self.endpoint)
+            self._lane = lane_of(self.channel, self.endpoint, credential=self.credential)
             self._lane_known = True
         return self._lane
 
@@ -213,7 +230,7 @@ class ClusterFederation(Federation):
     def _call_send(self, frames: Iterator[OutFrame]) -> transfer_pb2.SendAck:
         lane = self._data_lane()
         if lane is None:
-            ack: transfer_pb2.SendAck = self._send(frame_bytes(frame) for frame in frames)
+            ack: transfer_pb2.SendAck = self._send((frame_bytes(frame) for frame in frames), metadata=self._metadata)
             return ack
         try:
             return lane.send(frames)
@@ -224,7 +241,7 @@ class ClusterFederation(Federation):
     def _call_receive(self, request: transfer_pb2.ReceiveRequest) -> Iterator[bytes]:
         lane = self._data_lane()
         if lane is None:
-            yield from self._receive(request)
+            yield from self._receive(request, metadata=self._metadata)
             return
         try:
             yield from lane.receive(request)

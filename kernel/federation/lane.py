@@ -16,8 +16,10 @@ pods of the member). A task asks the service where it is with `GetDataLane`.
 A record is a 4-byte big-endian length and that many bytes.
 
 - Task -> service: the opening record is `MAGIC`, one byte naming the call (`OPEN_SEND`,
-  `OPEN_RECEIVE`) and, for a receive, the serialized `ReceiveRequest`. A send's frames
-  follow, one record each; an empty record ends them.
+  `OPEN_RECEIVE`), the task's credential (a 2-byte big-endian length, then the token the
+  executor gave the task) and, for a receive, the serialized `ReceiveRequest`. A send's
+  frames follow, one record each; an empty record ends them. The service reads each record
+  within a deadline and closes connections that stay idle.
 - Service -> task: data records (a frame of a receive, the `SendAck` of a send) and status
   records, told apart by the top bit of the length (`STATUS_FLAG`); a status record holds a
   gRPC status code byte, then the details in UTF-8. Every call ends with one status record;
@@ -41,7 +43,13 @@ import grpc
 from kernel.federation.wire import OutFrame, frame_pieces
 from protos.weft.v1 import transfer_pb2
 
-MAGIC: Final = b"WEFTLANE1"
+MAGIC: Final = b"WEFTLANE2"
+#: gRPC metadata key of a member-internal credential (services/common/internal_auth.py).
+CREDENTIAL_METADATA: Final = "weft-internal-credential"
+#: The variable in which the executor hands a task process its task credential.
+TASK_CREDENTIAL_ENV: Final = "WEFT_TASK_CREDENTIAL"
+#: Length word of the credential in an opening record.
+CREDENTIAL_LENGTH: Final = struct.Struct(">H")
 OPEN_SEND: Final = 1
 OPEN_RECEIVE: Final = 2
 # Set in a record's length word: the record is a status, not data.
@@ -210,9 +218,14 @@ def _raise_unless_ok(body: bytes) -> None:
 class LaneClient:
     """Send and Receive of the internal API over the data lane (blocking; one connection per call)."""
 
-    def __init__(self, address: LaneAddress, connect_timeout: float = 10.0) -> None:
+    def __init__(self, address: LaneAddress, connect_timeout: float = 10.0, credential: str = "") -> None:
         self.address = address
         self.connect_timeout = connect_timeout
+        self.credential = credential
+
+    def _opening(self, call: int) -> bytes:
+        token = self.credential.encode("ascii")
+        return MAGIC + bytes((call,)) + CREDENTIAL_LENGTH.pack(len(token)) + token
 
     def send(self, frames: Iterable[OutFrame]) -> transfer_pb2.SendAck:
         """Stream a message's frames; the SendAck once the destination stored it.
@@ -221,7 +234,7 @@ class LaneClient:
         is not copied into a frame first."""
         connection = _Connection(self.address, self.connect_timeout)
         try:
-            connection.write(MAGIC, bytes((OPEN_SEND,)))
+            connection.write(self._opening(OPEN_SEND))
             refused = False
             for frame in frames:
                 if connection.answered():  # refused mid-stream: stop sending, read why
@@ -247,7 +260,7 @@ class LaneClient:
         """The frames of the message `request` names, as they arrive (the call starts at once)."""
         connection = _Connection(self.address, self.connect_timeout)
         try:
-            connection.write(MAGIC, bytes((OPEN_RECEIVE,)), request.SerializeToString())
+            connection.write(self._opening(OPEN_RECEIVE), request.SerializeToString())
         except BaseException:
             connection.close()
             raise
@@ -282,20 +295,21 @@ class FrameStream:
         self._done = True
         self._connection.close()
 
-def lane_of(channel: grpc.Channel, endpoint: str, timeout: float = 10.0) -> LaneClient | None:
+def lane_of(channel: grpc.Channel, endpoint: str, timeout: float = 10.0, credential: str = "") -> LaneClient | None:
     """The data lane of the transfer service at `endpoint` (reached through `channel`); None
-    when the service runs without one."""
+    when the service runs without one. `credential` is the task's (sent on every call)."""
     get_lane = channel.unary_unary(
         GET_DATA_LANE_METHOD, request_serializer=transfer_pb2.GetDataLaneRequest.SerializeToString,
         response_deserializer=transfer_pb2.DataLane.FromString)
     try:
-        lane: transfer_pb2.DataLane = get_lane(transfer_pb2.GetDataLaneRequest(), timeout=timeout)
+        lane: transfer_pb2.DataLane = get_lane(transfer_pb2.GetDataLaneRequest(), timeout=timeout,
+                                               metadata=((CREDENTIAL_METADATA, credential),))
     except grpc.RpcError as exc:
         if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
             return None
         raise
     if lane.unix_name and abstract_sockets():
-        return LaneClient(lane.unix_name)
+        return LaneClient(lane.unix_name, credential=credential)
     if lane.port > 0:
-        return LaneClient((split_host_port(endpoint)[0], lane.port))
+        return LaneClient((split_host_port(endpoint)[0], lane.port), credential=credential)
     return None

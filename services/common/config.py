@@ -103,6 +103,10 @@ class ExecutorConfig(_Section):
     slots: int = Field(2, ge=1, le=256, description="tasks running at once; more wait in a queue")
     warm_pool: int = Field(1, ge=0, le=32, description="pre-started workers that take a task at once")
     heartbeat_timeout_s: float = Field(30.0, gt=0, description="a task silent this long is failed")
+    restart_wait_s: float = Field(
+        90.0, ge=5, description="how long the scheduler waits for an executor that went away (a restart re-attaches "
+                                "its running tasks) before it fails the executor's tasks; a task whose executor "
+                                "stays away this long ends itself")
     log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="cap of each task log file")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
@@ -116,6 +120,16 @@ class TransferConfig(_Section):
     mailbox_memory_mb: int = Field(256, ge=1, description="message bytes kept in memory before spilling")
     spill_dir: str = Field("", description="where spilled messages go (default <data_dir>/spill)")
     message_ttl_s: float = Field(24 * 3600.0, gt=0, description="unread messages expire after this")
+    mailbox_session_max_mb: int = Field(
+        2048, ge=1, description="unread message bytes one federation session may hold in the mailbox; a delivery "
+                                "past it is refused with RESOURCE_EXHAUSTED")
+    mailbox_session_max_messages: int = Field(
+        10_000, ge=1, description="unread messages one federation session may hold in the mailbox")
+    mailbox_peer_max_mb: int = Field(
+        4096, ge=1, description="unread message bytes one sending member may hold in the mailbox, all sessions "
+                                "together")
+    mailbox_peer_max_messages: int = Field(
+        50_000, ge=1, description="unread messages one sending member may hold in the mailbox, all sessions together")
     window_mb: int = Field(8, ge=1, description="bytes in flight per stream")
     data_lane_port: int = Field(
         0, ge=-1, le=65535,
@@ -123,6 +137,13 @@ class TransferConfig(_Section):
                     "gRPC: 0 puts it on an abstract Unix socket when internal_listen is on loopback (Linux) and "
                     "leaves it off otherwise; a port puts it on TCP at internal_listen's host; -1 turns it off "
                     "(tasks then use gRPC)")
+    lane_record_timeout_s: float = Field(
+        30.0, gt=0, description="the data lane closes a connection whose opening record, or a record whose length "
+                                "arrived, is not complete within this many seconds")
+    lane_idle_timeout_s: float = Field(
+        300.0, gt=0, description="the data lane closes a send connection that sends no next record for this long")
+    lane_max_connections: int = Field(
+        1024, ge=1, description="data lane connections open at once; more are answered RESOURCE_EXHAUSTED")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
     allocator_keep_mb: int = Field(
         128, ge=0, description="free heap the process keeps for reuse by chunk buffers instead of returning "

@@ -29,17 +29,18 @@ import os
 import secrets
 import stat
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
+
+import grpc
 
 from kernel.errors import ConfError, PermissionDenied, Unauthenticated
+from kernel.federation.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV
 
-#: gRPC metadata key carrying the credential.
-CREDENTIAL_METADATA: Final = "weft-internal-credential"
-#: Environment variable through which a task process receives its task credential.
-TASK_CREDENTIAL_ENV: Final = "WEFT_TASK_CREDENTIAL"
+__all__ = ["CREDENTIAL_METADATA", "TASK_CREDENTIAL_ENV"]
+
 KEY_BYTES: Final = 32
 
 SCHEDULER: Final = "scheduler"
@@ -160,6 +161,24 @@ def verify(key: bytes, token: str | None, signers: Collection[str], *, now: floa
     return claims
 
 
+class ReplayGuard:
+    """Refuses a per-call credential seen before (a call captured on the member's network and
+    sent again); remembers nonces until their credential expires."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._next_prune = 0.0
+
+    def check(self, claims: Claims, what: str = "this call", now: float | None = None) -> None:
+        moment = time.time() if now is None else now
+        if moment >= self._next_prune:
+            self._seen = {nonce: until for nonce, until in self._seen.items() if until >= moment}
+            self._next_prune = moment + CALL_TTL_S
+        if claims.nonce in self._seen:
+            raise Unauthenticated(f"{what}: the internal credential was used before (a replayed call)")
+        self._seen[claims.nonce] = claims.expires_at + CLOCK_SKEW_S
+
+
 def token_of(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
     """The credential in a call's metadata."""
     for name, value in metadata or ():
@@ -171,6 +190,91 @@ def token_of(metadata: Sequence[tuple[str, Any]] | None) -> str | None:
 def metadata(token: str) -> tuple[tuple[str, str]]:
     """Call metadata carrying `token`."""
     return ((CREDENTIAL_METADATA, token),)
+
+
+class _AioSigner:
+    """Adds a fresh credential to every call of an asyncio channel.
+
+    grpc.aio files each interceptor under the first call kind it implements, so there is
+    one subclass per kind (`_aio_signers`)."""
+
+    def __init__(self, key: bytes, signer: str) -> None:
+        self.key = key
+        self.signer = signer
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        pairs = [*(details.metadata or ()), (CREDENTIAL_METADATA, sign(self.key, self.signer))]
+        return grpc.aio.ClientCallDetails(details.method, details.timeout, grpc.aio.Metadata(*pairs),
+                                          details.credentials, details.wait_for_ready)
+
+
+class _AioUnaryUnary(_AioSigner, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class _AioUnaryStream(_AioSigner, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await continuation(self._details(client_call_details), request)
+
+
+class _AioStreamUnary(_AioSigner, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any,
+                                     request_iterator: Any) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
+class _AioStreamStream(_AioSigner, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any,
+                                      request_iterator: Any) -> Any:
+        return await continuation(self._details(client_call_details), request_iterator)
+
+
+def signed_aio_channel(endpoint: str, key: bytes, signer: str = SCHEDULER,
+                       options: Sequence[tuple[str, Any]] | None = None) -> grpc.aio.Channel:
+    """An asyncio channel whose every call carries a fresh credential of `signer`."""
+    interceptors: list[Any] = [kind(key, signer) for kind in (_AioUnaryUnary, _AioUnaryStream, _AioStreamUnary,
+                                                               _AioStreamStream)]
+    return grpc.aio.insecure_channel(endpoint, options=options, interceptors=interceptors)
+
+
+class _CallDetails(NamedTuple):
+    method: str
+    timeout: float | None
+    metadata: Any
+    credentials: Any
+    wait_for_ready: bool | None
+    compression: Any
+
+
+class _SignedSync(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds a credential to every call of a blocking channel (a fixed one, or a fresh one per call)."""
+
+    def __init__(self, token: Callable[[], str]) -> None:
+        self.token = token
+
+    def _details(self, details: Any) -> Any:
+        pairs = [*(details.metadata or ()), (CREDENTIAL_METADATA, self.token())]
+        return _CallDetails(details.method, details.timeout, pairs, details.credentials,
+                            getattr(details, "wait_for_ready", None), getattr(details, "compression", None))
+
+    def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+    def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return continuation(self._details(client_call_details), request_iterator)
+
+
+def signed_channel(channel: grpc.Channel, token: Callable[[], str]) -> grpc.Channel:
+    """`channel` with `token()` added to every call's metadata (blocking gRPC)."""
+    return grpc.intercept_channel(channel, _SignedSync(token))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,9 @@ import logging
 import signal
 from pathlib import Path
 
+from kernel.tracker import ENV_EXECUTOR_WAIT
 from protos.weft.v1 import common_pb2
+from services.common import internal_auth
 from services.executor.constants import FIRST_HEARTBEAT_GRACE_S, PY_FILES_DIR, STOP_GRACE_S
 from services.executor.launchers import (
     SparkSettings,
@@ -62,6 +64,12 @@ class Launch(Supervision):
         task_args = task_executor_args(run.spec, run.conf_path, self.storage_root,
                                        self.config.transfer.internal_listen)
         env = task_environment(run.socket_path, self.settings.heartbeat_timeout_s)
+        # The task's right to its job's sessions at the transfer service: in its environment,
+        # never on its command line.
+        env[internal_auth.TASK_CREDENTIAL_ENV] = internal_auth.sign(
+            self.key, internal_auth.TASK, job=run.spec.job_id, task=run.spec.task_id, ttl_s=internal_auth.TASK_TTL_S)
+        # A task whose executor stays away longer than the scheduler waits for it ends itself.
+        env[ENV_EXECUTOR_WAIT] = f"{self.settings.restart_wait_s:g}"
         spark = (SparkSettings.resolve(run.spec.spark, self.settings.spark)
                  if run.backend == common_pb2.BACKEND_SPARK else None)
         if spark is not None:

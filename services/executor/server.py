@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.common.grpc_errors import grpc_method
 from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
@@ -23,10 +24,20 @@ log = logging.getLogger("weft.executor")
 
 
 class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
-    """The gRPC edge: requests in, the task manager's events out; errors mapped in grpc_method."""
+    """The gRPC edge: requests in, the task manager's events out; errors mapped in grpc_method.
+
+    Every call must carry the member's scheduler credential (signed with the member-internal
+    key); health checks stay open.
+    """
 
     def __init__(self, manager: TaskManager) -> None:
         self.manager = manager
+        self.replays = internal_auth.ReplayGuard()
+
+    def _check(self, context: grpc.aio.ServicerContext, method: str) -> None:
+        token = internal_auth.token_of(context.invocation_metadata())
+        claims = internal_auth.verify(self.manager.key, token, {internal_auth.SCHEDULER}, what=f"executor {method}")
+        self.replays.check(claims, f"executor {method}")
 
     @staticmethod
     async def _drain(run: TaskRun, subscriber: Subscriber) -> AsyncIterator[executor_pb2.TaskEvent]:
@@ -42,6 +53,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     @grpc_method
     async def RunTask(self, request: executor_pb2.RunTaskRequest,
                       context: grpc.aio.ServicerContext) -> AsyncIterator[executor_pb2.TaskEvent]:
+        self._check(context, "RunTask")
         run, subscriber = await self.manager.submit(request.spec, request.stream_logs)
         async for event in self._drain(run, subscriber):
             yield event
@@ -49,6 +61,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     @grpc_method
     async def WatchTask(self, request: executor_pb2.WatchTaskRequest,
                         context: grpc.aio.ServicerContext) -> AsyncIterator[executor_pb2.TaskEvent]:
+        self._check(context, "WatchTask")
         run, subscriber = self.manager.watch(request.task_id, request.stream_logs)
         async for event in self._drain(run, subscriber):
             yield event
@@ -56,17 +69,20 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
     @grpc_method
     async def StopTask(self, request: executor_pb2.StopTaskRequest,
                        context: grpc.aio.ServicerContext) -> executor_pb2.StopTaskResponse:
+        self._check(context, "StopTask")
         status = await self.manager.stop(request.task_id, request.reason or STOPPED_BY_REQUEST)
         return executor_pb2.StopTaskResponse(status=status)
 
     @grpc_method
     async def GetTask(self, request: executor_pb2.GetTaskRequest,
                       context: grpc.aio.ServicerContext) -> executor_pb2.TaskInfo:
+        self._check(context, "GetTask")
         return self.manager.latest(request.task_id).info()
 
     @grpc_method
     async def ListTasks(self, request: executor_pb2.ListTasksRequest,
                         context: grpc.aio.ServicerContext) -> executor_pb2.ListTasksResponse:
+        self._check(context, "ListTasks")
         statuses = set(request.statuses) - {common_pb2.TASK_STATUS_UNSPECIFIED}
         tasks = [run.info() for run in self.manager.all_runs()
                  if (not request.job_id or run.spec.job_id == request.job_id)

@@ -12,6 +12,7 @@ from typing import Any
 from kernel.constants import ENV_SPOOL_DIR
 from kernel.errors import NotFound
 from protos.weft.v1 import common_pb2
+from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.executor.constants import MAX_SOCKET_PATH, SOCKETS_DIR, STATE_DIR_NAME
 from services.executor.launchers import base_environment
@@ -36,6 +37,8 @@ class TaskManagerState:
         self.env = base_environment()
         # STANDALONE tasks of every member that names this directory meet in it.
         self.env[ENV_SPOOL_DIR] = str(config.resolved_spool_dir().resolve())
+        #: The member-internal key: checks the scheduler's calls, signs task credentials.
+        self.key = internal_auth.load_member_key(config)
         self.runs: dict[str, dict[int, TaskRun]] = {}
         self._queue: list[tuple[int, int, TaskRun]] = []
         self._active: set[TaskRun] = set()

@@ -54,8 +54,9 @@ PEER_RETRY_MAX_S: Final = 5.0
 # Executors ---------------------------------------------------------------------------------
 
 EXECUTOR_CALL_TIMEOUT_S: Final = 10.0
-#: After a scheduler restart, how long to wait for an executor before a task is declared lost.
-EXECUTOR_REATTACH_ATTEMPTS: Final = 5
+#: Longest pause between attempts to re-attach to an executor that went away (the wait as a
+#: whole is `executor.restart_wait_s`).
+EXECUTOR_RETRY_MAX_S: Final = 2.0
 
 # Listing -----------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import grpc
 
 from kernel.errors import FailedPrecondition, NotFound, Unavailable
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+from services.common import internal_auth
 from services.scheduler.constants import EXECUTOR_CALL_TIMEOUT_S
 
 log = logging.getLogger("weft.scheduler.executors")
@@ -18,14 +19,17 @@ log = logging.getLogger("weft.scheduler.executors")
 class ExecutorPool:
     """gRPC clients of the configured executors (one channel each)."""
 
-    def __init__(self, endpoints: Sequence[str],
+    def __init__(self, endpoints: Sequence[str], key: bytes,
                  on_task_finished: Callable[[str, str, float], None] | None = None) -> None:
-        """`on_task_finished(component, status, seconds)` hears of each task end a stream brings."""
+        """`on_task_finished(component, status, seconds)` hears of each task end a stream brings.
+
+        Every call is signed with the scheduler credential (`key`: the member-internal key)."""
         self.on_task_finished = on_task_finished
         if not endpoints:
             raise Unavailable("scheduler.executors is empty: configure at least one executor endpoint")
         self.endpoints = list(endpoints)
-        self._channels = {e: grpc.aio.insecure_channel(e) for e in self.endpoints}
+        self.key = key
+        self._channels = {e: internal_auth.signed_aio_channel(e, key) for e in self.endpoints}
         self._stubs = {e: executor_pb2_grpc.ExecutorServiceStub(c) for e, c in self._channels.items()}
 
     def stub(self, endpoint: str) -> executor_pb2_grpc.ExecutorServiceStub:
@@ -33,7 +37,7 @@ class ExecutorPool:
         if stub is None:
             # A task recorded with an executor no longer configured: still reachable for
             # re-attaching and stopping.
-            channel = self._channels[endpoint] = grpc.aio.insecure_channel(endpoint)
+            channel = self._channels[endpoint] = internal_auth.signed_aio_channel(endpoint, self.key)
             stub = self._stubs[endpoint] = executor_pb2_grpc.ExecutorServiceStub(channel)
         return stub
 

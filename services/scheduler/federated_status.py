@@ -21,7 +21,7 @@ from services.common.db.records import JobRecord, TaskRecord
 from services.common.db.repository import get_job, get_task, list_tasks
 from services.scheduler import store
 from services.scheduler.constants import PRIORITY_STOP
-from services.scheduler.state import SchedulerState, now_ms
+from services.scheduler.state import SchedulerState, is_cluster, now_ms
 from services.scheduler.views import (
     JOB_STATUS,
     JOB_STATUS_NAME,
@@ -68,12 +68,31 @@ class FederatedStatus(SchedulerState):
         ))
 
     def _publish_job(self, job: JobRecord) -> None:
+        if job.status in TERMINAL_STATUSES:
+            self._spawn(self._clean_sessions(job.job_id), f"clean-{job.job_id}")
         self.events.publish(scheduler_pb2.JobEvent(
             job_id=job.job_id, timestamp_ms=now_ms(),
             job_status=scheduler_pb2.JobStatusEvent(
                 status=JOB_STATUS[job.status], progress=job.progress * 100.0, message=job.message or "",  # type: ignore[arg-type]
             ),
         ))
+
+    async def _clean_sessions(self, job_id: str) -> None:
+        """The job ended here: its sessions end at this member's transfer service (messages
+        dropped, later deliveries refused)."""
+        if self.transfer is None:
+            return
+        job = await get_job(self.engine, job_id)
+        if job is None or not is_cluster(self._spec(job).job_parameters):
+            return
+        sessions = sorted({t.session_id for t in await list_tasks(self.engine, job_id=job_id) if t.session_id})
+        for session_id in sessions:
+            try:
+                removed, freed = await self.transfer.clean_session(session_id)
+            except WeftError as exc:
+                log.warning("could not clean session %s of job %s: %s", session_id, job_id, exc)
+                continue
+            log.info("job %s ended: session %s cleaned (%d messages, %d bytes)", job_id, session_id, removed, freed)
 
     async def _own_task_changed(self, record: TaskRecord) -> None:
         self._publish_task(record)

@@ -135,6 +135,19 @@ class TransferClient:
 
         await retry_async(once, _retryable, PEER_RETRY)
 
+    async def clean_session(self, session_id: str) -> tuple[int, int]:
+        """Drop a session at the transfer service: its messages, and any later delivery into it."""
+        request = transfer_pb2.CleanSessionRequest(session_id=session_id)
+
+        async def once() -> tuple[int, int]:
+            try:
+                reply = await self.stub.CleanSession(request, timeout=PEER_CALL_TIMEOUT_S, metadata=self.credential())
+            except grpc.aio.AioRpcError as exc:
+                raise error_from_status(exc.code(), exc.details() or "", f"(transfer service {self.endpoint})") from None
+            return int(reply.messages_removed), int(reply.bytes_freed)
+
+        return await retry_async(once, _retryable, PEER_RETRY)
+
     async def close(self) -> None:
         await self._channel.close()
 

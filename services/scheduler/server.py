@@ -123,12 +123,13 @@ async def start_scheduler(
         auto_retries=config.scheduler.auto_retries,
         known_members=frozenset({config.member_id, *config.peers}),
         spool_dir=spool_dir,
+        executor_wait_s=config.executor.restart_wait_s,
     )
     mark_member(spool_dir, config.member_id)
     own_metrics = SchedulerMetrics(metrics) if metrics is not None else None
     if own_metrics is not None:
         own_metrics.watch_database(engine, asyncio.get_running_loop())
-    executors = ExecutorPool(config.scheduler.executors,
+    executors = ExecutorPool(config.scheduler.executors, key,
                              on_task_finished=own_metrics.observe_task if own_metrics is not None else None)
     scheduler = Scheduler(settings, engine, peers, executors, transfer)
     authenticator = Authenticator(engine)

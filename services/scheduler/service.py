@@ -43,7 +43,8 @@ def _next_token(offset: int, limit: int, got: int) -> str:
     return str(offset + limit) if got > limit else ""
 
 
-def relayed_caller(key: bytes, context: grpc.aio.ServicerContext, method: str, known: frozenset[str]) -> str:
+def relayed_caller(key: bytes, context: grpc.aio.ServicerContext, method: str, known: frozenset[str],
+                   replays: internal_auth.ReplayGuard | None = None) -> str:
     """The peer member a peer call comes from, as this member's transfer service stamped it.
 
     Only the relay credential counts: it is signed with the member-internal key and names
@@ -55,6 +56,8 @@ def relayed_caller(key: bytes, context: grpc.aio.ServicerContext, method: str, k
                                   what=f"peer call {method}")
     if claims.method != path:
         raise Unauthenticated(f"peer call {method}: the relay credential was issued for {claims.method or 'no method'}")
+    if replays is not None:
+        replays.check(claims, f"peer call {method}")
     if claims.member not in known:
         raise PermissionDenied(f"peer call {method}: member {claims.member or '(none)'} is not a member this one knows")
     return claims.member
@@ -212,9 +215,11 @@ class SchedulerPeerServicer(scheduler_pb2_grpc.SchedulerPeerServiceServicer):
     def __init__(self, scheduler: Scheduler, key: bytes) -> None:
         self.scheduler = scheduler
         self.key = key
+        self.replays = internal_auth.ReplayGuard()
 
     def _caller(self, context: grpc.aio.ServicerContext, method: str) -> str:
-        return relayed_caller(self.key, context, method, self.scheduler.settings.known_members or frozenset())
+        return relayed_caller(self.key, context, method, self.scheduler.settings.known_members or frozenset(),
+                              self.replays)
 
     @grpc_method
     async def CreateJob(self, request: scheduler_pb2.CreateJobRequest,

@@ -21,5 +21,7 @@ class SchedulerSettings:
     known_members: frozenset[str] | None = None
     #: The member's spool directory (STANDALONE work mode); None: no check of shared spools at submit.
     spool_dir: Path | None = None
+    #: How long a task's executor may stay unreachable (restarting) before the task is failed.
+    executor_wait_s: float = 90.0
     #: Names this process's queue consumers (unique per replica).
     consumer_name: str = f"{socket.gethostname()}-{os.getpid()}"

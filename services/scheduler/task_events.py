@@ -30,11 +30,7 @@ from services.common.db.repository import (
     upsert_task_result,
 )
 from services.scheduler import store
-from services.scheduler.constants import (
-    EXECUTOR_REATTACH_ATTEMPTS,
-    PEER_RETRY_BASE_S,
-    PEER_RETRY_MAX_S,
-)
+from services.scheduler.constants import EXECUTOR_RETRY_MAX_S, PEER_RETRY_BASE_S
 from services.scheduler.federated_status import FederatedStatus
 from services.scheduler.state import now_ms
 from services.scheduler.views import TASK_STATUS_NAME, job_task
@@ -56,12 +52,20 @@ class TaskEvents(FederatedStatus):
 
     async def _follow(self, record: TaskRecord, executor: str,
                       open_stream: Callable[[], AsyncIterator[executor_pb2.TaskEvent]]) -> None:
-        """Consume a task's event stream; re-attach with WatchTask when the stream breaks."""
+        """Consume a task's event stream; re-attach with WatchTask when the stream breaks.
+
+        An executor that went away (a restart) is waited for up to `executor_wait_s` from the
+        moment it was last heard; a restarted executor re-attaches its running tasks and
+        answers WatchTask with where each one stands.
+        """
         failures = 0
+        lost_since: float | None = None
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 try:
                     async for event in open_stream():
+                        lost_since, failures = None, 0
                         if event.attempt and event.attempt != record.attempt:
                             continue
                         if await self._on_event(record, executor, event):
@@ -81,11 +85,18 @@ class TaskEvents(FederatedStatus):
                     log.exception("following task %s failed; re-attaching", record.task_id)
                     reason = f"following it failed: {type(exc).__name__}: {exc}"
                 failures += 1
-                if failures >= EXECUTOR_REATTACH_ATTEMPTS:
-                    await self._task_lost(record, f"lost contact with executor {executor}: {reason}")
+                lost_since = loop.time() if lost_since is None else lost_since
+                waited = loop.time() - lost_since
+                if waited >= self.settings.executor_wait_s:
+                    await self._task_lost(record, f"lost contact with executor {executor} for {waited:.0f} s "
+                                                  f"(executor.restart_wait_s): {reason}")
                     return
+                if failures == 1:
+                    log.warning("task %s: executor %s unreachable (%s); waiting up to %g s for it",
+                                record.task_id, executor, reason, self.settings.executor_wait_s)
                 # Backoff between re-attach attempts (the executor may be restarting).
-                await asyncio.sleep(min(PEER_RETRY_MAX_S, PEER_RETRY_BASE_S * 2 ** failures))
+                await asyncio.sleep(min(EXECUTOR_RETRY_MAX_S, PEER_RETRY_BASE_S * 2 ** failures,
+                                        max(0.0, self.settings.executor_wait_s - waited)))
                 open_stream = lambda: self.executors.watch_task(executor, record.task_id)  # noqa: E731
         except asyncio.CancelledError:
             raise

@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 
+from kernel.errors import WeftError
 from services.common.config import load_config
 from services.transfer.server import TransferServer
 
@@ -27,14 +29,19 @@ async def run(config_path: str) -> None:
         await server.stop()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.transfer", description=__doc__)
     parser.add_argument("--config", required=True, help="the member's YAML config file")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(run(args.config))
+    try:
+        asyncio.run(run(args.config))
+    except WeftError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

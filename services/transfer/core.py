@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 
-from kernel.errors import InvalidArgument, PermissionDenied, Unavailable
+from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from kernel.federation.cluster import error_for_status
 from kernel.federation.wire import OutFrame, WireFrame, chunk_parts, encode_end, encode_header
 from kernel.retry import retry_async
@@ -38,10 +38,10 @@ from services.transfer.frames import (
     party_of,
     wire_frames,
 )
-from services.transfer.mailbox import END, Mailbox, Signal, StoredMessage
+from services.transfer.mailbox import END, Mailbox, Quotas, Signal, StoredMessage
 from services.transfer.outbox import Outbox
 from services.transfer.routing import PeerRouter
-from services.transfer.sessions import DefinitionSource, SessionTable, registry_definitions
+from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
 from services.transfer.stats import TrafficStats
 
 log = logging.getLogger("weft.transfer")
@@ -68,7 +68,10 @@ class TransferCore:
         self.window_bytes = settings.window_mb * MIB
         self.spill_dir = config.resolved_spill_dir()
         self.mailbox = Mailbox(
-            self.spill_dir / "mailbox", settings.mailbox_memory_mb * MIB, self.window_bytes, settings.message_ttl_s
+            self.spill_dir / "mailbox", settings.mailbox_memory_mb * MIB, self.window_bytes, settings.message_ttl_s,
+            Quotas(session_bytes=settings.mailbox_session_max_mb * MIB,
+                   session_messages=settings.mailbox_session_max_messages,
+                   peer_bytes=settings.mailbox_peer_max_mb * MIB, peer_messages=settings.mailbox_peer_max_messages),
         )
         self.sessions = SessionTable(Path(config.data_dir) / STATE_DIR / SESSIONS_DIR, definitions)
         self.router = PeerRouter(config, config_path)
@@ -99,6 +102,9 @@ class TransferCore:
             return 0, True
         try:
             checksum = await consume_frames(header, frames, reservation.write)
+            if self.sessions.get(header.session_id) is None:
+                # The job ended (CleanSession) while the message was arriving: keep nothing.
+                raise PermissionDenied(f"session {header.session_id!r} ended while {header.name} was arriving")
         except BaseException:
             self.mailbox.abort(reservation)
             raise
@@ -183,8 +189,17 @@ class TransferCore:
 
     # ---- a task's calls (gRPC Send / Receive, or the data lane) --------------------------
 
-    async def send(self, stream: AsyncIterator[bytes]) -> transfer_pb2.SendAck:
-        """A task's message: checked, then stored here or forwarded to its destination member."""
+    def check_job(self, session: Session, job: str, what: str) -> None:
+        """A task acts only in its own job's sessions (`job` is its credential's)."""
+        if session.job_id != job:
+            raise PermissionDenied(
+                f"{what}: session {session.session_id} belongs to job {session.job_id or '(none)'}, "
+                f"the task's credential to job {job or '(none)'}")
+
+    async def send(self, stream: AsyncIterator[bytes], job: str) -> transfer_pb2.SendAck:
+        """A task's message: checked, then stored here or forwarded to its destination member.
+
+        `job` is the job of the calling task's credential: the session must be that job's."""
         frames = wire_frames(stream)
         header = await first_header(frames)
         key = check_header(header)
@@ -193,7 +208,8 @@ class TransferCore:
                 f"{key.name}: header.src.member_id {key.src.member_id} is not this member ({self.member_id})"
             )
         try:
-            self.sessions.authorise(key)
+            session = self.sessions.authorise(key)
+            self.check_job(session, job, key.name)
         except PermissionDenied as exc:
             log.warning("refused to send: %s", exc)
             raise
@@ -202,7 +218,7 @@ class TransferCore:
             return transfer_pb2.SendAck(message_id=header.message_id, stored_size=size, duplicate=duplicate)
         return await self.forward(header, frames)
 
-    async def receive(self, request: transfer_pb2.ReceiveRequest) -> AsyncGenerator[OutFrame, None]:
+    async def receive(self, request: transfer_pb2.ReceiveRequest, job: str) -> AsyncGenerator[OutFrame, None]:
         """The frames of the message a task asks for, once it is here (or a timeout error).
 
         A chunk read from the mailbox comes as (prefix, payload), which the data lane
@@ -214,6 +230,11 @@ class TransferCore:
                          party_of(request.src, "src"), party_of(request.dst, "dst"))
         if key.dst.member_id != self.member_id:
             raise InvalidArgument(f"dst.member_id {key.dst.member_id} is not this member ({self.member_id})")
+        session = self.sessions.get(key.session_id)
+        if session is None:
+            raise NotFound(f"session {key.session_id!r} is not registered at this member "
+                           "(the scheduler registers it when the job starts; it ends with the job)")
+        self.check_job(session, job, key.name)
         timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_RECEIVE_TIMEOUT_S
         message = await self.mailbox.take(key, timeout)
         try:

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from kernel.errors import InvalidArgument, Unavailable, WeftError
 from kernel.federation.lane import (
+    CREDENTIAL_LENGTH,
     LENGTH,
     MAGIC,
     MAX_RECORD_BYTES,
@@ -36,6 +37,7 @@ from kernel.federation.lane import (
 )
 from kernel.federation.wire import OutFrame, frame_pieces
 from protos.weft.v1 import transfer_pb2
+from services.common import internal_auth
 from services.common.grpc_errors import status_code_of
 from services.transfer.core import TransferCore
 
@@ -55,12 +57,23 @@ class _TaskLeft(Unavailable):
     """A send's connection closed before the end of its message (nothing is stored)."""
 
 
-class _LaneConnection:
-    """Records on one accepted, non-blocking socket."""
+class _Stalled(Exception):
+    """A record did not arrive within its deadline: the connection is closed."""
 
-    def __init__(self, sock: socket.socket) -> None:
+
+class _LaneConnection:
+    """Records on one accepted, non-blocking socket.
+
+    A record's body must arrive within `record_timeout_s` of its length word, and the next
+    record within `idle_timeout_s`: a task that stalls mid-record or goes quiet loses the
+    connection (nothing of a send is stored then).
+    """
+
+    def __init__(self, sock: socket.socket, record_timeout_s: float = 30.0, idle_timeout_s: float = 300.0) -> None:
         self.sock = sock
         self.loop = asyncio.get_running_loop()
+        self.record_timeout_s = record_timeout_s
+        self.idle_timeout_s = idle_timeout_s
 
     async def _fill(self, buffer: bytearray) -> None:
         view = memoryview(buffer)
@@ -71,15 +84,27 @@ class _LaneConnection:
                 raise _Closed()
             got += count
 
-    async def record(self) -> bytes:
-        """The next record's body (b"" for the empty record that ends a send's frames)."""
+    async def record(self, first: bool = False) -> bytes:
+        """The next record's body (b"" for the empty record that ends a send's frames).
+
+        The opening record (`first`) must come whole within the record deadline."""
         word = bytearray(LENGTH.size)
-        await self._fill(word)
+        wait = self.record_timeout_s if first else self.idle_timeout_s
+        try:
+            await asyncio.wait_for(self._fill(word), wait)
+        except TimeoutError:
+            raise _Stalled(f"no record within {wait:g} s") from None
         (size,) = LENGTH.unpack(word)
         if size & STATUS_FLAG or size > MAX_RECORD_BYTES:
             raise InvalidArgument(f"data lane: a record of {size & ~STATUS_FLAG} bytes (at most {MAX_RECORD_BYTES})")
         if size == 0:
             return b""
+        try:
+            return await asyncio.wait_for(self._body(size), self.record_timeout_s)
+        except TimeoutError:
+            raise _Stalled(f"a record of {size} bytes did not arrive within {self.record_timeout_s:g} s") from None
+
+    async def _body(self, size: int) -> bytes:
         # Read as bytes (what gRPC sends on to the peer): a frame that is all there already
         # takes no copy; one that arrives in pieces takes one join.
         parts: list[bytes] = []
@@ -146,9 +171,14 @@ class LaneListener:
     def __init__(self, core: TransferCore, address: LaneAddress) -> None:
         self.core = core
         self.address = address
+        settings = core.config.transfer
+        self.record_timeout_s = settings.lane_record_timeout_s
+        self.idle_timeout_s = settings.lane_idle_timeout_s
+        self.max_connections = settings.lane_max_connections
         self._sock: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        self._refusals: set[asyncio.Task[None]] = set()
 
     @classmethod
     def for_config(cls, core: TransferCore, internal_listen: str, internal_port: int,
@@ -211,26 +241,68 @@ class LaneListener:
                 log.warning("data lane: accept failed: %s", exc)
                 await asyncio.sleep(0.1)
                 continue
+            if len(self._calls) >= self.max_connections:
+                self._spawn_refusal(sock)
+                continue
             call = asyncio.create_task(self._serve(sock))
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
 
+    def _spawn_refusal(self, sock: socket.socket) -> None:
+        """Answer a connection over the cap with RESOURCE_EXHAUSTED and close it."""
+        async def refuse() -> None:
+            sock.setblocking(False)
+            try:
+                await asyncio.wait_for(_LaneConnection(sock).status(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"transfer.lane_max_connections: {self.max_connections} data lane connections are open"),
+                    self.record_timeout_s)
+            except (OSError, TimeoutError):
+                pass
+            finally:
+                sock.close()
+
+        log.warning("data lane: refused a connection, %d are open (transfer.lane_max_connections)",
+                    self.max_connections)
+        task = asyncio.create_task(refuse())
+        self._refusals.add(task)
+        task.add_done_callback(self._refusals.discard)
+
+    def _task_job(self, body: bytes) -> tuple[str, bytes]:
+        """The job of the task credential at the start of an opening's body, and the rest."""
+        if len(body) < CREDENTIAL_LENGTH.size:
+            raise InvalidArgument("data lane: the opening record has no credential length")
+        (length,) = CREDENTIAL_LENGTH.unpack_from(body)
+        start = CREDENTIAL_LENGTH.size
+        token = body[start:start + length].decode("ascii", "replace")
+        claims = internal_auth.verify(self.core.key, token, {internal_auth.TASK}, what="a data lane call")
+        return claims.job, body[start + length:]
+
     async def _serve(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         tune(sock)
-        connection = _LaneConnection(sock)
+        connection = _LaneConnection(sock, self.record_timeout_s, self.idle_timeout_s)
         try:
-            opening = await connection.record()
+            opening = await connection.record(first=True)
             if not opening.startswith(MAGIC) or len(opening) <= len(MAGIC):
                 await connection.status(grpc.StatusCode.INVALID_ARGUMENT, "not a data lane call")
                 return
-            call, body = opening[len(MAGIC)], opening[len(MAGIC) + 1:]
-            if call == OPEN_SEND:
-                await self._send(connection)
-            elif call == OPEN_RECEIVE:
-                await self._receive(connection, body)
-            else:
+            call = opening[len(MAGIC)]
+            if call not in (OPEN_SEND, OPEN_RECEIVE):
                 await connection.status(grpc.StatusCode.INVALID_ARGUMENT, f"unknown data lane call {call}")
+                return
+            try:
+                job, body = self._task_job(opening[len(MAGIC) + 1:])
+            except WeftError as exc:
+                log.warning("data lane: refused a call: %s", exc)
+                await connection.status(*_status_of(exc))
+                return
+            if call == OPEN_SEND:
+                await self._send(connection, job)
+            else:
+                await self._receive(connection, body, job)
+        except _Stalled as exc:
+            log.warning("data lane: closed a connection: %s", exc)
         except (_Closed, ConnectionError):
             log.info("data lane: a task closed its connection mid-call")
         except InvalidArgument as exc:  # a malformed record
@@ -239,7 +311,7 @@ class LaneListener:
         finally:
             sock.close()
 
-    async def _send(self, connection: _LaneConnection) -> None:
+    async def _send(self, connection: _LaneConnection, job: str) -> None:
         async def frames() -> AsyncIterator[bytes]:
             try:
                 while record := await connection.record():
@@ -249,10 +321,12 @@ class LaneListener:
 
         stream = frames()
         try:
-            ack = await self.core.send(stream)
+            ack = await self.core.send(stream, job)
         except _TaskLeft as exc:
             log.info("data lane: %s", exc)
             return
+        except _Stalled:
+            raise
         except Exception as exc:
             await connection.status(*_status_of(exc))
             await self._drain(stream)
@@ -271,13 +345,13 @@ class LaneListener:
         with contextlib.suppress(Exception, asyncio.TimeoutError):
             await asyncio.wait_for(drop(), DRAIN_TIMEOUT_S)
 
-    async def _receive(self, connection: _LaneConnection, body: bytes) -> None:
+    async def _receive(self, connection: _LaneConnection, body: bytes, job: str) -> None:
         try:
             request = transfer_pb2.ReceiveRequest.FromString(body)
         except DecodeError as exc:
             await connection.status(grpc.StatusCode.INVALID_ARGUMENT, f"a ReceiveRequest that does not parse: {exc}")
             return
-        streaming = asyncio.create_task(self._stream(connection, request))
+        streaming = asyncio.create_task(self._stream(connection, request, job))
         # The task sends nothing more: a readable socket means it went away (a receive may
         # wait long for its message, and must not keep it or stay counted as waiting).
         gone = asyncio.create_task(connection.loop.sock_recv(connection.sock, 1))
@@ -292,9 +366,9 @@ class LaneListener:
         if not streaming.cancelled():
             await streaming  # its own errors were answered; connection errors end the call here
 
-    async def _stream(self, connection: _LaneConnection, request: transfer_pb2.ReceiveRequest) -> None:
+    async def _stream(self, connection: _LaneConnection, request: transfer_pb2.ReceiveRequest, job: str) -> None:
         try:
-            async with contextlib.aclosing(self.core.receive(request)) as frames:
+            async with contextlib.aclosing(self.core.receive(request, job)) as frames:
                 async for frame in frames:
                     await connection.frame(frame)
         except (ConnectionError, _Closed):

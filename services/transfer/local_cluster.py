@@ -18,11 +18,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kernel.base_param import deep_merge
 from kernel.errors import Unavailable
-from kernel.federation.base import Party
+from kernel.federation.base import Party, RoleTable
+from kernel.federation.cluster import ClusterFederation
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
 from services.transfer.constants import INTERNAL_SERVICE_NAME, READY_TIMEOUT_S
+
+
+def job_of(session_id: str) -> str:
+    """The job id `register_session` gives a session."""
+    return f"job-{session_id}"
 
 
 def free_port() -> int:
@@ -104,14 +110,35 @@ class LocalMember:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    @property
+    def key(self) -> bytes:
+        """The member-internal key of this member."""
+        return internal_auth.read_key(self.directory / "internal.key")
+
+    def task_credential(self, session_id: str) -> str:
+        """What the executor gives a task of the job whose session `register_session` wrote."""
+        return internal_auth.sign(self.key, internal_auth.TASK, job=job_of(session_id), task=f"task-{session_id}",
+                                  ttl_s=internal_auth.TASK_TTL_S)
+
+    def federation(self, session_id: str, local: Party, roles: RoleTable) -> ClusterFederation:
+        """A task's CLUSTER federation client at this member, with the task credential."""
+        return ClusterFederation(self.internal, session_id, local, roles, credential=self.task_credential(session_id))
+
     def channel(self) -> grpc.Channel:
+        """A channel to the internal API whose calls carry this member's scheduler credential."""
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.internal)
+            key = self.key
+            self._channel = internal_auth.signed_channel(
+                grpc.insecure_channel(self.internal), lambda: internal_auth.sign(key, internal_auth.SCHEDULER))
         return self._channel
 
-    def stub(self) -> transfer_pb2_grpc.TransferServiceStub:
-        """A client of this member's internal API."""
-        return transfer_pb2_grpc.TransferServiceStub(self.channel())
+    def stub(self, session_id: str | None = None) -> transfer_pb2_grpc.TransferServiceStub:
+        """A client of this member's internal API: as the scheduler, or as a task of `session_id`'s job."""
+        if session_id is None:
+            return transfer_pb2_grpc.TransferServiceStub(self.channel())
+        token = self.task_credential(session_id)
+        channel = internal_auth.signed_channel(grpc.insecure_channel(self.internal), lambda: token)
+        return transfer_pb2_grpc.TransferServiceStub(channel)
 
     def stats(self) -> transfer_pb2.TransferStats:
         stats: transfer_pb2.TransferStats = self.stub().GetStats(transfer_pb2.GetStatsRequest(), timeout=10)
@@ -119,7 +146,7 @@ class LocalMember:
 
     def register_session(self, session_id: str, parties: list[Party], ttl_s: int = 0) -> None:
         self.stub().RegisterSession(transfer_pb2.RegisterSessionRequest(
-            session_id=session_id, job_id=f"job-{session_id}", ttl_s=ttl_s,
+            session_id=session_id, job_id=job_of(session_id), ttl_s=ttl_s,
             parties=[common_pb2.Party(role=p.role, member_id=p.member_id) for p in parties],
         ), timeout=10)
 

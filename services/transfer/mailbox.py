@@ -8,10 +8,12 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
-from kernel.errors import FailedPrecondition, FederationTimeout, Unavailable
+from kernel.errors import FailedPrecondition, FederationTimeout, ResourceExhausted, Unavailable
 from kernel.federation.wire import WireFrame
 from protos.weft.v1 import transfer_pb2
 from services.transfer.constants import MAX_CHUNK_BYTES, SEEN_ID_GRACE_S, SPILL_SUFFIX, TABLE_SUFFIX
@@ -63,6 +65,20 @@ class StoredMessage:
     closed: str = ""  # why a hand-off stopped early
     read_ok: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    charged: int = -1  # bytes counted against the quotas (-1: not counted, a hand-off)
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Unread bytes and messages one session, and one sending member, may hold in the mailbox."""
+
+    session_bytes: int
+    session_messages: int
+    peer_bytes: int
+    peer_messages: int
+
+
+UNLIMITED: Final = Quotas(1 << 62, 1 << 62, 1 << 62, 1 << 62)
 
 
 @dataclass
@@ -74,11 +90,16 @@ class Reservation:
     id_key: IdKey
     done: asyncio.Event = field(default_factory=asyncio.Event)
     handoff: StoredMessage | None = None
+    charge: Callable[[int], None] | None = None  # counts bytes against the quotas (refuses past them)
+    charged: int = 0
 
     async def write(self, frame: WireFrame) -> None:
         """Store a chunk's payload, or pass the chunk frame to the waiting reader (waiting while its pipe is full)."""
         message = self.handoff
         if message is None:
+            if self.charge is not None:
+                self.charge(len(frame.data))
+                self.charged += len(frame.data)
             self.payload.append(frame.data)
             return
         if message.closed:
@@ -102,8 +123,12 @@ class MailboxStats:
 class Mailbox:
     """Messages by key with a memory budget, spill files, TTL expiry and duplicate dropping."""
 
-    def __init__(self, spill_dir: Path, memory_budget_bytes: int, window_bytes: int, default_ttl_s: float) -> None:
+    def __init__(self, spill_dir: Path, memory_budget_bytes: int, window_bytes: int, default_ttl_s: float,
+                 quotas: Quotas = UNLIMITED) -> None:
         self.spill_dir = spill_dir
+        self.quotas = quotas
+        # ("session", id) or ("peer", member id) -> [unread bytes, unread messages]
+        self._usage: dict[tuple[str, str], list[int]] = {}
         self.window_bytes = window_bytes
         self.default_ttl_s = default_ttl_s
         self.budget = MemoryBudget(memory_budget_bytes)
@@ -152,11 +177,56 @@ class Mailbox:
         if self._waiting.get(message_key):
             # A reader is already waiting: hand the chunks to it as they come, no disk.
             return await self._reserve_handoff(header, key, message_key, path)
+        self._charge(header, 0, 1)
         # Tables go straight to disk as they arrive; objects stay in memory while small.
         payload = Payload(path, 0 if is_table else self.window_bytes, self.budget)
-        reservation = Reservation(header, payload, key)
+        reservation = Reservation(header, payload, key, charge=lambda size: self._charge(header, size, 0))
         self._in_progress[key] = reservation
         return reservation
+
+    # ---- quotas ----------------------------------------------------------------------
+
+    def _scopes(self, header: transfer_pb2.FrameHeader) -> list[tuple[str, str]]:
+        return [("session", header.session_id), ("peer", header.src.member_id)]
+
+    def _charge(self, header: transfer_pb2.FrameHeader, size: int, messages: int) -> None:
+        """Count a message or its bytes against its session's and its sender's quotas, or refuse it."""
+        limits = {"session": (self.quotas.session_bytes, self.quotas.session_messages, "mailbox_session"),
+                  "peer": (self.quotas.peer_bytes, self.quotas.peer_messages, "mailbox_peer")}
+        for scope in self._scopes(header):
+            used = self._usage.get(scope, [0, 0])
+            max_bytes, max_messages, option = limits[scope[0]]
+            who = f"session {scope[1]}" if scope[0] == "session" else f"member {scope[1]}"
+            if messages and used[1] + messages > max_messages:
+                raise ResourceExhausted(f"transfer.{option}_max_messages: {who} already has {used[1]} unread "
+                                        f"messages here (at most {max_messages})")
+            if size and used[0] + size > max_bytes:
+                raise ResourceExhausted(f"transfer.{option}_max_mb: {who} would have {used[0] + size} unread bytes "
+                                        f"here (at most {max_bytes})")
+        for scope in self._scopes(header):
+            used = self._usage.setdefault(scope, [0, 0])
+            used[0] += size
+            used[1] += messages
+
+    def _release(self, header: transfer_pb2.FrameHeader, size: int) -> None:
+        for scope in self._scopes(header):
+            used = self._usage.get(scope)
+            if used is None:
+                continue
+            used[0] = max(0, used[0] - size)
+            used[1] = max(0, used[1] - 1)
+            if used == [0, 0]:
+                del self._usage[scope]
+
+    def _release_message(self, message: StoredMessage) -> None:
+        if message.charged >= 0:
+            self._release(message.header, message.charged)
+            message.charged = -1
+
+    def usage(self, kind: str, name: str) -> tuple[int, int]:
+        """(unread bytes, unread messages) of a session or a sending member."""
+        used = self._usage.get((kind, name), [0, 0])
+        return used[0], used[1]
 
     async def _reserve_handoff(self, header: transfer_pb2.FrameHeader, key: IdKey, message_key: MessageKey,
                                path: Path) -> Reservation:
@@ -181,7 +251,8 @@ class Mailbox:
             return await self._commit_handoff(reservation, checksum)
         header = reservation.header
         ttl = self._session_ttl.get(header.session_id, self.default_ttl_s)
-        message = StoredMessage(key_of(header), header, reservation.payload, checksum, time.monotonic() + ttl)
+        message = StoredMessage(key_of(header), header, reservation.payload, checksum, time.monotonic() + ttl,
+                                charged=reservation.charged)
         async with self._changed:
             self._messages[message.key] = message
             self._seen[reservation.id_key] = message.expires_at + SEEN_ID_GRACE_S
@@ -210,6 +281,8 @@ class Mailbox:
         """Drop a message that failed its checks: nothing of it stays."""
         if reservation.handoff is not None:
             self._close_handoff(reservation.handoff, "the sender's stream broke off; waiting for its retry")
+        else:
+            self._release(reservation.header, reservation.charged)
         reservation.payload.discard()
         self._finish(reservation)
 
@@ -264,6 +337,7 @@ class Mailbox:
         async with self._changed:
             if self._messages.get(message.key) is message:
                 del self._messages[message.key]
+        self._release_message(message)
         message.payload.discard()
 
     async def cancel_read(self, message: StoredMessage) -> None:
@@ -284,6 +358,7 @@ class Mailbox:
             keys = [key for key in self._messages if key.session_id == session_id]
             dropped = [self._messages.pop(key) for key in keys]
             for message in dropped:
+                self._release_message(message)
                 if message.pipe is not None:
                     self._close_handoff(message, f"session {session_id} was cleaned")
             for seen in [k for k in self._seen if k[0] == session_id]:
@@ -304,6 +379,7 @@ class Mailbox:
                 del self._seen[seen]
         for message in expired:
             log.warning("expired unread %s", message.key.describe())
+            self._release_message(message)
             message.payload.discard()
         return len(expired)
 

@@ -19,6 +19,7 @@ from kernel.errors import InvalidArgument, PermissionDenied, Unavailable, WeftEr
 from kernel.federation.lane import describe as describe_lane
 from kernel.federation.wire import frame_bytes
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
+from services.common import internal_auth
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 from services.common.grpc_errors import grpc_method
 from services.common.observability import (
@@ -82,23 +83,38 @@ def peer_member_id(context: grpc.aio.ServicerContext) -> str:
 
 
 class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
-    """TransferService: what task processes and the local scheduler call."""
+    """TransferService: what task processes and the local scheduler call.
+
+    Every call carries a member-internal credential: the scheduler's for the session table,
+    the control relay and the counters; a task's (bound to its job) for Send and Receive,
+    which then reach only that job's sessions.
+    """
 
     def __init__(self, core: TransferCore) -> None:
         self.core = core
         self.lane = transfer_pb2.DataLane()  # set once the data lane listens
+        self.replays = internal_auth.ReplayGuard()
+
+    def _claims(self, context: grpc.aio.ServicerContext, signers: set[str], method: str) -> internal_auth.Claims:
+        token = internal_auth.token_of(context.invocation_metadata())
+        claims = internal_auth.verify(self.core.key, token, signers, what=f"transfer {method}")
+        if claims.signer == internal_auth.SCHEDULER:  # per call; a task's credential lasts its task
+            self.replays.check(claims, f"transfer {method}")
+        return claims
 
     @grpc_method
     async def Send(
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> transfer_pb2.SendAck:
-        return await self.core.send(request_iterator)
+        claims = self._claims(context, {internal_auth.TASK}, "Send")
+        return await self.core.send(request_iterator, claims.job)
 
     @grpc_method
     async def Receive(
         self, request: transfer_pb2.ReceiveRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        async with contextlib.aclosing(self.core.receive(request)) as frames:
+        claims = self._claims(context, {internal_auth.TASK}, "Receive")
+        async with contextlib.aclosing(self.core.receive(request, claims.job)) as frames:
             async for frame in frames:
                 yield frame_bytes(frame)
 
@@ -106,6 +122,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     async def RegisterSession(
         self, request: transfer_pb2.RegisterSessionRequest, context: grpc.aio.ServicerContext
     ) -> common_pb2.Ack:
+        self._claims(context, {internal_auth.SCHEDULER}, "RegisterSession")
         if not request.session_id:
             raise InvalidArgument("session_id is required")
         if not request.parties:
@@ -130,6 +147,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     async def CleanSession(
         self, request: transfer_pb2.CleanSessionRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.CleanSessionResponse:
+        self._claims(context, {internal_auth.SCHEDULER}, "CleanSession")
         if not request.session_id:
             raise InvalidArgument("session_id is required")
         removed, freed = await self.core.mailbox.clean_session(request.session_id)
@@ -141,6 +159,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     async def RelayControl(
         self, request: transfer_pb2.ControlRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.ControlReply:
+        self._claims(context, {internal_auth.SCHEDULER}, "RelayControl")
         if not MEMBER_ID_PATTERN.match(request.target_member_id):
             raise InvalidArgument("target_member_id must be 32 lowercase hex characters")
         self.core.check_relayable(request.method)
@@ -150,12 +169,14 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     async def GetDataLane(
         self, request: transfer_pb2.GetDataLaneRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.DataLane:
+        self._claims(context, {internal_auth.SCHEDULER, internal_auth.TASK}, "GetDataLane")
         return self.lane
 
     @grpc_method
     async def GetStats(
         self, request: transfer_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.TransferStats:
+        self._claims(context, {internal_auth.SCHEDULER}, "GetStats")
         return self.core.stats.to_proto(self.core.mailbox.stats(), len(self.core.sessions))
 
 

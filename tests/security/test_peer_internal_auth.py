@@ -80,3 +80,13 @@ def test_a_missing_or_shared_key_file_stops_a_service_with_a_clear_message(tmp_p
     os.chmod(path, 0o644)
     with pytest.raises(ConfError, match="open to others"):
         internal_auth.load_member_key(config)
+
+
+def test_a_per_call_credential_is_accepted_once() -> None:
+    guard = internal_auth.ReplayGuard()
+    claims = internal_auth.verify(KEY, internal_auth.sign(KEY, internal_auth.RELAY, member="a" * 32), {internal_auth.RELAY})
+
+    guard.check(claims)
+    with pytest.raises(Unauthenticated, match="used before"):
+        guard.check(claims)
+    guard.check(internal_auth.verify(KEY, internal_auth.sign(KEY, internal_auth.RELAY), {internal_auth.RELAY}))

@@ -122,12 +122,18 @@ async def test_a_credential_signed_with_another_key_or_for_another_method_is_ref
     foreign = await call_peer(provider, "PushJobStatus", push,
                               relay_credential(members[ARBITER], PROMOTER, "PushJobStatus"))
     other_method = await call_peer(provider, "PushJobStatus", push, relay_credential(provider, PROMOTER, "StopJob"))
+    captured = relay_credential(provider, ARBITER, "StopJob")  # a genuine call, captured and sent again
+    stop = scheduler_pb2.PeerStopJobRequest(job_id=job_id, sender_member_id=ARBITER)
+    first = await call_peer(provider, "StopJob", stop, captured)
+    replayed = await call_peer(provider, "StopJob", stop, captured)
 
     # Assert
     assert foreign.code() == grpc.StatusCode.UNAUTHENTICATED
     assert foreign.details() == "peer call PushJobStatus: the internal credential is not signed with this member's key"
     assert other_method.code() == grpc.StatusCode.UNAUTHENTICATED
     assert "issued for /weft.v1.SchedulerPeerService/StopJob" in other_method.details()
+    assert first.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert replayed.code() == grpc.StatusCode.UNAUTHENTICATED and "used before" in replayed.details()
     assert await states(members, job_id) == {m: RUNNING for m in members}
 
 
