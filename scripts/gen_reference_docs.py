@@ -57,6 +57,15 @@ def _param_rows(model: type[BaseModel], prefix: str = "", overrides: dict[str, A
     return rows
 
 
+def _defaults_notes(param_class: type[BaseModel]) -> list[str]:
+    """The paragraphs of a parameter class's docstring that start with "Defaults" (their choice and cost)."""
+    import inspect
+
+    text = inspect.cleandoc(param_class.__doc__ or "")
+    notes = [p for p in text.split("\n\n") if p.startswith("Defaults")]
+    return [line for note in notes for line in (*note.splitlines(), "")]
+
+
 def components_doc() -> str:
     lines = ["# Component reference", "",
              "Generated from each component's `setting.json`, `default_runtime.json` and parameter class",
@@ -64,6 +73,7 @@ def components_doc() -> str:
     for module, spec in sorted(registry().items()):
         param_class = spec.param_class()
         lines += [f"## {module}", "", (param_class.__doc__ or "").strip().splitlines()[0], "",
+                  *_defaults_notes(param_class),
                   f"- folder: `kernel/components/{spec.folder}/`",
                   f"- roles: {', '.join(spec.roles)}",
                   f"- parameters: `{param_class.__name__}` (in the job spec: `params`, `role_params.<role>`)"]

@@ -66,6 +66,8 @@ def job_spec() -> dict[str, Any]:
     spec["job_parameters"]["work_mode"] = "STANDALONE"
     for name in ("binning_0", "vert_lr_0"):
         spec["components"][name]["params"]["key_bits"] = 1024
+    # VertLR's defaults when these numbers were taken (full batch, constant rate), pinned.
+    spec["components"]["vert_lr_0"]["params"].update({"learning_rate": 0.1, "decay": 0.0, "batch_size": -1})
     return spec
 
 

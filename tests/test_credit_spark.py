@@ -101,7 +101,7 @@ def test_federated_credit_components_on_spark(tmp_path: Path, spark: Any) -> Non
     step("pearson_0", "VertPearson", {"data": {"data": ["woe_0.data"]}}, {"data": ["data"]},
          params={"key_bits": 1024})
     step("vert_lr_0", "VertLR", {"data": {"train_data": ["woe_0.data"]}}, out,
-         params={"key_bits": 1024, "max_iter": 3, "random_seed": 1})
+         params={"key_bits": 1024, "max_iter": 3, "random_seed": 1, "learning_rate": 0.1, "decay": 0.0, "batch_size": -1})
     step("card_0", "ScoreCard", {"data": {"data": ["woe_0.data"]}, "model": ["vert_lr_0.model", "woe_0.model"]}, out,
          params={"points_decimals": None})
     step("evaluation_0", "Evaluation", {"data": {"data": ["card_0.data"]}}, {}, role_params={"provider": {"need_run": False}})

@@ -51,7 +51,7 @@ def test_points_and_scores_match_toad(tmp_path: Path, computing: ComputingSessio
     job.run("woe_0", "WOE", computing, {"data": {"data": ["binning_0.train"]}, "model": ["binning_0.model"]},
             MODEL_OUT)
     job.run("vert_lr_0", "VertLR", computing, {"data": {"train_data": ["woe_0.train"]}}, MODEL_OUT,
-            params={"key_bits": 1024, "max_iter": 8, "random_seed": 1})
+            params={"key_bits": 1024, "max_iter": 8, "random_seed": 1, "learning_rate": 0.1, "decay": 0.0, "batch_size": -1})
     card_inputs = {"data": {"data": ["woe_0.train"]}, "model": ["vert_lr_0.model", "woe_0.model"]}
 
     # Execute: unrounded and rounded cards.

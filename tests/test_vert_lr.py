@@ -24,7 +24,8 @@ from tests.test_vert_kit import BreastSplit, VerticalJob, breast_split
 ALPHA = 0.01
 TRAIN_INPUTS = {"data": {"train_data": ["args.train"], "validate_data": ["args.test"]}}
 TRAIN_OUTPUTS = {"data": ["train"], "model": ["model"]}
-FAST = {"key_bits": 1024, "alpha": ALPHA, "penalty": "L2", "tol": 1e-6}
+# The defaults these tests were written against (full batch, constant rate), pinned.
+FAST = {"key_bits": 1024, "alpha": ALPHA, "penalty": "L2", "tol": 1e-6, "learning_rate": 0.1, "decay": 0.0, "batch_size": -1}
 
 
 @pytest.fixture(autouse=True)

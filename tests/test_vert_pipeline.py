@@ -65,7 +65,7 @@ def test_dataio_intersection_binning_selection_vert_lr_evaluation(tmp_path: Path
          {"data": {"data": ["intersection_1.test"]}, "model": ["selection_0.model"]}, {"data": ["test"]})
     step("vert_lr_0", "VertLR",
          {"data": {"train_data": ["selection_0.train"], "validate_data": ["selection_1.test"]}},
-         {"data": ["train"], "model": ["model"]}, params={"key_bits": 1024, "max_iter": 30})
+         {"data": ["train"], "model": ["model"]}, params={"key_bits": 1024, "max_iter": 30, "learning_rate": 0.1, "decay": 0.0, "batch_size": -1})
     step("evaluation_0", "Evaluation", {"data": {"data": ["vert_lr_0.train"]}}, {})
 
     # Assert: intersected rows only, 18 features in all, and a good model on the test rows.

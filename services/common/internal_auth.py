@@ -208,23 +208,23 @@ class _AioSigner:
                                           details.credentials, details.wait_for_ready)
 
 
-class _AioUnaryUnary(_AioSigner, grpc.aio.UnaryUnaryClientInterceptor):
+class _AioUnaryUnary(_AioSigner, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
 
-class _AioUnaryStream(_AioSigner, grpc.aio.UnaryStreamClientInterceptor):
+class _AioUnaryStream(_AioSigner, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
         return await continuation(self._details(client_call_details), request)
 
 
-class _AioStreamUnary(_AioSigner, grpc.aio.StreamUnaryClientInterceptor):
+class _AioStreamUnary(_AioSigner, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     async def intercept_stream_unary(self, continuation: Any, client_call_details: Any,
                                      request_iterator: Any) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
 
 
-class _AioStreamStream(_AioSigner, grpc.aio.StreamStreamClientInterceptor):
+class _AioStreamStream(_AioSigner, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     async def intercept_stream_stream(self, continuation: Any, client_call_details: Any,
                                       request_iterator: Any) -> Any:
         return await continuation(self._details(client_call_details), request_iterator)
@@ -247,8 +247,12 @@ class _CallDetails(NamedTuple):
     compression: Any
 
 
-class _SignedSync(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
-                  grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+class _SignedSync(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]  # grpc ships no type stubs
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]  # grpc ships no type stubs
+    grpc.StreamUnaryClientInterceptor,  # type: ignore[misc]  # grpc ships no type stubs
+    grpc.StreamStreamClientInterceptor,  # type: ignore[misc]  # grpc ships no type stubs
+):
     """Adds a credential to every call of a blocking channel (a fixed one, or a fresh one per call)."""
 
     def __init__(self, token: Callable[[], str]) -> None:
