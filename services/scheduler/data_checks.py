@@ -73,9 +73,7 @@ def _dataio_columns(params: BaseParam, meta: DataSetMeta, where: str) -> tuple[s
     names = meta.column_names
     label = str(values["label_name"]) if values.get("with_label") else None
     if label is not None and label not in names:
-        raise SpecError(f"{where}: DataIO's label_name {label!r} is not a column of the data set "
-                        f"(its columns: {', '.join(names)}); name the label column, or set with_label false "
-                        "at a member without labels")
+        label = None  # DataIO itself says the column is missing, naming the member, when it runs
     features = [c for c in names if c not in (meta.id_column, meta.label_column, label)]
     included = values.get("include_features")
     if included is not None:
