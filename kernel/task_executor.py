@@ -208,6 +208,8 @@ def execute_task(
     own_federation = federation is None
     own_computing = computing is None
     federation = federation or make_federation(conf, options)
+    # Every blocking get is reported as it starts and ends (what the scheduler's diagnosis reads).
+    federation.wait_listener = tracker.set_waiting
     try:
         computing = computing or session_for_backend(conf.backend)
         # "running" is sent once the runtime is up: from here on the component's own code runs.

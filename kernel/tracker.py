@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from kernel.federation.base import Waiting
 from kernel.federation.codec import decode, encode
 
 # How often a task process tells its executor it is alive, and the variable that overrides it.
@@ -155,6 +156,7 @@ class Tracker:
         self.member_id = member_id
         self.task_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._last_progress: dict[str, Any] = {}
         if isinstance(event_socket, EventChannel):
             self._channel: EventChannel | None = event_socket
         else:
@@ -171,8 +173,18 @@ class Tracker:
 
     def set_progress(self, percent: float, message: str = "") -> None:
         record = {"percent": max(0.0, min(100.0, float(percent))), "message": message, "time": time.time()}
+        self._last_progress = record
         _atomic_write(self.task_dir / PROGRESS_FILE, json.dumps(record))
         self._emit({"event": "progress", **record})
+
+    def set_waiting(self, waiting: Waiting | None) -> None:
+        """Report the blocking get the task is in (None: it is no longer waiting).
+
+        Sent as a progress event carrying a `waiting` detail; only the live copy, no file.
+        """
+        last = self._last_progress
+        self._emit({"event": "progress", "percent": last.get("percent", 0.0), "message": last.get("message", ""),
+                    "time": time.time(), "waiting": waiting.to_dict() if waiting is not None else None})
 
     def log_metric(self, name: str, namespace: str, points: Any, metric_type: str = "") -> None:
         """Append one metric: `points` is a JSON-able value (a number, a dict, a list of points)."""

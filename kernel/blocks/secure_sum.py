@@ -204,19 +204,21 @@ class SecureSumArbiter:
         deadline = time.monotonic() + self.timeout
         received: dict[Party, Any] = {}
         missing: list[Party] = []
+        waited: list[str] = []
         for party in self.members:
             index = self._roles.parties(party.role).index(party)
             try:
                 received[party] = variable.get(
                     idx=index, role=party.role, suffix=suffix, timeout=max(0.0, deadline - time.monotonic())
                 )
-            except FederationTimeout:
+            except FederationTimeout as exc:
                 missing.append(party)
+                waited.append(str(exc).split(" (get timeout")[0])  # the get's "waiting on member ..." sentence
         if missing:
             names = ", ".join(str(p) for p in missing)
             self.abort(
                 reply, reply_suffix,
-                f"{what}: no message from member(s) {names} within {self.timeout:g}s (dropped out); "
-                "their masks cannot be removed, so the round is not released",
+                f"{what}: no message from member(s) {names} within {self.timeout:g}s (dropped out; "
+                f"{'; '.join(waited)}); their masks cannot be removed, so the round is not released",
             )
         return received

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import abc
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kernel.constants import ROLES
-from kernel.errors import ConfError, FederationError
+from kernel.errors import ConfError, FederationError, FederationTimeout
 
 
 @dataclass(frozen=True, order=True)
@@ -48,6 +50,30 @@ class RoleTable:
         return {role: list(members) for role, members in self.members.items()}
 
 
+@dataclass(frozen=True)
+class Waiting:
+    """One blocking get in progress: which variable and tag, from which party, since when."""
+
+    name: str
+    tag: str
+    src: Party
+    since: float
+
+    def sentence(self, now: float | None = None) -> str:
+        """"waiting on member B (provider) for `VertLR.x` tag fit.3 since 42 s"."""
+        waited = max(0.0, (time.time() if now is None else now) - self.since)
+        return (f"waiting on member {self.src.member_id} ({self.src.role}) for `{self.name}` "
+                f"tag {self.tag} since {waited:.0f} s")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tag": self.tag, "role": self.src.role,
+                "member_id": self.src.member_id, "since": self.since}
+
+
+# Told of every blocking get as it starts (a Waiting) and as it ends (None).
+WaitListener = Callable[[Waiting | None], None]
+
+
 class Federation(abc.ABC):
     """Moves encoded objects between the parties of one federation session.
 
@@ -62,6 +88,22 @@ class Federation(abc.ABC):
         self.roles = roles
         self._sent: set[tuple[str, str, Party]] = set()
         self._received: set[tuple[str, str, Party]] = set()
+        self.wait_listener: WaitListener | None = None
+
+    def _waiting(self, waiting: Waiting | None) -> None:
+        if self.wait_listener is not None:
+            self.wait_listener(waiting)
+
+    def _receive_waiting(self, name: str, tag: str, party: Party, timeout: float) -> bytes:
+        """`_receive_bytes`, told to the wait listener; a timeout says who was waited on."""
+        waiting = Waiting(name, tag, party, time.time())
+        self._waiting(waiting)
+        try:
+            return self._receive_bytes(name, tag, party, timeout)
+        except FederationTimeout as exc:
+            raise FederationTimeout(f"{waiting.sentence()} (get timeout {timeout:g} s): {exc}") from None
+        finally:
+            self._waiting(None)
 
     def remote(self, name: str, tag: str, obj: Any, parties: list[Party]) -> None:
         """Send `obj` to each of `parties` under (name, tag)."""
@@ -85,7 +127,7 @@ class Federation(abc.ABC):
             if key in self._received:
                 raise FederationError(f"{name} with tag {tag!r} was already received from {party}")
             self._received.add(key)
-        return [decode(self._receive_bytes(name, tag, party, timeout)) for party in parties]
+        return [decode(self._receive_waiting(name, tag, party, timeout)) for party in parties]
 
     @abc.abstractmethod
     def _send_bytes(self, name: str, tag: str, payload: bytes, dst: Party) -> None:

@@ -32,7 +32,7 @@ from kernel.errors import (
     Unavailable,
     WeftError,
 )
-from kernel.federation.base import Federation, Party, RoleTable
+from kernel.federation.base import Federation, Party, RoleTable, Waiting
 from kernel.federation.lane import (
     CREDENTIAL_METADATA,
     TASK_CREDENTIAL_ENV,
@@ -442,17 +442,25 @@ class ClusterFederation(Federation):
         """The table's schema, then its record batches as they arrive."""
         self._mark_received(name, tag, src)
 
+        waiting = Waiting(name, tag, src, time.time())
+
         def check_kind(header: transfer_pb2.FrameHeader) -> None:
+            self._waiting(None)  # the table has started to arrive
             if header.kind != transfer_pb2.PAYLOAD_KIND_TABLE:
                 raise FederationError(f"{name} (tag {tag!r}) from {src} is not a table message")
 
         chunks = self._receive_chunks(name, tag, src, timeout, check_kind)
+        self._waiting(waiting)
         try:
             reader = pa.ipc.open_stream(io.BufferedReader(_ChunkReader(chunks), CHUNK_BYTES))
             yield reader.schema
             yield from reader
         except pa.ArrowInvalid as exc:
             raise FederationError(f"{name} (tag {tag!r}) from {src}: malformed Arrow stream: {exc}") from None
+        except FederationTimeout as exc:
+            raise FederationTimeout(f"{waiting.sentence()} (get timeout {timeout:g} s): {exc}") from None
+        finally:
+            self._waiting(None)
         for _ in chunks:  # read to the end frame so the checksum is verified
             pass
 

@@ -170,6 +170,9 @@ def cmd_job(args: argparse.Namespace) -> int:
              "status": sdk.task_status_name(t.status), "progress": f"{t.progress:.0f}%", "error": t.error}
             for t in job.tasks]
     _print_table(["component", "role", "member", "status", "progress", "error"], rows)
+    for t in job.tasks:
+        if t.waiting:
+            print(f"{t.key.component_name} ({t.key.party.role} {t.key.party.member_id[:8]}): {t.waiting}")
     return 0
 
 

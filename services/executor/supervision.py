@@ -94,7 +94,8 @@ class Supervision(TaskManagerState):
         elif kind == "progress":
             run.progress = float(message.get("percent", 0.0))
             run.publish(run.event(progress=executor_pb2.TaskProgress(
-                percent=run.progress, message=str(message.get("message", "")))))
+                percent=run.progress, message=str(message.get("message", "")),
+                waiting=_waiting(message.get("waiting")))))
         elif kind == "metric":
             run.publish(run.event(metric=executor_pb2.TaskMetric(
                 name=str(message.get("name", "")), namespace=str(message.get("namespace", "")),
@@ -179,3 +180,18 @@ class Supervision(TaskManagerState):
         self._publish_counts()
         log.info("task %s attempt %d: %s %s", run.task_id, run.attempt,
                  common_pb2.TaskStatus.Name(status), error)
+
+
+def _waiting(detail: Any) -> executor_pb2.TaskWaiting | None:
+    """The task's `waiting` detail (kernel.federation.base.Waiting.to_dict) as a proto; None if absent."""
+    if not isinstance(detail, dict):
+        return None
+    try:
+        since_ms = int(float(detail.get("since", 0)) * 1000)
+    except (TypeError, ValueError):
+        since_ms = 0
+    return executor_pb2.TaskWaiting(
+        variable=str(detail.get("name", "")), tag=str(detail.get("tag", "")),
+        src=common_pb2.Party(role=str(detail.get("role", "")), member_id=str(detail.get("member_id", ""))),
+        since_ms=since_ms,
+    )

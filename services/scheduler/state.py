@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from kernel.constants import WORK_MODE_CLUSTER, WORK_MODE_CODES
 from kernel.errors import InvalidArgument, NotFound, PermissionDenied
 from kernel.storage import DataStore
+from protos.weft.v1 import executor_pb2
 from services.common.db.queue import enqueue_action
 from services.common.db.records import JobRecord
 from services.common.db.repository import get_job
@@ -69,6 +70,10 @@ class SchedulerState:
         self._push_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._report_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        #: The blocking get each running task of this member reported last, by task id.
+        self._waiting: dict[str, executor_pb2.TaskWaiting] = {}
+        #: The last blocking get each running task reported, even once it ended (for its error).
+        self._last_waiting: dict[str, executor_pb2.TaskWaiting] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._consumers: list[asyncio.Task[None]] = []
         #: Jobs stopped or failed here: a task that reaches an executor late is stopped at once.

@@ -26,11 +26,13 @@ from services.common.db.records import TaskProgressRecord, TaskRecord, TaskResul
 from services.common.db.repository import (
     get_job,
     get_task,
+    list_tasks,
     upsert_task_progress,
     upsert_task_result,
 )
 from services.scheduler import store
 from services.scheduler.constants import EXECUTOR_RETRY_MAX_S, PEER_RETRY_BASE_S
+from services.scheduler.diagnosis import peer_clause
 from services.scheduler.federated_status import FederatedStatus
 from services.scheduler.state import now_ms
 from services.scheduler.views import TASK_STATUS_NAME, job_task
@@ -113,11 +115,20 @@ class TaskEvents(FederatedStatus):
         elif kind == "snapshot" and event.snapshot.status == common_pb2.TASK_STATUS_RUNNING:
             await self._task_status(record, STATUS_RUNNING, pid=event.snapshot.pid or None, executor=executor)
         elif kind == "progress":
+            if event.progress.HasField("waiting"):
+                self._waiting[record.task_id] = event.progress.waiting
+                self._last_waiting[record.task_id] = event.progress.waiting
+            else:
+                self._waiting.pop(record.task_id, None)
             await self._task_progress(record, event.progress.percent, event.progress.message)
         elif kind == "metric":
             await self._task_metric(record, event.metric, event.timestamp_ms)
         elif kind == "finished":
-            await self._task_finished(record, event.finished)
+            try:
+                await self._task_finished(record, event.finished)
+            finally:
+                self._waiting.pop(record.task_id, None)
+                self._last_waiting.pop(record.task_id, None)
             return True
         return False
 
@@ -184,6 +195,11 @@ class TaskEvents(FederatedStatus):
         status = TASK_STATUS_NAME.get(finished.status, STATUS_FAILED)
         error = finished.error or (f"exit code {finished.exit_code}" if status != STATUS_SUCCESS else "")
         if status == STATUS_FAILED:
+            waiting = self._last_waiting.get(record.task_id)
+            if waiting is not None and f"waiting on member {waiting.src.member_id} " in error:
+                # It failed in a get (its timeout): add the state of the sender's task.
+                tasks = await list_tasks(self.engine, job_id=record.job_id)
+                error = f"{error}; {peer_clause(waiting, record.component, tasks)}"
             await self._task_failed(record, error)
             return
         if status == STATUS_SUCCESS:

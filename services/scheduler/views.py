@@ -46,15 +46,15 @@ def task_key(task: TaskRecord) -> common_pb2.TaskKey:
     )
 
 
-def job_task(task: TaskRecord, progress: float | None = None) -> scheduler_pb2.JobTask:
-    """A task row as JobTask; `progress` is 0..1 (None: 100 for a success, else 0)."""
+def job_task(task: TaskRecord, progress: float | None = None, waiting: str = "") -> scheduler_pb2.JobTask:
+    """A task row as JobTask; `progress` is 0..1 (None: 100 for a success, else 0); `waiting` its diagnosis."""
     if progress is None:
         progress = 1.0 if task.status == STATUS_SUCCESS else 0.0
     return scheduler_pb2.JobTask(
         key=task_key(task), module=task.module, status=TASK_STATUS[task.status],  # type: ignore[arg-type]
         attempt=task.attempt, progress=progress * 100.0, executor=task.executor or "",
         pid=task.pid or 0, created_at_ms=ms(task.created_at), started_at_ms=ms(task.started_at),
-        ended_at_ms=ms(task.ended_at), error=task.error or "",
+        ended_at_ms=ms(task.ended_at), error=task.error or "", waiting=waiting,
     )
 
 
@@ -62,8 +62,9 @@ def job_info(
     job: JobRecord,
     tasks: Iterable[TaskRecord] = (),
     progress: Mapping[str, float] | None = None,
+    waiting: Mapping[str, str] | None = None,
 ) -> scheduler_pb2.JobInfo:
-    """A job row (and its task rows) as JobInfo."""
+    """A job row (and its task rows, with their progress and waiting diagnosis) as JobInfo."""
     roles = job.spec.get("role", {})
     parties = [
         common_pb2.Party(role=role, member_id=member)
@@ -71,6 +72,7 @@ def job_info(
         for member in roles.get(role, [])
     ]
     progress = progress or {}
+    waiting = waiting or {}
     return scheduler_pb2.JobInfo(
         job_id=job.job_id, name=job.name,
         initiator=common_pb2.Party(role=job.initiator_role, member_id=job.initiator_member_id),
@@ -78,7 +80,7 @@ def job_info(
         progress=job.progress * 100.0, spec_json=json.dumps(job.spec, sort_keys=True),
         message=job.message or "", created_at_ms=ms(job.created_at), started_at_ms=ms(job.started_at),
         ended_at_ms=ms(job.ended_at),
-        tasks=[job_task(t, progress.get(t.task_id)) for t in tasks],
+        tasks=[job_task(t, progress.get(t.task_id), waiting.get(t.task_id, "")) for t in tasks],
     )
 
 

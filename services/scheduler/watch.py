@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from protos.weft.v1 import scheduler_pb2
-from services.common.db.constants import TERMINAL_STATUSES
+from services.common.db.constants import STATUS_RUNNING, TERMINAL_STATUSES
 from services.common.db.repository import list_task_progress, list_tasks
+from services.scheduler.diagnosis import waiting_sentence
 from services.scheduler.state import SchedulerState, now_ms
 from services.scheduler.views import JOB_STATUS_NAME, job_info
 
@@ -18,7 +19,9 @@ class Watch(SchedulerState):
         job = await self._job(job_id)
         tasks = await list_tasks(self.engine, job_id=job_id)
         progress = {p.task_id: p.progress for p in await list_task_progress(self.engine, job_id)}
-        return job_info(job, tasks, progress)
+        waiting = {t.task_id: waiting_sentence(self._waiting[t.task_id], t.component, tasks)
+                   for t in tasks if t.task_id in self._waiting and t.status == STATUS_RUNNING}
+        return job_info(job, tasks, progress, waiting)
 
     async def watch_job(self, job_id: str, include_metrics: bool) -> AsyncIterator[scheduler_pb2.JobEvent]:
         """The current state first, then every event until the job ends."""

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from protos.weft.v1 import common_pb2 as weft_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16weft/v1/executor.proto\x12\x07weft.v1\x1a\x14weft/v1/common.proto\"\xd9\x01\n\x0cSparkOptions\x12\x0e\n\x06master\x18\x01 \x01(\t\x12\x15\n\rdriver_memory\x18\x02 \x01(\t\x12\x17\n\x0f\x65xecutor_memory\x18\x03 \x01(\t\x12\x16\n\x0e\x65xecutor_cores\x18\x04 \x01(\x05\x12\x15\n\rnum_executors\x18\x05 \x01(\x05\x12-\n\x04\x63onf\x18\x06 \x03(\x0b\x32\x1f.weft.v1.SparkOptions.ConfEntry\x1a+\n\tConfEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9a\x02\n\x08TaskSpec\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x03 \x01(\t\x12\x0e\n\x06module\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x11\n\tmember_id\x18\x06 \x01(\t\x12\x1d\n\x15\x66\x65\x64\x65ration_session_id\x18\x07 \x01(\t\x12\x19\n\x11runtime_conf_json\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12!\n\x07\x62\x61\x63kend\x18\n \x01(\x0e\x32\x10.weft.v1.Backend\x12$\n\x05spark\x18\x0b \x01(\x0b\x32\x15.weft.v1.SparkOptions\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\"F\n\x0eRunTaskRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.weft.v1.TaskSpec\x12\x13\n\x0bstream_logs\x18\x02 \x01(\x08\"8\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0bstream_logs\x18\x02 \x01(\x08\"\x92\x03\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12)\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\x0b\x32\x15.weft.v1.TaskAcceptedH\x00\x12\'\n\x07started\x18\x05 \x01(\x0b\x32\x14.weft.v1.TaskStartedH\x00\x12)\n\x08progress\x18\x06 \x01(\x0b\x32\x15.weft.v1.TaskProgressH\x00\x12%\n\x06metric\x18\x07 \x01(\x0b\x32\x13.weft.v1.TaskMetricH\x00\x12\x1f\n\x03log\x18\x08 \x01(\x0b\x32\x10.weft.v1.TaskLogH\x00\x12)\n\x08\x66inished\x18\t \x01(\x0b\x32\x15.weft.v1.TaskFinishedH\x00\x12+\n\theartbeat\x18\n \x01(\x0b\x32\x16.weft.v1.TaskHeartbeatH\x00\x12%\n\x08snapshot\x18\x0b \x01(\x0b\x32\x11.weft.v1.TaskInfoH\x00\x42\x07\n\x05\x65vent\"&\n\x0cTaskAccepted\x12\x16\n\x0equeue_position\x18\x01 \x01(\x05\">\n\x0bTaskStarted\x12\x0b\n\x03pid\x18\x01 \x01(\x03\x12\x14\n\x0cspark_app_id\x18\x02 \x01(\t\x12\x0c\n\x04warm\x18\x03 \x01(\x08\"0\n\x0cTaskProgress\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\"P\n\nTaskMetric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x13\n\x0bmetric_type\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t\";\n\x07TaskLog\x12\x0c\n\x04line\x18\x01 \x01(\t\x12\"\n\x06stream\x18\x02 \x01(\x0e\x32\x12.weft.v1.LogStream\"U\n\x0cTaskFinished\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.weft.v1.TaskStatus\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x11\n\texit_code\x18\x03 \x01(\x05\"\x0f\n\rTaskHeartbeat\"\x97\x03\n\x08TaskInfo\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tmember_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12#\n\x06status\x18\x07 \x01(\x0e\x32\x13.weft.v1.TaskStatus\x12!\n\x07\x62\x61\x63kend\x18\x08 \x01(\x0e\x32\x10.weft.v1.Backend\x12\x0b\n\x03pid\x18\t \x01(\x03\x12\x14\n\x0cspark_app_id\x18\n \x01(\t\x12\x10\n\x08progress\x18\x0b \x01(\x01\x12\x10\n\x08priority\x18\x0c \x01(\x05\x12\x16\n\x0e\x61\x63\x63\x65pted_at_ms\x18\r \x01(\x03\x12\x15\n\rstarted_at_ms\x18\x0e \x01(\x03\x12\x13\n\x0b\x65nded_at_ms\x18\x0f \x01(\x03\x12\x19\n\x11last_heartbeat_ms\x18\x10 \x01(\x03\x12\x11\n\texit_code\x18\x11 \x01(\x05\x12\r\n\x05\x65rror\x18\x12 \x01(\t\x12\x10\n\x08log_path\x18\x13 \x01(\t\"2\n\x0fStopTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x10StopTaskResponse\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.weft.v1.TaskStatus\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"I\n\x10ListTasksRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x08statuses\x18\x02 \x03(\x0e\x32\x13.weft.v1.TaskStatus\"\x8d\x01\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.weft.v1.TaskInfo\x12\x13\n\x0bslots_total\x18\x02 \x01(\x05\x12\x15\n\rrunning_count\x18\x03 \x01(\x05\x12\x14\n\x0cqueued_count\x18\x04 \x01(\x05\x12\x14\n\x0cwarm_workers\x18\x05 \x01(\x05*U\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n\x11LOG_STREAM_STDERR\x10\x02\x32\xc5\x02\n\x0f\x45xecutorService\x12\x38\n\x07RunTask\x12\x17.weft.v1.RunTaskRequest\x1a\x12.weft.v1.TaskEvent0\x01\x12<\n\tWatchTask\x12\x19.weft.v1.WatchTaskRequest\x1a\x12.weft.v1.TaskEvent0\x01\x12?\n\x08StopTask\x12\x18.weft.v1.StopTaskRequest\x1a\x19.weft.v1.StopTaskResponse\x12\x35\n\x07GetTask\x12\x17.weft.v1.GetTaskRequest\x1a\x11.weft.v1.TaskInfo\x12\x42\n\tListTasks\x12\x19.weft.v1.ListTasksRequest\x1a\x1a.weft.v1.ListTasksResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16weft/v1/executor.proto\x12\x07weft.v1\x1a\x14weft/v1/common.proto\"\xd9\x01\n\x0cSparkOptions\x12\x0e\n\x06master\x18\x01 \x01(\t\x12\x15\n\rdriver_memory\x18\x02 \x01(\t\x12\x17\n\x0f\x65xecutor_memory\x18\x03 \x01(\t\x12\x16\n\x0e\x65xecutor_cores\x18\x04 \x01(\x05\x12\x15\n\rnum_executors\x18\x05 \x01(\x05\x12-\n\x04\x63onf\x18\x06 \x03(\x0b\x32\x1f.weft.v1.SparkOptions.ConfEntry\x1a+\n\tConfEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x9a\x02\n\x08TaskSpec\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x03 \x01(\t\x12\x0e\n\x06module\x18\x04 \x01(\t\x12\x0c\n\x04role\x18\x05 \x01(\t\x12\x11\n\tmember_id\x18\x06 \x01(\t\x12\x1d\n\x15\x66\x65\x64\x65ration_session_id\x18\x07 \x01(\t\x12\x19\n\x11runtime_conf_json\x18\x08 \x01(\t\x12\x10\n\x08priority\x18\t \x01(\x05\x12!\n\x07\x62\x61\x63kend\x18\n \x01(\x0e\x32\x10.weft.v1.Backend\x12$\n\x05spark\x18\x0b \x01(\x0b\x32\x15.weft.v1.SparkOptions\x12\x0f\n\x07\x61ttempt\x18\x0c \x01(\x05\"F\n\x0eRunTaskRequest\x12\x1f\n\x04spec\x18\x01 \x01(\x0b\x32\x11.weft.v1.TaskSpec\x12\x13\n\x0bstream_logs\x18\x02 \x01(\x08\"8\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0bstream_logs\x18\x02 \x01(\x08\"\x92\x03\n\tTaskEvent\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x14\n\x0ctimestamp_ms\x18\x03 \x01(\x03\x12)\n\x08\x61\x63\x63\x65pted\x18\x04 \x01(\x0b\x32\x15.weft.v1.TaskAcceptedH\x00\x12\'\n\x07started\x18\x05 \x01(\x0b\x32\x14.weft.v1.TaskStartedH\x00\x12)\n\x08progress\x18\x06 \x01(\x0b\x32\x15.weft.v1.TaskProgressH\x00\x12%\n\x06metric\x18\x07 \x01(\x0b\x32\x13.weft.v1.TaskMetricH\x00\x12\x1f\n\x03log\x18\x08 \x01(\x0b\x32\x10.weft.v1.TaskLogH\x00\x12)\n\x08\x66inished\x18\t \x01(\x0b\x32\x15.weft.v1.TaskFinishedH\x00\x12+\n\theartbeat\x18\n \x01(\x0b\x32\x16.weft.v1.TaskHeartbeatH\x00\x12%\n\x08snapshot\x18\x0b \x01(\x0b\x32\x11.weft.v1.TaskInfoH\x00\x42\x07\n\x05\x65vent\"&\n\x0cTaskAccepted\x12\x16\n\x0equeue_position\x18\x01 \x01(\x05\">\n\x0bTaskStarted\x12\x0b\n\x03pid\x18\x01 \x01(\x03\x12\x14\n\x0cspark_app_id\x18\x02 \x01(\t\x12\x0c\n\x04warm\x18\x03 \x01(\x08\"W\n\x0cTaskProgress\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07waiting\x18\x03 \x01(\x0b\x32\x14.weft.v1.TaskWaiting\"[\n\x0bTaskWaiting\x12\x10\n\x08variable\x18\x01 \x01(\t\x12\x0b\n\x03tag\x18\x02 \x01(\t\x12\x1b\n\x03src\x18\x03 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x10\n\x08since_ms\x18\x04 \x01(\x03\"P\n\nTaskMetric\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x13\n\x0bmetric_type\x18\x03 \x01(\t\x12\x0c\n\x04json\x18\x04 \x01(\t\";\n\x07TaskLog\x12\x0c\n\x04line\x18\x01 \x01(\t\x12\"\n\x06stream\x18\x02 \x01(\x0e\x32\x12.weft.v1.LogStream\"U\n\x0cTaskFinished\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.weft.v1.TaskStatus\x12\r\n\x05\x65rror\x18\x02 \x01(\t\x12\x11\n\texit_code\x18\x03 \x01(\x05\"\x0f\n\rTaskHeartbeat\"\x97\x03\n\x08TaskInfo\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x11\n\tmember_id\x18\x05 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x06 \x01(\x05\x12#\n\x06status\x18\x07 \x01(\x0e\x32\x13.weft.v1.TaskStatus\x12!\n\x07\x62\x61\x63kend\x18\x08 \x01(\x0e\x32\x10.weft.v1.Backend\x12\x0b\n\x03pid\x18\t \x01(\x03\x12\x14\n\x0cspark_app_id\x18\n \x01(\t\x12\x10\n\x08progress\x18\x0b \x01(\x01\x12\x10\n\x08priority\x18\x0c \x01(\x05\x12\x16\n\x0e\x61\x63\x63\x65pted_at_ms\x18\r \x01(\x03\x12\x15\n\rstarted_at_ms\x18\x0e \x01(\x03\x12\x13\n\x0b\x65nded_at_ms\x18\x0f \x01(\x03\x12\x19\n\x11last_heartbeat_ms\x18\x10 \x01(\x03\x12\x11\n\texit_code\x18\x11 \x01(\x05\x12\r\n\x05\x65rror\x18\x12 \x01(\t\x12\x10\n\x08log_path\x18\x13 \x01(\t\"2\n\x0fStopTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"7\n\x10StopTaskResponse\x12#\n\x06status\x18\x01 \x01(\x0e\x32\x13.weft.v1.TaskStatus\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"I\n\x10ListTasksRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x08statuses\x18\x02 \x03(\x0e\x32\x13.weft.v1.TaskStatus\"\x8d\x01\n\x11ListTasksResponse\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.weft.v1.TaskInfo\x12\x13\n\x0bslots_total\x18\x02 \x01(\x05\x12\x15\n\rrunning_count\x18\x03 \x01(\x05\x12\x14\n\x0cqueued_count\x18\x04 \x01(\x05\x12\x14\n\x0cwarm_workers\x18\x05 \x01(\x05*U\n\tLogStream\x12\x1a\n\x16LOG_STREAM_UNSPECIFIED\x10\x00\x12\x15\n\x11LOG_STREAM_STDOUT\x10\x01\x12\x15\n\x11LOG_STREAM_STDERR\x10\x02\x32\xc5\x02\n\x0f\x45xecutorService\x12\x38\n\x07RunTask\x12\x17.weft.v1.RunTaskRequest\x1a\x12.weft.v1.TaskEvent0\x01\x12<\n\tWatchTask\x12\x19.weft.v1.WatchTaskRequest\x1a\x12.weft.v1.TaskEvent0\x01\x12?\n\x08StopTask\x12\x18.weft.v1.StopTaskRequest\x1a\x19.weft.v1.StopTaskResponse\x12\x35\n\x07GetTask\x12\x17.weft.v1.GetTaskRequest\x1a\x11.weft.v1.TaskInfo\x12\x42\n\tListTasks\x12\x19.weft.v1.ListTasksRequest\x1a\x1a.weft.v1.ListTasksResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SPARKOPTIONS_CONFENTRY']._loaded_options = None
   _globals['_SPARKOPTIONS_CONFENTRY']._serialized_options = b'8\001'
-  _globals['_LOGSTREAM']._serialized_start=2271
-  _globals['_LOGSTREAM']._serialized_end=2356
+  _globals['_LOGSTREAM']._serialized_start=2403
+  _globals['_LOGSTREAM']._serialized_end=2488
   _globals['_SPARKOPTIONS']._serialized_start=58
   _globals['_SPARKOPTIONS']._serialized_end=275
   _globals['_SPARKOPTIONS_CONFENTRY']._serialized_start=232
@@ -53,27 +53,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TASKSTARTED']._serialized_start=1137
   _globals['_TASKSTARTED']._serialized_end=1199
   _globals['_TASKPROGRESS']._serialized_start=1201
-  _globals['_TASKPROGRESS']._serialized_end=1249
-  _globals['_TASKMETRIC']._serialized_start=1251
-  _globals['_TASKMETRIC']._serialized_end=1331
-  _globals['_TASKLOG']._serialized_start=1333
-  _globals['_TASKLOG']._serialized_end=1392
-  _globals['_TASKFINISHED']._serialized_start=1394
-  _globals['_TASKFINISHED']._serialized_end=1479
-  _globals['_TASKHEARTBEAT']._serialized_start=1481
-  _globals['_TASKHEARTBEAT']._serialized_end=1496
-  _globals['_TASKINFO']._serialized_start=1499
-  _globals['_TASKINFO']._serialized_end=1906
-  _globals['_STOPTASKREQUEST']._serialized_start=1908
-  _globals['_STOPTASKREQUEST']._serialized_end=1958
-  _globals['_STOPTASKRESPONSE']._serialized_start=1960
-  _globals['_STOPTASKRESPONSE']._serialized_end=2015
-  _globals['_GETTASKREQUEST']._serialized_start=2017
-  _globals['_GETTASKREQUEST']._serialized_end=2050
-  _globals['_LISTTASKSREQUEST']._serialized_start=2052
-  _globals['_LISTTASKSREQUEST']._serialized_end=2125
-  _globals['_LISTTASKSRESPONSE']._serialized_start=2128
-  _globals['_LISTTASKSRESPONSE']._serialized_end=2269
-  _globals['_EXECUTORSERVICE']._serialized_start=2359
-  _globals['_EXECUTORSERVICE']._serialized_end=2684
+  _globals['_TASKPROGRESS']._serialized_end=1288
+  _globals['_TASKWAITING']._serialized_start=1290
+  _globals['_TASKWAITING']._serialized_end=1381
+  _globals['_TASKMETRIC']._serialized_start=1383
+  _globals['_TASKMETRIC']._serialized_end=1463
+  _globals['_TASKLOG']._serialized_start=1465
+  _globals['_TASKLOG']._serialized_end=1524
+  _globals['_TASKFINISHED']._serialized_start=1526
+  _globals['_TASKFINISHED']._serialized_end=1611
+  _globals['_TASKHEARTBEAT']._serialized_start=1613
+  _globals['_TASKHEARTBEAT']._serialized_end=1628
+  _globals['_TASKINFO']._serialized_start=1631
+  _globals['_TASKINFO']._serialized_end=2038
+  _globals['_STOPTASKREQUEST']._serialized_start=2040
+  _globals['_STOPTASKREQUEST']._serialized_end=2090
+  _globals['_STOPTASKRESPONSE']._serialized_start=2092
+  _globals['_STOPTASKRESPONSE']._serialized_end=2147
+  _globals['_GETTASKREQUEST']._serialized_start=2149
+  _globals['_GETTASKREQUEST']._serialized_end=2182
+  _globals['_LISTTASKSREQUEST']._serialized_start=2184
+  _globals['_LISTTASKSREQUEST']._serialized_end=2257
+  _globals['_LISTTASKSRESPONSE']._serialized_start=2260
+  _globals['_LISTTASKSRESPONSE']._serialized_end=2401
+  _globals['_EXECUTORSERVICE']._serialized_start=2491
+  _globals['_EXECUTORSERVICE']._serialized_end=2816
 # @@protoc_insertion_point(module_scope)

@@ -127,12 +127,26 @@ class TaskStarted(_message.Message):
     def __init__(self, pid: _Optional[int] = ..., spark_app_id: _Optional[str] = ..., warm: _Optional[bool] = ...) -> None: ...
 
 class TaskProgress(_message.Message):
-    __slots__ = ("percent", "message")
+    __slots__ = ("percent", "message", "waiting")
     PERCENT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
     percent: float
     message: str
-    def __init__(self, percent: _Optional[float] = ..., message: _Optional[str] = ...) -> None: ...
+    waiting: TaskWaiting
+    def __init__(self, percent: _Optional[float] = ..., message: _Optional[str] = ..., waiting: _Optional[_Union[TaskWaiting, _Mapping]] = ...) -> None: ...
+
+class TaskWaiting(_message.Message):
+    __slots__ = ("variable", "tag", "src", "since_ms")
+    VARIABLE_FIELD_NUMBER: _ClassVar[int]
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    SRC_FIELD_NUMBER: _ClassVar[int]
+    SINCE_MS_FIELD_NUMBER: _ClassVar[int]
+    variable: str
+    tag: str
+    src: _common_pb2.Party
+    since_ms: int
+    def __init__(self, variable: _Optional[str] = ..., tag: _Optional[str] = ..., src: _Optional[_Union[_common_pb2.Party, _Mapping]] = ..., since_ms: _Optional[int] = ...) -> None: ...
 
 class TaskMetric(_message.Message):
     __slots__ = ("name", "namespace", "metric_type", "json")

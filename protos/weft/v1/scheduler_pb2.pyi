@@ -32,7 +32,7 @@ class SubmitJobResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.JobStatus, str]] = ...) -> None: ...
 
 class JobTask(_message.Message):
-    __slots__ = ("key", "module", "status", "attempt", "progress", "executor", "pid", "created_at_ms", "started_at_ms", "ended_at_ms", "error")
+    __slots__ = ("key", "module", "status", "attempt", "progress", "executor", "pid", "created_at_ms", "started_at_ms", "ended_at_ms", "error", "waiting")
     KEY_FIELD_NUMBER: _ClassVar[int]
     MODULE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -44,6 +44,7 @@ class JobTask(_message.Message):
     STARTED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     ENDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
     key: _common_pb2.TaskKey
     module: str
     status: _common_pb2.TaskStatus
@@ -55,7 +56,8 @@ class JobTask(_message.Message):
     started_at_ms: int
     ended_at_ms: int
     error: str
-    def __init__(self, key: _Optional[_Union[_common_pb2.TaskKey, _Mapping]] = ..., module: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., attempt: _Optional[int] = ..., progress: _Optional[float] = ..., executor: _Optional[str] = ..., pid: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    waiting: str
+    def __init__(self, key: _Optional[_Union[_common_pb2.TaskKey, _Mapping]] = ..., module: _Optional[str] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ..., attempt: _Optional[int] = ..., progress: _Optional[float] = ..., executor: _Optional[str] = ..., pid: _Optional[int] = ..., created_at_ms: _Optional[int] = ..., started_at_ms: _Optional[int] = ..., ended_at_ms: _Optional[int] = ..., error: _Optional[str] = ..., waiting: _Optional[str] = ...) -> None: ...
 
 class JobInfo(_message.Message):
     __slots__ = ("job_id", "name", "initiator", "parties", "my_roles", "status", "progress", "spec_json", "message", "created_at_ms", "started_at_ms", "ended_at_ms", "tasks")
