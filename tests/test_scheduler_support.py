@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +140,8 @@ class Member:
     spool: Path
     running: Any = None
     executor_process: subprocess.Popen[bytes] | None = None
+    #: More environment variables of the executor process (and so of its tasks).
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -170,7 +172,7 @@ class Member:
     async def start_executor(self) -> None:
         """The real executor service (`python -m services.executor`) for this member."""
         env = {**os.environ, "WEFT_SPOOL_DIR": str(self.spool), "WEFT_GET_TIMEOUT_S": "60",
-               "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO)}
+               "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO), **self.environment}
         log = open(self.root / "executor.log", "ab")  # noqa: SIM115 (the process owns it)
         self.executor_process = subprocess.Popen(
             [sys.executable, "-m", "services.executor", "--config", str(self.write_config())],
@@ -197,9 +199,11 @@ class Member:
 
 
 async def start_members(root: Path, database_urls: dict[str, str], *, auto_retries: int = 0,
-                        start: bool = True, executor: dict[str, Any] | None = None) -> dict[str, Member]:
+                        start: bool = True, executor: dict[str, Any] | None = None,
+                        environment: dict[str, str] | None = None) -> dict[str, Member]:
     """Members (id -> Member) sharing one spool directory, each with its own executor process
-    (`executor`: more keys of every executor's config section)."""
+    (`executor`: more keys of every executor's config section; `environment`: more variables
+    of every executor process)."""
     spool = root / "spool"
     ports = {member_id: free_port() for member_id in database_urls}
     members: dict[str, Member] = {}
@@ -212,7 +216,8 @@ async def start_members(root: Path, database_urls: dict[str, str], *, auto_retri
         config["executor"] = {"listen": config["scheduler"]["executors"][0], "warm_pool": 0, "slots": 4,
                               "heartbeat_timeout_s": 30, **(executor or {})}
         config["transfer"] = {"internal_listen": f"127.0.0.1:{free_port()}"}
-        members[member_id] = Member(member_id, member_root, config, Client(f"127.0.0.1:{ports[member_id]}"), spool)
+        members[member_id] = Member(member_id, member_root, config, Client(f"127.0.0.1:{ports[member_id]}"), spool,
+                                    environment=dict(environment or {}))
     await asyncio.gather(*(member.start_executor() for member in members.values()))
     if start:
         for member in members.values():
