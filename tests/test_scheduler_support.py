@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,8 @@ class Member:
     executor_process: subprocess.Popen[bytes] | None = None
     transfer: Any = None
     get_timeout_s: float = 60.0
+    #: More environment variables of the executor process (and so of its tasks).
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def endpoint(self) -> str:
@@ -205,7 +207,7 @@ class Member:
     async def start_executor(self, **extra_env: str) -> None:
         """The real executor service (`python -m services.executor`) for this member."""
         env = {**os.environ, "WEFT_SPOOL_DIR": str(self.spool), "WEFT_GET_TIMEOUT_S": f"{self.get_timeout_s:g}",
-               "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO), **extra_env}
+               "WEFT_METRICS_PORT": "off", "PYTHONPATH": str(REPO), **self.environment, **extra_env}
         log = open(self.root / "executor.log", "ab")  # noqa: SIM115 (the process owns it)
         self.executor_process = subprocess.Popen(
             [sys.executable, "-m", "services.executor", "--config", str(self.write_config())],
@@ -236,10 +238,11 @@ class Member:
 
 async def start_members(root: Path, database_urls: dict[str, str], *, auto_retries: int = 0,
                         start: bool = True, shared_spool: bool = True,
-                        executor: dict[str, Any] | None = None, get_timeout_s: float = 60.0) -> dict[str, Member]:
+                        executor: dict[str, Any] | None = None, get_timeout_s: float = 60.0,
+                        environment: dict[str, str] | None = None) -> dict[str, Member]:
     """Members (id -> Member) sharing one spool directory (or each with its own), each with its own executor
     process (`executor`: more keys of every executor's config section; its tasks' get timeout
-    `get_timeout_s`)."""
+    `get_timeout_s`; `environment`: more variables of every executor process)."""
     from services.common.certs import create_ca
 
     ports = {member_id: free_port() for member_id in database_urls}
@@ -260,7 +263,8 @@ async def start_members(root: Path, database_urls: dict[str, str], *, auto_retri
                               "external_listen": f"127.0.0.1:{external[member_id]}", "data_lane_port": -1}
         config["spool_dir"] = str(spool)
         client = Client(f"127.0.0.1:{ports[member_id]}", member_root / "admin.token")
-        members[member_id] = Member(member_id, member_root, config, client, spool, get_timeout_s=get_timeout_s)
+        members[member_id] = Member(member_id, member_root, config, client, spool, get_timeout_s=get_timeout_s,
+                                    environment=dict(environment or {}))
     await asyncio.gather(*(member.start_executor() for member in members.values()))
     if start:
         for member in members.values():
