@@ -23,7 +23,9 @@ batch)` gave, so a typed and an untyped member of one job agree.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
@@ -33,7 +35,7 @@ from kernel.federation.transfer_variable import (
     FlowContext,
     Variable,
     VariableDefinition,
-    load_definitions,
+    parse_definitions,
 )
 
 T = TypeVar("T")
@@ -120,7 +122,15 @@ class VariableSet:
     def __init_subclass__(cls, *, component: str, group: str, source: Path, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.component, cls.group = component, group
-        cls.definitions = check_declarations(cls, group, load_definitions(source), str(source))
+        # A file on disk, or else read through the declaring package: the kernel also runs from
+        # the zip a Spark master receives (--py-files), where no path of it is a file.
+        if source.is_file():
+            text = source.read_text(encoding="utf-8")
+        else:
+            package = cls.__module__.rpartition(".")[0]
+            text = resources.files(package).joinpath(source.name).read_text(encoding="utf-8")
+        cls.definitions = check_declarations(cls, group, parse_definitions(json.loads(text), str(source)),
+                                             str(source))
 
     def __init__(
         self, federation: Federation, flow: FlowContext, timeout: float, scope: tuple[Any, ...] = (),
