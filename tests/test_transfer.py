@@ -21,7 +21,7 @@ from kernel.errors import FederationTimeout, NotFound, PermissionDenied
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.cluster import ClusterFederation
 from kernel.federation.transfer_variable import FlowContext, TransferVariables
-from kernel.federation.wire import OutFrame, checksum_of
+from kernel.federation.wire.frames import OutFrame, checksum_of
 from kernel.registry import get_component
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth

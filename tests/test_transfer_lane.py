@@ -1,4 +1,4 @@
-"""The data lane (kernel/federation/lane.py) against real transfer services on loopback."""
+"""The data lane (kernel/federation/lane.py, kernel/federation/wire/lane.py) against real transfer services on loopback."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 from kernel.errors import FederationTimeout, PermissionDenied
 from kernel.federation.base import Party, RoleTable
-from kernel.federation.lane import MAGIC, LaneClient, LaneError, _Connection, lane_of
+from kernel.federation.lane import LaneClient, _Connection, lane_of
+from kernel.federation.wire.lane import MAGIC, LaneError
 from protos.weft.v1 import common_pb2, transfer_pb2
 from services.transfer.local_cluster import LocalCluster, LocalMember, free_port
 

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from kernel.federation.wire.frames import MAX_FRAME_BYTES
 from kernel.retry import Backoff
 
-# Largest payload one chunk frame may carry (the contract's 1 MiB).
-MAX_CHUNK_BYTES: Final = 1024 * 1024
-
 # gRPC message size limit on every channel and server: one chunk plus the frame's envelope.
-MAX_GRPC_MESSAGE_BYTES: Final = MAX_CHUNK_BYTES + 64 * 1024
+MAX_GRPC_MESSAGE_BYTES: Final = MAX_FRAME_BYTES
 
 # Only methods of this service are relayed between schedulers.
 RELAYED_SERVICE: Final = "weft.v1.SchedulerPeerService"

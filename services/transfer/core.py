@@ -12,7 +12,22 @@ import grpc
 
 from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from kernel.federation.cluster import error_for_status
-from kernel.federation.wire import OutFrame, WireFrame, chunk_parts, encode_end, encode_header
+from kernel.federation.wire.frames import (
+    MAX_CHUNK_BYTES,
+    OutFrame,
+    WireFrame,
+    chunk_parts,
+    encode_end,
+    encode_header,
+)
+from kernel.federation.wire.messages import (
+    MessageKey,
+    check_header,
+    consume_frames,
+    first_header,
+    party_of,
+    wire_frames,
+)
 from kernel.retry import retry_async
 from protos.weft.v1 import scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
@@ -24,19 +39,10 @@ from services.transfer.constants import (
     DEFAULT_CONTROL_TIMEOUT_S,
     DEFAULT_RECEIVE_TIMEOUT_S,
     DELIVER_BACKOFF,
-    MAX_CHUNK_BYTES,
     MIB,
     RELAYED_SERVICE,
     SESSIONS_DIR,
     STATE_DIR,
-)
-from services.transfer.frames import (
-    MessageKey,
-    check_header,
-    consume_frames,
-    first_header,
-    party_of,
-    wire_frames,
 )
 from services.transfer.mailbox import END, Mailbox, Quotas, Signal, StoredMessage
 from services.transfer.outbox import Outbox
