@@ -69,7 +69,7 @@ from kernel.federation.wire.frames import (  # noqa: E402
 )
 from kernel.federation.wire.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV  # noqa: E402
 from protos.weft.v1 import common_pb2, transfer_pb2  # noqa: E402
-from services.transfer.local_cluster import LocalCluster, LocalMember, free_port, rss_mb  # noqa: E402
+from services.transfer.loopback_services import LocalCluster, LocalMember, free_port, rss_mb  # noqa: E402
 
 SENDER, RECEIVER = "a" * 32, "b" * 32
 PROMOTER, ARBITER = Party("promoter", SENDER), Party("arbiter", RECEIVER)

@@ -108,6 +108,14 @@ class ExecutorConfig(_Section):
                                 "its running tasks) before it fails the executor's tasks; a task whose executor "
                                 "stays away this long ends itself")
     log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="cap of each task log file")
+    first_heartbeat_grace_s: float = Field(
+        120.0, gt=0, description="until its first heartbeat a freshly started task gets at least this long (imports, "
+                                 "JVM start-up) before it is failed as silent")
+    stop_grace_s: float = Field(
+        3.0, ge=0, description="a task being stopped gets this long after SIGTERM before its process group is killed")
+    ended_task_retention_s: float = Field(
+        24 * 3600.0, gt=0, description="ended tasks stay listed (and are loaded back after a restart) this long; "
+                                       "their files stay on disk")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
 
@@ -142,6 +150,13 @@ class TransferConfig(_Section):
                                 "arrived, is not complete within this many seconds")
     lane_idle_timeout_s: float = Field(
         300.0, gt=0, description="the data lane closes a send connection that sends no next record for this long")
+    receive_timeout_s: float = Field(
+        600.0, gt=0, description="a Receive whose request names no timeout waits this long for its message")
+    control_timeout_s: float = Field(
+        60.0, gt=0, description="a relayed control call whose request names no timeout may take this long")
+    deliver_deadline_s: float = Field(
+        120.0, gt=0, description="forwarding a message to a peer is retried while the peer is unavailable (a "
+                                 "restart, say) for this long before the send fails")
     lane_max_connections: int = Field(
         1024, ge=1, description="data lane connections open at once; more are answered RESOURCE_EXHAUSTED")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
