@@ -115,7 +115,7 @@ def horz_lr_against_sklearn(max_iter: int) -> dict[str, float]:
 
     from kernel.computing import local_session
     from kernel.federation.base import Party
-    from kernel.local_run import run_parties
+    from kernel.inprocess_run import run_parties
     from kernel.runtime_conf import output_namespace
     from kernel.storage import DataStore
     from kernel.task_executor import TaskOptions

@@ -53,8 +53,8 @@ from protos.weft.v1 import (  # noqa: E402
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
-from services.common import internal_auth  # noqa: E402
 from services.client.sdk import authenticated_channel, read_token_file  # noqa: E402
+from services.common import internal_auth  # noqa: E402
 from services.common.config import MemberConfig  # noqa: E402
 from services.common.db import (  # noqa: E402
     claim_next_action,

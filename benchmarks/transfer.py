@@ -9,7 +9,7 @@ Two members' transfer services run as separate processes on loopback with mutual
 A sending task streams the message into member A's service (Send), which forwards it to
 member B's service (Deliver) and acknowledges once B stored it; a receiving task, in its
 own process as a task of another member would be, reads it from B's service (Receive).
-Both tasks handle frames as the CLUSTER federation client does (kernel/federation/wire.py)
+Both tasks handle frames as the CLUSTER federation client does (kernel/federation/wire/frames.py)
 and set the allocator as task processes do: the sending task computes the message's XXH3
 checksum as it streams the chunks and sends it in the end frame, the receiving task
 verifies it as the chunks arrive, so both checksums are inside the timed part. The Weft
@@ -57,8 +57,8 @@ from kernel.allocator import reuse_large_buffers  # noqa: E402
 from kernel.errors import ChecksumMismatch  # noqa: E402
 from kernel.federation.base import Party  # noqa: E402
 from kernel.federation.cluster import RECEIVE_METHOD, SEND_METHOD  # noqa: E402
-from kernel.federation.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV, lane_of  # noqa: E402
-from kernel.federation.wire import (  # noqa: E402
+from kernel.federation.lane import lane_of  # noqa: E402
+from kernel.federation.wire.frames import (  # noqa: E402
     OutFrame,
     chunk_parts,
     encode_end,
@@ -67,8 +67,9 @@ from kernel.federation.wire import (  # noqa: E402
     new_checksum,
     parse_frame,
 )
+from kernel.federation.wire.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV  # noqa: E402
 from protos.weft.v1 import common_pb2, transfer_pb2  # noqa: E402
-from services.transfer.local_cluster import LocalCluster, LocalMember, free_port, rss_mb  # noqa: E402
+from services.transfer.loopback_services import LocalCluster, LocalMember, free_port, rss_mb  # noqa: E402
 
 SENDER, RECEIVER = "a" * 32, "b" * 32
 PROMOTER, ARBITER = Party("promoter", SENDER), Party("arbiter", RECEIVER)

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import load_average, report, span  # noqa: E402
 
 from kernel.computing import ComputingSession, local_session  # noqa: E402
-from kernel.local_run import run_parties  # noqa: E402
+from kernel.inprocess_run import run_parties  # noqa: E402
 from kernel.runtime_conf import output_namespace  # noqa: E402
 from kernel.security.paillier import WeakKeyWarning  # noqa: E402
 from kernel.storage import DataStore  # noqa: E402

@@ -1,13 +1,26 @@
-"""Retries with exponential backoff and jitter: the one helper every retrying call uses."""
+"""Retries with exponential backoff and jitter: the one helper every retrying call uses.
+
+The loop is tenacity's; `Backoff` is the policy a caller names (how many attempts, the
+delays, a deadline for all attempts together), so call sites say what they want and not
+how the loop is written.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+)
+from tenacity.stop import stop_base
 
 T = TypeVar("T")
 
@@ -25,36 +38,38 @@ class Backoff:
         ceiling = min(self.max_delay, self.base_delay * (2 ** attempt))
         return random.uniform(ceiling / 2, ceiling)
 
+    def wait(self, state: RetryCallState) -> float:
+        """The pause after the state's attempt (tenacity counts attempts from 1)."""
+        return self.delay(state.attempt_number - 1)
+
+    def stop(self) -> stop_base:
+        """Stop after `attempts`, or before a pause that would end past the deadline."""
+        stop: stop_base = stop_after_attempt(self.attempts)
+        if self.deadline is not None:
+            stop = stop | stop_before_delay(self.deadline)
+        return stop
+
 
 def retry_sync(fn: Callable[[], T], should_retry: Callable[[BaseException], bool], policy: Backoff) -> T:
-    """Call `fn` until it succeeds, a non-retryable error, or the attempts/deadline run out."""
-    start = time.monotonic()
-    for attempt in range(policy.attempts):
-        try:
-            return fn()
-        except BaseException as exc:
-            last = attempt == policy.attempts - 1
-            delay = policy.delay(attempt)
-            over = policy.deadline is not None and time.monotonic() - start + delay > policy.deadline
-            if last or over or not should_retry(exc):
-                raise
-            time.sleep(delay)  # backoff between retries
-    raise AssertionError("unreachable: the loop returns or raises")
+    """Call `fn` until it succeeds, a non-retryable error, or the attempts/deadline run out.
+
+    The last error is raised as it is."""
+    retrying = Retrying(stop=policy.stop(), wait=policy.wait, retry=retry_if_exception(should_retry), reraise=True)
+    return retrying(fn)
 
 
 async def retry_async(
     fn: Callable[[], Awaitable[T]], should_retry: Callable[[BaseException], bool], policy: Backoff
 ) -> T:
-    """The asyncio twin of `retry_sync`."""
-    start = time.monotonic()
-    for attempt in range(policy.attempts):
-        try:
-            return await fn()
-        except Exception as exc:
-            last = attempt == policy.attempts - 1
-            delay = policy.delay(attempt)
-            over = policy.deadline is not None and time.monotonic() - start + delay > policy.deadline
-            if last or over or not should_retry(exc):
-                raise
-            await asyncio.sleep(delay)  # backoff between retries
-    raise AssertionError("unreachable: the loop returns or raises")
+    """The asyncio twin of `retry_sync` (a cancellation is never retried)."""
+    retrying = AsyncRetrying(
+        stop=policy.stop(), wait=policy.wait,
+        retry=retry_if_exception(lambda exc: isinstance(exc, Exception) and should_retry(exc)), reraise=True,
+    )
+
+    async def attempt() -> T:
+        # Awaited here: tenacity awaits only what a coroutine function returns, and callers
+        # pass lambdas that return awaitables.
+        return await fn()
+
+    return await retrying(attempt)

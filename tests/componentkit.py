@@ -11,7 +11,7 @@ import pandas as pd
 
 from kernel.computing import ComputingSession
 from kernel.federation.base import Party
-from kernel.local_run import run_parties
+from kernel.inprocess_run import run_parties
 from kernel.storage import DataStore
 from kernel.task_executor import TaskOptions
 

@@ -21,7 +21,7 @@ from kernel.errors import FederationError, FederationTimeout, InvalidArgument
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.cluster import ClusterFederation
 from kernel.storage import DataStore
-from services.transfer.local_cluster import LocalCluster
+from services.transfer.loopback_services import LocalCluster
 
 A, B, C = "a" * 32, "b" * 32, "c" * 32
 PROMOTER, PROVIDER, ARBITER = Party("promoter", A), Party("provider", B), Party("arbiter", C)

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from kernel.computing import ComputingSession, local_session
 from kernel.federation.base import Party
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from tests.componentkit import Job, make_members
 
 

@@ -14,7 +14,7 @@ import pytest
 from kernel.components.distribution.constants import MASK_PRECISION_BITS
 from kernel.components.distribution.sums import member_sums
 from kernel.computing import ComputingSession, local_session
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.security.secure_aggregation import decode_sum, encode_fixed
 from kernel.stats.summary import block_histogram, block_moments
 from tests.test_horz_kit import HorizontalJob, uniformity_p_values

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from kernel.computing import ComputingSession, local_session
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from tests.test_vert_kit import VerticalJob, breast_split
 

@@ -12,7 +12,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
 from kernel.computing import ComputingSession, local_session
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from tests.credit_kit import mixed_frame
 from tests.test_vert_kit import VerticalJob
 

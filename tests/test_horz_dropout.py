@@ -117,7 +117,7 @@ def test_a_provider_killed_mid_training_fails_the_job_at_every_member_naming_it(
 def test_a_member_that_never_sends_fails_the_others_naming_it(tmp_path: Path, module: str) -> None:
     # Prepare: the provider is in the job's roles but its task never runs.
     from kernel.computing import local_session
-    from kernel.local_run import PartyFailed
+    from kernel.inprocess_run import PartyFailed
     from tests.test_horz_kit import HorizontalJob
 
     rows = breast_rows([1, 1])

@@ -26,7 +26,7 @@ from kernel.computing import ComputingSession
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.codec import decode
 from kernel.federation.inprocess import InProcessFederation, InProcessHub, MessageKey
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.runtime_conf import output_namespace
 from kernel.task_executor import TaskOptions, execute_task
 from tests.componentkit import Job, Member, make_members

@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.federation.base import Party
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.tracker import load_model
 from tests.componentkit import Job, make_members
 from tests.test_horz_kit import BreastRows, HorizontalJob, breast_rows, sklearn_auc

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from kernel.computing import ComputingSession, local_session
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from tests.test_vert_kit import VerticalJob
 
 SPLIT_OUTPUTS = {"data": ["train", "validate", "test"]}

@@ -121,3 +121,92 @@ def test_the_logistic_link_is_written_once() -> None:
 
     # Assert: everything else imports kernel.blocks.link.
     assert copies == []
+
+
+def import_graph(packages: tuple[str, ...]) -> dict[str, set[str]]:
+    """Module -> the modules of `packages` it imports (a package's own ancestors left out: Python
+    imports them first anyway); imports under `if TYPE_CHECKING:` are not run and not counted."""
+    modules: dict[str, Path] = {}
+    for top in packages:
+        for path in sorted((ROOT / top).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
+        deps: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and all(f"{node.module}.{a.name}" in modules for a in node.names):
+                # `from package import submodule`: only the submodules count.
+                found = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                found = imported_by(ast.unparse(node), package)
+            else:
+                continue
+            deps.update(m for m in found if m in modules and m != name and not name.startswith(m + "."))
+        graph[name] = deps
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan, iteratively)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component: list[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_cycles_are_found_in_an_import_graph() -> None:
+    # Prepare: a -> b -> c -> a, and d -> a outside the loop.
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+
+    # Execute / Assert
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles_in_kernel_and_services() -> None:
+    # Prepare: every import, also those inside functions (a lazy import hides a cycle, it does not remove it).
+    graph = import_graph(("kernel", "services"))
+    assert graph["services.transfer.lane"] >= {"kernel.federation.wire.lane"}
+
+    # Execute / Assert
+    assert cycles(graph) == []

@@ -21,13 +21,13 @@ from kernel.errors import FederationTimeout, NotFound, PermissionDenied
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.cluster import ClusterFederation
 from kernel.federation.transfer_variable import FlowContext, TransferVariables
-from kernel.federation.wire import OutFrame, checksum_of
+from kernel.federation.wire.frames import OutFrame, checksum_of
 from kernel.registry import get_component
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
 from services.transfer.constants import PEER_SERVICE_NAME
-from services.transfer.local_cluster import LocalCluster, LocalMember, free_port, rss_mb
+from services.transfer.loopback_services import LocalCluster, LocalMember, free_port, rss_mb
 
 A, B, C = "a" * 32, "b" * 32, "c" * 32
 PROMOTER, PROVIDER, ARBITER = Party("promoter", A), Party("provider", B), Party("arbiter", C)

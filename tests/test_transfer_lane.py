@@ -1,4 +1,4 @@
-"""The data lane (kernel/federation/lane.py) against real transfer services on loopback."""
+"""The data lane (kernel/federation/lane.py, kernel/federation/wire/lane.py) against real transfer services on loopback."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import pytest
 
 from kernel.errors import FederationTimeout, PermissionDenied
 from kernel.federation.base import Party, RoleTable
-from kernel.federation.lane import MAGIC, LaneClient, LaneError, _Connection, lane_of
+from kernel.federation.lane import LaneClient, _Connection, lane_of
+from kernel.federation.wire.lane import MAGIC, LaneError
 from protos.weft.v1 import common_pb2, transfer_pb2
-from services.transfer.local_cluster import LocalCluster, LocalMember, free_port
+from services.transfer.loopback_services import LocalCluster, LocalMember, free_port
 
 A, C = "a" * 32, "c" * 32
 PROMOTER, ARBITER = Party("promoter", A), Party("arbiter", C)

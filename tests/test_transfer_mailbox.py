@@ -10,9 +10,15 @@ import pytest
 
 from kernel.errors import ChecksumMismatch, FederationTimeout, InvalidArgument, Unavailable
 from kernel.federation.base import Party
-from kernel.federation.wire import WireFrame, checksum_of, encode_chunk, encode_end, parse_frame
+from kernel.federation.wire.frames import (
+    WireFrame,
+    checksum_of,
+    encode_chunk,
+    encode_end,
+    parse_frame,
+)
+from kernel.federation.wire.messages import check_header, consume_frames, key_of
 from protos.weft.v1 import common_pb2, transfer_pb2
-from services.transfer.frames import check_header, consume_frames, key_of
 from services.transfer.mailbox import END, Mailbox, MailboxStats, Signal, StoredMessage
 
 A, B = "a" * 32, "b" * 32

@@ -1,4 +1,4 @@
-"""Frames as bytes (kernel/federation/wire.py) agree with protobuf on every frame, canonical or not."""
+"""Frames as bytes (kernel/federation/wire/frames.py) agree with protobuf on every frame, canonical or not."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kernel.errors import InvalidArgument
-from kernel.federation.wire import (
+from kernel.federation.wire.frames import (
     CHECKSUM_BYTES,
     checksum_of,
     chunk_parts,

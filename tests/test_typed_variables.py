@@ -22,9 +22,6 @@ from kernel.federation.variables import Channel, VariableSet
 
 A, B = "a" * 32, "b" * 32
 COMPONENTS = Path(__file__).resolve().parent.parent / "kernel" / "components"
-# Evaluation's federated metrics were written beside this change; it reads its variables by
-# name until it declares them.
-STILL_UNTYPED = {"evaluation"}
 ROLES = RoleTable({"promoter": (A,), "provider": (B,)})
 FILE_CONTENT = {
     "DemoTransferVariable": {
@@ -147,7 +144,7 @@ def test_every_typed_component_matches_its_file() -> None:
     # Prepare: every federated component declares its variables in a variables.py.
     folders = sorted(p.parent.name for p in COMPONENTS.glob("*/variables.py"))
     federated = {p.parent.name for p in COMPONENTS.glob("*/transfer_variable.json")}
-    assert folders == sorted(federated - STILL_UNTYPED)
+    assert folders == sorted(federated)
 
     # Execute: importing a declaration checks it against the folder's transfer_variable.json.
     declared = [

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from kernel.computing import ComputingSession
 from kernel.federation.base import Party
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.task_executor import TaskOptions, execute_task
 from tests.componentkit import Job, Member, make_members
 

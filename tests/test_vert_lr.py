@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from kernel.blocks.optimizers import MemberOptimizer
 from kernel.computing import ComputingSession, local_session, spark_session
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from kernel.tracker import load_model
 from tests.test_vert_kit import BreastSplit, VerticalJob, breast_split

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kernel.computing import local_session
-from kernel.local_run import PartyFailed
+from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from tests.credit_kit import german_members, german_numeric
 from tests.test_vert_kit import VerticalJob

@@ -16,7 +16,7 @@ from kernel.computing import ComputingSession, local_session
 from kernel.federation.base import Party, RoleTable
 from kernel.security.paillier import WeakKeyWarning
 from kernel.task_executor import TaskOptions, execute_task
-from services.transfer.local_cluster import LocalCluster
+from services.transfer.loopback_services import LocalCluster
 from tests.test_vert_kit import VerticalJob, breast_split
 
 COMPONENT = "vert_secureboost_0"

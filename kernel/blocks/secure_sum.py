@@ -17,11 +17,17 @@ the member, so every member fails with the same message instead of waiting forev
 With a single data member there is nobody to mask against: the member sends its vector in
 the clear. The arbiter then learns that member's sums, which are exactly the global sums it
 is meant to learn; the components record this as ``masked: false``.
+
+The pieces of the protocol are usable alone, for an exchange in which a data member (the
+promoter, say) adds the others' vectors itself: `MemberMasks` (a member's key pair, its
+peers' keys, masking per round), `public_key_problem` and `vector_problem` (the checks of
+what a member receives) and `MaskedSum` (adding the masked vectors, the masks cancelling).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Mapping
 from typing import Any, NoReturn
 
 import numpy as np
@@ -43,6 +49,7 @@ from kernel.security.constants import SECAGG_KEY_BYTES
 from kernel.security.secure_aggregation import MaskingClient, SecureAggregator
 
 FloatArray = npt.NDArray[np.float64]
+U64Array = npt.NDArray[np.uint64]
 Suffix = tuple[str, ...]
 
 
@@ -53,6 +60,61 @@ def data_parties(roles: RoleTable) -> list[Party]:
 
 def _ok(value: Any) -> dict[str, Any]:
     return {"ok": True, "value": value}
+
+
+def public_key_problem(key: Any) -> str | None:
+    """What is wrong with a received masking public key (None: it is one)."""
+    if isinstance(key, bytes) and len(key) == SECAGG_KEY_BYTES:
+        return None
+    return f"no {SECAGG_KEY_BYTES}-byte public key"
+
+
+def vector_problem(vector: Any, length: int, masked: bool) -> str | None:
+    """What is wrong with a received round vector (None: `length` uint64 when masked, float64 otherwise)."""
+    expected = np.dtype(np.uint64 if masked else np.float64)
+    if isinstance(vector, np.ndarray) and vector.dtype == expected and vector.shape == (length,):
+        return None
+    shown = f"{vector.dtype} {vector.shape}" if isinstance(vector, np.ndarray) else type(vector).__name__
+    return f"sent {shown}, expected {length} {expected}"
+
+
+class MemberMasks:
+    """One data member's masks: its X25519 key pair, then its peers' keys, then one mask per round."""
+
+    def __init__(self, name: str, precision_bits: int, component: str) -> None:
+        self.component = component
+        self.client = MaskingClient(name, precision_bits=precision_bits)
+
+    def public_key(self) -> bytes:
+        """The key to send to whoever relays the keys."""
+        return self.client.public_key()
+
+    def set_peer_keys(self, keys: Any, expected: Collection[str], relayed_by: str) -> None:
+        """Take the relayed keys: one per member named in `expected` (this one included)."""
+        if not isinstance(keys, dict) or set(keys) != set(expected):
+            raise InvalidArgument(
+                f"{self.component}: the {relayed_by} relayed keys of {sorted(keys) if isinstance(keys, dict) else keys}, "
+                f"expected one per data member: {sorted(expected)}"
+            )
+        self.client.set_peer_keys({str(k): v for k, v in keys.items()})
+
+    def mask(self, vector: Any, round_id: str) -> U64Array:
+        """`vector` as fixed point plus this member's pairwise masks for `round_id`."""
+        try:
+            return self.client.mask(np.asarray(vector, dtype=np.float64), round_id)
+        except CryptoError as exc:
+            raise CryptoError(f"{self.component} round {round_id!r}: {exc}") from None
+
+
+class MaskedSum:
+    """The adder's side: the plain sum of one round's masked vectors, one from every member."""
+
+    def __init__(self, names: Collection[str], precision_bits: int) -> None:
+        self.aggregator = SecureAggregator(sorted(names), precision_bits=precision_bits)
+
+    def total(self, masked: Mapping[str, Any], round_id: str) -> FloatArray:
+        """The sum (missing or foreign members raise: their masks cannot be removed)."""
+        return self.aggregator.unmask_sum(masked, round_id)
 
 
 class SecureSumMember:
@@ -67,7 +129,7 @@ class SecureSumMember:
             raise InvalidArgument(f"{component}: {self.local} is not a data member of this job")
         self.component = component
         self.masked = len(self.members) > 1
-        self.client = MaskingClient(str(self.local), precision_bits=precision_bits) if self.masked else None
+        self.client = MemberMasks(str(self.local), precision_bits, component) if self.masked else None
         self._hello = hello
         self._masked = masked
         self.reply_timeout = ctx.get_timeout * REPLY_TIMEOUT_FACTOR
@@ -91,28 +153,16 @@ class SecureSumMember:
                 f"{self.component}: the arbiter says masked={content['masked']!r} for {len(self.members)} "
                 "data member(s); both sides must agree"
             )
-        keys = content["keys"]
-        expected = {str(p) for p in self.members}
         if self.client is not None:
-            if not isinstance(keys, dict) or set(keys) != expected:
-                raise InvalidArgument(
-                    f"{self.component}: the arbiter relayed keys of {sorted(keys) if isinstance(keys, dict) else keys}, "
-                    f"expected one per data member: {sorted(expected)}"
-                )
-            self.client.set_peer_keys({str(k): v for k, v in keys.items()})
+            self.client.set_peer_keys(content["keys"], {str(p) for p in self.members}, "arbiter")
         return content["value"]
 
     def send(self, vector: Any, round_id: str) -> None:
         """Send this round's vector: masked when there are peers, as float64 otherwise."""
-        values = np.asarray(vector, dtype=np.float64)
         if self.client is None:
-            self._masked.remote(values, suffix=(round_id,))
+            self._masked.remote(np.asarray(vector, dtype=np.float64), suffix=(round_id,))
             return
-        try:
-            masked = self.client.mask(values, round_id)
-        except CryptoError as exc:
-            raise CryptoError(f"{self.component} round {round_id!r}: {exc}") from None
-        self._masked.remote(masked, suffix=(round_id,))
+        self._masked.remote(self.client.mask(vector, round_id), suffix=(round_id,))
 
     def receive(self, reply: Variable, suffix: Suffix = ()) -> Any:
         """The arbiter's answer; a failure envelope raises FederationError with its message."""
@@ -137,9 +187,7 @@ class SecureSumArbiter:
         self.component = component
         self.names = {party: str(party) for party in self.members}
         self.masked = len(self.members) > 1
-        self.aggregator = (
-            SecureAggregator(list(self.names.values()), precision_bits=precision_bits) if self.masked else None
-        )
+        self.aggregator = MaskedSum(self.names.values(), precision_bits) if self.masked else None
         self.timeout = ctx.get_timeout
         self._roles = ctx.roles
         self._hello = hello
@@ -155,8 +203,9 @@ class SecureSumArbiter:
                     or not isinstance(message.get("info"), dict):
                 self.abort(reply, (), f"member {party} sent a malformed hello")
             key = message.get("public_key")
-            if message["mode"] == MODE_FIT and self.masked and (not isinstance(key, bytes) or len(key) != SECAGG_KEY_BYTES):
-                self.abort(reply, (), f"member {party} sent no {SECAGG_KEY_BYTES}-byte public key")
+            problem = public_key_problem(key)
+            if message["mode"] == MODE_FIT and self.masked and problem is not None:
+                self.abort(reply, (), f"member {party} sent {problem}")
             self._keys[self.names[party]] = key if isinstance(key, bytes) else b""
             hellos[party] = (str(message["mode"]), message["info"])
         return hellos
@@ -169,20 +218,16 @@ class SecureSumArbiter:
     def collect(self, round_id: str, length: int, reply: Variable, suffix: Suffix) -> FloatArray:
         """The sum of every member's vector of this round; aborts naming any member missing."""
         vectors = self._gather(self._masked, (round_id,), f"round {round_id!r}", reply, suffix)
-        expected_dtype = np.uint64 if self.masked else np.float64
         for party, vector in vectors.items():
-            if not isinstance(vector, np.ndarray) or vector.dtype != expected_dtype or vector.shape != (length,):
-                shown = f"{vector.dtype} {vector.shape}" if isinstance(vector, np.ndarray) else type(vector).__name__
-                self.abort(
-                    reply, suffix,
-                    f"round {round_id!r}: member {party} sent {shown}, expected {length} {np.dtype(expected_dtype)}",
-                )
+            problem = vector_problem(vector, length, self.masked)
+            if problem is not None:
+                self.abort(reply, suffix, f"round {round_id!r}: member {party} {problem}")
         if self.aggregator is None:
             only: FloatArray = next(iter(vectors.values())).astype(np.float64)
             if not np.all(np.isfinite(only)):
                 self.abort(reply, suffix, f"round {round_id!r}: the member's vector holds NaN or infinity")
             return only
-        return self.aggregator.unmask_sum({self.names[p]: v for p, v in vectors.items()}, round_id)
+        return self.aggregator.total({self.names[p]: v for p, v in vectors.items()}, round_id)
 
     def reply(self, reply: Variable, value: Any, suffix: Suffix = ()) -> None:
         """Answer every member."""

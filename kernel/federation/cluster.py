@@ -33,14 +33,10 @@ from kernel.errors import (
     WeftError,
 )
 from kernel.federation.base import Federation, Party, RoleTable, Waiting
-from kernel.federation.lane import (
-    CREDENTIAL_METADATA,
-    TASK_CREDENTIAL_ENV,
-    LaneClient,
-    LaneError,
-    lane_of,
-)
-from kernel.federation.wire import (
+from kernel.federation.lane import LaneClient, lane_of
+from kernel.federation.wire.frames import (
+    MAX_CHUNK_BYTES,
+    MAX_FRAME_BYTES,
     OutFrame,
     checksum_of,
     chunk_parts,
@@ -50,24 +46,26 @@ from kernel.federation.wire import (
     new_checksum,
     parse_frame,
 )
+from kernel.federation.wire.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV, LaneError
+from kernel.federation.wire.messages import to_proto_party
 from kernel.retry import Backoff, retry_sync
-from protos.weft.v1 import common_pb2, transfer_pb2
+from protos.weft.v1 import transfer_pb2
 
-# Largest payload of one chunk frame (the transfer contract's 1 MiB).
-CHUNK_BYTES: Final = 1024 * 1024
+# Payloads are cut into chunks of the contract's largest size.
+CHUNK_BYTES: Final = MAX_CHUNK_BYTES
 # Tables are cut into record batches of about this many bytes before they are streamed.
 TABLE_BATCH_BYTES: Final = 4 * 1024 * 1024
 # Chunks a table fan-out may hold per destination while the slowest one catches up.
 FANOUT_QUEUE_CHUNKS: Final = 8
-# The transfer service's frame streams, called with frames as bytes (kernel/federation/wire.py).
+# The transfer service's frame streams, called with frames as bytes (kernel/federation/wire/frames.py).
 SEND_METHOD: Final = "/weft.v1.TransferService/Send"
 RECEIVE_METHOD: Final = "/weft.v1.TransferService/Receive"
 # The local transfer service restarting: retry a send or receive for about 30 seconds (the
 # deadline ends the retries, not the attempts: docs/transfer.md promises the 30 seconds).
 LOCAL_BACKOFF: Final = Backoff(attempts=1000, base_delay=0.1, max_delay=2.0, deadline=30.0)
 CHANNEL_OPTIONS: Final = (
-    ("grpc.max_send_message_length", CHUNK_BYTES + 64 * 1024),
-    ("grpc.max_receive_message_length", CHUNK_BYTES + 64 * 1024),
+    ("grpc.max_send_message_length", MAX_FRAME_BYTES),
+    ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
     # A Receive has no client deadline (the service enforces the wait; reading a big
     # table may take longer): keepalive pings notice a connection that died silently.
     ("grpc.keepalive_time_ms", 30_000),
@@ -97,10 +95,6 @@ def error_for_status(code: grpc.StatusCode, message: str) -> WeftError:
 
 def _is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.UNAVAILABLE
-
-
-def _party(party: Party) -> common_pb2.Party:
-    return common_pb2.Party(role=party.role, member_id=party.member_id)
 
 
 class _ChunkSink:
@@ -255,7 +249,7 @@ class ClusterFederation(Federation):
                 checksum: bytes = b"") -> transfer_pb2.FrameHeader:
         return transfer_pb2.FrameHeader(
             message_id=uuid.uuid4().hex, session_id=self.session_id, name=name, tag=tag,
-            src=_party(self.local), dst=_party(dst), total_size=size, checksum=checksum,
+            src=to_proto_party(self.local), dst=to_proto_party(dst), total_size=size, checksum=checksum,
             kind=kind, created_at_ms=int(time.time() * 1000),
         )
 
@@ -388,7 +382,7 @@ class ClusterFederation(Federation):
                         ) -> Iterator[memoryview]:
         """The payload chunks of one message as they arrive (the checksum verified at the end frame)."""
         request = transfer_pb2.ReceiveRequest(
-            session_id=self.session_id, name=name, tag=tag, src=_party(src), dst=_party(self.local),
+            session_id=self.session_id, name=name, tag=tag, src=to_proto_party(src), dst=to_proto_party(self.local),
             timeout_ms=max(1, int(timeout * 1000)),
         )
         try:

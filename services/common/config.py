@@ -1,19 +1,24 @@
-"""A member's configuration: one YAML file, every key documented, `WEFT_...` variables override."""
+"""A member's configuration: one YAML file, every key documented, `WEFT_...` variables override (pydantic-settings)."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
 
-from kernel.base_param import format_validation_error
+from kernel.base_param import deep_merge, format_validation_error
 from kernel.errors import ConfError
 
 ENV_PREFIX = "WEFT_"
+ENV_NESTED_DELIMITER = "__"
 MEMBER_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -108,6 +113,14 @@ class ExecutorConfig(_Section):
                                 "its running tasks) before it fails the executor's tasks; a task whose executor "
                                 "stays away this long ends itself")
     log_max_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="cap of each task log file")
+    first_heartbeat_grace_s: float = Field(
+        120.0, gt=0, description="until its first heartbeat a freshly started task gets at least this long (imports, "
+                                 "JVM start-up) before it is failed as silent")
+    stop_grace_s: float = Field(
+        3.0, ge=0, description="a task being stopped gets this long after SIGTERM before its process group is killed")
+    ended_task_retention_s: float = Field(
+        24 * 3600.0, gt=0, description="ended tasks stay listed (and are loaded back after a restart) this long; "
+                                       "their files stay on disk")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
     spark: SparkConfig = Field(default_factory=lambda: SparkConfig())
 
@@ -142,6 +155,13 @@ class TransferConfig(_Section):
                                 "arrived, is not complete within this many seconds")
     lane_idle_timeout_s: float = Field(
         300.0, gt=0, description="the data lane closes a send connection that sends no next record for this long")
+    receive_timeout_s: float = Field(
+        600.0, gt=0, description="a Receive whose request names no timeout waits this long for its message")
+    control_timeout_s: float = Field(
+        60.0, gt=0, description="a relayed control call whose request names no timeout may take this long")
+    deliver_deadline_s: float = Field(
+        120.0, gt=0, description="forwarding a message to a peer is retried while the peer is unavailable (a "
+                                 "restart, say) for this long before the send fails")
     lane_max_connections: int = Field(
         1024, ge=1, description="data lane connections open at once; more are answered RESOURCE_EXHAUSTED")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
@@ -205,21 +225,37 @@ class MemberConfig(_Section):
         return Path(self.transfer.spill_dir) if self.transfer.spill_dir else Path(self.data_dir) / "spill"
 
 
-def _apply_env(values: dict[str, Any], environ: dict[str, str]) -> dict[str, Any]:
-    """`WEFT_SCHEDULER__LISTEN=...` sets scheduler.listen; `__` separates levels."""
-    for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX):
-            continue
-        path = key[len(ENV_PREFIX):].lower().split("__")
-        if path[0] not in MemberConfig.model_fields:
-            continue  # WEFT_ variables of other programs (the task process's, say)
-        target = values
-        for part in path[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfError(f"{key}: {part} is not a section")
-        target[path[-1]] = yaml.safe_load(raw) if raw else raw
-    return values
+class _MemberEnvironment(MemberConfig, BaseSettings):
+    """MemberConfig's fields as pydantic-settings reads them from `WEFT_...` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False, extra="forbid",
+    )
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping of variables.
+
+    A list or mapping value is read as YAML (JSON is YAML too), as members wrote them before:
+    `WEFT_SCHEDULER__EXECUTORS='[10.0.0.5:9380, 10.0.0.6:9380]'`.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(_MemberEnvironment)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        return yaml.safe_load(value) if isinstance(value, str) else value
+
+
+def environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The configuration keys `environ` sets: `WEFT_SCHEDULER__LISTEN=...` sets scheduler.listen
+    (`__` separates levels; the prefix is in capitals, the rest in either case; other `WEFT_`
+    variables are left alone)."""
+    return _EnvironmentSource({k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)})()
 
 
 def load_config(path: str | Path | None = None, environ: dict[str, str] | None = None,
@@ -236,10 +272,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfError(f"config {path}: expected a mapping at the top level")
         values = loaded or {}
-    values = _apply_env(values, dict(os.environ if environ is None else environ))
+    values = deep_merge(values, environment_values(os.environ if environ is None else environ))
     if overrides:
-        from kernel.base_param import deep_merge
-
         values = deep_merge(values, overrides)
     try:
         return MemberConfig.model_validate(values)

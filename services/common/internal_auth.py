@@ -37,7 +37,7 @@ from typing import Any, Final, NamedTuple
 import grpc
 
 from kernel.errors import ConfError, PermissionDenied, Unauthenticated
-from kernel.federation.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV
+from kernel.federation.wire.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV
 
 __all__ = ["CREDENTIAL_METADATA", "TASK_CREDENTIAL_ENV"]
 

@@ -26,21 +26,13 @@ MAX_SOCKET_PATH: Final = 107
 # every MAX_HEARTBEAT_INTERVAL_S, so a few may be lost before the task is declared dead.
 HEARTBEATS_PER_TIMEOUT: Final = 4
 MAX_HEARTBEAT_INTERVAL_S: Final = 5.0
-# Until its first heartbeat a freshly started task gets at least this long (JVM start-up).
-FIRST_HEARTBEAT_GRACE_S: Final = 120.0
 
 # Longest event line a task may send (a metric with a large summary).
 EVENT_LINE_LIMIT: Final = 16 * 1024 * 1024
 
-# Stop: SIGTERM to the process group, then SIGKILL after this grace period.
-STOP_GRACE_S: Final = 3.0
-
 # Warm pool: a worker has this long to import the kernel (and start Spark) and report ready.
 WORKER_READY_TIMEOUT_S: Final = 180.0
 WORKER_START_ATTEMPTS: Final = 5
-
-# Ended tasks older than this are not loaded back into memory after a restart.
-ENDED_TASK_RETENTION_S: Final = 24 * 3600.0
 
 # Per subscriber, log lines beyond this many pending events are dropped (a slow reader
 # must not grow the executor's memory); status events are never dropped.

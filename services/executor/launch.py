@@ -11,7 +11,7 @@ from pathlib import Path
 from kernel.tracker import ENV_EXECUTOR_WAIT
 from protos.weft.v1 import common_pb2
 from services.common import internal_auth
-from services.executor.constants import FIRST_HEARTBEAT_GRACE_S, PY_FILES_DIR, STOP_GRACE_S
+from services.executor.constants import PY_FILES_DIR
 from services.executor.launchers import (
     SparkSettings,
     build_py_files,
@@ -103,8 +103,8 @@ class Launch(Supervision):
         log.info("task %s attempt %d: pid %d (%s%s)", run.task_id, run.attempt, run.pid,
                  "warm" if run.warm else "cold", ", spark" if spark is not None else "")
         if run.stop_reason:  # StopTask arrived while the process was being started
-            self._spawn_background(kill_group(run.pid, run.leader_ended, STOP_GRACE_S), "stop")
-        watchdog = asyncio.create_task(self._watchdog(run, first_grace=FIRST_HEARTBEAT_GRACE_S))
+            self._spawn_background(kill_group(run.pid, run.leader_ended, self.settings.stop_grace_s), "stop")
+        watchdog = asyncio.create_task(self._watchdog(run, first_grace=self.settings.first_heartbeat_grace_s))
         try:
             code = await process.wait()
         except asyncio.CancelledError:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kernel.errors import FailedPrecondition, WeftError
 from protos.weft.v1 import common_pb2, executor_pb2
-from services.executor.constants import ENDED_TASK_RETENTION_S, TASKS_DIR
+from services.executor.constants import TASKS_DIR
 from services.executor.launch import Launch
 from services.executor.launchers import SparkSettings
 from services.executor.preflight import check_spec, check_task
@@ -61,7 +61,7 @@ class Queueing(Launch):
 
     def _forget_old_runs(self) -> None:
         """Ended tasks stay listed for the retention period; their files stay on disk."""
-        horizon = (time.time() - ENDED_TASK_RETENTION_S) * 1000
+        horizon = (time.time() - self.settings.ended_task_retention_s) * 1000
         for task_id in list(self.runs):
             attempts = self.runs[task_id]
             if all(run.ended and run.ended_at_ms < horizon for run in attempts.values()):

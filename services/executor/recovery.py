@@ -11,7 +11,7 @@ import time
 
 from kernel.tracker import PROGRESS_FILE
 from protos.weft.v1 import common_pb2, executor_pb2
-from services.executor.constants import ENDED_TASK_RETENTION_S, RECORD_FILE, TASKS_DIR
+from services.executor.constants import RECORD_FILE, TASKS_DIR
 from services.executor.launch import Launch
 from services.executor.process import is_running, wait_for_exit
 from services.executor.task import TaskRun
@@ -24,7 +24,7 @@ class Recovery(Launch):
 
     async def _recover(self) -> None:
         records = sorted((self.state_dir / TASKS_DIR).glob(f"*/a*/{RECORD_FILE}"))
-        horizon = (time.time() - ENDED_TASK_RETENTION_S) * 1000
+        horizon = (time.time() - self.settings.ended_task_retention_s) * 1000
         for path in records:
             try:
                 run = TaskRun.load(path.parent)

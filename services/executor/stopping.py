@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from protos.weft.v1 import common_pb2
-from services.executor.constants import STOP_GRACE_S, STOPPED_BY_REQUEST
+from services.executor.constants import STOPPED_BY_REQUEST
 from services.executor.process import kill_group
 from services.executor.supervision import Supervision
 
@@ -21,6 +21,6 @@ class Stopping(Supervision):
             self._finish(run, common_pb2.TASK_STATUS_STOPPED, run.stop_reason, 0)
             return run.status
         if run.pid:
-            await kill_group(run.pid, run.leader_ended, STOP_GRACE_S)
+            await kill_group(run.pid, run.leader_ended, self.settings.stop_grace_s)
         await run.done.wait()  # the supervising coroutine records the end once the leader is reaped
         return run.status

@@ -12,7 +12,7 @@ from typing import Any, cast
 
 from kernel.tracker import STATUS_FILE
 from protos.weft.v1 import common_pb2, executor_pb2
-from services.executor.constants import EVENT_LINE_LIMIT, STOP_GRACE_S
+from services.executor.constants import EVENT_LINE_LIMIT
 from services.executor.logs import LogFollower, tail_error
 from services.executor.process import kill_group, signal_group
 from services.executor.state import TaskManagerState
@@ -134,7 +134,7 @@ class Supervision(TaskManagerState):
                     return
                 run.failure_reason = f"no heartbeat for {wait:g} s"
                 log.warning("task %s: %s; killing process group %d", run.task_id, run.failure_reason, run.pid)
-                await kill_group(run.pid, run.leader_ended, STOP_GRACE_S)
+                await kill_group(run.pid, run.leader_ended, self.settings.stop_grace_s)
                 return
 
     def _task_file_status(self, run: TaskRun) -> dict[str, Any]:

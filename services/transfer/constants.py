@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from typing import Final
 
+from kernel.federation.wire.frames import MAX_FRAME_BYTES
 from kernel.retry import Backoff
 
-# Largest payload one chunk frame may carry (the contract's 1 MiB).
-MAX_CHUNK_BYTES: Final = 1024 * 1024
-
 # gRPC message size limit on every channel and server: one chunk plus the frame's envelope.
-MAX_GRPC_MESSAGE_BYTES: Final = MAX_CHUNK_BYTES + 64 * 1024
+MAX_GRPC_MESSAGE_BYTES: Final = MAX_FRAME_BYTES
 
 # Only methods of this service are relayed between schedulers.
 RELAYED_SERVICE: Final = "weft.v1.SchedulerPeerService"
 
-# Receive waits this long when the request's timeout_ms is 0.
-DEFAULT_RECEIVE_TIMEOUT_S: Final = 600.0
-
-# A relayed control call may take this long when the request's timeout_ms is 0.
-DEFAULT_CONTROL_TIMEOUT_S: Final = 60.0
-
-# Forwarding a message to a peer: retried on UNAVAILABLE while the peer restarts.
+# Forwarding a message to a peer: retried on UNAVAILABLE while the peer restarts, for
+# transfer.deliver_deadline_s (the deadline here is replaced by the setting).
 DELIVER_BACKOFF: Final = Backoff(attempts=30, base_delay=0.1, max_delay=2.0, deadline=120.0)
 
 # Relayed control calls: a shorter patience, they are small and the caller has its own timeout.

@@ -12,7 +12,22 @@ import grpc
 
 from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from kernel.federation.cluster import error_for_status
-from kernel.federation.wire import OutFrame, WireFrame, chunk_parts, encode_end, encode_header
+from kernel.federation.wire.frames import (
+    MAX_CHUNK_BYTES,
+    OutFrame,
+    WireFrame,
+    chunk_parts,
+    encode_end,
+    encode_header,
+)
+from kernel.federation.wire.messages import (
+    MessageKey,
+    check_header,
+    consume_frames,
+    first_header,
+    party_of,
+    wire_frames,
+)
 from kernel.retry import retry_async
 from protos.weft.v1 import scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
@@ -21,22 +36,11 @@ from services.common.grpc_errors import retryable
 from services.common.observability import ServiceMetrics
 from services.transfer.constants import (
     CONTROL_BACKOFF,
-    DEFAULT_CONTROL_TIMEOUT_S,
-    DEFAULT_RECEIVE_TIMEOUT_S,
     DELIVER_BACKOFF,
-    MAX_CHUNK_BYTES,
     MIB,
     RELAYED_SERVICE,
     SESSIONS_DIR,
     STATE_DIR,
-)
-from services.transfer.frames import (
-    MessageKey,
-    check_header,
-    consume_frames,
-    first_header,
-    party_of,
-    wire_frames,
 )
 from services.transfer.mailbox import END, Mailbox, Quotas, Signal, StoredMessage
 from services.transfer.outbox import Outbox
@@ -64,7 +68,8 @@ class TransferCore:
         self.config = config
         self.member_id = config.member_id
         self.key = internal_auth.load_member_key(config)
-        settings = config.transfer
+        self.settings = settings = config.transfer
+        self.deliver_backoff = dataclasses.replace(DELIVER_BACKOFF, deadline=settings.deliver_deadline_s)
         self.window_bytes = settings.window_mb * MIB
         self.spill_dir = config.resolved_spill_dir()
         self.mailbox = Mailbox(
@@ -165,7 +170,7 @@ class TransferCore:
             return ack
 
         pump_task = asyncio.create_task(pump())
-        deliver_task = asyncio.create_task(retry_async(deliver_once, retryable, DELIVER_BACKOFF))
+        deliver_task = asyncio.create_task(retry_async(deliver_once, retryable, self.deliver_backoff))
         try:
             await asyncio.wait({pump_task, deliver_task}, return_when=asyncio.FIRST_EXCEPTION)
             if pump_task.done() and pump_task.exception() is not None:
@@ -235,7 +240,7 @@ class TransferCore:
             raise NotFound(f"session {key.session_id!r} is not registered at this member "
                            "(the scheduler registers it when the job starts; it ends with the job)")
         self.check_job(session, job, key.name)
-        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_RECEIVE_TIMEOUT_S
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else self.settings.receive_timeout_s
         message = await self.mailbox.take(key, timeout)
         try:
             async for frame in _message_frames(message):
@@ -264,7 +269,7 @@ class TransferCore:
         scheduler's peer API accepts nothing else.
         """
         call = self.scheduler_channel().unary_unary(request.method)
-        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else self.settings.control_timeout_s
         credential = internal_auth.sign(self.key, internal_auth.RELAY, member=source, method=request.method)
         try:
             payload = await call(request.payload, timeout=timeout, metadata=internal_auth.metadata(credential))
@@ -278,7 +283,7 @@ class TransferCore:
             return await self.call_local_scheduler(request, self.member_id)
         stub = transfer_pb2_grpc.TransferPeerServiceStub(self.router.channel(target))
         counters = self.stats.peer(target)
-        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else self.settings.control_timeout_s
         attempts = 0
 
         async def call() -> transfer_pb2.ControlReply:

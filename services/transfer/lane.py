@@ -1,4 +1,4 @@
-"""The transfer service's end of the data lane (the protocol: kernel/federation/lane.py).
+"""The transfer service's end of the data lane (the protocol: kernel/federation/wire/lane.py).
 
 Each connection carries one call, `Send` or `Receive`, served by the same code as the
 gRPC calls (`TransferCore.send` / `TransferCore.receive`), so the lane checks and stores
@@ -19,7 +19,8 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from kernel.errors import InvalidArgument, Unavailable, WeftError
-from kernel.federation.lane import (
+from kernel.federation.wire.frames import OutFrame, frame_pieces
+from kernel.federation.wire.lane import (
     CREDENTIAL_LENGTH,
     LENGTH,
     MAGIC,
@@ -35,7 +36,6 @@ from kernel.federation.lane import (
     status_record,
     tune,
 )
-from kernel.federation.wire import OutFrame, frame_pieces
 from protos.weft.v1 import transfer_pb2
 from services.common import internal_auth
 from services.common.grpc_errors import status_code_of
@@ -165,7 +165,7 @@ class LaneListener:
     """Accepts lane connections and serves their calls.
 
     `address` is (host, TCP port) or the name of an abstract Unix socket (see
-    kernel/federation/lane.py).
+    kernel/federation/wire/lane.py).
     """
 
     def __init__(self, core: TransferCore, address: LaneAddress) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Final
 
 from kernel.errors import FailedPrecondition, FederationTimeout, ResourceExhausted, Unavailable
-from kernel.federation.wire import WireFrame
+from kernel.federation.wire.frames import MAX_CHUNK_BYTES, WireFrame
+from kernel.federation.wire.messages import MessageKey, key_of
 from protos.weft.v1 import transfer_pb2
-from services.transfer.constants import MAX_CHUNK_BYTES, SEEN_ID_GRACE_S, SPILL_SUFFIX, TABLE_SUFFIX
-from services.transfer.frames import MessageKey, key_of
+from services.transfer.constants import SEEN_ID_GRACE_S, SPILL_SUFFIX, TABLE_SUFFIX
 from services.transfer.spool import MemoryBudget, Payload
 
 log = logging.getLogger("weft.transfer.mailbox")

@@ -16,8 +16,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from kernel.allocator import AllocatorSettings, reuse_large_buffers
 from kernel.constants import ROLES
 from kernel.errors import InvalidArgument, PermissionDenied, Unavailable, WeftError
-from kernel.federation.lane import describe as describe_lane
-from kernel.federation.wire import frame_bytes
+from kernel.federation.wire.frames import frame_bytes
+from kernel.federation.wire.lane import describe as describe_lane
+from kernel.federation.wire.messages import check_header, first_header, party_of, wire_frames
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
@@ -35,7 +36,6 @@ from services.transfer.constants import (
     SERVER_OPTIONS,
 )
 from services.transfer.core import TransferCore
-from services.transfer.frames import check_header, first_header, party_of, wire_frames
 from services.transfer.lane import LaneListener
 from services.transfer.routing import server_credentials
 from services.transfer.sessions import DefinitionSource, Session, registry_definitions
@@ -43,7 +43,7 @@ from services.transfer.stats import TransferCollector
 
 log = logging.getLogger("weft.transfer")
 
-# Calls whose frames the service handles as bytes (see kernel/federation/wire.py).
+# Calls whose frames the service handles as bytes (see kernel/federation/wire/frames.py).
 _RAW_REQUESTS: frozenset[str] = frozenset({"Send", "Deliver"})
 _RAW_RESPONSES: frozenset[str] = frozenset({"Receive"})
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from kernel.errors import NotFound, PermissionDenied
 from kernel.federation.base import Party
 from kernel.federation.transfer_variable import VariableDefinition
-from services.transfer.frames import MessageKey
+from kernel.federation.wire.messages import MessageKey
 from services.transfer.mailbox import safe_name
 
 log = logging.getLogger("weft.transfer.sessions")

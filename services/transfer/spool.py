@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from services.transfer.constants import MAX_CHUNK_BYTES
+from kernel.federation.wire.frames import MAX_CHUNK_BYTES
 
 
 class MemoryBudget:

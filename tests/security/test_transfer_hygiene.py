@@ -14,9 +14,9 @@ import pytest
 
 from kernel.errors import PermissionDenied, ResourceExhausted
 from kernel.federation.base import Party, RoleTable
-from kernel.federation.lane import LENGTH, STATUS_FLAG, abstract_sockets, status_of
+from kernel.federation.wire.lane import LENGTH, STATUS_FLAG, abstract_sockets, status_of
 from protos.weft.v1 import common_pb2, transfer_pb2
-from services.transfer.local_cluster import LocalCluster, LocalMember
+from services.transfer.loopback_services import LocalCluster, LocalMember
 from tests.test_scheduler_support import (
     ARBITER,
     PROMOTER,

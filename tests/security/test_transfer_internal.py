@@ -10,10 +10,11 @@ import grpc
 import pytest
 
 from kernel.federation.base import Party, RoleTable
-from kernel.federation.lane import CREDENTIAL_LENGTH, MAGIC, OPEN_RECEIVE, _Connection, lane_of
+from kernel.federation.lane import _Connection, lane_of
+from kernel.federation.wire.lane import CREDENTIAL_LENGTH, MAGIC, OPEN_RECEIVE
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
-from services.transfer.local_cluster import LocalCluster, LocalMember
+from services.transfer.loopback_services import LocalCluster, LocalMember
 
 A, C = "a" * 32, "c" * 32
 PROMOTER, ARBITER = Party("promoter", A), Party("arbiter", C)

@@ -11,6 +11,7 @@ from kernel.components.evaluation.distributed import FloatArray, binary_split_me
 from kernel.components.evaluation.federation import FederationMetrics, log_federation_metrics
 from kernel.components.evaluation.metrics import evaluate
 from kernel.components.evaluation.param import EvaluationParam
+from kernel.components.evaluation.variables import EvaluationVariables
 from kernel.errors import InvalidArgument
 from kernel.model_base import PREDICT_TYPE_COLUMN, LabeledTable, ModelBase, TaskArgs, TaskOutputs
 
@@ -34,7 +35,7 @@ class Evaluation(ModelBase):
 
     def _federate(self, param: EvaluationParam) -> None:
         self._federation_done = True
-        federation = FederationMetrics(self.ctx, self.transfer_variable, param.threshold)
+        federation = FederationMetrics(self.ctx, self.ctx.variables(EvaluationVariables), param.threshold)
         log_federation_metrics(self.ctx, federation.run(self._scored))
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:

@@ -5,12 +5,12 @@ When Evaluation runs at the promoter and at providers that all hold labelled pre
 into per-split sums: a histogram of the scores of its positives and one of its negatives
 (`FEDERATION_BINS` bins over [0, 1]) and a few exact counts (rows, positives, predicted
 positives, true positives, correct predictions, the log-loss sum). The sums are masked by
-secure aggregation (pairwise X25519 masks, `kernel.security.secure_aggregation`), and the
+secure aggregation (pairwise X25519 masks, the pieces of `kernel.blocks.secure_sum`), and the
 promoter adds them: it learns the federation's totals, never one member's. From the totals
 it computes AUC, KS, accuracy, precision, recall, F1 and log loss, logs them under the
 namespace "federation" and sends them to every provider, which logs them too.
 
-The exchange, over Evaluation's transfer variables:
+The exchange, over Evaluation's declared transfer variables (`variables.py`):
 
 1. `federation_hello` (provider -> promoter): whether the task has labelled rows, its splits
    and its public key. A provider whose task has nothing to score (a vertical job's
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from kernel.blocks.secure_sum import MaskedSum, MemberMasks, vector_problem
 from kernel.components.evaluation.constants import (
     EXACT_SUMS,
     FEDERATION_BINS,
@@ -39,14 +40,14 @@ from kernel.components.evaluation.constants import (
     FEDERATION_PRECISION_BITS,
 )
 from kernel.components.evaluation.metrics import LOG_LOSS_EPS
+from kernel.components.evaluation.variables import EvaluationVariables
 from kernel.constants import PROMOTER, PROVIDER
 from kernel.errors import InvalidArgument
-from kernel.federation.transfer_variable import TransferVariables, Variable
 from kernel.model_base import TaskContext
-from kernel.security.secure_aggregation import MaskingClient, SecureAggregator
 
 FloatArray = npt.NDArray[np.float64]
 ROUND = "evaluation"
+COMPONENT = "Evaluation"
 
 
 @dataclass(frozen=True)
@@ -107,14 +108,14 @@ def metrics_from_sums(sums: FloatArray, threshold: float) -> dict[str, Any]:
 class FederationMetrics:
     """Evaluation's side of the exchange above; `run` once per task, with or without rows."""
 
-    def __init__(self, ctx: TaskContext, variables: TransferVariables, threshold: float) -> None:
+    def __init__(self, ctx: TaskContext, variables: EvaluationVariables, threshold: float) -> None:
         self.ctx = ctx
         self.local = ctx.local
         self.threshold = threshold
-        self.hello: Variable = variables.federation_hello
-        self.keys: Variable = variables.federation_keys
-        self.sums: Variable = variables.federation_sums
-        self.metrics: Variable = variables.federation_metrics
+        self.hello = variables.federation_hello
+        self.keys = variables.federation_keys
+        self.sums = variables.federation_sums
+        self.metrics = variables.federation_metrics
         roles = set(ctx.component_roles)
         self.promoters = ctx.roles.parties(PROMOTER) if PROMOTER in roles else []
         self.providers = ctx.roles.parties(PROVIDER) if PROVIDER in roles else []
@@ -140,17 +141,17 @@ class FederationMetrics:
         return split_sums(None, self.threshold) if found is None else found
 
     def _contribute(self, scored: dict[str, FloatArray] | None) -> dict[str, dict[str, Any]] | None:
-        client = MaskingClient(str(self.local), precision_bits=FEDERATION_PRECISION_BITS)
+        masks = MemberMasks(str(self.local), FEDERATION_PRECISION_BITS, COMPONENT)
         self.hello.remote({"rows": scored is not None, "splits": sorted(scored or {}),
-                           "public_key": client.public_key()}, role=PROMOTER, idx=0)
+                           "public_key": masks.public_key()}, role=PROMOTER, idx=0)
         if scored is None:
             return None
         answer = self.keys.get(idx=0)
         if not answer.get("federated"):
             return None
-        client.set_peer_keys(answer["keys"])
+        masks.set_peer_keys(answer.get("keys"), [str(p) for p in (*self.promoters, *self.providers)], "promoter")
         vector = np.concatenate([self._sums(scored, split) for split in answer["splits"]])
-        self.sums.remote(client.mask(vector, ROUND), role=PROMOTER, idx=0)
+        self.sums.remote(masks.mask(vector, ROUND), role=PROMOTER, idx=0)
         result = self.metrics.get(idx=0)
         if not result.get("ok"):
             raise InvalidArgument(f"Evaluation: the federation's metrics failed at the promoter: {result.get('error')}")
@@ -158,25 +159,29 @@ class FederationMetrics:
         return metrics
 
     def _aggregate(self, scored: dict[str, FloatArray] | None) -> dict[str, dict[str, Any]] | None:
-        client = MaskingClient(str(self.local), precision_bits=FEDERATION_PRECISION_BITS)
+        masks = MemberMasks(str(self.local), FEDERATION_PRECISION_BITS, COMPONENT)
         hellos: list[dict[str, Any]] = [self.hello.get(idx=i) for i in range(len(self.providers))]
         with_rows = [i for i, hello in enumerate(hellos) if hello.get("rows")]
         federated = scored is not None and len(with_rows) == len(self.providers)
         splits = sorted({*(scored or {}), *(s for hello in hellos for s in hello.get("splits", []))})
-        keys = {str(self.local): client.public_key(),
+        keys = {str(self.local): masks.public_key(),
                 **{str(self.providers[i]): hellos[i]["public_key"] for i in with_rows}}
         for i in with_rows:
             self.keys.remote({"federated": federated, "splits": splits, "keys": keys}, role=PROVIDER, idx=i)
         if not federated or scored is None:
             return None
         try:
-            client.set_peer_keys(keys)
-            masked = {str(self.local): client.mask(
+            masks.set_peer_keys(keys, keys, "promoter")
+            width = 2 * FEDERATION_BINS + len(EXACT_SUMS)
+            masked = {str(self.local): masks.mask(
                 np.concatenate([self._sums(scored, split) for split in splits]), ROUND)}
             for i, provider in enumerate(self.providers):
-                masked[str(provider)] = self.sums.get(idx=i)
-            total = SecureAggregator(sorted(keys), precision_bits=FEDERATION_PRECISION_BITS).unmask_sum(masked, ROUND)
-            width = 2 * FEDERATION_BINS + len(EXACT_SUMS)
+                vector = self.sums.get(idx=i)
+                problem = vector_problem(vector, width * len(splits), masked=True)
+                if problem is not None:
+                    raise InvalidArgument(f"{COMPONENT}: provider {i} {problem} as its federation_sums")
+                masked[str(provider)] = vector
+            total = MaskedSum(keys, FEDERATION_PRECISION_BITS).total(masked, ROUND)
             metrics = {split: metrics_from_sums(total[k * width:(k + 1) * width], self.threshold)
                        for k, split in enumerate(splits)}
         except Exception as exc:

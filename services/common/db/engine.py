@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -19,6 +18,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from kernel.errors import InvalidArgument
+from kernel.retry import Backoff, retry_async
 from services.common.db.constants import (
     MYSQL_TRANSIENT_CODES,
     SQLITE_BUSY_TIMEOUT_MS,
@@ -153,14 +153,11 @@ def is_transient(err: BaseException) -> bool:
     return "database is locked" in text or "database is busy" in text
 
 
+TRANSIENT_BACKOFF: Final = Backoff(
+    attempts=TRANSIENT_RETRIES, base_delay=TRANSIENT_BACKOFF_BASE_S, max_delay=TRANSIENT_BACKOFF_MAX_S
+)
+
+
 async def retry_transient(operation: Callable[[], Awaitable[T]]) -> T:
     """Run `operation`, retrying transient database errors with exponential backoff and jitter."""
-    for attempt in range(TRANSIENT_RETRIES):
-        try:
-            return await operation()
-        except DBAPIError as err:
-            if not is_transient(err) or attempt == TRANSIENT_RETRIES - 1:
-                raise
-        delay = min(TRANSIENT_BACKOFF_MAX_S, TRANSIENT_BACKOFF_BASE_S * 2**attempt)
-        await asyncio.sleep(delay * (0.5 + random.random()))
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    return await retry_async(operation, is_transient, TRANSIENT_BACKOFF)

@@ -1,4 +1,5 @@
-"""Frame streams: check a message's frames (order, sizes, checksum) while writing its payload."""
+"""Messages on the wire: a message's key and header rules, and the checks of its frames (order, sizes,
+checksum) while its payload passes."""
 
 from __future__ import annotations
 
@@ -7,15 +8,15 @@ from dataclasses import dataclass
 
 from kernel.errors import ChecksumMismatch, InvalidArgument
 from kernel.federation.base import Party
-from kernel.federation.wire import (
+from kernel.federation.wire.frames import (
     CHECKSUM_BYTES,
     CHECKSUM_NAME,
+    MAX_CHUNK_BYTES,
     WireFrame,
     new_checksum,
     parse_frame,
 )
 from protos.weft.v1 import common_pb2, transfer_pb2
-from services.transfer.constants import MAX_CHUNK_BYTES
 
 
 @dataclass(frozen=True)

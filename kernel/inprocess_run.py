@@ -1,4 +1,4 @@
-"""Run the tasks of several parties in one process, as threads over an in-process federation.
+"""Run the tasks of several parties in one process, as threads over the in-process federation.
 
 Component tests and quick local checks use this; it runs the same `execute_task` path as a
 task process, with the federation swapped for an `InProcessHub`.

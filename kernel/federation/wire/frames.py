@@ -31,6 +31,14 @@ from google.protobuf.message import DecodeError
 from kernel.errors import InvalidArgument
 from protos.weft.v1 import transfer_pb2
 
+#: Largest payload one chunk frame carries (the transfer contract's 1 MiB); senders cut payloads in
+#: chunks of this size and the service refuses a larger one.
+MAX_CHUNK_BYTES: Final = 1024 * 1024
+#: Room for a frame's protobuf framing around its chunk payload.
+FRAME_ENVELOPE_BYTES: Final = 64 * 1024
+#: Largest frame either end sends or accepts (gRPC message limit, lane record limit).
+MAX_FRAME_BYTES: Final = MAX_CHUNK_BYTES + FRAME_ENVELOPE_BYTES
+
 # Bytes of a message checksum (XXH3 with 128-bit output, big-endian as xxhash's digest()).
 CHECKSUM_BYTES: Final = 16
 CHECKSUM_NAME: Final = "XXH3-128"
