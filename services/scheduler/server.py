@@ -19,7 +19,7 @@ from services.common.db import create_engine, migrate_engine
 from services.common.db.records import MemberRecord
 from services.common.db.repository import upsert_member
 from services.common.internal_auth import load_member_key
-from services.common.observability import ServiceMetrics, start_metrics
+from services.common.observability import ServiceMetrics, enable_reflection, start_metrics
 from services.scheduler.access import Authenticator, ClientAccessInterceptor, ensure_bootstrap_admin
 from services.scheduler.admin_service import AdminServicer
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
@@ -151,6 +151,7 @@ async def start_scheduler(
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(engine, config.scheduler.auth.token_ttl_days), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    enable_reflection(server, SERVICE_NAMES)
     port = server.add_insecure_port(config.scheduler.listen)
     if port == 0:
         await engine.dispose()
