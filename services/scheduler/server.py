@@ -132,6 +132,8 @@ async def start_scheduler(
     executors = ExecutorPool(config.scheduler.executors, key,
                              on_task_finished=own_metrics.observe_task if own_metrics is not None else None)
     scheduler = Scheduler(settings, engine, peers, executors, transfer)
+    if own_metrics is not None:
+        own_metrics.watch_peer_waits(scheduler.peer_waits, asyncio.get_running_loop())
     authenticator = Authenticator(engine)
     if config.scheduler.auth.enabled:
         await ensure_bootstrap_admin(engine, config)
