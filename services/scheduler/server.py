@@ -134,7 +134,7 @@ async def start_scheduler(
     scheduler = Scheduler(settings, engine, peers, executors, transfer)
     if own_metrics is not None:
         own_metrics.watch_peer_waits(scheduler.peer_waits, asyncio.get_running_loop())
-    authenticator = Authenticator(engine)
+    authenticator = Authenticator(engine, config.scheduler.auth.token_cache_s)
     if config.scheduler.auth.enabled:
         await ensure_bootstrap_admin(engine, config)
     else:
@@ -150,7 +150,8 @@ async def start_scheduler(
         SchedulerServicer(scheduler, data_dir / "uploads"), server
     )
     scheduler_pb2_grpc.add_SchedulerPeerServiceServicer_to_server(SchedulerPeerServicer(scheduler, key), server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(engine, config.scheduler.auth.token_ttl_days), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(
+        engine, config.scheduler.auth.token_ttl_days, on_revoked=authenticator.forget), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, SERVICE_NAMES)
