@@ -333,6 +333,44 @@ async def test_one_notification_wakes_one_sleeping_consumer() -> None:
     assert not notifier.idle()
 
 
+async def test_actions_written_by_another_process_are_found_by_one_poller_and_drained(
+    engine: AsyncEngine,
+) -> None:
+    # Prepare: three idle consumers of this process; five actions written without a local
+    # notification (as another process's enqueues are)
+    done: list[int] = []
+
+    async def consumer(name: str) -> None:
+        while True:
+            action = await wait_for_action(engine, name, LONG_LEASE_S, fallback_seconds=0.2)
+            assert await complete_action(engine, action.id, action.claimed_by, OUTCOME_SUCCESS)
+            done.append(action.id)
+
+    consumers = [asyncio.create_task(consumer(f"c{i}")) for i in range(3)]
+    notifier = action_notifier(engine)
+    while sum(not w.done() for w in notifier._waiters) < 3:
+        await asyncio.sleep(0.01)
+
+    # Execute
+    async with engine.begin() as conn:
+        ids = [await insert_action(conn, "run_job", {"n": n}, "other-process") for n in range(5)]
+
+    async def drained() -> None:
+        while len(done) < len(ids):
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(drained(), 30)
+    finally:
+        for task in consumers:
+            task.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+
+    # Assert: each logged once
+    assert sorted(done) == ids
+    assert sorted(r["action_id"] for r in await logged(engine)) == ids
+
+
 async def _insert_claimed(engine: AsyncEngine, holder: str, lease_seconds: float) -> int:
     async with engine.begin() as conn:
         return await insert_action(conn, "run_job", {"job_id": "j1"}, "api",

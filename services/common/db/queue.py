@@ -36,6 +36,11 @@ class ClaimedAction:
     attempts: int
 
 
+WOKEN_BY_ENQUEUE = "enqueue"
+WOKEN_FOR_MORE = "more"
+WOKEN_BY_TIMEOUT = "timeout"
+
+
 class ActionNotifier:
     """Wakes this process's consumers when this process enqueues or releases an action.
 
@@ -51,15 +56,20 @@ class ActionNotifier:
 
     def __init__(self) -> None:
         self._version = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
         self._handed: collections.deque[ClaimedAction] = collections.deque()
+        #: Whether one idle consumer of this process already checks the queue on a timer.
+        self._polling = False
 
     def mark(self) -> int:
         """A token for `wait`: the number of notifications so far."""
         return self._version
 
-    def notify(self) -> None:
+    def notify(self, *, more: bool = False) -> None:
         """Wake one sleeping waiter (called after an enqueue commits).
+
+        `more`: a consumer found work it was not told of (another process's); the waiter
+        woken looks for more and, finding some, passes the word on in turn.
 
         One action needs one consumer: waking every idle consumer would have all but one
         run an empty claim transaction while the one that matters is claiming. A consumer
@@ -70,8 +80,23 @@ class ActionNotifier:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(more)
                 return
+
+    def take_poll(self) -> bool:
+        """Become the one idle consumer of this process that checks the queue on a timer.
+
+        The others sleep until notified: idle consumers polling side by side would each run
+        an empty claim transaction every fallback period. False when another holds the role;
+        `drop_poll` gives it back.
+        """
+        if self._polling:
+            return False
+        self._polling = True
+        return True
+
+    def drop_poll(self) -> None:
+        self._polling = False
 
     def idle(self) -> bool:
         """Whether a consumer of this process sleeps on the notifier right now."""
@@ -102,14 +127,18 @@ class ActionNotifier:
 
     async def wait(self, mark: int, timeout: float | None) -> bool:
         """Wait for a notification after `mark`; False when `timeout` seconds passed first."""
+        return await self.wait_why(mark, timeout) != WOKEN_BY_TIMEOUT
+
+    async def wait_why(self, mark: int, timeout: float | None) -> str:
+        """As `wait`, saying why it returned: an enqueue, `notify(more=True)`, or the timeout."""
         if self._version != mark:
-            return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            return WOKEN_BY_ENQUEUE
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(waiter, timeout)
+            more = await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
-            return self._version != mark
+            return WOKEN_BY_ENQUEUE if self._version != mark else WOKEN_BY_TIMEOUT
         finally:
             if not waiter.done():
                 waiter.cancel()
@@ -117,7 +146,7 @@ class ActionNotifier:
                 self._waiters.remove(waiter)
             except ValueError:
                 pass  # notify() took it
-        return True
+        return WOKEN_FOR_MORE if more else WOKEN_BY_ENQUEUE
 
 
 _notifiers: weakref.WeakKeyDictionary[sa.Engine, ActionNotifier] = weakref.WeakKeyDictionary()
@@ -465,9 +494,12 @@ async def wait_for_action(
     An action this process handed over already claimed comes first (its holder is then the
     name it was inserted with, `ClaimedAction.claimed_by`, not `consumer`). Local enqueues
     wake the wait at once; every `fallback_seconds` the queue is checked
-    anyway for actions from other processes and for expired leases.
+    anyway for actions from other processes and for expired leases, by one idle consumer
+    of the process at a time; one that finds an action that way wakes another consumer to
+    look for more, so a burst from elsewhere is drained at once.
     """
     notifier = action_notifier(engine)
+    why = WOKEN_BY_ENQUEUE
     while True:
         handed = notifier.take()
         if handed is not None:
@@ -477,8 +509,15 @@ async def wait_for_action(
             engine, consumer, lease_seconds, max_attempts=max_attempts
         )
         if claimed is not None:
+            if why != WOKEN_BY_ENQUEUE:
+                notifier.notify(more=True)  # found by looking: there may be more
             return claimed
-        await notifier.wait(mark, fallback_seconds)
+        poller = notifier.take_poll()
+        try:
+            why = await notifier.wait_why(mark, fallback_seconds if poller else None)
+        finally:
+            if poller:
+                notifier.drop_poll()
 
 
 async def queued_action_count(engine: AsyncEngine) -> int:
