@@ -43,6 +43,7 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from measure import load_text  # noqa: E402
 from queue_claim import measure_claim_rate, scratch_database  # noqa: E402
 
 from kernel.storage import DataStore  # noqa: E402
@@ -128,6 +129,27 @@ def job_spec() -> dict[str, Any]:
                                "output": {"data": ["train"]}},
         },
     }
+
+
+async def commit_latency_ms(url: str, commits: int = 20) -> float:
+    """The median time of one small write transaction (an insert and its commit) on `url` (ms).
+
+    Each step from SubmitJob to RunTask commits once or twice, so this is the floor under
+    the latency on the machine as it is now (a busy disk makes commits, not queries, slow).
+    """
+    engine = create_engine(url)
+    times: list[float] = []
+    try:
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE commit_probe (id INT PRIMARY KEY AUTO_INCREMENT, x INT)")
+        for _ in range(commits):
+            started = time.perf_counter()
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql("INSERT INTO commit_probe (x) VALUES (1)")
+            times.append((time.perf_counter() - started) * 1000)
+    finally:
+        await engine.dispose()
+    return statistics.median(times)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -282,8 +304,11 @@ async def main() -> None:
         csv = workdir / "rows.csv"
         csv.write_text("id,y,x\n" + "".join(f"r{i},{i % 2},{i}\n" for i in range(10)), encoding="utf-8")
         DataStore(str(workdir / "weft" / "storage" / "data")).import_csv("bench", "rows", str(csv), "id", "y")
+        async with scratch_database(args.mysql) as url:
+            commit_ms = await commit_latency_ms(url)
         async with scratch_database(args.mysql) as url, scratch_database(args.mysql) as no_auth_url:
             weft, no_auth = await measure_weft((url, no_auth_url), workdir, executor, endpoint, jobs)
+        weft_load = load_text()
         async with scratch_database(args.mysql) as url:
             wefe = await measure_wefe(url, executor, endpoint, wefe_jobs)
     finally:
@@ -297,6 +322,7 @@ async def main() -> None:
     print(f"queue, 2 replicas         : {two:8.0f} actions/s  ({two / one:.2f}x one replica)")
     print(f"submit -> dispatch, Weft  : p50 {p50:7.1f} ms, p99 {p99:7.1f} ms over {len(weft)} jobs "
           f"(target p50 <= {TARGET_P50_MS:.0f} ms)")
+    print(f"  ({weft_load} at its end; one database commit took {commit_ms:.1f} ms (median) just before)")
     print(f"authentication            : p50 {no_auth_p50:7.1f} ms without it over {len(no_auth)} jobs, "
           f"so it costs {p50 - no_auth_p50:+.1f} ms per submission at p50 (token check, role check, audit row)")
     print(f"submit -> dispatch, Weft's scheduler with WeFe's 1 s queue and 3 s dependency polls: "

@@ -216,6 +216,13 @@ def test_alerts_fire_when_they_should_and_not_before(promtool: str, tmp_path: Pa
              "values": f"{60 * day}x30"},
             {"series": 'weft_tls_certificate_readable{namespace="member-a",certificate="member"}', "values": "1x30"},
             {"series": 'weft_scheduler_database_up{namespace="member-a"}', "values": "1x30"},
+            # member-a's task has waited on a peer since minute 0 (60 s more each minute, from 2 minutes);
+            # member-b's waits come and go within a minute
+            {"series": 'weft_scheduler_peer_wait_longest_seconds{namespace="member-a",pod="s-1"}',
+             "values": "120+60x30"},
+            {"series": 'weft_scheduler_peer_wait_longest_seconds{namespace="member-a",pod="s-2"}', "values": "0x30"},
+            {"series": 'weft_scheduler_peer_wait_longest_seconds{namespace="member-b",pod="s-1"}',
+             "values": "0 40 0 50 0 30 0 20 0 10 0x20"},
         ],
         "alert_rule_test": [
             {"eval_time": "3m", "alertname": "WeftQueueActionStale", "exp_alerts": []},
@@ -230,6 +237,12 @@ def test_alerts_fire_when_they_should_and_not_before(promtool: str, tmp_path: Pa
                                             "certificate": "member"}}]},
             {"eval_time": "15m", "alertname": "WeftCertificateUnreadable", "exp_alerts": []},
             {"eval_time": "15m", "alertname": "WeftDatabaseDown", "exp_alerts": []},
+            # past 300 s at minute 4, firing once that held for 2 minutes: not at 5m, at 6m
+            {"eval_time": "5m", "alertname": "WeftJobWaitingOnPeer", "exp_alerts": []},
+            {"eval_time": "6m", "alertname": "WeftJobWaitingOnPeer",
+             "exp_alerts": [{"exp_labels": {"severity": "warning", "namespace": "member-a"}}]},
+            {"eval_time": "25m", "alertname": "WeftJobWaitingOnPeer",
+             "exp_alerts": [{"exp_labels": {"severity": "warning", "namespace": "member-a"}}]},
         ],
     }]}
     tests = tmp_path / "tests.yaml"

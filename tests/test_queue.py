@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,7 +26,12 @@ from services.common.db import (
     wait_for_action,
 )
 from services.common.db.constants import OUTCOME_ABANDONED, OUTCOME_SUCCESS
-from services.common.db.queue import queued_action_count
+from services.common.db.queue import (
+    ClaimedAction,
+    action_notifier,
+    insert_action,
+    queued_action_count,
+)
 from services.common.db.schema import flow_action_log
 
 LONG_LEASE_S = 60.0
@@ -302,6 +308,125 @@ async def test_notifier_keeps_a_notification_that_lands_between_mark_and_wait() 
 
     # Assert
     assert (woken, quiet) == (True, False)
+
+
+async def test_one_notification_wakes_one_sleeping_consumer() -> None:
+    # Prepare: three consumers asleep on the notifier
+    notifier = ActionNotifier()
+    mark = notifier.mark()
+    sleepers = [asyncio.create_task(notifier.wait(mark, timeout=3600)) for _ in range(3)]
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+    # Execute
+    notifier.notify()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    woken_after_one = sum(s.done() for s in sleepers)
+    notifier.notify()
+    notifier.notify()
+    results = await asyncio.wait_for(asyncio.gather(*sleepers), 30)
+
+    # Assert
+    assert woken_after_one == 1
+    assert results == [True, True, True]
+    assert not notifier.idle()
+
+
+async def test_actions_written_by_another_process_are_found_by_one_poller_and_drained(
+    engine: AsyncEngine,
+) -> None:
+    # Prepare: three idle consumers of this process; five actions written without a local
+    # notification (as another process's enqueues are)
+    done: list[int] = []
+
+    async def consumer(name: str) -> None:
+        while True:
+            action = await wait_for_action(engine, name, LONG_LEASE_S, fallback_seconds=0.2)
+            assert await complete_action(engine, action.id, action.claimed_by, OUTCOME_SUCCESS)
+            done.append(action.id)
+
+    consumers = [asyncio.create_task(consumer(f"c{i}")) for i in range(3)]
+    notifier = action_notifier(engine)
+    while sum(not w.done() for w in notifier._waiters) < 3:
+        await asyncio.sleep(0.01)
+
+    # Execute
+    async with engine.begin() as conn:
+        ids = [await insert_action(conn, "run_job", {"n": n}, "other-process") for n in range(5)]
+
+    async def drained() -> None:
+        while len(done) < len(ids):
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(drained(), 30)
+    finally:
+        for task in consumers:
+            task.cancel()
+        await asyncio.gather(*consumers, return_exceptions=True)
+
+    # Assert: each logged once
+    assert sorted(done) == ids
+    assert sorted(r["action_id"] for r in await logged(engine)) == ids
+
+
+async def _insert_claimed(engine: AsyncEngine, holder: str, lease_seconds: float) -> int:
+    async with engine.begin() as conn:
+        return await insert_action(conn, "run_job", {"job_id": "j1"}, "api",
+                                   claimed_by=holder, lease_seconds=lease_seconds)
+
+
+async def test_an_action_handed_over_claimed_reaches_a_consumer_without_a_claim(engine: AsyncEngine) -> None:
+    # Prepare: a consumer asleep, and an action written already claimed by the hand-over's name
+    notifier = action_notifier(engine)
+    waiter = asyncio.create_task(wait_for_action(engine, "c", LONG_LEASE_S, fallback_seconds=3600))
+    while not notifier.idle():
+        await asyncio.sleep(0.01)
+    action_id = await _insert_claimed(engine, "replica-submit", LONG_LEASE_S)
+    now = time.time()
+
+    # Execute
+    notifier.hand_over(ClaimedAction(id=action_id, action="run_job", params={"job_id": "j1"}, producer="api",
+                                     priority=0, created_at=now, claimed_by="replica-submit", claimed_at=now,
+                                     lease_until=now + LONG_LEASE_S, attempts=1))
+    handed = await asyncio.wait_for(waiter, 30)
+    others = await claim_next_action(engine, "other-replica", LONG_LEASE_S)
+    completed = await complete_action(engine, handed.id, handed.claimed_by, OUTCOME_SUCCESS)
+
+    # Assert: the row was held from its insert (no other replica could claim it), and its
+    # holder logged it once
+    assert (handed.id, handed.claimed_by) == (action_id, "replica-submit")
+    assert others is None
+    assert completed
+    assert [(r["action_id"], r["consumer"], r["attempts"]) for r in await logged(engine)] == [
+        (action_id, "replica-submit", 1)]
+
+
+async def test_a_hand_over_left_past_half_its_lease_is_claimed_from_the_database_instead(
+    engine: AsyncEngine,
+) -> None:
+    # Prepare: an action handed over while every consumer was busy, for longer than half its lease
+    notifier = action_notifier(engine)
+    lease = 0.5
+    action_id = await _insert_claimed(engine, "replica-submit", lease)
+    then = time.time() - lease
+    notifier.hand_over(ClaimedAction(id=action_id, action="run_job", params={}, producer="api", priority=0,
+                                     created_at=then, claimed_by="replica-submit", claimed_at=then,
+                                     lease_until=then + lease, attempts=1))
+
+    # Execute: a consumer comes back; the stale hand-over is dropped and the row claimed once its
+    # lease ran out
+    claimed = await asyncio.wait_for(wait_for_action(engine, "c", LONG_LEASE_S, fallback_seconds=0.1), 30)
+
+    # Assert
+    assert (claimed.id, claimed.claimed_by, claimed.attempts) == (action_id, "c", 2)
+
+
+async def test_an_action_inserted_claimed_needs_a_lease(engine: AsyncEngine) -> None:
+    # Execute / Assert
+    with pytest.raises(InvalidArgument, match="lease_seconds"):
+        await _insert_claimed(engine, "replica-submit", 0.0)
 
 
 @pytest.mark.parametrize(

@@ -185,12 +185,13 @@ class Member:
             await self.transfer.stop(0)
             self.transfer = None
 
-    async def start_scheduler(self) -> None:
+    async def start_scheduler(self, metrics: Any = None) -> None:
+        """Start the member's transfer service and scheduler (`metrics`: a ServiceMetrics to export to)."""
         from services.common.config import MemberConfig
         from services.scheduler.server import start_scheduler
 
         await self.start_transfer()
-        self.running = await start_scheduler(MemberConfig.model_validate(self.config))
+        self.running = await start_scheduler(MemberConfig.model_validate(self.config), metrics=metrics)
 
     async def stop_scheduler(self) -> None:
         if self.running is not None:

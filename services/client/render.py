@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -19,13 +21,60 @@ from services.client.sdk import job_status_name, task_status_name
 FINAL_JOB = (common_pb2.JOB_STATUS_SUCCESS, common_pb2.JOB_STATUS_FAILED, common_pb2.JOB_STATUS_STOPPED)
 
 
-class JobView:
-    """A live table of a job's tasks (a progress bar each); plain lines when not on a terminal."""
+#: Roles in the order a job's tasks are listed (as the scheduler lists them).
+ROLE_ORDER = ("promoter", "provider", "arbiter")
+RUNNING_TASK = "running"
+ENDED_TASKS = ("success", "failed", "stopped")
 
-    def __init__(self, job_id: str, console: Console | None = None) -> None:
+
+def dag_ranks(spec_json: str) -> dict[str, int]:
+    """Each component's place in the job's DAG: after every component whose output it reads.
+
+    Ready components keep their spec order (the scheduler's order). An unreadable spec
+    gives no ranks (tasks then keep the order they arrived in).
+    """
+    try:
+        components = json.loads(spec_json or "{}").get("components", {})
+        upstream = {name: _sources(c.get("input") or {}) & set(components) for name, c in components.items()}
+    except (ValueError, AttributeError, TypeError):
+        return {}
+    ranks: dict[str, int] = {}
+    while upstream:
+        ready = [name for name, ups in upstream.items() if not ups - set(ranks)]
+        if not ready:  # a cycle (the scheduler refuses those): list the rest in spec order
+            ready = list(upstream)
+        for name in ready:
+            ranks[name] = len(ranks)
+            del upstream[name]
+    return ranks
+
+
+def _sources(inputs: dict[str, Any]) -> set[str]:
+    """The components an input section reads: `data` maps keys to references, `model` lists them."""
+    data = inputs.get("data") or {}
+    refs = [ref for values in data.values() for ref in values] + list(inputs.get("model") or [])
+    return {ref.split(".", 1)[0] for ref in refs if isinstance(ref, str)}
+
+
+def elapsed_text(seconds: float) -> str:
+    """A task's elapsed time: "8.2 s", "3m 05s", "2h 04m"."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
+
+
+class JobView:
+    """A live table of a job's tasks in DAG order, with a progress bar and the elapsed time of each;
+    plain lines when not on a terminal."""
+
+    def __init__(self, job_id: str, console: Console | None = None, clock: Callable[[], float] = time.time) -> None:
         self.job_id = job_id
         self.console = console or Console()
+        self.clock = clock
         self.tasks: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.ranks: dict[str, int] = {}
         self.job_status = "waiting"
         self.job_progress = 0.0
         self.finished = False
@@ -34,18 +83,37 @@ class JobView:
 
     def __enter__(self) -> JobView:
         if self.interactive:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=8)
+            # The table is rebuilt at each refresh, so running tasks' elapsed times move on.
+            self._live = Live(console=self.console, refresh_per_second=8, get_renderable=self.table)
             self._live.__enter__()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
             self._live.__exit__(kind, exc, tb)
 
     def _task(self, key: common_pb2.TaskKey) -> dict[str, Any]:
         ident = (key.component_name, key.party.role, key.party.member_id)
-        return self.tasks.setdefault(ident, {"status": "waiting", "progress": 0.0, "error": ""})
+        return self.tasks.setdefault(ident, {"status": "waiting", "progress": 0.0, "error": "",
+                                             "started_ms": 0, "ended_ms": 0})
+
+    def _status(self, entry: dict[str, Any], status: str, at_ms: int) -> None:
+        """A task's new status at `at_ms`: running starts its clock, an end stops it, waiting resets it."""
+        if status == "waiting":
+            entry.update(started_ms=0, ended_ms=0)
+        elif status == RUNNING_TASK:
+            entry.update(started_ms=entry["started_ms"] or at_ms, ended_ms=0)
+        elif status in ENDED_TASKS and entry["started_ms"]:
+            entry["ended_ms"] = entry["ended_ms"] or at_ms
+        entry["status"] = status
+
+    def elapsed(self, entry: dict[str, Any]) -> float | None:
+        """Seconds from a task's start to its end (or to now while it runs); None before it starts."""
+        if not entry["started_ms"]:
+            return None
+        end = entry["ended_ms"] or self.clock() * 1000
+        return max(0.0, (end - entry["started_ms"]) / 1000)
 
     def update(self, event: scheduler_pb2.JobEvent) -> None:
         kind = event.WhichOneof("event")
@@ -53,9 +121,11 @@ class JobView:
         if kind == "snapshot":
             job = event.snapshot
             self.job_status, self.job_progress = job_status_name(job.status), job.progress
+            self.ranks = dag_ranks(job.spec_json) or self.ranks
             for task in job.tasks:
                 entry = self._task(task.key)
-                entry.update(status=task_status_name(task.status), progress=task.progress, error=task.error)
+                entry.update(status=task_status_name(task.status), progress=task.progress, error=task.error,
+                             started_ms=task.started_at_ms, ended_ms=task.ended_at_ms)
             self.finished = job.status in FINAL_JOB
             line = f"job {self.job_id}: {self.job_status} ({len(job.tasks)} tasks)"
         elif kind == "job_status":
@@ -64,28 +134,43 @@ class JobView:
             line = f"job {self.job_id}: {self.job_status} {event.job_status.progress:.0f}% {event.job_status.message}"
         elif kind == "task_status":
             entry = self._task(event.task_status.task)
-            entry.update(status=task_status_name(event.task_status.status), error=event.task_status.error)
+            self._status(entry, task_status_name(event.task_status.status), event.timestamp_ms)
+            entry["error"] = event.task_status.error
             if entry["status"] == "success":
                 entry["progress"] = 100.0
             key = event.task_status.task
+            took = self.elapsed(entry) if entry["status"] in ENDED_TASKS else None
             line = f"  {key.component_name} [{key.party.role}] {entry['status']}" + (
+                f" after {elapsed_text(took)}" if took is not None else "") + (
                 f": {entry['error']}" if entry["error"] else "")
         elif kind == "task_progress":
             entry = self._task(event.task_progress.task)
             entry["progress"] = event.task_progress.percent
         if self._live is not None:
-            self._live.update(self._render())
+            self._live.refresh()
         elif line:
             self.console.print(line, highlight=False, markup=False)
 
-    def _render(self) -> Table:
+    def ordered(self) -> list[tuple[tuple[str, str, str], dict[str, Any]]]:
+        """The tasks in DAG order: a component after those it reads, then by role and member."""
+        unknown = len(self.ranks)
+
+        def key(item: tuple[tuple[str, str, str], dict[str, Any]]) -> tuple[int, int, str]:
+            (component, role, member), _ = item
+            return (self.ranks.get(component, unknown),
+                    ROLE_ORDER.index(role) if role in ROLE_ORDER else len(ROLE_ORDER), member)
+
+        return sorted(self.tasks.items(), key=key)
+
+    def table(self) -> Table:
         table = Table(title=f"job {self.job_id}: {self.job_status} {self.job_progress:.0f}%")
-        for column in ("component", "role", "member", "status", "progress", ""):
+        for column in ("component", "role", "member", "status", "progress", "elapsed", ""):
             table.add_column(column)
-        for (component, role, member), entry in sorted(self.tasks.items()):
+        for (component, role, member), entry in self.ordered():
+            took = self.elapsed(entry)
             table.add_row(component, role, member[:8], entry["status"],
                           ProgressBar(total=100.0, completed=entry["progress"], width=24),
-                          entry["error"][:60])
+                          elapsed_text(took) if took is not None else "", entry["error"][:60])
         return table
 
 

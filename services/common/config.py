@@ -57,6 +57,10 @@ class ClientAuthConfig(_Section):
                                                       "token, mode 0600 (default <data_dir>/admin.token)")
     token_ttl_days: float = Field(90.0, ge=0, description="lifetime of tokens issued by 'weft users add' and "
                                                          "IssueToken unless the call names one (0: until revoked)")
+    token_cache_s: float = Field(2.0, ge=0, le=60, description="how long a verified API token is trusted without "
+                                                            "reading its row again (0: read at every call); a "
+                                                            "revocation through this scheduler applies at once, one "
+                                                            "made at another replica within this time")
     tls_listen: str = Field("", description="host:port of a second, TLS listener of the scheduler where clients "
                                             "may also authenticate with a client certificate (empty: off)")
     tls_cert_file: str = Field("", description="the scheduler's server certificate on tls_listen (PEM)")

@@ -1,4 +1,5 @@
-"""Prometheus metrics of a Weft service: the common metrics, their HTTP endpoint, a gRPC interceptor."""
+"""Observability of a Weft service: Prometheus metrics, their HTTP endpoint, a gRPC interceptor, and
+gRPC server reflection."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -14,6 +15,8 @@ from wsgiref.simple_server import WSGIServer
 
 import grpc
 from cryptography import x509
+from grpc_health.v1 import health
+from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -259,3 +262,15 @@ class CertificateCollector(Collector):
             expiry.add_metric([which], cert.not_valid_after_utc.timestamp())
         yield expiry
         yield readable
+
+
+def enable_reflection(server: grpc.aio.Server, service_names: Iterable[str]) -> tuple[str, ...]:
+    """Serve gRPC server reflection on `server`: `service_names`, health and reflection itself.
+
+    Tools such as grpcurl then list a listener's services and call them without the .proto
+    files. Reflection describes the API only (the same as the published protos); every call
+    it leads to passes the listener's usual checks. Returns the names it lists.
+    """
+    names = (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    return names

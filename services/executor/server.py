@@ -15,7 +15,12 @@ from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.common.grpc_errors import grpc_method
-from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
+from services.common.observability import (
+    MetricsEndpoint,
+    ServiceMetrics,
+    enable_reflection,
+    start_metrics,
+)
 from services.executor.constants import SERVICE_NAME, STOPPED_BY_REQUEST
 from services.executor.manager import TaskManager
 from services.executor.task import Subscriber, TaskRun
@@ -107,6 +112,7 @@ class ExecutorServer:
         self.server = grpc.aio.server(interceptors=[self.metrics.interceptor()])
         executor_pb2_grpc.add_ExecutorServiceServicer_to_server(ExecutorServicer(self.manager), self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        enable_reflection(self.server, (SERVICE_NAME,))
         self.port = 0
 
     async def start(self) -> None:

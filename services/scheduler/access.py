@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,8 @@ NO_CREDENTIAL = (
     "(weft --token or WEFT_TOKEN) or connect with a client certificate"
 )
 BAD_TOKEN = "the API token is not valid at this member"
+#: The most verified tokens one scheduler remembers (expired ones are dropped first).
+MAX_REMEMBERED_TOKENS = 4096
 
 
 class Unauthenticated(Exception):
@@ -73,17 +75,37 @@ def _short(method: str) -> str:
 class Authenticator:
     """Checks tokens and certificate identities against this member's users.
 
-    Every call reads the token's row (one primary-key lookup), so a revocation takes
-    effect at the next call, at every scheduler replica sharing the database.
+    A token is verified against its row (one primary-key lookup: hash, revocation of the
+    token and of its user, expiry). A token that verified is then trusted for
+    `cache_seconds` without reading the row again, keyed by the SHA-256 of the whole
+    token (so only the very same secret hits) and never past the token's expiry; failures
+    are never remembered. A revocation through this scheduler's AdminService empties the
+    cache at once (`forget`); one made at another replica sharing the database takes
+    effect here within `cache_seconds`. 0 reads the row at every call.
     """
 
     engine: AsyncEngine
+    cache_seconds: float = 0.0
+    _verified: dict[str, tuple[Principal, float]] = field(default_factory=dict, repr=False)
+    #: Bumped by `forget`: a verification that read its row before a revocation is not remembered.
+    _generation: int = field(default=0, repr=False)
+
+    def forget(self) -> None:
+        """Drop every remembered token: the next call of each is verified against its row."""
+        self._generation += 1
+        self._verified.clear()
 
     async def from_token(self, text: str) -> Principal:
         try:
             token_id, secret = parse_token(text)
         except InvalidArgument:
             raise Unauthenticated(f"{BAD_TOKEN} (expected weft_<id>.<secret>)") from None
+        key = hash_secret(f"{token_id}.{secret}")
+        now = time.time()
+        remembered = self._verified.get(key)
+        if remembered is not None and now < remembered[1]:
+            return remembered[0]
+        generation = self._generation
         record = await repo.find_token(self.engine, token_id)
         if record is None or not secret_matches(secret, record.secret_hash):
             raise Unauthenticated(BAD_TOKEN)
@@ -92,7 +114,17 @@ class Authenticator:
         if record.expires_at is not None and record.expires_at <= time.time():
             expired = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.expires_at))
             raise Unauthenticated(f"API token {token_id} expired at {expired}")
-        return Principal(record.user_name, record.role, VIA_TOKEN, token_id)
+        principal = Principal(record.user_name, record.role, VIA_TOKEN, token_id)
+        if self.cache_seconds > 0 and generation == self._generation:
+            until = now + self.cache_seconds
+            if record.expires_at is not None:
+                until = min(until, record.expires_at)
+            if len(self._verified) >= MAX_REMEMBERED_TOKENS:
+                self._verified = {k: v for k, v in self._verified.items() if now < v[1]}
+                if len(self._verified) >= MAX_REMEMBERED_TOKENS:
+                    self._verified.clear()
+            self._verified[key] = (principal, until)
+        return principal
 
     async def from_certificate(self, user: str, role: str, serial: str) -> Principal:
         """A user named by a client certificate the TLS handshake verified against the member CA.

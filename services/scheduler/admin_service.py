@@ -7,6 +7,7 @@ every call that changes something is written to the audit log by that intercepto
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,9 +36,16 @@ def _user(record: repo.UserRecord) -> admin_pb2.User:
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     """What a member's admins call."""
 
-    def __init__(self, engine: AsyncEngine, default_ttl_days: float) -> None:
+    def __init__(self, engine: AsyncEngine, default_ttl_days: float,
+                 on_revoked: Callable[[], None] | None = None) -> None:
+        """`on_revoked` runs after each revocation (the authenticator forgets the tokens it trusted)."""
         self.engine = engine
         self.default_ttl_days = default_ttl_days
+        self.on_revoked = on_revoked
+
+    def _revoked(self) -> None:
+        if self.on_revoked is not None:
+            self.on_revoked()
 
     def _ttl_seconds(self, ttl_days: float, no_expiry: bool) -> float | None:
         if ttl_days < 0:
@@ -80,6 +88,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def RevokeToken(self, request: admin_pb2.RevokeTokenRequest,
                           context: grpc.aio.ServicerContext) -> admin_pb2.RevokeResponse:
         await repo.revoke_token(self.engine, request.token_id)
+        self._revoked()
         return admin_pb2.RevokeResponse(token_ids=[request.token_id])
 
     @grpc_method
@@ -90,7 +99,9 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if admins == [request.name]:
             raise FailedPrecondition(f"user {request.name!r} is the last active admin of this member; "
                                      "add another admin before revoking it")
-        return admin_pb2.RevokeResponse(token_ids=await repo.revoke_user(self.engine, request.name))
+        revoked = await repo.revoke_user(self.engine, request.name)
+        self._revoked()
+        return admin_pb2.RevokeResponse(token_ids=revoked)
 
     @grpc_method
     async def ListAudit(self, request: admin_pb2.ListAuditRequest,

@@ -1,9 +1,12 @@
-"""The scheduler's own Prometheus metrics: jobs by status, the action queue, task durations, database errors.
+"""The scheduler's own Prometheus metrics: jobs by status, the action queue, task durations, database
+errors, and tasks waiting on a peer.
 
 Jobs and the queue are member-wide facts kept in the database, so they are read from it when
 Prometheus scrapes (every replica reports the same values: dashboards take the max per member).
 Task durations are observed by the replica that follows the task to its end; database errors by
-the replica that met them.
+the replica that met them; tasks blocked on another member's message (the diagnosis of
+`diagnosis.py`) by the replica that follows them (dashboards and alerts take the max or sum per
+member).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,6 +25,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from protos.weft.v1 import executor_pb2
 from services.common.db.constants import (
     STATUS_FAILED,
     STATUS_RUNNING,
@@ -103,6 +107,42 @@ class DatabaseCollector(Collector):
                                 "age of the oldest action still in the queue (0 when it is empty)", value=age)
 
 
+async def _call(source: Callable[[], Sequence[executor_pb2.TaskWaiting]]) -> list[executor_pb2.TaskWaiting]:
+    return list(source())
+
+
+class PeerWaitCollector(Collector):
+    """Running tasks of this replica blocked on a get from another member, read at each scrape.
+
+    `source` returns the blocking get each such task reported last (it is read on the
+    scheduler's event loop, where those reports arrive).
+    """
+
+    def __init__(self, source: Callable[[], Sequence[executor_pb2.TaskWaiting]],
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self.source = source
+        self.loop = loop
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            waits = asyncio.run_coroutine_threadsafe(_call(self.source), self.loop).result(SCRAPE_QUERY_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - a scrape leaves the series out, it never fails
+            log.warning("metrics: cannot read the tasks waiting on a peer: %s", exc)
+            return
+        now_ms = time.time() * 1000.0
+        longest = max((max(0.0, now_ms - w.since_ms) / 1000.0 for w in waits), default=0.0)
+        yield GaugeMetricFamily("weft_scheduler_tasks_waiting_on_peer",
+                                "running tasks blocked on a message from another member right now",
+                                value=len(waits))
+        yield GaugeMetricFamily("weft_scheduler_peer_wait_longest_seconds",
+                                "how long the task that has waited longest on another member has waited "
+                                "(0 when none waits); `weft job` names the member and the variable",
+                                value=longest)
+
+
 class SchedulerMetrics:
     """The scheduler's metrics, on the registry of its ServiceMetrics."""
 
@@ -125,6 +165,11 @@ class SchedulerMetrics:
         """Count the engine's errors and read jobs and queue from it at each scrape."""
         sa.event.listen(engine.sync_engine, "handle_error", self._database_error)
         self.registry.register(DatabaseCollector(engine, loop))
+
+    def watch_peer_waits(self, source: Callable[[], Sequence[executor_pb2.TaskWaiting]],
+                         loop: asyncio.AbstractEventLoop) -> None:
+        """Report the tasks waiting on a peer that `source` (read on `loop`) returns at each scrape."""
+        self.registry.register(PeerWaitCollector(source, loop))
 
     def _database_error(self, context: ExceptionContext) -> None:
         error = context.sqlalchemy_exception

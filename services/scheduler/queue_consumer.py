@@ -26,7 +26,12 @@ class QueueConsumer(Dispatch, StopAndRerun):
     """Claims run, rerun and stop actions from flow_action_queue and carries them out."""
 
     async def _consume(self, consumer: str) -> None:
-        """Claim actions (woken by enqueues, no polling on the hot path) and run them."""
+        """Claim actions (woken by enqueues, no polling on the hot path) and run them.
+
+        An action is completed or released under its holder's name: `consumer` for one it
+        claimed, the submit hand-over's name for one written already claimed (see
+        `store.insert_job_and_queue`).
+        """
         while not self._closing:
             try:
                 action = await wait_for_action(
@@ -43,7 +48,7 @@ class QueueConsumer(Dispatch, StopAndRerun):
             try:
                 await self._handle(action)
             except asyncio.CancelledError:
-                await asyncio.shield(self._release(action.id, consumer))
+                await asyncio.shield(self._release(action.id, action.claimed_by))
                 raise
             except Exception as exc:
                 if is_transient(exc):
@@ -52,12 +57,12 @@ class QueueConsumer(Dispatch, StopAndRerun):
                     log.warning("action %s %s met a busy database; releasing it for another attempt",
                                 action.action, action.params)
                     await asyncio.sleep(QUEUE_FALLBACK_S)
-                    await self._release(action.id, consumer)
+                    await self._release(action.id, action.claimed_by)
                     continue
                 log.exception("action %s %s failed", action.action, action.params)
                 outcome, error = OUTCOME_FAILED, f"{type(exc).__name__}: {exc}"
             try:
-                await complete_action(self.engine, action.id, consumer, outcome, error)
+                await complete_action(self.engine, action.id, action.claimed_by, outcome, error)
             except asyncio.CancelledError:
                 raise
             except Exception:

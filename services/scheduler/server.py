@@ -19,7 +19,7 @@ from services.common.db import create_engine, migrate_engine
 from services.common.db.records import MemberRecord
 from services.common.db.repository import upsert_member
 from services.common.internal_auth import load_member_key
-from services.common.observability import ServiceMetrics, start_metrics
+from services.common.observability import ServiceMetrics, enable_reflection, start_metrics
 from services.scheduler.access import Authenticator, ClientAccessInterceptor, ensure_bootstrap_admin
 from services.scheduler.admin_service import AdminServicer
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
@@ -132,7 +132,9 @@ async def start_scheduler(
     executors = ExecutorPool(config.scheduler.executors, key,
                              on_task_finished=own_metrics.observe_task if own_metrics is not None else None)
     scheduler = Scheduler(settings, engine, peers, executors, transfer)
-    authenticator = Authenticator(engine)
+    if own_metrics is not None:
+        own_metrics.watch_peer_waits(scheduler.peer_waits, asyncio.get_running_loop())
+    authenticator = Authenticator(engine, config.scheduler.auth.token_cache_s)
     if config.scheduler.auth.enabled:
         await ensure_bootstrap_admin(engine, config)
     else:
@@ -148,9 +150,11 @@ async def start_scheduler(
         SchedulerServicer(scheduler, data_dir / "uploads"), server
     )
     scheduler_pb2_grpc.add_SchedulerPeerServiceServicer_to_server(SchedulerPeerServicer(scheduler, key), server)
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(engine, config.scheduler.auth.token_ttl_days), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(
+        engine, config.scheduler.auth.token_ttl_days, on_revoked=authenticator.forget), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    enable_reflection(server, SERVICE_NAMES)
     port = server.add_insecure_port(config.scheduler.listen)
     if port == 0:
         await engine.dispose()

@@ -93,6 +93,10 @@ class SchedulerState:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    def peer_waits(self) -> list[executor_pb2.TaskWaiting]:
+        """The blocking get each running task of this replica waits in now (its diagnosis)."""
+        return list(self._waiting.values())
+
     async def _enqueue(self, action: str, job_id: str, priority: int = PRIORITY_RUN, **params: Any) -> None:
         await enqueue_action(self.engine, action, {"job_id": job_id, **params}, PRODUCER, priority)
 

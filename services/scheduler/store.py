@@ -20,7 +20,7 @@ from services.common.db.constants import (
     UNFINISHED_STATUSES,
 )
 from services.common.db.engine import retry_transient, write_transaction
-from services.common.db.queue import action_notifier, insert_action
+from services.common.db.queue import ClaimedAction, action_notifier, insert_action
 from services.common.db.records import JobRecord, TaskRecord
 from services.common.db.repository import get_task
 from services.common.db.schema import job, task
@@ -282,26 +282,40 @@ async def insert_job_and_queue(
     action: str,
     producer: str,
     priority: int = 0,
+    *,
+    hand_to: str | None = None,
+    lease_seconds: float = 0.0,
 ) -> None:
     """Write a job, its tasks and its first action in one transaction, then wake consumers.
 
     One commit instead of two on the path from SubmitJob to the first RunTask, and no
-    window in which the job exists without its action.
+    window in which the job exists without its action. With `hand_to` (a consumer name of
+    this process), when a local consumer is idle the action is written already claimed by
+    that name and handed to the consumer, which then needs no claim transaction either.
     """
     task_rows = [asdict(t) for t in tasks]
+    notifier = action_notifier(engine)
+    holder = hand_to if hand_to is not None and notifier.idle() else None
 
-    async def run() -> None:
+    async def run() -> int:
         async with write_transaction(engine) as conn:
             await conn.execute(job.insert().values(asdict(record)))
             if task_rows:
                 await conn.execute(task.insert(), task_rows)
-            await insert_action(conn, action, {"job_id": record.job_id}, producer, priority)
+            return await insert_action(conn, action, {"job_id": record.job_id}, producer, priority,
+                                       claimed_by=holder, lease_seconds=lease_seconds)
 
     try:
-        await retry_transient(run)
+        action_id = await retry_transient(run)
     except IntegrityError as err:
         raise FailedPrecondition(f"job_id {record.job_id!r} or one of its task_ids already exists") from err
-    action_notifier(engine).notify()
+    if holder is None:
+        notifier.notify()
+        return
+    now = time.time()
+    notifier.hand_over(ClaimedAction(
+        id=action_id, action=action, params={"job_id": record.job_id}, producer=producer, priority=priority,
+        created_at=now, claimed_by=holder, claimed_at=now, lease_until=now + lease_seconds, attempts=1))
 
 
 async def load_job_and_tasks(

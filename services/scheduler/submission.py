@@ -106,8 +106,10 @@ class Submission(FederatedStatus):
 
     async def _check_local_data(self, spec: JobSpec, *, error: type[WeftError]) -> None:
         for ref in required_data_sets(spec, self.me):
-            registered = await get_data_set(self.engine, ref.namespace, ref.name)
-            if registered is None and not await asyncio.to_thread(self.data_store.exists, ref.namespace, ref.name):
+            # The data set's files answer at once; the registry is read only when they are missing.
+            if await asyncio.to_thread(self.data_store.exists, ref.namespace, ref.name):
+                continue
+            if await get_data_set(self.engine, ref.namespace, ref.name) is None:
                 raise error(f"{ref.field}: data set {ref.namespace}/{ref.name} is not registered at member {self.me}")
         await asyncio.to_thread(check_job_data, spec, self.me, self.data_store)
 
@@ -131,6 +133,9 @@ class Submission(FederatedStatus):
         ]
         self._specs[job_id] = spec
         if queue:
-            await store.insert_job_and_queue(self.engine, record, tasks, ACTION_RUN_JOB, PRODUCER, PRIORITY_RUN)
+            await store.insert_job_and_queue(
+                self.engine, record, tasks, ACTION_RUN_JOB, PRODUCER, PRIORITY_RUN,
+                hand_to=f"{self.settings.consumer_name}-submit", lease_seconds=self.settings.lease_seconds,
+            )
         else:
             await insert_job(self.engine, record, tasks)

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
+from kernel.constants import ROLES
 from protos.weft.v1 import scheduler_pb2
 from services.common.db.constants import STATUS_RUNNING, TERMINAL_STATUSES
+from services.common.db.records import TaskRecord
 from services.common.db.repository import list_task_progress, list_tasks
 from services.scheduler.diagnosis import waiting_sentence
+from services.scheduler.spec import JobSpec
 from services.scheduler.state import SchedulerState, now_ms
 from services.scheduler.views import JOB_STATUS_NAME, job_info
+
+
+def dag_ordered(spec: JobSpec, tasks: Iterable[TaskRecord]) -> list[TaskRecord]:
+    """`tasks` with each component after the components it reads, then by role and member."""
+    component_rank = {name: rank for rank, name in enumerate(spec.components)}
+    role_rank = {role: rank for rank, role in enumerate(ROLES)}
+    return sorted(tasks, key=lambda t: (component_rank.get(t.component, len(component_rank)),
+                                        role_rank.get(t.role, len(role_rank)), t.member_id))
 
 
 class Watch(SchedulerState):
     """GetJob and WatchJob: a job's state now, and its events as they happen."""
 
     async def job_info(self, job_id: str) -> scheduler_pb2.JobInfo:
+        """The job and its tasks in DAG order (a component after those it reads; roles in role order)."""
         job = await self._job(job_id)
-        tasks = await list_tasks(self.engine, job_id=job_id)
+        tasks = dag_ordered(self._spec(job), await list_tasks(self.engine, job_id=job_id))
         progress = {p.task_id: p.progress for p in await list_task_progress(self.engine, job_id)}
         waiting = {t.task_id: waiting_sentence(self._waiting[t.task_id], t.component, tasks)
                    for t in tasks if t.task_id in self._waiting and t.status == STATUS_RUNNING}

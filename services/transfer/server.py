@@ -27,6 +27,7 @@ from services.common.observability import (
     CertificateCollector,
     MetricsEndpoint,
     ServiceMetrics,
+    enable_reflection,
     start_metrics,
 )
 from services.transfer.constants import (
@@ -279,6 +280,8 @@ class TransferServer:
         add_servicer(self.external, PeerServicer(self.core), services["TransferPeerService"])
         health_pb2_grpc.add_HealthServicer_to_server(self.internal_health, self.internal)
         health_pb2_grpc.add_HealthServicer_to_server(self.external_health, self.external)
+        # Reflection on the internal listener only: the external one answers other members.
+        enable_reflection(self.internal, (INTERNAL_SERVICE_NAME,))
         self.internal_port = 0
         self.external_port = 0
         self.lane: LaneListener | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import stat
@@ -12,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from protos.weft.v1 import scheduler_pb2
+from protos.weft.v1 import admin_pb2, scheduler_pb2
 from services.common.auth import METHOD_ROLES, new_token
 from services.common.db import access as repo
 from services.scheduler.access import BAD_TOKEN, NO_CREDENTIAL
@@ -87,8 +88,16 @@ async def test_a_forged_token_is_unauthenticated(member: GuardedScheduler) -> No
     await _nothing_stored(member)
 
 
-async def test_a_revoked_token_is_unauthenticated(member: GuardedScheduler) -> None:
-    # Prepare
+@pytest.fixture()
+async def uncached(tmp_path: Path) -> AsyncIterator[GuardedScheduler]:
+    """A scheduler that reads a token's row at every call (no verified token remembered)."""
+    async with guarded_scheduler(tmp_path, auth={"token_cache_s": 0}) as scheduler:
+        yield scheduler
+
+
+async def test_a_revoked_token_is_unauthenticated(uncached: GuardedScheduler) -> None:
+    # Prepare: revoked in the database (as another replica would) right after a call that worked
+    member = uncached
     token = await member.token_for("olga", "operator")
     token_id = token.split(".")[0].removeprefix("weft_")
     await member.call("ListJobs", scheduler_pb2.ListJobsRequest(), token)  # works before the revocation
@@ -100,6 +109,66 @@ async def test_a_revoked_token_is_unauthenticated(member: GuardedScheduler) -> N
     # Assert
     assert error.code() is grpc.StatusCode.UNAUTHENTICATED
     assert error.details() == f"API token {token_id} was revoked"
+    await _nothing_stored(member)
+
+
+async def test_a_token_revoked_through_this_scheduler_is_refused_at_its_next_call(member: GuardedScheduler) -> None:
+    # Prepare: a token trusted from a call that worked (remembered for token_cache_s)
+    token = await member.token_for("olga", "operator")
+    token_id = token.split(".")[0].removeprefix("weft_")
+    await member.call("ListJobs", scheduler_pb2.ListJobsRequest(), token)
+    async with grpc.aio.insecure_channel(member.endpoint) as channel:
+        await channel.unary_unary("/weft.v1.AdminService/RevokeToken")(
+            admin_pb2.RevokeTokenRequest(token_id=token_id).SerializeToString(),
+            metadata=(("authorization", f"Bearer {member.admin_token}"),), timeout=30)
+
+    # Execute
+    error = await _refused(member, "SubmitJob", scheduler_pb2.SubmitJobRequest(spec_json=SPEC), token)
+
+    # Assert: refused, nothing submitted; the audit log holds the revocation only
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == f"API token {token_id} was revoked"
+    assert await member.job_count() == 0
+    assert [(e.method, e.outcome) for e in await member.audit()] == [("RevokeToken", "OK")]
+
+
+async def test_a_token_revoked_at_another_replica_is_refused_once_the_cache_time_passed(tmp_path: Path) -> None:
+    # Prepare: a short cache time; the token is trusted, then revoked straight in the database
+    async with guarded_scheduler(tmp_path, auth={"token_cache_s": 0.5}) as member:
+        token = await member.token_for("olga", "operator")
+        token_id = token.split(".")[0].removeprefix("weft_")
+        await member.call("ListJobs", scheduler_pb2.ListJobsRequest(), token)
+        await repo.revoke_token(member.running.engine, token_id)
+
+        # Execute: call until refused (bounded by the test's timeout, far past the cache time)
+        async def refusal() -> grpc.aio.AioRpcError:
+            while True:
+                try:
+                    await member.call("ListJobs", scheduler_pb2.ListJobsRequest(), token)
+                except grpc.aio.AioRpcError as exc:
+                    return exc
+                await asyncio.sleep(0.1)
+
+        error = await asyncio.wait_for(refusal(), 30)
+
+        # Assert
+        assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert error.details() == f"API token {token_id} was revoked"
+
+
+async def test_a_remembered_token_is_no_key_for_another_secret_of_its_id(member: GuardedScheduler) -> None:
+    # Prepare: the token is trusted; a caller knows its public id but not its secret
+    token = await member.token_for("olga", "operator")
+    await member.call("ListJobs", scheduler_pb2.ListJobsRequest(), token)
+    token_id = token.split(".")[0]
+    forged = f"{token_id}.{new_token().text.split('.')[1]}"
+
+    # Execute
+    error = await _refused(member, "SubmitJob", scheduler_pb2.SubmitJobRequest(spec_json=SPEC), forged)
+
+    # Assert
+    assert error.code() is grpc.StatusCode.UNAUTHENTICATED
+    assert error.details() == BAD_TOKEN
     await _nothing_stored(member)
 
 

@@ -92,6 +92,10 @@ def create_engine(url: str | URL, **engine_kwargs: Any) -> AsyncEngine:
     connect_args = dict(engine_kwargs.pop("connect_args", {}))
     connect_args.setdefault("init_command", "SET time_zone = '+00:00'")
     engine_kwargs.setdefault("pool_pre_ping", True)
+    # Every use goes through a SQLAlchemy Connection, which rolls back a transaction still
+    # open when it is closed (and then skips the pool's reset). The pool's own reset would
+    # only add a ROLLBACK round trip after each committed write transaction.
+    engine_kwargs.setdefault("pool_reset_on_return", None)
     engine_kwargs.setdefault("pool_recycle", 3600)
     engine_kwargs.setdefault("isolation_level", "READ COMMITTED")
     return create_async_engine(parsed.set(query=query), connect_args=connect_args, **engine_kwargs)

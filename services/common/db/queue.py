@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +36,11 @@ class ClaimedAction:
     attempts: int
 
 
+WOKEN_BY_ENQUEUE = "enqueue"
+WOKEN_FOR_MORE = "more"
+WOKEN_BY_TIMEOUT = "timeout"
+
+
 class ActionNotifier:
     """Wakes this process's consumers when this process enqueues or releases an action.
 
@@ -49,27 +56,97 @@ class ActionNotifier:
 
     def __init__(self) -> None:
         self._version = 0
-        self._event = asyncio.Event()
+        self._waiters: collections.deque[asyncio.Future[bool]] = collections.deque()
+        self._handed: collections.deque[ClaimedAction] = collections.deque()
+        #: Whether one idle consumer of this process already checks the queue on a timer.
+        self._polling = False
 
     def mark(self) -> int:
         """A token for `wait`: the number of notifications so far."""
         return self._version
 
-    def notify(self) -> None:
-        """Wake every waiter (called after an enqueue commits)."""
+    def notify(self, *, more: bool = False) -> None:
+        """Wake one sleeping waiter (called after an enqueue commits).
+
+        `more`: a consumer found work it was not told of (another process's); the waiter
+        woken looks for more and, finding some, passes the word on in turn.
+
+        One action needs one consumer: waking every idle consumer would have all but one
+        run an empty claim transaction while the one that matters is claiming. A consumer
+        that is not asleep (claiming or running an action) sees the new mark and claims
+        again before it sleeps, so no action waits for the fallback.
+        """
         self._version += 1
-        event, self._event = self._event, asyncio.Event()
-        event.set()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(more)
+                return
+
+    def take_poll(self) -> bool:
+        """Become the one idle consumer of this process that checks the queue on a timer.
+
+        The others sleep until notified: idle consumers polling side by side would each run
+        an empty claim transaction every fallback period. False when another holds the role;
+        `drop_poll` gives it back.
+        """
+        if self._polling:
+            return False
+        self._polling = True
+        return True
+
+    def drop_poll(self) -> None:
+        self._polling = False
+
+    def idle(self) -> bool:
+        """Whether a consumer of this process sleeps on the notifier right now."""
+        return any(not waiter.done() for waiter in self._waiters)
+
+    def hand_over(self, action: ClaimedAction) -> None:
+        """Give an action this process enqueued already claimed (see `insert_action`) to a consumer.
+
+        The consumer skips the claim transaction: the action's row already names its holder
+        and lease, so a crash before it completes leaves it to be claimed again like any other.
+        """
+        self._handed.append(action)
+        self.notify()
+
+    def take(self) -> ClaimedAction | None:
+        """The oldest action handed over whose lease is less than half spent, if any.
+
+        One older than that (every consumer was busy for long) is dropped here: its lease
+        runs out and it is claimed from the database like an abandoned one, so it is never
+        run by two consumers at once.
+        """
+        now = time.time()
+        while self._handed:
+            action = self._handed.popleft()
+            if now < (action.claimed_at + action.lease_until) / 2:
+                return action
+        return None
 
     async def wait(self, mark: int, timeout: float | None) -> bool:
         """Wait for a notification after `mark`; False when `timeout` seconds passed first."""
+        return await self.wait_why(mark, timeout) != WOKEN_BY_TIMEOUT
+
+    async def wait_why(self, mark: int, timeout: float | None) -> str:
+        """As `wait`, saying why it returned: an enqueue, `notify(more=True)`, or the timeout."""
         if self._version != mark:
-            return True
+            return WOKEN_BY_ENQUEUE
+        waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(self._event.wait(), timeout)
+            more = await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
-            return self._version != mark
-        return True
+            return WOKEN_BY_ENQUEUE if self._version != mark else WOKEN_BY_TIMEOUT
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                pass  # notify() took it
+        return WOKEN_FOR_MORE if more else WOKEN_BY_ENQUEUE
 
 
 _notifiers: weakref.WeakKeyDictionary[sa.Engine, ActionNotifier] = weakref.WeakKeyDictionary()
@@ -111,15 +188,26 @@ async def insert_action(
     params: Mapping[str, Any],
     producer: str,
     priority: int = 0,
+    *,
+    claimed_by: str | None = None,
+    lease_seconds: float = 0.0,
 ) -> int:
     """Insert an action inside the caller's transaction (e.g. together with a job's rows).
 
-    The caller commits and then calls `action_notifier(engine).notify()`.
+    The caller commits and then calls `action_notifier(engine).notify()`. With `claimed_by`
+    the row is written already claimed by that consumer for `lease_seconds` (its first
+    attempt): the caller then hands it to a local consumer with
+    `action_notifier(engine).hand_over(...)` instead, which saves the claim transaction.
     """
-    result = await conn.execute(
-        _INSERT,
-        {"action": action, "params": dict(params), "producer": producer, "priority": priority},
-    )
+    values = {"action": action, "params": dict(params), "producer": producer, "priority": priority}
+    if claimed_by is None:
+        result = await conn.execute(_INSERT, values)
+    else:
+        if lease_seconds <= 0:
+            raise InvalidArgument(f"lease_seconds must be > 0 for an action inserted claimed, got {lease_seconds}")
+        result = await conn.execute(
+            _INSERT_CLAIMED, {**values, "claimed_by": claimed_by, "lease_seconds": lease_seconds}
+        )
     key = result.inserted_primary_key
     if key is None:
         raise RuntimeError("the database returned no id for the enqueued action")
@@ -129,6 +217,13 @@ async def insert_action(
 # Statements are built once: the claim and complete paths run thousands of times a second.
 _queue = flow_action_queue
 _INSERT = _queue.insert().values(created_at=db_now(), attempts=0)
+_INSERT_CLAIMED = _queue.insert().values(
+    created_at=db_now(),
+    claimed_by=sa.bindparam("claimed_by"),
+    claimed_at=db_now(),
+    lease_until=db_now() + sa.bindparam("lease_seconds", type_=sa.Double()),
+    attempts=1,
+)
 _CANDIDATE = (
     sa.select(
         _queue.c.id,
@@ -396,18 +491,33 @@ async def wait_for_action(
 ) -> ClaimedAction:
     """Claim the next action, sleeping on the engine's notifier while the queue is empty.
 
-    Local enqueues wake the wait at once; every `fallback_seconds` the queue is checked
-    anyway for actions from other processes and for expired leases.
+    An action this process handed over already claimed comes first (its holder is then the
+    name it was inserted with, `ClaimedAction.claimed_by`, not `consumer`). Local enqueues
+    wake the wait at once; every `fallback_seconds` the queue is checked
+    anyway for actions from other processes and for expired leases, by one idle consumer
+    of the process at a time; one that finds an action that way wakes another consumer to
+    look for more, so a burst from elsewhere is drained at once.
     """
     notifier = action_notifier(engine)
+    why = WOKEN_BY_ENQUEUE
     while True:
+        handed = notifier.take()
+        if handed is not None:
+            return handed
         mark = notifier.mark()
         claimed = await claim_next_action(
             engine, consumer, lease_seconds, max_attempts=max_attempts
         )
         if claimed is not None:
+            if why != WOKEN_BY_ENQUEUE:
+                notifier.notify(more=True)  # found by looking: there may be more
             return claimed
-        await notifier.wait(mark, fallback_seconds)
+        poller = notifier.take_poll()
+        try:
+            why = await notifier.wait_why(mark, fallback_seconds if poller else None)
+        finally:
+            if poller:
+                notifier.drop_poll()
 
 
 async def queued_action_count(engine: AsyncEngine) -> int:
