@@ -136,3 +136,18 @@ def test_executor_benchmark_alternates_cold_and_warm_launches() -> None:
     assert result["cold_launch_s"] > 0 and result["warm_launch_s"] > 0
     assert_ratio_spread(result, "launch_ratio")
     assert out.index("round 1 cold launch") < out.index("round 1 warm launch") < out.index("round 2 cold launch")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.timeout(RUN_TIMEOUT_S + 60)
+def test_spark_scale_benchmark_runs_psi_and_vert_lr_on_a_cluster_beside_local() -> None:
+    result, out = run_benchmark("spark_scale", "--psi-rows", "2000", "--vert-lr-rows", "400",
+                                "--promoter-features", "2", "--provider-features", "2", "--launches", "1")
+    assert (result["psi_rows"], result["vert_lr_rows"], result["driver_memory"]) == (2000, 400, "1g")
+    for key in ("psi_s", "vert_lr_s_per_epoch", "driver_peak_rss_mb", "task_start_warm_s", "task_start_cold_s",
+                "local_psi_s", "local_vert_lr_s_per_epoch", "psi_input_mb", "vert_lr_input_mb"):
+        assert result[key] > 0, key
+    assert (result["local_psi_rows"], result["local_vert_lr_rows"]) == (2000, 400)
+    assert_load(result)
+    assert "on the cluster" in out and "LOCAL 2,000 x 2,000" in out and "round 1: cold" in out
