@@ -320,6 +320,11 @@ def local_figure(what: str, measure: Any) -> float | None:
         return None
 
 
+def _give_up(signum: int, frame: object) -> None:
+    """--timeout passed: unwind, so the cluster and the executors are stopped on the way out."""
+    raise TimeoutError("spark_scale: --timeout passed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--psi-rows", type=int, default=10_000_000, help="ids at each party")
@@ -334,11 +339,16 @@ def main() -> None:
     parser.add_argument("--driver-memory", default="1g")
     parser.add_argument("--cluster-cores", type=int, default=2)
     parser.add_argument("--cluster-memory", default="4g")
+    parser.add_argument("--timeout", type=float, default=0.0,
+                        help="give up after this many seconds, stopping the cluster and executors (0: never)")
     parser.add_argument("--quick", action="store_true", help="small sizes (20k PSI, 2k x (3+4) VertLR), one launch")
     args = parser.parse_args()
     if args.quick:
         args.psi_rows, args.vert_lr_rows, args.launches = 20_000, 2_000, 1
         args.promoter_features, args.provider_features = 3, 4
+    if args.timeout > 0:
+        signal.signal(signal.SIGALRM, _give_up)
+        signal.setitimer(signal.ITIMER_REAL, args.timeout)
     local_psi_rows = args.local_psi_rows if args.local_psi_rows is not None else args.psi_rows
     local_lr_rows = args.local_vert_lr_rows if args.local_vert_lr_rows is not None else args.vert_lr_rows
 
