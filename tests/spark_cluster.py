@@ -98,6 +98,10 @@ class SparkCluster:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
                          for p in sorted(self.root.glob("*.log")))
 
+    def wait_for(self, ready: Any, what: str) -> None:
+        """Until `ready(state of the master's /json)` is true."""
+        self._wait(ready, what)
+
     def kill_worker(self) -> None:
         """SIGKILL the worker's process group (its executors go with it)."""
         if len(self.processes) > 1:

@@ -12,12 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT_S = 900
+SPARK_SCALE_TIMEOUT_S = 2400
 
 
-def run_benchmark(name: str, *args: str) -> tuple[dict[str, Any], str]:
+def run_benchmark(name: str, *args: str, timeout: float = RUN_TIMEOUT_S) -> tuple[dict[str, Any], str]:
     """Run benchmarks/<name>.py; its last line parsed as JSON, and everything it printed."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *args],
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=ROOT)
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.strip().splitlines()
     return json.loads(lines[-1]), done.stdout
@@ -136,3 +137,21 @@ def test_executor_benchmark_alternates_cold_and_warm_launches() -> None:
     assert result["cold_launch_s"] > 0 and result["warm_launch_s"] > 0
     assert_ratio_spread(result, "launch_ratio")
     assert out.index("round 1 cold launch") < out.index("round 1 warm launch") < out.index("round 2 cold launch")
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.timeout(SPARK_SCALE_TIMEOUT_S + 120)
+def test_spark_scale_benchmark_runs_psi_and_vert_lr_on_a_cluster_beside_local() -> None:
+    # Nine Spark applications start one after the other: on a loaded machine each takes
+    # minutes, so the benchmark gets its own deadline and stops its cluster when it passes.
+    result, out = run_benchmark("spark_scale", "--psi-rows", "2000", "--vert-lr-rows", "400",
+                                "--promoter-features", "2", "--provider-features", "2", "--launches", "1",
+                                "--timeout", str(SPARK_SCALE_TIMEOUT_S), timeout=SPARK_SCALE_TIMEOUT_S + 60)
+    assert (result["psi_rows"], result["vert_lr_rows"], result["driver_memory"]) == (2000, 400, "1g")
+    for key in ("psi_s", "vert_lr_s_per_epoch", "driver_peak_rss_mb", "task_start_warm_s", "task_start_cold_s",
+                "local_psi_s", "local_vert_lr_s_per_epoch", "psi_input_mb", "vert_lr_input_mb"):
+        assert result[key] > 0, key
+    assert (result["local_psi_rows"], result["local_vert_lr_rows"]) == (2000, 400)
+    assert_load(result)
+    assert "on the cluster" in out and "LOCAL 2,000 x 2,000" in out and "round 1: cold" in out

@@ -210,6 +210,20 @@ class SparkComputingSession(ComputingSession):
         created._watch = spark_watch.watch(context)
         return created
 
+    def watch_again(self) -> None:
+        """Watch the application anew with the wait and member in the environment now.
+
+        A warm worker builds its session before it knows its task; once the task's
+        environment is applied, the watch must name that task's member and wait.
+        """
+        if self._watch is not None:
+            self._watch.stop()
+        self._watch = spark_watch.watch(self.spark.sparkContext)
+
+    def is_stopped(self) -> bool:
+        """Whether the application has ended (stopped here, or removed by its master)."""
+        return bool(self.spark.sparkContext._jsc.sc().isStopped())
+
     def from_arrow(self, data: pa.Table, id_column: str, num_partitions: int | None = None) -> Table:
         if not isinstance(data, pa.Table):
             raise InvalidArgument(f"from_arrow: data must be a pyarrow.Table, got {type(data).__name__}")

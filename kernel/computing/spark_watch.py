@@ -9,8 +9,8 @@ only logs "Initial job has not accepted any resources" and keeps waiting. So:
   raises `Unavailable` naming the master and the member when no address answers;
 - `ExecutorWatch` looks at the application every few seconds; once a Spark job has had
   active stages and no executor for longer than the member's `executor_wait_s`, it records
-  why (`failure()`) and cancels the application's jobs, so the component's call returns
-  with an error and the task fails with that message.
+  why (`failure()`: never seated, or its executors lost) and cancels the application's
+  jobs, so the component's call returns with an error and the task fails with that message.
 
 The executor passes the wait and the member in the environment (`ENV_EXECUTOR_WAIT`,
 `ENV_MEMBER_ID`). Local masters are not watched: their executor is the driver itself.
@@ -101,25 +101,34 @@ class ExecutorWatch(threading.Thread):
     def run(self) -> None:
         global _failure
         starved_since: float | None = None
+        seen = 0  # the most executors the application has had: >0 and now none means they were lost
         while not self._stopped.wait(POLL_S):
             try:
-                starved = self._waiting() and self._executors() == 0
+                executors = self._executors()
+                starved = executors == 0 and self._waiting()
             except Exception:  # noqa: BLE001 (the context is stopping: nothing left to watch)
                 return
+            seen = max(seen, executors)
             now = time.monotonic()
             starved_since = (starved_since or now) if starved else None
             if starved_since is None or now - starved_since < self.wait_s:
                 continue
-            _failure = (
-                f"Unavailable: member {self.member}: Spark application {self.context.applicationId} waited "
-                f"{self.wait_s:g} s (executor.spark.executor_wait_s) with no executor at master "
-                f"{self.context.master}: the cluster has no free cores or memory for it, or lost its executors")
+            _failure = starved_message(self.member, str(self.context.applicationId), self.wait_s,
+                                       str(self.context.master), seen)
             log.error("%s; cancelling its jobs", _failure)
             try:
                 self.context.cancelAllJobs()
             except Exception:  # noqa: BLE001
                 log.exception("cancelling the Spark jobs failed")
             return
+
+
+def starved_message(member: str, app_id: str, wait_s: float, master: str, lost: int) -> str:
+    """Why a task failed: its application had no executor for `wait_s` (after losing `lost` of them)."""
+    why = (f"its {lost} executor(s) were lost (a worker or its executor process died) and none came back"
+           if lost else "the cluster has no free cores or memory for it")
+    return (f"Unavailable: member {member}: Spark application {app_id} waited {wait_s:g} s "
+            f"(executor.spark.executor_wait_s) with no executor at master {master}: {why}")
 
 
 def watch(context: SparkContext) -> ExecutorWatch | None:

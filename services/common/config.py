@@ -99,6 +99,10 @@ class SparkConfig(_Section):
     executor_wait_s: float = Field(
         300.0, gt=0, description="a task whose Spark work waits this long with no executor (no free cores "
                                  "on the cluster, or its executors lost) fails, naming the master and the member")
+    warm_on_cluster: bool = Field(
+        False, description="with a non-local master, the executor's warm_pool workers are Spark applications "
+                           "started at the master ahead of their tasks (task start in about a second); each "
+                           "idle one holds up to cores_max cores of the cluster")
     extra_conf: dict[str, str] = Field(
         default_factory=dict, description="more --conf key=value pairs, set by the operator: they win over a "
                                           "job's conf and are not limited to the keys a job may set")

@@ -110,8 +110,9 @@ class SparkSettings:
 
     def session_conf(self) -> list[tuple[str, str]]:
         """The properties a SparkSession built in-process (a warm worker's) needs to match."""
-        return [("spark.driver.memory", self.driver_memory), ("spark.executor.memory", self.executor_memory),
-                ("spark.executor.cores", str(self.executor_cores)), *self.conf]
+        instances = [(_INSTANCES, str(self.num_executors))] if self.num_executors > 0 else []
+        return [(_DRIVER_MEMORY, self.driver_memory), (_EXECUTOR_MEMORY, self.executor_memory),
+                (_EXECUTOR_CORES, str(self.executor_cores)), *instances, *self.conf]
 
 
 def heartbeat_interval(timeout_s: float) -> float:

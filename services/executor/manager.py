@@ -70,11 +70,15 @@ class TaskManager(Queueing, Stopping, Recovery, Launch, Supervision, TaskManager
         if self.settings.warm_pool <= 0:
             return
         spark: SparkSettings | None = None
+        py_files = None
         if self.settings.mode == "spark":
             spark = SparkSettings.resolve(None, self.settings.spark)
             if not spark.is_local:
-                log.info("warm pool off: master %s is not local; Spark tasks start with spark-submit",
-                         spark.master)
-                return
-        self.pool = WarmPool(self.settings.warm_pool, self.state_dir / WORKERS_DIR, self.env, spark)
+                if not self.settings.spark.warm_on_cluster:
+                    log.info("warm pool off: master %s is not local and spark.warm_on_cluster is off; "
+                             "Spark tasks start with spark-submit", spark.master)
+                    return
+                py_files = self._shipped_kernel()
+        self.pool = WarmPool(self.settings.warm_pool, self.state_dir / WORKERS_DIR, self.env, spark,
+                             py_files=py_files, app_name=f"weft-warm-{self.config.member_id}")
         self.pool.start()

@@ -76,16 +76,21 @@ class Worker:
 class WarmPool:
     """Keeps `size` workers warm; `take` hands one out and a replacement starts at once.
 
-    `spark` set: the workers hold a SparkSession built with those settings (local masters
-    only) and serve SPARK tasks with exactly those settings; otherwise they serve LOCAL tasks.
+    `spark` set: the workers hold a SparkSession built with those settings and serve SPARK
+    tasks with exactly those settings; otherwise they serve LOCAL tasks. With a cluster
+    master each worker's session is an application at that master, named `app_name`, and
+    ships the kernel archive `py_files` to its executors, as spark-submit's `--py-files` does.
     """
 
     def __init__(self, size: int, directory: Path, env: dict[str, str],
-                 spark: SparkSettings | None) -> None:
+                 spark: SparkSettings | None, py_files: Path | None = None,
+                 app_name: str = "weft-warm-worker") -> None:
         self.size = size
         self.directory = directory
         self.env = env
         self.spark = spark
+        self.py_files = py_files
+        self.app_name = app_name
         self._ready: list[Worker] = []
         self._fillers: list[asyncio.Task[None]] = []
         self._starting: set[Worker] = set()
@@ -143,9 +148,11 @@ class WarmPool:
         parent_end, child_end = socket.socketpair()
         command = [sys.executable, "-m", "kernel.worker", "--control-fd", str(child_end.fileno())]
         if self.spark is not None:
-            command += ["--spark-master", self.spark.master, "--app-name", "weft-warm-worker"]
+            command += ["--spark-master", self.spark.master, "--app-name", self.app_name]
             for key, value in self.spark.session_conf():
                 command += ["--spark-conf", f"{key}={value}"]
+            if self.py_files is not None:
+                command += ["--py-files", str(self.py_files)]
         with open(directory / STDOUT_LOG, "ab") as stdout, open(directory / STDERR_LOG, "ab") as stderr:
             process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.DEVNULL, stdout=stdout, stderr=stderr,
