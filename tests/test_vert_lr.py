@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from kernel.blocks.optimizers import MemberOptimizer
 from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.computing.spark import SparkTable
 from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from kernel.tracker import load_model
@@ -98,18 +99,43 @@ def test_two_providers_over_standalone_federation_with_mini_batches(tmp_path: Pa
     assert abs(validate_auc(predictions) - sklearn_auc(split)) <= 0.01
 
 
-def test_sgd_with_decay_on_spark(tmp_path: Path, spark: Any) -> None:
-    # Prepare
-    computing = spark_session(spark)
-    split = breast_split([range(0, 10), range(10, 30)])
-    job = VerticalJob(tmp_path, providers=1, backend="SPARK")
+def test_spark_mini_batches_never_collect_and_match_local(
+    tmp_path: Path, spark: Any, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: the same job on LOCAL (reference) and on SPARK, where any Table.collect on a
+    # Spark table (a gather of rows to the driver) fails the run.
+    split = breast_split([range(0, 10), range(10, 20), range(20, 30)])
+    params = {**FAST, "optimizer": "sgd", "learning_rate": 1.0, "decay": 0.01, "batch_size": 160, "max_iter": 3,
+              "random_seed": 7}
+    local_job = VerticalJob(tmp_path / "local", providers=2)
+    expected = train(local_job, split, computing, params)
+    spark_computing = spark_session(spark)
+    spark_job = VerticalJob(tmp_path / "spark", providers=2, backend="SPARK")
+
+    def refuse(self: SparkTable) -> None:
+        raise AssertionError("a Spark table was collected on the driver")
+
+    spark_job.upload("train", split.train)
+    spark_job.upload("test", split.test)
 
     # Execute
-    params = {**FAST, "optimizer": "sgd", "learning_rate": 1.0, "decay": 0.01, "max_iter": 25}
-    predictions = train(job, split, computing, params)
+    with monkeypatch.context() as patch:
+        patch.setattr(SparkTable, "collect", refuse)
+        spark_job.run("vert_lr_0", "VertLR", spark_computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params,
+                      data_args=("train", "test"))
+    predictions = spark_job.output(spark_job.promoter, spark_computing, "vert_lr_0", "train")
 
-    # Assert
-    assert abs(validate_auc(predictions) - sklearn_auc(split)) <= 0.01
+    # Assert: the same batches on both backends, so the same models and scores.
+    for k, (ours, theirs) in enumerate(zip(spark_job.members, local_job.members, strict=True)):
+        role = "promoter" if k == 0 else "provider"
+        spark_model = load_model(ours.root / "models", spark_job.job.job_id, "vert_lr_0", role, ours.member_id)
+        local_model = load_model(theirs.root / "models", local_job.job.job_id, "vert_lr_0", role, theirs.member_id)
+        np.testing.assert_allclose(spark_model["weights"], local_model["weights"], rtol=1e-9, atol=1e-12)
+    merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_local"))
+    assert len(merged) == len(expected) == len(split.y_train) + len(split.y_test)
+    np.testing.assert_allclose(merged["predict_score"], merged["predict_score_local"], rtol=1e-9)
+    losses = [point[1] for point in spark_job.metrics(spark_job.promoter, "vert_lr_0")["loss"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
 
 
 def test_early_stop_ends_every_member_and_a_predict_job_reuses_the_models(

@@ -24,3 +24,6 @@ METRIC_NAMESPACE_TRAIN: Final = "train"
 # at a relative error near 2**-9 per entry; raw features may be small and need more.
 FEATURE_PRECISION_BITS_SCALED: Final = 8
 FEATURE_PRECISION_BITS_RAW: Final = 16
+
+# The most rows one predict_forward message carries (a provider streams its scores).
+PREDICT_STREAM_ROWS: Final = 65_536

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
 import numpy as np
@@ -19,10 +19,20 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.blocks.link import log_loss_sum, sigmoid
 from kernel.blocks.optimizers import MemberOptimizer
 from kernel.blocks.payloads import PayloadCheck
+from kernel.components.vert_lr.batches import (
+    BatchPlan,
+    KeyArray,
+    Scaling,
+    column_std,
+    encrypted_gradient_sum,
+    gather_batch,
+    plain_gradient_sum,
+    table_stats,
+    with_row_keys,
+)
 from kernel.components.vert_lr.constants import (
     FEATURE_PRECISION_BITS_RAW,
     FEATURE_PRECISION_BITS_SCALED,
@@ -31,13 +41,14 @@ from kernel.components.vert_lr.constants import (
     MIN_SCALE,
     PREDICT_RESULT_COLUMN,
     PREDICT_SCORE_COLUMN,
+    PREDICT_STREAM_ROWS,
     PROMOTER_SCORE_COLUMN,
     PROVIDER_SCORE_COLUMN,
 )
 from kernel.components.vert_lr.param import VertLRParam
 from kernel.components.vert_lr.variables import VertLRVariables
 from kernel.computing import Table
-from kernel.constants import PROVIDER
+from kernel.constants import BACKEND_LOCAL, PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
@@ -49,17 +60,8 @@ from kernel.security.paillier import (
 )
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 PAYLOAD: Final = PayloadCheck("VertLR")
-
-
-def batch_rows(rows: int, batch_size: int, seed: int, epoch: int) -> list[IntArray | slice]:
-    """The mini-batches of one epoch: a shuffled split (the same at every member), or all rows."""
-    if batch_size >= rows:
-        return [slice(0, rows)]
-    order = np.random.default_rng([seed, epoch]).permutation(rows)
-    return [order[start:start + batch_size] for start in range(0, rows, batch_size)]
 
 
 class _VertLRBase(ModelBase):
@@ -78,29 +80,36 @@ class _VertLRBase(ModelBase):
         assert isinstance(self.model_param, VertLRParam)
         return self.model_param
 
+    @property
+    def _paillier_workers(self) -> int | None:
+        # LOCAL blocks run on threads of this process: each may use the param's threads. On
+        # Spark every executor core already multiplies a partition of its own.
+        return self.param.workers if self.ctx.computing.backend == BACKEND_LOCAL else 1
+
     # -- data -------------------------------------------------------------------------------
-    def _training_rows(self, data: LabeledTable, with_label: bool) -> tuple[pa.Array, FloatArray, FloatArray | None]:
-        """Ids (sorted), the scaled feature matrix in that order, and the labels if asked."""
+    def _training_table(self, data: LabeledTable, with_label: bool) -> tuple[Table, int, str]:
+        """The training rows with their row keys (cached where they are), their count and the
+        digest of their ids; sets the features and their scaling. Only sums reach the driver."""
         self.features = list(data.feature_columns)
         label = data.label_column
         if with_label and label is None:
             raise InvalidArgument("VertLR: the promoter's training data has no label column (DataIO with_label)")
         columns = [data.id_column] + ([label] if with_label and label else []) + self.features
-        rows = sorted_rows(data, columns)
-        matrix = feature_matrix(rows, self.features, "VertLR")
-        if self.param.feature_scaling == "standard" and len(matrix):
-            self.mean = matrix.mean(axis=0)
-            std = matrix.std(axis=0)
+        table = with_row_keys(data.table, columns)
+        features = tuple(self.features)
+        rows, digest, mean, bad_labels = table_stats(table, features, label if with_label else None)
+        if bad_labels:
+            raise InvalidArgument(f"VertLR: label column {label!r} must hold 0 and 1 only")
+        if self.param.feature_scaling == "standard" and rows:
+            self.mean = mean
+            std = column_std(table, features, mean, rows)
             self.scale = np.where(std > MIN_SCALE, std, 1.0)
         else:
             self.mean, self.scale = np.zeros(len(self.features)), np.ones(len(self.features))
-        labels = None
-        if with_label and label:
-            labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
-            if not np.isin(labels, (0.0, 1.0)).all():
-                raise InvalidArgument(f"VertLR: label column {label!r} must hold 0 and 1 only")
-        ids = rows.column(data.id_column).combine_chunks()
-        return ids, (matrix - self.mean) / self.scale, labels
+        return table, rows, digest
+
+    def _scaling(self) -> Scaling:
+        return Scaling(tuple(self.features), self.mean.copy(), self.scale.copy())
 
     def _linear_scorer(self, weights: FloatArray) -> Callable[[pa.Table], FloatArray]:
         """A function of a block giving its scaled features times `weights`; it holds only
@@ -149,19 +158,20 @@ class VertLRPromoter(_VertLRBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
         param, tv = self.param, self.variables
-        ids, matrix, labels = self._training_rows(data, with_label=True)
-        assert labels is not None
-        rows, width = matrix.shape
+        table, rows, digest = self._training_table(data, with_label=True)
+        label = data.label_column
+        width = len(self.features)
         if rows == 0:
             raise InvalidArgument("VertLR: the training data has no rows")
         providers = self.ctx.roles.parties(PROVIDER)
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
         batch_size = rows if param.batch_size == -1 else min(param.batch_size, rows)
+        batches = -(-rows // batch_size)
         private_key: PaillierPrivateKey | None = None
         if providers:
             public_key, private_key = generate_keypair(param.key_bits)
             tv.pubkey.remote(public_key)
-            tv.alignment.remote({"rows": rows, "digest": ids_digest(ids), "seed": seed,
+            tv.alignment.remote({"rows": rows, "digest": digest, "seed": seed,
                                  "batch_size": batch_size, "max_iter": param.max_iter})
             for k, ack in enumerate(tv.alignment_ack.get_all()):
                 if ack.get("aligned") is not True:
@@ -174,14 +184,17 @@ class VertLRPromoter(_VertLRBase):
         penalized = np.arange(width + intercept) < width
         optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
                                     param.penalty, param.alpha, penalized)
+        scaling = self._scaling()
         self.loss_history, self.converged = [], False
         started = time.perf_counter()
         for epoch, epoch_scope in tv.iterations(param.max_iter):
             epoch_loss = 0.0
-            for batch, selection in enumerate(batch_rows(rows, batch_size, seed, epoch)):
-                scope = epoch_scope.at(batch)
-                x, y = matrix[selection], labels[selection]
-                z = x @ weights[:width] + (weights[width] if intercept else 0.0)
+            for batch in range(batches):
+                scope, plan = epoch_scope.at(batch), BatchPlan(seed, epoch, batches, batch)
+                offset = float(weights[width]) if intercept else 0.0
+                keys, z, y = gather_batch(table, plan, scaling, weights[:width], offset, label)
+                if not len(keys):
+                    continue  # every member draws the same empty batch and skips it
                 for k, forward in enumerate(scope.provider_forward.get_all()):
                     z = z + _vector(forward, len(y), f"provider {k}'s provider_forward")
                 residual = sigmoid(z) - y
@@ -191,7 +204,7 @@ class VertLRPromoter(_VertLRBase):
                         private_key, residual, precision_bits=param.residual_precision_bits, workers=param.workers
                     )
                     scope.encrypted_residual.remote(encrypted)
-                gradient = x.T @ residual / len(y)
+                gradient = plain_gradient_sum(table, plan, scaling, keys, residual) / len(y)
                 if intercept:
                     gradient = np.append(gradient, residual.mean())
                 weights = optimizer.step(weights, gradient)
@@ -233,7 +246,7 @@ class VertLRPromoter(_VertLRBase):
 
     def predict(self, data: LabeledTable) -> LabeledTable:
         self._check_predict_features(data)
-        tv, id_column, label = self.variables, data.id_column, data.label_column
+        id_column, label = data.id_column, data.label_column
         scorer, intercept = self._linear_scorer(self.weights), self.intercept
 
         def own_score(block: pa.Table) -> pa.Table:
@@ -249,9 +262,9 @@ class VertLRPromoter(_VertLRBase):
         fields.append(pa.field(PROMOTER_SCORE_COLUMN, pa.float64()))
         scores = data.table.map_partitions(own_score, schema=pa.schema(fields))
         score_columns = [PROMOTER_SCORE_COLUMN]
-        for k, forward in enumerate(tv.predict_forward.get_all()):
+        for k in range(len(self.ctx.roles.parties(PROVIDER))):
             name = f"{PROVIDER_SCORE_COLUMN}_{k}"
-            scores = scores.join(self._provider_scores(forward, k, data, name))
+            scores = scores.join(self._provider_scores(k, data, name))
             score_columns.append(name)
         expected = data.table.count()
         if score_columns[1:] and scores.count() != expected:
@@ -276,11 +289,31 @@ class VertLRPromoter(_VertLRBase):
         result = scores.map_partitions(finish, schema=pa.schema(out_fields))
         return LabeledTable(result, label, ())
 
-    def _provider_scores(self, forward: pa.Table, k: int, data: LabeledTable, name: str) -> Table:
-        """Provider k's (id, score) table as a Table of this session, checked."""
+    def _provider_scores(self, k: int, data: LabeledTable, name: str) -> Table:
+        """Provider k's stream of (id, score) tables, each checked, written part by part to the
+        scratch area and read back as a Table of this session (the driver holds one message)."""
+        id_type = data.table.schema.field(data.id_column).type
+
+        def blocks() -> Iterator[pa.Table]:
+            index = 0
+            while True:
+                forward = self.variables.at(index).predict_forward.get(idx=k)
+                if forward.num_rows == 0:
+                    return
+                yield self._checked_scores(forward, k, id_type, data.id_column, name)
+                index += 1
+
+        schema = pa.schema([pa.field(data.id_column, id_type), pa.field(name, pa.float64())])
+        # One part directory per flow (train, validate, ...): a SPARK table reads its parts lazily.
+        part = f"vert_lr_scores.{self.ctx.flow.flow_id}.{k}"
+        scratch = self.ctx.scratch()
+        scratch.write(part, schema, blocks())
+        return scratch.read(self.ctx.computing, part, data.id_column)
+
+    @staticmethod
+    def _checked_scores(forward: pa.Table, k: int, id_type: pa.DataType, id_column: str, name: str) -> pa.Table:
         if forward.num_columns != 2:
             raise InvalidArgument(f"VertLR: provider {k}'s predict_forward must be a table of id and score")
-        id_type = data.table.schema.field(data.id_column).type
         if forward.schema.field(0).type != id_type:
             raise InvalidArgument(
                 f"VertLR: provider {k}'s ids are {forward.schema.field(0).type}, the promoter's are {id_type}"
@@ -288,11 +321,7 @@ class VertLRPromoter(_VertLRBase):
         score = forward.column(1)
         if not pa.types.is_floating(score.type):
             raise InvalidArgument(f"VertLR: provider {k}'s scores must be floats")
-        # Take copies the buffers: those decoded from the wire need not be aligned for Arrow's joins.
-        everything = pa.array(np.arange(forward.num_rows))
-        table = pa.table({data.id_column: pc.take(forward.column(0), everything),
-                          name: pc.take(pc.cast(score, pa.float64()), everything)})
-        return self.ctx.computing.from_arrow(table, data.id_column)
+        return pa.table({id_column: forward.column(0), name: pc.cast(score, pa.float64())})
 
     def export_model(self) -> dict[str, Any]:
         return {
@@ -315,11 +344,11 @@ class VertLRProvider(_VertLRBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> None:
         param, tv = self.param, self.variables
-        ids, matrix, _ = self._training_rows(data, with_label=False)
-        rows, width = matrix.shape
+        table, rows, digest = self._training_table(data, with_label=False)
+        width = len(self.features)
         public_key = tv.pubkey.get()
         plan = tv.alignment.get()
-        aligned = plan["rows"] == rows and plan["digest"] == ids_digest(ids)
+        aligned = plan["rows"] == rows and plan["digest"] == digest
         tv.alignment_ack.remote({"rows": rows, "aligned": aligned})
         if not aligned:
             raise InvalidArgument(
@@ -329,31 +358,36 @@ class VertLRProvider(_VertLRBase):
         weights = np.zeros(width)
         optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
                                     param.penalty, param.alpha, np.ones(width, dtype=np.bool_))
+        scaling, batches = self._scaling(), -(-rows // plan["batch_size"])
         for epoch, epoch_scope in tv.iterations(plan["max_iter"]):
-            for batch, selection in enumerate(batch_rows(rows, plan["batch_size"], plan["seed"], epoch)):
-                scope = epoch_scope.at(batch)
-                x = matrix[selection]
-                scope.provider_forward.remote(x @ weights)
+            for batch in range(batches):
+                scope, batch_plan = epoch_scope.at(batch), BatchPlan(plan["seed"], epoch, batches, batch)
+                keys, scores, _ = gather_batch(table, batch_plan, scaling, weights, 0.0, None)
+                if not len(keys):
+                    continue
+                scope.provider_forward.remote(scores)
                 residual = scope.encrypted_residual.get()
-                if residual.public_key != public_key or len(residual) != len(x):
+                if residual.public_key != public_key or len(residual) != len(keys):
                     raise InvalidArgument("VertLR: encrypted_residual is not a vector of this batch under the key")
-                gradient = self._masked_round(residual, x, public_key, scope)
-                weights = optimizer.step(weights, gradient / len(x))
+                gradient = self._masked_round(table, batch_plan, scaling, keys, residual, public_key, scope)
+                weights = optimizer.step(weights, gradient / len(keys))
             self.tracker.set_progress(100.0 * (epoch + 1) / plan["max_iter"], f"epoch {epoch + 1}")
             if epoch_scope.converged.get() is True:
                 break
         self.weights = weights
 
     def _masked_round(
-        self, residual: EncryptedVector, x: FloatArray, public_key: PaillierPublicKey, scope: VertLRVariables
+        self, table: Table, plan: BatchPlan, scaling: Scaling, keys: KeyArray, residual: EncryptedVector,
+        public_key: PaillierPublicKey, scope: VertLRVariables,
     ) -> FloatArray:
-        """X^T d through the promoter: send X^T [[d]] + [[r]], get it decrypted, remove r."""
+        """X^T d through the promoter: send X^T [[d]] + [[r]], get it decrypted, remove r.
+        X^T [[d]] is summed from every partition's product of its batch rows."""
         param = self.param
         bits = param.feature_precision_bits
         if bits is None:
             scaled = param.feature_scaling == "standard"
             bits = FEATURE_PRECISION_BITS_SCALED if scaled else FEATURE_PRECISION_BITS_RAW
-        product = residual.rmatvec(x, precision_bits=bits, workers=param.workers)
+        product = encrypted_gradient_sum(table, plan, scaling, keys, residual, bits, self._paillier_workers)
         limit = 1 << (product.bound.bit_length() + MASK_STATISTICAL_BITS)
         masks = [secrets.randbelow(2 * limit + 1) - limit for _ in range(len(product))]
         # The mask is encrypted at the product's own fixed-point scale, so it covers every bit.
@@ -377,8 +411,14 @@ class VertLRProvider(_VertLRBase):
             return pa.table({id_column: block.column(id_column), PROVIDER_SCORE_COLUMN: pa.array(scorer(block))})
 
         schema = pa.schema([data.table.schema.field(id_column), pa.field(PROVIDER_SCORE_COLUMN, pa.float64())])
-        scores = data.table.map_partitions(partial_score, schema=schema).collect()
-        self.variables.predict_forward.remote(scores)
+        scores = data.table.map_partitions(partial_score, schema=schema)
+        # A stream of messages, one partition at a time, ended by an empty table.
+        index = 0
+        for block in scores.iter_blocks():
+            for start in range(0, block.num_rows, PREDICT_STREAM_ROWS):
+                self.variables.at(index).predict_forward.remote(block.slice(start, PREDICT_STREAM_ROWS))
+                index += 1
+        self.variables.at(index).predict_forward.remote(schema.empty_table())
         return None
 
     def export_model(self) -> dict[str, Any]:
