@@ -136,3 +136,16 @@ def test_executor_benchmark_alternates_cold_and_warm_launches() -> None:
     assert result["cold_launch_s"] > 0 and result["warm_launch_s"] > 0
     assert_ratio_spread(result, "launch_ratio")
     assert out.index("round 1 cold launch") < out.index("round 1 warm launch") < out.index("round 2 cold launch")
+
+
+def test_serving_benchmark_prints_latency_throughput_and_the_batch_path_beside_it() -> None:
+    result, out = run_benchmark("serving", "--smoke")
+    for key in ("lr_p50_ms", "lr_p99_ms", "sbt_p50_ms", "sbt_p99_ms", "batch_predictions_per_s", "batch_job_s"):
+        assert result[key] > 0, key
+    assert result["lr_p50_ms"] <= result["lr_p99_ms"] and result["sbt_p50_ms"] <= result["sbt_p99_ms"]
+    assert result["batch_predictions_per_s_min"] <= result["batch_predictions_per_s"] \
+        <= result["batch_predictions_per_s_max"]
+    assert_ratio_spread(result, "online_over_batch_job")
+    assert result["online_max_abs_diff"] <= 1e-9
+    assert_load(result)
+    assert "batch predict path for the same" in out and "load " in out
