@@ -46,6 +46,13 @@ def make_data(root: Path, seed: int = 7) -> dict[str, Path]:
     for matrix in (a, b):
         matrix[rng.random(matrix.shape) < 1 / 12] = np.nan
     files = {}
+    # Horizontal: the provider holds other rows with the promoter's columns.
+    h = rng.normal(size=(n, len(PROMOTER_FEATURES))) * [1.0, 5.0, 0.2] + [0.0, 10.0, -1.0]
+    hy = (rng.random(n) < 1 / (1 + np.exp(-(1.2 * h[:, 0] - 0.2 * (h[:, 1] - 10))))).astype(float)
+    h[rng.random(h.shape) < 1 / 12] = np.nan
+    for split, rows in (("train", slice(0, TRAIN_ROWS)), ("test", slice(TRAIN_ROWS, n))):
+        horizontal = {name: h[rows, k] for k, name in enumerate(PROMOTER_FEATURES)} | {"y": hy[rows]}
+        files[f"horizontal_{split}"] = _write(root / f"horizontal_{split}.csv", ids[rows] + 5000, horizontal)
     for split, rows in (("train", slice(0, TRAIN_ROWS)), ("test", slice(TRAIN_ROWS, n))):
         promoter = {name: a[rows, k] for k, name in enumerate(PROMOTER_FEATURES)} | {"y": y[rows]}
         provider = {name: b[rows, k] for k, name in enumerate(PROVIDER_FEATURES)}
@@ -104,6 +111,33 @@ def job_spec(promoter: str, provider: str) -> dict[str, Any]:
     }
 
 
+def horizontal_spec(promoter: str, provider: str) -> dict[str, Any]:
+    """DataIO (filling by mean) -> HorzLR, the promoter also arbitrating."""
+    def data(side: str) -> dict[str, Any]:
+        return {"data": {"train_data": {"namespace": NAMESPACE, "name": f"{side}_train"},
+                         "test_data": {"namespace": NAMESPACE, "name": f"{side}_test"}}}
+
+    return {
+        "name": "serving-kit-horizontal",
+        "initiator": {"member_id": promoter, "role": "promoter"},
+        "role": {"promoter": [promoter], "provider": [provider], "arbiter": [promoter]},
+        "job_parameters": {"backend": "LOCAL", "work_mode": "CLUSTER", "db_type": "PARQUET"},
+        "job_args": {promoter: data("promoter"), provider: data("horizontal")},
+        "components": {
+            "dataio_0": {"module": "DataIO", "roles": ["promoter", "provider"],
+                         "input": {"data": {"data": ["args.train_data"]}},
+                         "output": {"data": ["train"], "model": ["model"]},
+                         "params": {"with_label": True, "label_name": "y", "missing_fill_method": "mean"}},
+            "dataio_1": {"module": "DataIO", "roles": ["promoter", "provider"],
+                         "input": {"data": {"data": ["args.test_data"]}, "model": ["dataio_0.model"]},
+                         "output": {"data": ["test"]}},
+            "horz_lr_0": {"module": "HorzLR", "input": {"data": {"train_data": ["dataio_0.train"],
+                                                                  "validate_data": ["dataio_1.test"]}},
+                          "output": {"data": ["train"], "model": ["model"]}, "params": {"max_iter": 10}},
+        },
+    }
+
+
 @dataclass
 class Trained:
     """The running federation and what the job left."""
@@ -111,6 +145,7 @@ class Trained:
     state: standalone.FederationState
     job_id: str
     files: dict[str, Path]
+    horizontal_job_id: str = ""
 
     @property
     def promoter(self) -> standalone.MemberState:
@@ -126,13 +161,13 @@ class Trained:
     def scheduler(self, member: standalone.MemberState) -> SchedulerClient:
         return SchedulerClient(member.scheduler_endpoint, timeout=60.0, token=member.admin_token())
 
-    def batch_scores(self, component: str) -> dict[str, float]:
+    def batch_scores(self, component: str, job_id: str = "") -> dict[str, float]:
         """The batch job's predict_score of the validate (test) rows, by id, at the promoter."""
         import yaml
 
         config = yaml.safe_load(Path(self.promoter.config_path).read_text(encoding="utf-8"))
         store = DataStore(str(Path(config["data_dir"]) / "storage" / "data"))
-        table = store.read_columns(output_namespace(self.job_id, "promoter", self.promoter.member_id),
+        table = store.read_columns(output_namespace(job_id or self.job_id, "promoter", self.promoter.member_id),
                                    f"{component}.train", ["id", "predict_score", "type"])
         return {str(i): float(s) for i, s, kind in zip(table.column("id").to_pylist(),
                                                        table.column("predict_score").to_pylist(),
@@ -161,11 +196,18 @@ def train(root: Path) -> Trained:
                 for split in ("train", "test"):
                     client.upload(files[f"{side}_{split}"], NAMESPACE, f"{side}_{split}", "id",
                                   "y" if side == "promoter" else None, overwrite=True)
+        with trained.scheduler(trained.provider) as client:
+            for split in ("train", "test"):
+                client.upload(files[f"horizontal_{split}"], NAMESPACE, f"horizontal_{split}", "id", "y",
+                              overwrite=True)
         with trained.scheduler(trained.promoter) as client:
-            trained.job_id = client.submit(job_spec(trained.promoter.member_id, trained.provider.member_id))
-            job = client.wait(trained.job_id)
-            if job_status_name(job.status) != "success":
-                raise AssertionError(f"the serving kit's job ended {job_status_name(job.status)}: {job.message}")
+            ids = (trained.promoter.member_id, trained.provider.member_id)
+            trained.job_id = client.submit(job_spec(*ids))
+            trained.horizontal_job_id = client.submit(horizontal_spec(*ids))
+            for job_id in (trained.job_id, trained.horizontal_job_id):
+                job = client.wait(job_id)
+                if job_status_name(job.status) != "success":
+                    raise AssertionError(f"the serving kit's job ended {job_status_name(job.status)}: {job.message}")
     except BaseException:
         standalone.stop(state)
         raise

@@ -71,6 +71,27 @@ def test_online_scores_equal_the_batch_jobs_through_fill_missing_and_scale(
     assert f"member {trained.promoter.member_id}" in provider_audit.read_text(encoding="utf-8")
 
 
+def test_a_horizontal_model_is_scored_by_the_promoter_alone(trained: Trained) -> None:
+    # Prepare
+    batch = trained.batch_scores("horz_lr_0", trained.horizontal_job_id)
+    rows = trained.test_rows()
+    with trained.serving(trained.promoter) as client:
+        client.publish(trained.horizontal_job_id, "horz_lr_0", "horz")
+
+    # Execute
+    with trained.serving(trained.promoter) as client:
+        answers = client.batch_predict("horz", rows)
+    with trained.serving(trained.provider) as client:
+        provider_part = client.list_models("horz")[0]
+
+    # Assert
+    assert all(abs(a.score - batch[a.id]) <= TOLERANCE for a in answers) and len(answers) == len(batch)
+    assert provider_part.role == "provider" and provider_part.chain == ["dataio_0"]
+    provider_audit = Path(trained.provider.config_path).parent / "serving" / "audit.log"
+    assert not any(json.loads(line)["method"] == "PartialPredict" and json.loads(line)["model"] == "horz"
+                   for line in provider_audit.read_text(encoding="utf-8").splitlines())
+
+
 def test_publish_rollback_and_unpublish_reach_every_member(trained: Trained) -> None:
     # Prepare
     promoter, provider = trained.serving(trained.promoter), trained.serving(trained.provider)

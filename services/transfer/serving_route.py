@@ -20,6 +20,13 @@ from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.transfer.constants import DEFAULT_CONTROL_TIMEOUT_S
 
+# The serving service restarts on its own (a new model version, an upgrade): reconnect quickly.
+_CHANNEL_OPTIONS: Final = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+)
+
 SERVING_PEER_SERVICE: Final = "weft.v1.ServingPeerService"
 
 
@@ -51,16 +58,20 @@ class ServingRoute:
 
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(self.endpoint)
+            self._channel = grpc.aio.insecure_channel(self.endpoint, options=_CHANNEL_OPTIONS)
         return self._channel
 
     async def call(self, request: transfer_pb2.ControlRequest, source: str) -> transfer_pb2.ControlReply:
-        """The local serving service's answer to a peer's call, error or not."""
+        """The local serving service's answer to a peer's call, error or not.
+
+        The call waits for the serving service to be reachable (it may be restarting), within
+        the caller's deadline; a serving service that stays down ends as DEADLINE_EXCEEDED."""
         call = self.channel().unary_unary(request.method)
         timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
         credential = internal_auth.sign(self.key, internal_auth.RELAY, member=source, method=request.method)
         try:
-            payload = await call(request.payload, timeout=timeout, metadata=internal_auth.metadata(credential))
+            payload = await call(request.payload, timeout=timeout, metadata=internal_auth.metadata(credential),
+                                 wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             return transfer_pb2.ControlReply(status_code=exc.code().value[0], message=exc.details() or "")
         return transfer_pb2.ControlReply(payload=payload, status_code=0)
