@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from services.client.sdk import (
 from tests.serving_kit import NAMESPACE, Trained, train
 
 TOLERANCE = 1e-9
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +187,23 @@ def test_a_stopped_provider_gives_the_deadline_error_naming_it(trained: Trained)
     assert f"provider {trained.provider.member_id}" in str(down.value)
     with trained.serving(trained.promoter) as client:
         assert client.predict("lr-deadline", row_id, features).id == row_id
+
+
+def test_weft_model_commands_list_and_predict_at_the_local_federation(trained: Trained) -> None:
+    # Prepare
+    row_id, features = trained.test_rows()[1]
+    base = [sys.executable, "-m", "services.client.cli", "--data-dir", trained.state.data_dir, "model"]
+    flags = [arg for name, value in features.items() for arg in ("--feature", f"{name}={value}")]
+
+    # Execute
+    listed = subprocess.run([*base, "list", "lr"], capture_output=True, text=True, timeout=120, cwd=REPO)
+    predicted = subprocess.run([*base, "predict", "lr", row_id, *flags], capture_output=True, text=True,
+                               timeout=120, cwd=REPO)
+    refused = subprocess.run([*base, "predict", "no-such-model", row_id], capture_output=True, text=True,
+                             timeout=120, cwd=REPO)
+
+    # Assert
+    assert listed.returncode == 0 and "VertLR" in listed.stdout and "fill_missing_0" in listed.stdout, listed.stderr
+    answer = json.loads(predicted.stdout)
+    assert answer["id"] == row_id and abs(answer["score"] - trained.batch_scores("vert_lr_0")[row_id]) <= TOLERANCE
+    assert refused.returncode == 1 and "no-such-model" in refused.stderr
