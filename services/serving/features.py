@@ -74,14 +74,16 @@ class FeatureTable:
         assert self._snapshot is not None
         return self._snapshot
 
-    async def rows(self, ids: list[str], who: str) -> Columns:
-        """The rows of `ids` as columns; NotFound naming the first id the table does not hold."""
+    async def rows(self, ids: list[str]) -> Columns:
+        """The rows of `ids` as columns; NotFound naming the first id the table does not hold.
+
+        (The promoter adds which provider answered so.)"""
         snapshot = await self._current()
         positions = []
         for value in ids:
             position = snapshot.index.get(value)
             if position is None:
-                raise NotFound(f"{who}: id {value} is not in the feature table {self.table}")
+                raise NotFound(f"id {value} is not in the feature table {self.table}")
             positions.append(position)
         picked = snapshot.matrix[np.asarray(positions, dtype=np.int64)]
         return {name: picked[:, k] for k, name in enumerate(snapshot.columns)}

@@ -366,7 +366,7 @@ class ServingPeerServicer(serving_pb2_grpc.ServingPeerServiceServicer):
             if not ids:
                 raise InvalidArgument("ids: at least one id is required")
             loaded = await self.core.loaded(part)
-            columns = await self.core.feature_table(loaded).rows(ids, f"provider {self.core.member_id}")
+            columns = await self.core.feature_table(loaded).rows(ids)
             matrix = loaded.prepare(columns, ids)
             if part.module == VERT_LR:
                 return serving_pb2.PartialPredictResponse(partial_scores=loaded.linear(matrix).tolist())
