@@ -163,6 +163,10 @@ class ServingConfig(_Section):
     feature_refresh_s: float = Field(
         5.0, ge=0, description="how often a provider checks whether its feature table was uploaded again "
                                "(0: at every request)")
+    token_cache_s: float = Field(
+        2.0, ge=0, description="a user's API token that verified is trusted again for this many seconds without a "
+                               "database read (a revocation reaches the serving service within it; 0: every call "
+                               "reads the database)")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
 
 

@@ -4,7 +4,10 @@
 API token of this member (`authorization: Bearer weft_<id>.<secret>`) checked against the
 member's database at every call, and the user's role (viewer scores and lists; operator
 publishes, rolls back, unpublishes, sets feature tables). No credential or a bad one is
-UNAUTHENTICATED, a role too low PERMISSION_DENIED; nothing of the method runs.
+UNAUTHENTICATED, a role too low PERMISSION_DENIED; nothing of the method runs. A token
+that verified is trusted again without a database read for `serving.token_cache_s`
+seconds (default 2), so a revoked token stops working at the serving service within that
+time; 0 reads the database at every call, as the scheduler does.
 
 `ServingPeerService` is reached only through this member's transfer service: the call
 must carry a relay credential signed with the member-internal key, for this method, that
@@ -18,6 +21,7 @@ with the model and the model version it used.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -43,6 +47,9 @@ from services.scheduler.access import Unauthenticated as TokenRefused
 from services.serving.constants import CLIENT_SERVICE, PEER_SERVICE
 
 log = logging.getLogger("weft.serving.access")
+
+#: Verified tokens remembered at most (a flood of distinct tokens does not grow the cache past it).
+TOKEN_CACHE_ENTRIES: Final = 10_000
 
 #: The least role of every ServingService method; a method missing here is refused.
 METHOD_ROLES: Final[dict[str, str]] = {
@@ -100,11 +107,29 @@ def _clean(text: str) -> str:
 class ServingAccess:
     """Verifies callers of both serving APIs."""
 
-    def __init__(self, engine: AsyncEngine, key: bytes, enabled: bool = True) -> None:
+    def __init__(self, engine: AsyncEngine, key: bytes, enabled: bool = True, token_cache_s: float = 0.0) -> None:
         self.authenticator = Authenticator(engine)
         self.key = key
         self.enabled = enabled
         self.replays = internal_auth.ReplayGuard()
+        self.token_cache_s = token_cache_s
+        # sha256 of a token that verified -> (its user, until when the verification is reused)
+        self._verified: dict[str, tuple[Principal, float]] = {}
+
+    async def _principal(self, token: str) -> Principal:
+        """The token's user; a verification is reused for `token_cache_s` (a revocation waits that long)."""
+        if self.token_cache_s <= 0:
+            return await self.authenticator.from_token(token)
+        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        now = time.monotonic()
+        cached = self._verified.get(digest)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = await self.authenticator.from_token(token)
+        if len(self._verified) >= TOKEN_CACHE_ENTRIES:
+            self._verified = {k: v for k, v in self._verified.items() if v[1] > now}
+        self._verified[digest] = (principal, now + self.token_cache_s)
+        return principal
 
     async def user(self, context: grpc.aio.ServicerContext, method: str) -> Principal:
         """The verified user of a ServingService call allowed to call `method`."""
@@ -114,7 +139,7 @@ class ServingAccess:
         if not token:
             raise Unauthenticated(NO_CREDENTIAL)
         try:
-            principal = await self.authenticator.from_token(token)
+            principal = await self._principal(token)
         except TokenRefused as exc:
             raise Unauthenticated(str(exc)) from None
         required = METHOD_ROLES.get(method)

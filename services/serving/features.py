@@ -18,7 +18,7 @@ import numpy as np
 from kernel.errors import InvalidArgument, NotFound
 from kernel.features import feature_matrix
 from kernel.storage import DataStore
-from services.serving.scoring import Columns, FloatArray
+from services.serving.scoring import FloatArray
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class FeatureTable:
         assert self._snapshot is not None
         return self._snapshot
 
-    async def rows(self, ids: list[str]) -> Columns:
+    async def rows(self, ids: list[str]) -> FloatArray:
         """The rows of `ids` as columns; NotFound naming the first id the table does not hold.
 
         (The promoter adds which provider answered so.)"""
@@ -85,5 +85,5 @@ class FeatureTable:
             if position is None:
                 raise NotFound(f"id {value} is not in the feature table {self.table}")
             positions.append(position)
-        picked = snapshot.matrix[np.asarray(positions, dtype=np.int64)]
-        return {name: picked[:, k] for k, name in enumerate(snapshot.columns)}
+        picked: FloatArray = snapshot.matrix[np.asarray(positions, dtype=np.int64)]
+        return picked

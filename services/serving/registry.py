@@ -84,6 +84,18 @@ def check_model_name(name: str) -> str:
     return name
 
 
+_ABSENT: tuple[int, int] = (0, 0)
+
+
+def _changed(path: Path) -> tuple[int, int]:
+    """Which file is there (inode, change time in ns); (0, 0) when none is (files are replaced, never edited)."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return _ABSENT
+    return status.st_ino, status.st_mtime_ns
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -97,6 +109,8 @@ class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
+        # (name, version) -> (the files' change times, the part): a request reads no JSON again
+        self._parts: dict[tuple[str, int], tuple[tuple[tuple[int, int], ...], ModelPart]] = {}
 
     def _dir(self, name: str) -> Path:
         return self.root / check_model_name(name)
@@ -132,13 +146,18 @@ class ModelRegistry:
         """A version (0: the current one); NotFound when it is not published here."""
         chosen = version or self.current_version(name)
         path = self._dir(name) / f"v{chosen}.json"
-        if not chosen or not path.exists():
+        override = self._dir(name) / FEATURE_TABLE_FILE
+        stamp = tuple(_changed(p) for p in (path, override))
+        if not chosen or stamp[0] == _ABSENT:
             which = f"version {version} of model {name!r}" if version else f"model {name!r}"
             raise NotFound(f"{which} is not published at this member")
+        cached = self._parts.get((name, chosen))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         part = ModelPart.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        override = self._dir(name) / FEATURE_TABLE_FILE
-        if part.role == "provider" and override.exists():
+        if part.role == "provider" and stamp[1] != _ABSENT:
             part = ModelPart.from_dict({**part.to_dict(), "feature_table": override.read_text(encoding="utf-8").strip()})
+        self._parts[(name, chosen)] = (stamp, part)
         return part
 
     def list(self, name: str = "") -> list[tuple[ModelPart, bool]]:

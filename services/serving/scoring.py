@@ -24,8 +24,6 @@ from services.serving.constants import HORZ_LR, VERT_LR, VERT_SECUREBOOST
 from services.serving.registry import ModelPart
 
 FloatArray = npt.NDArray[np.float64]
-#: Columns of a few rows by name: each a float64 vector (NaN: missing).
-Columns = dict[str, FloatArray]
 
 
 def read_model(path: str) -> dict[str, Any]:
@@ -38,85 +36,107 @@ def read_model(path: str) -> dict[str, Any]:
 # -- preprocessing ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Step:
-    """One fitted preprocessing component, as a function of columns."""
+    """One fitted preprocessing component (its model as the component exported it)."""
 
     component: str
     module: str
     model: dict[str, Any]
 
-    def output_columns(self, columns: list[str]) -> list[str]:
-        return list(self.model["features"]) if self.module == "DataIO" else columns
 
-    def required(self) -> list[str]:
-        """Columns this step needs from the raw data (DataIO only: it selects the features)."""
-        return list(self.model["features"]) if self.module == "DataIO" else []
+@dataclass(frozen=True)
+class _Compiled:
+    """A step bound to the column layout it meets: index arrays, fill and scale vectors."""
 
-    def apply(self, columns: Columns, ids: list[str]) -> Columns:
-        if self.module == "DataIO":
-            return self._dataio(columns, ids)
-        if self.module == "FillMissing":
-            out = dict(columns)
-            for column, value in self.model["fill_values"].items():
-                if isinstance(value, str):
-                    raise InvalidArgument(f"{self.component}: text column {column!r} cannot be served")
-                if column not in out:
-                    raise InvalidArgument(f"{self.component}: the row lacks the fitted column {column!r}")
-                numbers = out[column]
-                out[column] = np.where(np.isnan(numbers), float(value), numbers)
-            return out
-        if self.module == "Scale":
-            out = dict(columns)
-            offsets, spreads, clip = self.model["offsets"], self.model["spreads"], bool(self.model["clip"])
-            for column in offsets:
-                if column not in out:
-                    raise InvalidArgument(f"{self.component}: the row lacks the fitted column {column!r}")
-                scaled = (out[column] - float(offsets[column])) / float(spreads[column])
-                out[column] = np.clip(scaled, 0.0, 1.0) if clip else scaled
-            return out
-        raise InvalidArgument(f"{self.component}: {self.module} cannot be served")
-
-    def _dataio(self, columns: Columns, ids: list[str]) -> Columns:
-        fills: dict[str, float] = {str(k): float(v) for k, v in self.model["fill_values"].items()}
-        rows = len(ids)
-        out: Columns = {}
-        for name in self.model["features"]:
-            values = columns.get(name, np.full(rows, np.nan))
-            out[name] = np.where(np.isnan(values), fills[name], values) if name in fills else values
-        if self.model.get("drop_missing"):
-            for name, values in out.items():
-                if np.isnan(values).any():
-                    row = ids[int(np.argmax(np.isnan(values)))]
-                    raise InvalidArgument(f"{self.component}: id {row} has no value for {name!r}, and the model's "
-                                          "DataIO drops such rows (a batch job would not score it either)")
-        return out
+    step: Step
+    #: DataIO: for each output column, its position in the input (-1: absent, a missing value).
+    select: npt.NDArray[np.int64] | None
+    #: FillMissing / Scale: the positions they change; DataIO: every output position.
+    columns: npt.NDArray[np.int64]
+    first: FloatArray  # fill values (NaN: no fill), or offsets
+    second: FloatArray  # spreads (Scale)
+    clip: bool = False
+    drop_missing: bool = False
 
 
 def chain_columns(steps: list[Step], model_features: list[str]) -> list[str]:
     """The raw columns a chain reads: the first DataIO's features, else the model's features."""
     for step in steps:
-        required = step.required()
-        if required:
-            return required
+        if step.module == "DataIO":
+            return [str(f) for f in step.model["features"]]
     return list(model_features)
 
 
-def feature_matrix_of(columns: Columns, features: list[str], component: str, ids: list[str],
-                      allow_missing: bool = False) -> FloatArray:
-    """The model's features as a (rows, features) matrix; a missing value is refused as in batch
-    (trees take it: a missing value goes right, as in batch)."""
-    if not features:
-        return np.zeros((len(ids), 0))
-    vectors = []
-    for name in features:
-        values = columns.get(name)
-        if values is None:
-            raise InvalidArgument(f"{component}: the row lacks the model's feature {name!r}")
-        if not allow_missing and np.isnan(values).any():
-            row = ids[int(np.argmax(np.isnan(values)))]
-            raise InvalidArgument(f"{component}: id {row} has no value for feature {name!r} and the model's "
-                                  "preprocessing does not fill it")
-        vectors.append(values)
-    return np.column_stack(vectors)
+class Preprocessor:
+    """The chain compiled once against its column layout; applied to a (rows, raw columns) matrix.
+
+    Every operation is the component's own, element by element (fill where missing,
+    (x - offset) / spread, clip), so the values equal the batch job's bit for bit.
+    """
+
+    def __init__(self, steps: list[Step], model_features: list[str], component: str) -> None:
+        self.raw_columns = chain_columns(steps, model_features)
+        self.component = component
+        layout = list(self.raw_columns)
+        self.plan: list[_Compiled] = []
+        for step in steps:
+            position = {name: k for k, name in enumerate(layout)}
+            if step.module == "DataIO":
+                features = [str(f) for f in step.model["features"]]
+                fills = {str(k): float(v) for k, v in step.model["fill_values"].items()}
+                self.plan.append(_Compiled(
+                    step, np.array([position.get(f, -1) for f in features], dtype=np.int64),
+                    np.arange(len(features), dtype=np.int64), np.array([fills.get(f, np.nan) for f in features]),
+                    np.zeros(0), drop_missing=bool(step.model.get("drop_missing"))))
+                layout = features
+            elif step.module in ("FillMissing", "Scale"):
+                values = step.model["fill_values"] if step.module == "FillMissing" else step.model["offsets"]
+                text = [c for c, v in values.items() if isinstance(v, str)]
+                if text:
+                    raise InvalidArgument(f"{step.component}: text column(s) {', '.join(text)} cannot be served")
+                absent = [c for c in values if c not in position]
+                if absent:
+                    raise InvalidArgument(f"{step.component}: the rows lack the fitted column(s) {', '.join(absent)}")
+                names = list(values)
+                spreads = step.model["spreads"] if step.module == "Scale" else {}
+                self.plan.append(_Compiled(
+                    step, None, np.array([position[c] for c in names], dtype=np.int64),
+                    np.array([float(values[c]) for c in names]), np.array([float(spreads.get(c, 1.0)) for c in names]),
+                    clip=bool(step.model.get("clip", False))))
+            else:
+                raise InvalidArgument(f"{step.component}: {step.module} cannot be served")
+        position = {name: k for k, name in enumerate(layout)}
+        absent = [f for f in model_features if f not in position]
+        if absent:
+            raise InvalidArgument(f"{component}: the preprocessed rows lack the model's feature(s) {', '.join(absent)}")
+        self.features = list(model_features)
+        self.final = np.array([position[f] for f in model_features], dtype=np.int64)
+
+    def apply(self, raw: FloatArray, ids: list[str], allow_missing: bool = False) -> FloatArray:
+        """Raw columns (in `raw_columns` order; NaN: missing) -> the model's feature matrix."""
+        matrix = np.array(raw, dtype=np.float64, copy=True)
+        for compiled in self.plan:
+            step = compiled.step
+            if compiled.select is not None:  # DataIO
+                widened = np.hstack([matrix, np.full((matrix.shape[0], 1), np.nan)])
+                picked = widened[:, compiled.select]
+                matrix = np.where(np.isnan(picked), compiled.first, picked)
+                if compiled.drop_missing and np.isnan(matrix).any():
+                    row, column = (int(v[0]) for v in np.nonzero(np.isnan(matrix)))
+                    raise InvalidArgument(
+                        f"{step.component}: id {ids[row]} has no value for {step.model['features'][column]!r}, and "
+                        "the model's DataIO drops such rows (a batch job would not score it either)")
+            elif step.module == "FillMissing":
+                block = matrix[:, compiled.columns]
+                matrix[:, compiled.columns] = np.where(np.isnan(block), compiled.first, block)
+            else:  # Scale
+                scaled = (matrix[:, compiled.columns] - compiled.first) / compiled.second
+                matrix[:, compiled.columns] = np.clip(scaled, 0.0, 1.0) if compiled.clip else scaled
+        features = matrix[:, self.final]
+        if not allow_missing and np.isnan(features).any():
+            row, column = (int(v[0]) for v in np.nonzero(np.isnan(features)))
+            raise InvalidArgument(f"{self.component}: id {ids[row]} has no value for feature "
+                                  f"{self.features[column]!r} and the model's preprocessing does not fill it")
+        return features
 
 
 # -- the model's share ------------------------------------------------------------------------
@@ -128,7 +148,7 @@ class LoadedPart:
     steps: list[Step]
     model: dict[str, Any]
     features: list[str] = field(default_factory=list)
-    raw_columns: list[str] = field(default_factory=list)
+    preprocessor: Preprocessor | None = None
     # Linear models
     weights: FloatArray = field(default_factory=lambda: np.zeros(0))
     mean: FloatArray = field(default_factory=lambda: np.zeros(0))
@@ -155,8 +175,13 @@ class LoadedPart:
             loaded._load_model()
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"{part.component}: the model output is not a {part.module} model ({exc})") from None
-        loaded.raw_columns = chain_columns(steps, loaded.features)
+        loaded.preprocessor = Preprocessor(steps, loaded.features, part.component)
         return loaded
+
+    @property
+    def raw_columns(self) -> list[str]:
+        assert self.preprocessor is not None
+        return self.preprocessor.raw_columns
 
     def _load_model(self) -> None:
         model, module = self.model, self.part.module
@@ -184,12 +209,10 @@ class LoadedPart:
             self.split_features = np.asarray(model["split_features"], dtype=np.int64)[by_id]
             self.split_cuts = np.asarray(model["split_thresholds"], dtype=np.float64)[by_id]
 
-    def prepare(self, columns: Columns, ids: list[str]) -> FloatArray:
-        """Raw columns -> the chain -> the model's feature matrix."""
-        for step in self.steps:
-            columns = step.apply(columns, ids)
-        return feature_matrix_of(columns, self.features, self.part.component, ids,
-                                 allow_missing=self.part.module == VERT_SECUREBOOST)
+    def prepare(self, raw: FloatArray, ids: list[str]) -> FloatArray:
+        """Raw columns -> the chain -> the model's feature matrix (trees take missing values, as in batch)."""
+        assert self.preprocessor is not None
+        return self.preprocessor.apply(raw, ids, allow_missing=self.part.module == VERT_SECUREBOOST)
 
     def linear(self, matrix: FloatArray) -> FloatArray:
         """w . x on the model's own scaling (without the intercept)."""

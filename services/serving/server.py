@@ -38,7 +38,8 @@ class ServingServer:
         self.engine = create_engine(config.resolved_database_url())
         self.audit = AuditLog(Path(config.data_dir) / SERVING_DIR / AUDIT_FILE)
         self.core = ServingCore(config, self.engine, key, ModelRegistry(registry_root(config)), self.audit)
-        access = ServingAccess(self.engine, key, enabled=config.scheduler.auth.enabled)
+        access = ServingAccess(self.engine, key, enabled=config.scheduler.auth.enabled,
+                               token_cache_s=config.serving.token_cache_s)
         self.metrics = ServiceMetrics("serving")
         self.server = grpc.aio.server(interceptors=[self.metrics.interceptor()])
         serving_pb2_grpc.add_ServingServiceServicer_to_server(ServingServicer(self.core, access), self.server)

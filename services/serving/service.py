@@ -29,7 +29,7 @@ from services.serving.features import FeatureTable
 from services.serving.peers import ServingPeers
 from services.serving.publishing import build_part, model_members
 from services.serving.registry import ModelPart, ModelRegistry, check_model_name
-from services.serving.scoring import Columns, FloatArray, LoadedPart
+from services.serving.scoring import FloatArray, LoadedPart
 
 log = logging.getLogger("weft.serving")
 T = TypeVar("T")
@@ -88,9 +88,13 @@ class ServingCore:
         await self.peers.close()
 
 
-def _columns(rows: list[serving_pb2.PredictRow], names: list[str]) -> Columns:
-    """The promoter's raw features of the rows; a feature a row leaves out is missing (NaN)."""
-    return {name: np.array([row.features.get(name, np.nan) for row in rows], dtype=np.float64) for name in names}
+def _raw_matrix(rows: list[serving_pb2.PredictRow], names: list[str]) -> FloatArray:
+    """The promoter's raw features of the rows, in `names` order; a feature a row leaves out is missing (NaN)."""
+    matrix = np.full((len(rows), len(names)), np.nan)
+    for i, row in enumerate(rows):
+        features = row.features
+        matrix[i] = [features.get(name, np.nan) for name in names]
+    return matrix
 
 
 def _check_rows(rows: list[serving_pb2.PredictRow]) -> list[str]:
@@ -136,7 +140,7 @@ class ServingServicer(serving_pb2_grpc.ServingServiceServicer):
                                      "is a provider of it")
         ids = _check_rows(rows)
         loaded = await core.loaded(part)
-        matrix = loaded.prepare(_columns(rows, loaded.raw_columns), ids)
+        matrix = loaded.prepare(_raw_matrix(rows, loaded.raw_columns), ids)
         if part.module in (VERT_LR, HORZ_LR):
             own = loaded.linear(matrix)
             partials: list[FloatArray] = []
@@ -366,8 +370,8 @@ class ServingPeerServicer(serving_pb2_grpc.ServingPeerServiceServicer):
             if not ids:
                 raise InvalidArgument("ids: at least one id is required")
             loaded = await self.core.loaded(part)
-            columns = await self.core.feature_table(loaded).rows(ids)
-            matrix = loaded.prepare(columns, ids)
+            raw = await self.core.feature_table(loaded).rows(ids)
+            matrix = loaded.prepare(raw, ids)
             if part.module == VERT_LR:
                 return serving_pb2.PartialPredictResponse(partial_scores=loaded.linear(matrix).tolist())
             if part.module == VERT_SECUREBOOST:
