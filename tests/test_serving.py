@@ -161,16 +161,20 @@ def test_a_stopped_provider_gives_the_deadline_error_naming_it(trained: Trained)
     # Prepare
     with trained.serving(trained.promoter) as client:
         client.publish(trained.job_id, "vert_lr_0", "lr-deadline", deadline_ms=300)
+        client.publish(trained.job_id, "vert_lr_0", "lr-fallback", deadline_ms=300, fallback_score=0.25)
     with trained.serving(trained.provider) as provider:
-        provider.set_feature_table("lr-deadline", f"{NAMESPACE}/provider_test")
+        for name in ("lr-deadline", "lr-fallback"):
+            provider.set_feature_table(name, f"{NAMESPACE}/provider_test")
     row_id, features = trained.test_rows()[0]
     pid = trained.provider.pids["serving"]
 
     # Execute: the provider's serving process hangs (SIGSTOP), then is gone
     os.killpg(pid, signal.SIGSTOP)
     try:
-        with trained.serving(trained.promoter) as client, pytest.raises(DeadlineExceededError) as slow:
-            client.predict("lr-deadline", row_id, features)
+        with trained.serving(trained.promoter) as client:
+            with pytest.raises(DeadlineExceededError) as slow:
+                client.predict("lr-deadline", row_id, features)
+            fallback = client.predict("lr-fallback", row_id, features)
     finally:
         os.killpg(pid, signal.SIGCONT)
     os.killpg(pid, signal.SIGTERM)
@@ -184,9 +188,11 @@ def test_a_stopped_provider_gives_the_deadline_error_naming_it(trained: Trained)
 
     # Assert
     assert f"provider {trained.provider.member_id}" in str(slow.value) and "300 ms" in str(slow.value)
+    assert (fallback.fallback, fallback.score, fallback.label) == (True, 0.25, 0)
+    assert trained.provider.member_id in fallback.fallback_reason
     assert f"provider {trained.provider.member_id}" in str(down.value)
-    with trained.serving(trained.promoter) as client:
-        assert client.predict("lr-deadline", row_id, features).id == row_id
+    with trained.serving(trained.promoter) as client:  # the restarted provider serves again
+        assert client.predict("lr", row_id, features).id == row_id
 
 
 def test_weft_model_commands_list_and_predict_at_the_local_federation(trained: Trained) -> None:

@@ -103,7 +103,8 @@ def cmd_model(args: argparse.Namespace) -> int:
         if args.action == "publish":
             if len(args.target) != 2:
                 raise CliError("model publish: give JOB_ID and COMPONENT")
-            model = client.publish(args.target[0], args.target[1], args.name or "", args.deadline_ms)
+            model = client.publish(args.target[0], args.target[1], args.name or "", args.deadline_ms,
+                                   args.fallback_score)
             print(f"published {model.name} version {model.version} ({model.module}, job {model.job_id} "
                   f"{model.component}; chain: {' > '.join(model.chain) or 'none'}) at every member")
             return 0
@@ -139,8 +140,9 @@ def cmd_model(args: argparse.Namespace) -> int:
                     raise CliError(f"--feature {item!r}: expected NAME=NUMBER")
             answer = client.predict(name, args.target[1], features, args.version)
             print(json.dumps({"model": answer.model_name, "version": answer.model_version, "id": answer.id,
-                              "score": answer.score, "label": answer.label, **({"points": dict(answer.points)}
-                                                                              if answer.points else {})}))
+                              "score": answer.score, "label": answer.label,
+                              **({"points": dict(answer.points)} if answer.points else {}),
+                              **({"fallback": answer.fallback_reason} if answer.fallback else {})}))
     return 0
 
 
@@ -486,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--deadline-ms", type=int, default=0,
                        help="publish: how long the promoter waits for each provider (default: the member's "
                             "serving.provider_deadline_ms)")
+    model.add_argument("--fallback-score", type=float,
+                       help="publish: the score answered (marked fallback) when a provider is down or late")
     model.add_argument("--feature", action="append", help="predict: a promoter feature NAME=NUMBER (repeatable)")
     model.add_argument("--serving", help="serving endpoint HOST:PORT (default: WEFT_SERVING or the local federation)")
     model.set_defaults(handler=cmd_model)

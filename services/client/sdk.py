@@ -449,10 +449,17 @@ class ServingClient:
         except grpc.RpcError as exc:
             raise _translate(exc, self.endpoint, "serving service") from None
 
-    def publish(self, job_id: str, component: str, name: str = "", deadline_ms: int = 0) -> serving_pb2.ServingModel:
-        """Publish a finished job's model (at its promoter) as the next version of `name`, at every member."""
-        return self._call("PublishModel", serving_pb2.PublishModelRequest(
-            job_id=job_id, component=component, name=name, deadline_ms=deadline_ms))
+    def publish(self, job_id: str, component: str, name: str = "", deadline_ms: int = 0,
+                fallback_score: float | None = None) -> serving_pb2.ServingModel:
+        """Publish a finished job's model (at its promoter) as the next version of `name`, at every member.
+
+        With `fallback_score`, a prediction whose provider is down or late answers that score
+        (marked `fallback`) instead of failing."""
+        request = serving_pb2.PublishModelRequest(job_id=job_id, component=component, name=name,
+                                                  deadline_ms=deadline_ms)
+        if fallback_score is not None:
+            request.fallback_score = fallback_score
+        return self._call("PublishModel", request)
 
     def list_models(self, name: str = "") -> list[serving_pb2.ServingModel]:
         return list(self._call("ListModels", serving_pb2.ListModelsRequest(name=name)).models)

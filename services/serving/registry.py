@@ -50,6 +50,8 @@ class ModelPart:
     published_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     #: What the model's component parameters say about scoring (e.g. the threshold).
     params: dict[str, Any] = field(default_factory=dict)
+    #: At the promoter: the score answered when a provider is down or late (None: fail instead).
+    fallback_score: float | None = None
 
     @property
     def providers(self) -> list[str]:
@@ -74,7 +76,7 @@ class ModelPart:
             name=self.name, version=self.version, current=current, job_id=self.job_id, component=self.component,
             module=self.module, role=self.role, chain=[step.component for step in self.chain],
             members=[f"{role}:{member}" for role, member in self.members], feature_table=self.feature_table,
-            published_ms=self.published_ms, deadline_ms=self.deadline_ms)
+            published_ms=self.published_ms, deadline_ms=self.deadline_ms, fallback_score=self.fallback_score)
 
 
 def check_model_name(name: str) -> str:

@@ -56,6 +56,7 @@ class ServingServer:
             raise Unavailable(f"serving.listen: cannot listen on {listen}")
         await self.server.start()
         self.metrics_endpoint = start_metrics(self.metrics, self.config.serving.metrics_listen)
+        await self.core.warm()  # health says SERVING once the published models are in memory
         for name in ("", CLIENT_SERVICE, PEER_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving service of member %s on %s (port %d)", self.config.member_id, listen, self.port)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -12,7 +13,15 @@ import grpc
 import numpy as np
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, WeftError
+from kernel.errors import (
+    FailedPrecondition,
+    FederationTimeout,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    WeftError,
+)
 from kernel.storage import DataStore
 from protos.weft.v1 import serving_pb2, serving_pb2_grpc
 from services.common.config import MemberConfig
@@ -78,6 +87,18 @@ class ServingCore:
             self._tables[key] = table
         return table
 
+    async def warm(self) -> None:
+        """Load every model's current version (and a provider's feature table) before serving.
+
+        A model that does not load is logged and left to fail at its first request."""
+        for name in self.registry.names():
+            try:
+                loaded = await self.loaded(self.registry.get(name))
+                if loaded.part.role == "provider" and loaded.part.feature_table:
+                    await self.feature_table(loaded).rows([])
+            except (WeftError, OSError) as exc:
+                log.warning("model %s does not load: %s", name, exc)
+
     def forget(self, name: str) -> None:
         for key in [k for k in self._loaded if k[0] == name]:
             del self._loaded[key]
@@ -141,6 +162,20 @@ class ServingServicer(serving_pb2_grpc.ServingServiceServicer):
         ids = _check_rows(rows)
         loaded = await core.loaded(part)
         matrix = loaded.prepare(_raw_matrix(rows, loaded.raw_columns), ids)
+        try:
+            return await self._combine(part, loaded, matrix, ids)
+        except (FederationTimeout, Unavailable) as exc:
+            if part.fallback_score is None:
+                raise
+            entry.outcome = "FALLBACK"
+            score = float(part.fallback_score)
+            return [serving_pb2.PredictResponse(model_name=part.name, model_version=part.version, id=value,
+                                                score=score, label=int(score >= loaded.threshold), fallback=True,
+                                                fallback_reason=str(exc)) for value in ids]
+
+    async def _combine(self, part: ModelPart, loaded: LoadedPart, matrix: FloatArray,
+                       ids: list[str]) -> list[serving_pb2.PredictResponse]:
+        name = part.name
         if part.module in (VERT_LR, HORZ_LR):
             own = loaded.linear(matrix)
             partials: list[FloatArray] = []
@@ -226,6 +261,11 @@ class ServingServicer(serving_pb2_grpc.ServingServiceServicer):
             version = core.registry.next_version(name)
             part = build_part(job, request.component, name, version, int(request.deadline_ms), core.storage_root)
             assert part is not None
+            if request.HasField("fallback_score"):
+                binary = part.module != VERT_SECUREBOOST or part.params.get("objective", "binary") == "binary"
+                if binary and not 0.0 <= request.fallback_score <= 1.0:
+                    raise InvalidArgument(f"fallback_score {request.fallback_score} is not a probability")
+                part = dataclasses.replace(part, fallback_score=float(request.fallback_score))
             await asyncio.to_thread(LoadedPart.load, part)  # a model that does not load is not published
             entry.version = version
             publish = serving_pb2.PublishPartRequest(name=name, version=version, job_id=job.job_id,

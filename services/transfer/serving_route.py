@@ -24,7 +24,7 @@ from services.transfer.constants import DEFAULT_CONTROL_TIMEOUT_S
 _CHANNEL_OPTIONS: Final = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.max_reconnect_backoff_ms", 500),
 )
 
 SERVING_PEER_SERVICE: Final = "weft.v1.ServingPeerService"

@@ -42,7 +42,7 @@ class BatchPredictRequest(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[PredictRow, _Mapping]]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("model_name", "model_version", "id", "score", "label", "points")
+    __slots__ = ("model_name", "model_version", "id", "score", "label", "points", "fallback", "fallback_reason")
     class PointsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -56,28 +56,34 @@ class PredictResponse(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     POINTS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     id: str
     score: float
     label: int
     points: _containers.ScalarMap[str, float]
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., label: _Optional[int] = ..., points: _Optional[_Mapping[str, float]] = ...) -> None: ...
+    fallback: bool
+    fallback_reason: str
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., label: _Optional[int] = ..., points: _Optional[_Mapping[str, float]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
 
 class PublishModelRequest(_message.Message):
-    __slots__ = ("job_id", "component", "name", "deadline_ms")
+    __slots__ = ("job_id", "component", "name", "deadline_ms", "fallback_score")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     COMPONENT_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_SCORE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     component: str
     name: str
     deadline_ms: int
-    def __init__(self, job_id: _Optional[str] = ..., component: _Optional[str] = ..., name: _Optional[str] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
+    fallback_score: float
+    def __init__(self, job_id: _Optional[str] = ..., component: _Optional[str] = ..., name: _Optional[str] = ..., deadline_ms: _Optional[int] = ..., fallback_score: _Optional[float] = ...) -> None: ...
 
 class ServingModel(_message.Message):
-    __slots__ = ("name", "version", "current", "job_id", "component", "module", "role", "chain", "members", "feature_table", "published_ms", "deadline_ms")
+    __slots__ = ("name", "version", "current", "job_id", "component", "module", "role", "chain", "members", "feature_table", "published_ms", "deadline_ms", "fallback_score")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CURRENT_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +96,7 @@ class ServingModel(_message.Message):
     FEATURE_TABLE_FIELD_NUMBER: _ClassVar[int]
     PUBLISHED_MS_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_MS_FIELD_NUMBER: _ClassVar[int]
+    FALLBACK_SCORE_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     current: bool
@@ -102,7 +109,8 @@ class ServingModel(_message.Message):
     feature_table: str
     published_ms: int
     deadline_ms: int
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., current: _Optional[bool] = ..., job_id: _Optional[str] = ..., component: _Optional[str] = ..., module: _Optional[str] = ..., role: _Optional[str] = ..., chain: _Optional[_Iterable[str]] = ..., members: _Optional[_Iterable[str]] = ..., feature_table: _Optional[str] = ..., published_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ...) -> None: ...
+    fallback_score: float
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., current: _Optional[bool] = ..., job_id: _Optional[str] = ..., component: _Optional[str] = ..., module: _Optional[str] = ..., role: _Optional[str] = ..., chain: _Optional[_Iterable[str]] = ..., members: _Optional[_Iterable[str]] = ..., feature_table: _Optional[str] = ..., published_ms: _Optional[int] = ..., deadline_ms: _Optional[int] = ..., fallback_score: _Optional[float] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ("name",)
