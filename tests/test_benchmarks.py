@@ -155,3 +155,16 @@ def test_spark_scale_benchmark_runs_psi_and_vert_lr_on_a_cluster_beside_local() 
     assert (result["local_psi_rows"], result["local_vert_lr_rows"]) == (2000, 400)
     assert_load(result)
     assert "on the cluster" in out and "LOCAL 2,000 x 2,000" in out and "round 1: cold" in out
+
+
+def test_serving_benchmark_prints_latency_throughput_and_the_batch_path_beside_it() -> None:
+    result, out = run_benchmark("serving", "--smoke")
+    for key in ("lr_p50_ms", "lr_p99_ms", "sbt_p50_ms", "sbt_p99_ms", "batch_predictions_per_s", "batch_job_s"):
+        assert result[key] > 0, key
+    assert result["lr_p50_ms"] <= result["lr_p99_ms"] and result["sbt_p50_ms"] <= result["sbt_p99_ms"]
+    assert result["batch_predictions_per_s_min"] <= result["batch_predictions_per_s"] \
+        <= result["batch_predictions_per_s_max"]
+    assert_ratio_spread(result, "online_over_batch_job")
+    assert result["online_max_abs_diff"] <= 1e-9
+    assert_load(result)
+    assert "batch predict path for the same" in out and "load " in out

@@ -25,7 +25,7 @@ from protos.weft.v1 import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PROTO_NAMES = ("common", "scheduler", "admin", "executor", "transfer")
+PROTO_NAMES = ("common", "scheduler", "admin", "executor", "transfer", "serving")
 
 # RPC name -> (client streams, server streams), per service: the contract other issues build on.
 UNARY = (False, False)
@@ -55,6 +55,13 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
         "GetDataLane": UNARY,
     },
     "TransferPeerService": {"Deliver": CLIENT_STREAM, "Control": UNARY},
+    "ServingService": {
+        "Predict": UNARY, "BatchPredict": SERVER_STREAM, "PublishModel": UNARY, "ListModels": UNARY,
+        "RollbackModel": UNARY, "UnpublishModel": UNARY, "SetFeatureTable": UNARY,
+    },
+    "ServingPeerService": {
+        "PartialPredict": UNARY, "PublishPart": UNARY, "RollbackPart": UNARY, "UnpublishPart": UNARY,
+    },
 }
 
 

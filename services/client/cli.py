@@ -20,6 +20,7 @@ from services.client.sdk import SchedulerClient, WeftClientError
 DEFAULT_DATA_DIR = "weft-data"
 ENV_DATA_DIR = "WEFT_HOME"
 ENV_SCHEDULER = "WEFT_SCHEDULER"
+ENV_SERVING = "WEFT_SERVING"
 ENV_TOKEN = sdk.ENV_TOKEN
 
 
@@ -68,6 +69,81 @@ def _token(args: argparse.Namespace) -> str | None:
 
 def _client(args: argparse.Namespace) -> SchedulerClient:
     return SchedulerClient(_endpoint(args), timeout=args.timeout, token=_token(args))
+
+
+def _serving_client(args: argparse.Namespace) -> sdk.ServingClient:
+    """--serving, else WEFT_SERVING, else the chosen member of the local federation (with its admin token)."""
+    endpoint = args.serving or os.environ.get(ENV_SERVING)
+    token = args.token or os.environ.get(ENV_TOKEN)
+    if not endpoint:
+        from services.client.standalone import load_state
+
+        state = load_state(_data_dir(args))
+        if state is None:
+            raise CliError("no serving service given: pass --serving HOST:PORT, set WEFT_SERVING, "
+                           "or start a local federation with 'weft standalone up'")
+        member = state.member(getattr(args, "member", None))
+        endpoint = member.serving_endpoint
+        token = token or member.admin_token()
+    return sdk.ServingClient(str(endpoint), timeout=args.timeout, token=token)
+
+
+def _model_rows(models: list[Any]) -> list[dict[str, Any]]:
+    return [{"name": m.name, "version": m.version, "current": "*" if m.current else "", "module": m.module,
+             "role": m.role, "job": m.job_id, "component": m.component, "chain": " > ".join(m.chain) or "-",
+             "features": m.feature_table or "-", "published": _when(m.published_ms)} for m in models]
+
+
+_MODEL_COLUMNS = ["name", "version", "current", "module", "role", "job", "component", "chain", "features", "published"]
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    """Published serving models: publish, list, rollback, unpublish, features, predict."""
+    with _serving_client(args) as client:
+        if args.action == "publish":
+            if len(args.target) != 2:
+                raise CliError("model publish: give JOB_ID and COMPONENT")
+            model = client.publish(args.target[0], args.target[1], args.name or "", args.deadline_ms,
+                                   args.fallback_score)
+            print(f"published {model.name} version {model.version} ({model.module}, job {model.job_id} "
+                  f"{model.component}; chain: {' > '.join(model.chain) or 'none'}) at every member")
+            return 0
+        if args.action == "list":
+            _print_table(_MODEL_COLUMNS, _model_rows(client.list_models(args.target[0] if args.target else "")))
+            return 0
+        if not args.target:
+            raise CliError(f"model {args.action}: give the model's NAME")
+        name = args.target[0]
+        if args.action == "rollback":
+            model = client.rollback(name, args.version)
+            print(f"{model.name}: version {model.version} is current at every member")
+        elif args.action == "unpublish":
+            removed = client.unpublish(name, args.version)
+            what = f"version {args.version}" if args.version else "every version"
+            print(f"{name}: {what} unpublished at every member ({removed} here)")
+        elif args.action == "features":
+            if len(args.target) != 2:
+                raise CliError("model features: give NAME and NAMESPACE/NAME of the feature table")
+            model = client.set_feature_table(name, args.target[1])
+            print(f"{model.name}: ids are looked up in {model.feature_table}")
+        else:
+            if len(args.target) != 2:
+                raise CliError("model predict: give NAME and ID")
+            features = {}
+            for item in args.feature or []:
+                key, sep, value = item.partition("=")
+                try:
+                    features[key] = float(value)
+                except ValueError:
+                    raise CliError(f"--feature {item!r}: expected NAME=NUMBER") from None
+                if not sep:
+                    raise CliError(f"--feature {item!r}: expected NAME=NUMBER")
+            answer = client.predict(name, args.target[1], features, args.version)
+            print(json.dumps({"model": answer.model_name, "version": answer.model_version, "id": answer.id,
+                              "score": answer.score, "label": answer.label,
+                              **({"points": dict(answer.points)} if answer.points else {}),
+                              **({"fallback": answer.fallback_reason} if answer.fallback else {})}))
+    return 0
 
 
 def _read_spec(path: str) -> dict[str, Any]:
@@ -400,8 +476,26 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--limit", type=int, default=50)
     audit.set_defaults(handler=cmd_audit)
 
+    model = commands.add_parser("model", help="online serving: publish a job's model, list, roll back, unpublish")
+    model.add_argument("action", choices=["publish", "list", "rollback", "unpublish", "features", "predict"],
+                       help="publish JOB_ID COMPONENT; list [NAME]; rollback NAME; unpublish NAME; "
+                            "features NAME NAMESPACE/NAME (at a provider); predict NAME ID")
+    model.add_argument("target", nargs="*", help="JOB_ID COMPONENT, or NAME [...]")
+    model.add_argument("--name", help="publish: the serving model's name (default: the component's)")
+    model.add_argument("--version", type=int, default=0,
+                       help="rollback: the version to make current (default: the one before); unpublish: only "
+                            "this version; predict: this version instead of the current one")
+    model.add_argument("--deadline-ms", type=int, default=0,
+                       help="publish: how long the promoter waits for each provider (default: the member's "
+                            "serving.provider_deadline_ms)")
+    model.add_argument("--fallback-score", type=float,
+                       help="publish: the score answered (marked fallback) when a provider is down or late")
+    model.add_argument("--feature", action="append", help="predict: a promoter feature NAME=NUMBER (repeatable)")
+    model.add_argument("--serving", help="serving endpoint HOST:PORT (default: WEFT_SERVING or the local federation)")
+    model.set_defaults(handler=cmd_model)
+
     serve = commands.add_parser("serve", help="run one service of a member in the foreground")
-    serve.add_argument("service", choices=["scheduler", "executor", "transfer"])
+    serve.add_argument("service", choices=["scheduler", "executor", "transfer", "serving"])
     serve.add_argument("--config", required=True, help="the member's YAML config")
     serve.set_defaults(handler=cmd_serve)
 

@@ -1,4 +1,4 @@
-"""The Python SDK: async and sync clients of a member's SchedulerService."""
+"""The Python SDK: async and sync clients of a member's SchedulerService, and a client of its ServingService."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from typing import Any
 import grpc
 from google.protobuf.json_format import MessageToDict
 
-from protos.weft.v1 import admin_pb2, admin_pb2_grpc, common_pb2, scheduler_pb2, scheduler_pb2_grpc
+from protos.weft.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    common_pb2,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    serving_pb2,
+    serving_pb2_grpc,
+)
 
 ENV_TOKEN = "WEFT_TOKEN"
 UPLOAD_CHUNK_BYTES = 1024 * 1024
@@ -69,11 +77,11 @@ _ERRORS: dict[grpc.StatusCode, type[WeftClientError]] = {
 }
 
 
-def _translate(exc: grpc.RpcError, endpoint: str) -> WeftClientError:
+def _translate(exc: grpc.RpcError, endpoint: str, service: str = "scheduler") -> WeftClientError:
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     details = exc.details() if hasattr(exc, "details") else str(exc)
     if code == grpc.StatusCode.UNAVAILABLE:
-        details = f"scheduler at {endpoint} is unavailable ({details})"
+        details = f"{service} at {endpoint} is unavailable ({details})"
     return _ERRORS.get(code, WeftClientError)(code.name, details or code.name)
 
 
@@ -389,3 +397,81 @@ class AsyncSchedulerClient:
             job_id=job_id, component_name=component, namespace=namespace, name=name
         )
         return list((await self._call("GetMetrics", request)).tasks)
+
+
+def _row(row_id: str, features: dict[str, float] | None) -> serving_pb2.PredictRow:
+    return serving_pb2.PredictRow(id=str(row_id), features={k: float(v) for k, v in (features or {}).items()})
+
+
+class ServingClient:
+    """Blocking client of a member's serving service (`serving.listen`).
+
+    `ServingClient("127.0.0.1:9400", token="weft_...").predict("credit", "42", {"x0": 1.5})`
+    scores one id with the current version of a published model; the token is one of this
+    member's API tokens (else WEFT_TOKEN).
+    """
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._metadata = auth_metadata(resolve_token(token))
+        self._channel = grpc.insecure_channel(endpoint)
+        self._stub = serving_pb2_grpc.ServingServiceStub(self._channel)
+
+    def __enter__(self) -> ServingClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method: str, request: Any) -> Any:
+        try:
+            return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint, "serving service") from None
+
+    def predict(self, name: str, row_id: str, features: dict[str, float] | None = None,
+                version: int = 0) -> serving_pb2.PredictResponse:
+        """One id's score (features: the promoter's raw features of that id; left out = missing)."""
+        request = serving_pb2.PredictRequest(model_name=name, model_version=version, row=_row(row_id, features))
+        return self._call("Predict", request)
+
+    def batch_predict(self, name: str, rows: list[tuple[str, dict[str, float]]],
+                      version: int = 0) -> list[serving_pb2.PredictResponse]:
+        """Many ids at once, answers in the order of `rows`."""
+        request = serving_pb2.BatchPredictRequest(model_name=name, model_version=version,
+                                                  rows=[_row(row_id, features) for row_id, features in rows])
+        try:
+            return list(self._stub.BatchPredict(request, timeout=self.timeout, metadata=self._metadata))
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint, "serving service") from None
+
+    def publish(self, job_id: str, component: str, name: str = "", deadline_ms: int = 0,
+                fallback_score: float | None = None) -> serving_pb2.ServingModel:
+        """Publish a finished job's model (at its promoter) as the next version of `name`, at every member.
+
+        With `fallback_score`, a prediction whose provider is down or late answers that score
+        (marked `fallback`) instead of failing."""
+        request = serving_pb2.PublishModelRequest(job_id=job_id, component=component, name=name,
+                                                  deadline_ms=deadline_ms)
+        if fallback_score is not None:
+            request.fallback_score = fallback_score
+        return self._call("PublishModel", request)
+
+    def list_models(self, name: str = "") -> list[serving_pb2.ServingModel]:
+        return list(self._call("ListModels", serving_pb2.ListModelsRequest(name=name)).models)
+
+    def rollback(self, name: str, version: int = 0) -> serving_pb2.ServingModel:
+        """Make an earlier version current (default: the one before the current), at every member."""
+        return self._call("RollbackModel", serving_pb2.RollbackModelRequest(name=name, version=version))
+
+    def unpublish(self, name: str, version: int = 0) -> int:
+        """Remove one version (not the current) or the whole model, at every member; versions removed here."""
+        return int(self._call("UnpublishModel", serving_pb2.UnpublishModelRequest(name=name, version=version)).removed)
+
+    def set_feature_table(self, name: str, feature_table: str) -> serving_pb2.ServingModel:
+        """At a provider: the data set ("namespace/name") its part of `name` looks ids up in."""
+        return self._call("SetFeatureTable", serving_pb2.SetFeatureTableRequest(name=name, feature_table=feature_table))

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kernel.errors import ConfError, FailedPrecondition, Unavailable
 
 STATE_FILE = "standalone.json"
-SERVICES = ("transfer", "executor", "scheduler")
+SERVICES = ("transfer", "executor", "scheduler", "serving")
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
 
@@ -47,6 +47,13 @@ class MemberState:
     @property
     def scheduler_endpoint(self) -> str:
         return f"127.0.0.1:{self.ports['scheduler']}"
+
+    @property
+    def serving_endpoint(self) -> str:
+        if "serving" not in self.ports:
+            raise FailedPrecondition(f"{self.name} has no serving service (a federation made before serving existed); "
+                                     "make a new one with 'weft standalone up' in another directory")
+        return f"127.0.0.1:{self.ports['serving']}"
 
     @property
     def token_file(self) -> Path:
@@ -160,7 +167,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
         member_dir = data_dir / name
         member_dir.mkdir(parents=True, exist_ok=True)
         ports = {"scheduler": _free_port(), "executor": _free_port(), "transfer_internal": _free_port(),
-                 "transfer_external": _free_port()}
+                 "transfer_external": _free_port(), "serving": _free_port()}
         states.append(MemberState(name, secrets.token_hex(16), roles, str(member_dir / "member.yaml"), ports))
     for state in states:
         member_dir = Path(state.config_path).parent
@@ -182,6 +189,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
                          "mode": "spark" if backend == "spark" else "local"},
             "transfer": {"internal_listen": f"127.0.0.1:{state.ports['transfer_internal']}",
                          "external_listen": f"127.0.0.1:{state.ports['transfer_external']}"},
+            "serving": {"listen": f"127.0.0.1:{state.ports['serving']}"},
             "peers": {other.member_id: {"endpoint": f"127.0.0.1:{other.ports['transfer_external']}",
                                         "name": other.name}
                       for other in states if other is not state},
@@ -200,6 +208,11 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _services(member: MemberState) -> tuple[str, ...]:
+    """The member's services (a federation made before serving existed has no serving port)."""
+    return tuple(s for s in SERVICES if s != "serving" or "serving" in member.ports)
 
 
 def _service_endpoint(member: MemberState, service: str) -> str:
@@ -221,7 +234,7 @@ def health(endpoint: str, timeout: float) -> bool:
 def start(state: FederationState, log: Any = print) -> None:
     """Start every member's services that are not already running, then wait for health."""
     for member in state.members:
-        for service in SERVICES:
+        for service in _services(member):
             pid = member.pids.get(service)
             if pid and _alive(pid):
                 continue
@@ -236,7 +249,7 @@ def start(state: FederationState, log: Any = print) -> None:
     state.save()
     deadline = time.monotonic() + READY_TIMEOUT_S
     for member in state.members:
-        for service in SERVICES:
+        for service in _services(member):
             endpoint = _service_endpoint(member, service)
             while not health(endpoint, timeout=2.0):
                 pid = member.pids[service]
@@ -249,7 +262,8 @@ def start(state: FederationState, log: Any = print) -> None:
                         + (f"; its log ends: {' | '.join(tail)}" if tail else "")
                     )
         log(f"{member.name} ({', '.join(member.roles)}) {member.member_id}: scheduler {member.scheduler_endpoint}, "
-            f"executor {_service_endpoint(member, 'executor')}, transfer {_service_endpoint(member, 'transfer')} "
+            f"executor {_service_endpoint(member, 'executor')}, transfer {_service_endpoint(member, 'transfer')}, "
+            f"serving {member.ports.get('serving', '-')} "
             f"(peers: 127.0.0.1:{member.ports['transfer_external']})")
 
 
@@ -290,7 +304,7 @@ def _reap(pid: int) -> None:
 def status(state: FederationState) -> list[dict[str, Any]]:
     rows = []
     for member in state.members:
-        for service in SERVICES:
+        for service in _services(member):
             pid = member.pids.get(service)
             running = bool(pid and _alive(pid))
             rows.append({

@@ -178,6 +178,26 @@ class TransferConfig(_Section):
                                "it to the kernel (glibc; 0 leaves the allocator at its defaults)")
 
 
+class ServingConfig(_Section):
+    """The serving service: live predictions of published models."""
+
+    listen: str = Field("127.0.0.1:9400", description="host:port of ServingService (this member's users) and "
+                                                      "ServingPeerService (peer calls its transfer service relays)")
+    provider_deadline_ms: int = Field(
+        1000, ge=1, description="how long the promoter waits for a provider's part of a prediction unless the "
+                                "model was published with its own deadline; past it the request fails naming "
+                                "the provider")
+    batch_size: int = Field(512, ge=1, le=100_000, description="ids per provider call in BatchPredict")
+    feature_refresh_s: float = Field(
+        5.0, ge=0, description="how often a provider checks whether its feature table was uploaded again "
+                               "(0: at every request)")
+    token_cache_s: float = Field(
+        2.0, ge=0, description="a user's API token that verified is trusted again for this many seconds without a "
+                               "database read (a revocation reaches the serving service within it; 0: every call "
+                               "reads the database)")
+    metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
+
+
 class MemberConfig(_Section):
     """Everything one member's three services need."""
 
@@ -198,6 +218,7 @@ class MemberConfig(_Section):
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig())
     executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
     transfer: TransferConfig = Field(default_factory=lambda: TransferConfig())
+    serving: ServingConfig = Field(default_factory=lambda: ServingConfig())
     peers: dict[str, PeerConfig] = Field(default_factory=dict, description="member id -> peer")
 
     @field_validator("member_id")

@@ -14,6 +14,8 @@ Signers:
 - `scheduler`: the member's scheduler calling its executor and transfer service (60 s).
 - `relay`: the transfer service handing a peer call to its scheduler, stamped with the
   peer member id from the certificate and the method (60 s).
+- `serving`: the member's serving service calling its transfer service's relay, for
+  serving peer calls only (60 s).
 - `task`: the executor giving a task process the right to use its job's sessions at the
   transfer service, bound to job and task (valid as long as a task may run).
 """
@@ -46,7 +48,8 @@ KEY_BYTES: Final = 32
 SCHEDULER: Final = "scheduler"
 RELAY: Final = "relay"
 TASK: Final = "task"
-SIGNERS: Final = frozenset({SCHEDULER, RELAY, TASK})
+SERVING: Final = "serving"
+SIGNERS: Final = frozenset({SCHEDULER, RELAY, TASK, SERVING})
 
 #: Lifetime of a per-call credential.
 CALL_TTL_S: Final = 60.0

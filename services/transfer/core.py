@@ -45,6 +45,7 @@ from services.transfer.constants import (
 from services.transfer.mailbox import END, Mailbox, Quotas, Signal, StoredMessage
 from services.transfer.outbox import Outbox
 from services.transfer.routing import PeerRouter
+from services.transfer.serving_route import SERVING_METHODS, ServingRoute, is_serving_method
 from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
 from services.transfer.stats import TrafficStats
 
@@ -81,7 +82,8 @@ class TransferCore:
         self.sessions = SessionTable(Path(config.data_dir) / STATE_DIR / SESSIONS_DIR, definitions)
         self.router = PeerRouter(config, config_path)
         self.stats = TrafficStats()
-        self.relayable = _relayable_methods()
+        self.relayable = _relayable_methods() | SERVING_METHODS
+        self.serving = ServingRoute(config, self.key)
         self._scheduler_channel: grpc.aio.Channel | None = None
         self.metrics: ServiceMetrics | None = None
 
@@ -92,6 +94,7 @@ class TransferCore:
 
     async def close(self) -> None:
         await self.router.close()
+        await self.serving.close()
         if self._scheduler_channel is not None:
             await self._scheduler_channel.close()
 
@@ -254,7 +257,8 @@ class TransferCore:
 
     def check_relayable(self, method: str) -> None:
         if method not in self.relayable:
-            raise PermissionDenied(f"method {method!r} is not a {RELAYED_SERVICE} method; only those are relayed")
+            raise PermissionDenied(f"method {method!r} is not a {RELAYED_SERVICE} or serving peer method; "
+                                   "only those are relayed")
 
     def scheduler_channel(self) -> grpc.aio.Channel:
         if self._scheduler_channel is None:
@@ -266,8 +270,11 @@ class TransferCore:
 
         The call carries a relay credential signed with the member-internal key that names
         `source` (the member id verified from the peer's certificate) and the method; the
-        scheduler's peer API accepts nothing else.
+        scheduler's peer API accepts nothing else. Serving peer calls go to the serving service
+        the same way (services/transfer/serving_route.py).
         """
+        if is_serving_method(request.method):
+            return await self.serving.call(request, source)
         call = self.scheduler_channel().unary_unary(request.method)
         timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else self.settings.control_timeout_s
         credential = internal_auth.sign(self.key, internal_auth.RELAY, member=source, method=request.method)

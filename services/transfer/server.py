@@ -39,6 +39,7 @@ from services.transfer.constants import (
 from services.transfer.core import TransferCore
 from services.transfer.lane import LaneListener
 from services.transfer.routing import server_credentials
+from services.transfer.serving_route import check_signer
 from services.transfer.sessions import DefinitionSource, Session, registry_definitions
 from services.transfer.stats import TransferCollector
 
@@ -99,7 +100,7 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     def _claims(self, context: grpc.aio.ServicerContext, signers: set[str], method: str) -> internal_auth.Claims:
         token = internal_auth.token_of(context.invocation_metadata())
         claims = internal_auth.verify(self.core.key, token, signers, what=f"transfer {method}")
-        if claims.signer == internal_auth.SCHEDULER:  # per call; a task's credential lasts its task
+        if claims.signer in (internal_auth.SCHEDULER, internal_auth.SERVING):  # per call; a task's credential lasts its task
             self.replays.check(claims, f"transfer {method}")
         return claims
 
@@ -160,7 +161,8 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
     async def RelayControl(
         self, request: transfer_pb2.ControlRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.ControlReply:
-        self._claims(context, {internal_auth.SCHEDULER}, "RelayControl")
+        claims = self._claims(context, {internal_auth.SCHEDULER, internal_auth.SERVING}, "RelayControl")
+        check_signer(claims.signer, request.method)
         if not MEMBER_ID_PATTERN.match(request.target_member_id):
             raise InvalidArgument("target_member_id must be 32 lowercase hex characters")
         self.core.check_relayable(request.method)

@@ -1,0 +1,1 @@
+"""A member's serving service: published models answer predictions live, across members."""
