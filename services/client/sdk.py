@@ -313,6 +313,15 @@ class SchedulerClient:
         )
         return list(self._call("GetMetrics", request).tasks)
 
+    def who_am_i(self) -> scheduler_pb2.WhoAmIResponse:
+        """The user and role this client's credential names at the member."""
+        return self._call("WhoAmI", scheduler_pb2.WhoAmIRequest())
+
+    def models(self, job_id: str, component: str = "", role: str = "") -> list[scheduler_pb2.ExportedModel]:
+        """The newest exported models of the job's tasks at this member, each with its JSON."""
+        request = scheduler_pb2.GetModelRequest(job_id=job_id, component_name=component, role=role)
+        return list(self._call("GetModel", request).models)
+
 
 class AsyncSchedulerClient:
     """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
@@ -389,3 +398,12 @@ class AsyncSchedulerClient:
             job_id=job_id, component_name=component, namespace=namespace, name=name
         )
         return list((await self._call("GetMetrics", request)).tasks)
+
+    async def who_am_i(self) -> scheduler_pb2.WhoAmIResponse:
+        """The user and role this client's credential names at the member."""
+        return await self._call("WhoAmI", scheduler_pb2.WhoAmIRequest())
+
+    async def models(self, job_id: str, component: str = "", role: str = "") -> list[scheduler_pb2.ExportedModel]:
+        """The newest exported models of the job's tasks at this member, each with its JSON."""
+        request = scheduler_pb2.GetModelRequest(job_id=job_id, component_name=component, role=role)
+        return list((await self._call("GetModel", request)).models)

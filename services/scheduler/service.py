@@ -204,6 +204,37 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
                 out.append(scheduler_pb2.TaskMetrics(task=task_key(task), metrics=metrics))
         return scheduler_pb2.GetMetricsResponse(tasks=out)
 
+    @grpc_method
+    async def WhoAmI(self, request: scheduler_pb2.WhoAmIRequest,
+                     context: grpc.aio.ServicerContext) -> scheduler_pb2.WhoAmIResponse:
+        from services.scheduler.access import current_principal
+
+        principal = current_principal()
+        if principal is None:
+            raise Unauthenticated("no verified caller on this call")
+        return scheduler_pb2.WhoAmIResponse(user=principal.user, role=principal.role, via=principal.via)
+
+    @grpc_method
+    async def GetModel(self, request: scheduler_pb2.GetModelRequest,
+                       context: grpc.aio.ServicerContext) -> scheduler_pb2.GetModelResponse:
+        import asyncio
+
+        from services.scheduler.model_view import model_json
+
+        tasks = await self._own_tasks(request.job_id, request.component_name, request.role)
+        results = await list_task_results(self.scheduler.engine, job_id=request.job_id, kind=RESULT_MODEL)
+        out: list[scheduler_pb2.ExportedModel] = []
+        for task in tasks:
+            for result in results:
+                if result.task_id != task.task_id or not result.value.get("path"):
+                    continue
+                text = await asyncio.to_thread(model_json, str(result.value["path"]))
+                out.append(scheduler_pb2.ExportedModel(
+                    task=task_key(task), module=task.module, output_name=result.name,
+                    version=int(result.value.get("version", 0)), model_json=text,
+                ))
+        return scheduler_pb2.GetModelResponse(models=out)
+
 
 class SchedulerPeerServicer(scheduler_pb2_grpc.SchedulerPeerServiceServicer):
     """What other members' schedulers call, only ever through this member's transfer service.

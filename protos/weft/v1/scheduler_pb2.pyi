@@ -367,6 +367,50 @@ class GetMetricsResponse(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[TaskMetrics]
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskMetrics, _Mapping]]] = ...) -> None: ...
 
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("user", "role", "via")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    role: str
+    via: str
+    def __init__(self, user: _Optional[str] = ..., role: _Optional[str] = ..., via: _Optional[str] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("job_id", "component_name", "role")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    component_name: str
+    role: str
+    def __init__(self, job_id: _Optional[str] = ..., component_name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class ExportedModel(_message.Message):
+    __slots__ = ("task", "module", "output_name", "version", "model_json")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    task: _common_pb2.TaskKey
+    module: str
+    output_name: str
+    version: int
+    model_json: str
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskKey, _Mapping]] = ..., module: _Optional[str] = ..., output_name: _Optional[str] = ..., version: _Optional[int] = ..., model_json: _Optional[str] = ...) -> None: ...
+
+class GetModelResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ExportedModel]
+    def __init__(self, models: _Optional[_Iterable[_Union[ExportedModel, _Mapping]]] = ...) -> None: ...
+
 class CreateJobRequest(_message.Message):
     __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

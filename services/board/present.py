@@ -1,0 +1,171 @@
+"""Scheduler replies turned into what the pages show: a job's DAG, task rows, curves and models."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from protos.weft.v1 import scheduler_pb2
+from services.client.sdk import job_status_name, task_status_name
+
+#: How a component's tasks add up to one colour in the DAG, first match wins.
+_COMPONENT_STATES = ("failed", "running", "stopped", "waiting")
+
+
+def _elapsed_s(started_ms: int, ended_ms: int) -> float | None:
+    if not started_ms:
+        return None
+    end = ended_ms or int(time.time() * 1000)
+    return max(0.0, (end - started_ms) / 1000.0)
+
+
+def job_row(job: scheduler_pb2.JobInfo) -> dict[str, Any]:
+    """One line of the jobs page."""
+    return {
+        "job_id": job.job_id, "name": job.name, "status": job_status_name(job.status),
+        "progress": round(job.progress, 1), "initiator": job.initiator.member_id,
+        "my_roles": list(job.my_roles), "created_at_ms": job.created_at_ms,
+        "elapsed_s": _elapsed_s(job.started_at_ms, job.ended_at_ms), "message": job.message,
+    }
+
+
+def task_row(task: scheduler_pb2.JobTask, member_names: dict[str, str]) -> dict[str, Any]:
+    member = task.key.party.member_id
+    return {
+        "component": task.key.component_name, "role": task.key.party.role, "member_id": member,
+        "member": member_names.get(member, member[:8]), "module": task.module,
+        "status": task_status_name(task.status), "attempt": task.attempt, "progress": round(task.progress, 1),
+        "elapsed_s": _elapsed_s(task.started_at_ms, task.ended_at_ms), "error": task.error,
+        "waiting": task.waiting,
+    }
+
+
+def _upstream(component: dict[str, Any]) -> list[str]:
+    """Components this one reads from: every `<component>.<output>` of its inputs."""
+    found: list[str] = []
+    inputs = component.get("input") or {}
+    for group in inputs.values():
+        refs: list[Any] = []
+        if isinstance(group, dict):
+            for value in group.values():
+                refs.extend(value if isinstance(value, list) else [value])
+        elif isinstance(group, list):
+            refs.extend(group)
+        for ref in refs:
+            source = str(ref).split(".", 1)[0]
+            if source != "args" and source not in found:
+                found.append(source)
+    return found
+
+
+def component_state(statuses: list[str]) -> str:
+    if not statuses:
+        return "waiting"
+    if all(s == "success" for s in statuses):
+        return "success"
+    for state in _COMPONENT_STATES:
+        if state in statuses:
+            return state
+    return statuses[0]
+
+
+def dag(spec: dict[str, Any], tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Nodes (with the state of their tasks) and edges of the job's components, from the spec."""
+    components: dict[str, Any] = spec.get("components") or {}
+    nodes = []
+    for name, component in components.items():
+        statuses = [t["status"] for t in tasks if t["component"] == name]
+        nodes.append({"id": name, "module": component.get("module", ""), "state": component_state(statuses)})
+    edges = [{"source": source, "target": name}
+             for name, component in components.items() for source in _upstream(component) if source in components]
+    return {"nodes": nodes, "edges": edges}
+
+
+def job_view(job: scheduler_pb2.JobInfo, member_names: dict[str, str]) -> dict[str, Any]:
+    """The job page's data: the job, its tasks, its DAG."""
+    spec = json.loads(job.spec_json or "{}")
+    order = {name: index for index, name in enumerate(spec.get("components") or {})}
+    tasks = sorted((task_row(t, member_names) for t in job.tasks),
+                   key=lambda row: (order.get(row["component"], len(order)), row["role"], row["member"]))
+    return {**job_row(job), "tasks": tasks, "dag": dag(spec, tasks),
+            "parties": [{"role": p.role, "member_id": p.member_id,
+                         "member": member_names.get(p.member_id, p.member_id[:8])} for p in job.parties]}
+
+
+def component_params(spec: dict[str, Any], component: str, roles: list[str]) -> dict[str, Any]:
+    """The component's parameters as the spec gives them, with each role's overrides."""
+    entry = (spec.get("components") or {}).get(component) or {}
+    role_params = entry.get("role_params") or {}
+    return {"module": entry.get("module", ""), "params": entry.get("params") or {},
+            "role_params": {role: role_params[role] for role in roles if role in role_params},
+            "input": entry.get("input") or {}, "output": entry.get("output") or {}}
+
+
+def metric_rows(tasks: list[scheduler_pb2.TaskMetrics]) -> list[dict[str, Any]]:
+    rows = []
+    for task in tasks:
+        for metric in task.metrics:
+            rows.append({"component": task.task.component_name, "role": task.task.party.role,
+                         "namespace": metric.namespace, "name": metric.name, "type": metric.metric_type,
+                         "points": json.loads(metric.points_json or "null")})
+    return rows
+
+
+def curves(job_id: str, job_name: str, tasks: list[scheduler_pb2.TaskMetrics]) -> dict[str, list[dict[str, Any]]]:
+    """Loss per iteration, ROC, KS and lift of one job, each a series labelled for overlays."""
+    found: dict[str, list[dict[str, Any]]] = {"loss": [], "roc": [], "ks": [], "lift": []}
+    for row in metric_rows(tasks):
+        label = f"{job_name or job_id} {row['component']}"
+        points = row["points"]
+        if row["name"] == "loss" and isinstance(points, list) and points:
+            xy = [{"x": p[0], "y": p[1]} if isinstance(p, list) else {"x": i, "y": p} for i, p in enumerate(points)]
+            found["loss"].append({"job_id": job_id, "component": row["component"], "label": label, "points": xy})
+        if not isinstance(points, dict) or "roc_curve" not in points:
+            continue
+        label = f"{label} {row['name']}"
+        roc = points["roc_curve"]
+        found["roc"].append({"job_id": job_id, "label": f"{label} (AUC {points.get('auc', 0):.4f})",
+                             "points": [{"x": x, "y": y} for x, y in zip(roc["fpr"], roc["tpr"], strict=False)]})
+        ks = points.get("ks_curve")
+        if isinstance(ks, dict):
+            found["ks"].append({"job_id": job_id, "label": f"{label} (KS {points.get('ks', 0):.4f})",
+                                "points": [{"x": t, "y": tp - fp} for t, tp, fp in
+                                           zip(ks["thresholds"], ks["tpr"], ks["fpr"], strict=False)]})
+        lift = points.get("lift_curve") or points.get("lift")
+        if isinstance(lift, dict) and "x" in lift and "y" in lift:
+            found["lift"].append({"job_id": job_id, "label": label,
+                                  "points": [{"x": x, "y": y} for x, y in zip(lift["x"], lift["y"], strict=False)]})
+    return found
+
+
+def model_view(model: scheduler_pb2.ExportedModel) -> dict[str, Any]:
+    """A model's weights per feature, its trees and feature importance, as far as it has them."""
+    body = json.loads(model.model_json or "{}")
+    features = [str(f) for f in body.get("features") or []]
+    weights = body.get("weights")
+    view: dict[str, Any] = {
+        "component": model.task.component_name, "role": model.task.party.role, "module": model.module,
+        "output_name": model.output_name, "version": model.version, "features": features,
+        "weights": [], "importance": [], "trees": [], "splits": [], "intercept": body.get("intercept"),
+    }
+    if isinstance(weights, list) and len(weights) == len(features):
+        view["weights"] = [{"feature": f, "weight": w} for f, w in zip(features, weights, strict=True)]
+    importance = body.get("feature_importance")
+    if isinstance(importance, dict):
+        view["importance"] = sorted(({"feature": str(k), "value": v} for k, v in importance.items()),
+                                    key=lambda item: -float(item["value"] or 0))
+    trees = body.get("trees")
+    if isinstance(trees, list):
+        view["trees"] = trees
+    if isinstance(body.get("split_ids"), list):
+        view["splits"] = [{"id": i, "feature": f, "threshold": t} for i, f, t in zip(
+            body["split_ids"], body.get("split_features") or [], body.get("split_thresholds") or [], strict=False)]
+    view["raw"] = {k: v for k, v in body.items() if k not in ("trees",)}
+    return view
+
+
+def data_set_row(info: scheduler_pb2.DataSetInfo) -> dict[str, Any]:
+    return {"namespace": info.ref.namespace, "name": info.ref.name, "rows": info.row_count,
+            "columns": [{"name": c.name, "type": c.type} for c in info.columns], "id_column": info.id_column,
+            "label_column": info.label_column, "description": info.description, "created_at_ms": info.created_at_ms}
