@@ -57,7 +57,7 @@ def test_standalone_federation_runs_the_seed_distribution_job(
     data_dir, members = federation
     promoter, provider, arbiter = (m["member_id"] for m in members)
     status = ok(weft(data_dir, "standalone", "status"))
-    assert status.count("serving") == 9
+    assert status.count("serving") == 12
     ok(weft(data_dir, "--member", "member-1", "upload", str(EXAMPLES / "breast_promoter_train.csv"),
             "--namespace", "wefe_data", "--name", "rows_a", "--id-column", "id", "--label-column", "y"))
     ok(weft(data_dir, "--member", "member-2", "upload", str(EXAMPLES / "breast_promoter_test.csv"),
