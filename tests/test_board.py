@@ -193,7 +193,9 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     assert "breast_promoter_train" in page.inner_text("#data-sets")
     _shot(page, "data-sets")
     page.goto(member.board_url + "members")
-    assert federation.member(1).member_id in page.inner_text("#peers")
+    provider_link = page.locator(f"#peers tr[data-member='{federation.member(1).member_id}'] .health")
+    assert provider_link.inner_text() == "ok"  # the demo job's messages went both ways
+    assert "days left" in page.inner_text("#certificate")
     _shot(page, "members")
 
 

@@ -65,9 +65,6 @@ class BoardSettings:
         self.scheduler = scheduler_endpoint(config)
         self.member_names = {config.member_id: self.member_name}
         self.member_names.update({member_id: peer.name or member_id[:8] for member_id, peer in config.peers.items()})
-        self.peers = [{"member_id": member_id, "name": peer.name, "endpoint": peer.endpoint}
-                      for member_id, peer in config.peers.items()]
-        self.cert_file = config.tls.cert_file
         self.ttl_s = float(config.board.session_ttl_s)
         self.secure_cookie = config.board.secure_cookie
 
@@ -326,25 +323,10 @@ async def data_page(request: web.Request) -> web.Response:
     return _render("data.html", request, {"data_sets": [present.data_set_row(d) for d in data_sets]})
 
 
-def _certificate_expiry(cert_file: str) -> str:
-    if not cert_file:
-        return "no certificate configured"
-    try:
-        from cryptography import x509
-
-        certificate = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
-    except (OSError, ValueError) as exc:
-        return f"unreadable ({exc})"
-    expiry = certificate.not_valid_after_utc
-    days = (expiry - datetime.now(UTC)).days
-    return f"{expiry:%Y-%m-%d} ({days} days left)"
-
-
 async def members_page(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
+    members = await _client(request).members()
     return _render("members.html", request, {
-        "peers": settings.peers, "scheduler": settings.scheduler,
-        "certificate": _certificate_expiry(settings.cert_file),
+        "me": present.members_view(members), "scheduler": request.app[SETTINGS].scheduler,
     })
 
 

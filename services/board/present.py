@@ -121,6 +121,11 @@ def curves(job_id: str, job_name: str, tasks: list[scheduler_pb2.TaskMetrics]) -
         if row["name"] == "loss" and isinstance(points, list) and points:
             xy = [{"x": p[0], "y": p[1]} if isinstance(p, list) else {"x": i, "y": p} for i, p in enumerate(points)]
             found["loss"].append({"job_id": job_id, "component": row["component"], "label": label, "points": xy})
+        if isinstance(points, dict) and isinstance(points.get("gain_table"), dict):
+            gain = points["gain_table"]
+            found["lift"].append({"job_id": job_id, "label": f"{label} {row['name']}", "points": [
+                {"x": x, "y": y} for x, y in zip(gain.get("cumulative_rows_share") or [],
+                                                 gain.get("cumulative_lift") or [], strict=False)]})
         if not isinstance(points, dict) or "roc_curve" not in points:
             continue
         label = f"{label} {row['name']}"
@@ -129,13 +134,12 @@ def curves(job_id: str, job_name: str, tasks: list[scheduler_pb2.TaskMetrics]) -
                              "points": [{"x": x, "y": y} for x, y in zip(roc["fpr"], roc["tpr"], strict=False)]})
         ks = points.get("ks_curve")
         if isinstance(ks, dict):
+            # the first threshold stands above every score (nothing predicted positive): not a score to plot
+            ks_points = [{"x": t, "y": tp - fp} for t, tp, fp in zip(ks["thresholds"], ks["tpr"], ks["fpr"], strict=False)
+                         if t is not None and t <= max(1.0, max((v for v in ks["thresholds"][1:] if v is not None),
+                                                                 default=1.0))]
             found["ks"].append({"job_id": job_id, "label": f"{label} (KS {points.get('ks', 0):.4f})",
-                                "points": [{"x": t, "y": tp - fp} for t, tp, fp in
-                                           zip(ks["thresholds"], ks["tpr"], ks["fpr"], strict=False)]})
-        lift = points.get("lift_curve") or points.get("lift")
-        if isinstance(lift, dict) and "x" in lift and "y" in lift:
-            found["lift"].append({"job_id": job_id, "label": label,
-                                  "points": [{"x": x, "y": y} for x, y in zip(lift["x"], lift["y"], strict=False)]})
+                                "points": ks_points})
     return found
 
 
@@ -169,3 +173,29 @@ def data_set_row(info: scheduler_pb2.DataSetInfo) -> dict[str, Any]:
     return {"namespace": info.ref.namespace, "name": info.ref.name, "rows": info.row_count,
             "columns": [{"name": c.name, "type": c.type} for c in info.columns], "id_column": info.id_column,
             "label_column": info.label_column, "description": info.description, "created_at_ms": info.created_at_ms}
+
+
+def link_health(link: scheduler_pb2.MemberLink) -> str:
+    """One word on a link: refusals and retries first, then whether anything went over it yet."""
+    if link.refused:
+        return f"refused {link.refused} frame(s) or call(s)"
+    if link.retries:
+        return f"{link.retries} send(s) retried"
+    if link.messages_in or link.messages_out:
+        return "ok"
+    return "no traffic yet"
+
+
+def members_view(reply: scheduler_pb2.GetMembersResponse) -> dict[str, Any]:
+    """The members page: this member, its certificate's expiry, its peers and their links."""
+    expiry = ""
+    if reply.certificate_not_after_ms:
+        days = (reply.certificate_not_after_ms / 1000 - time.time()) / 86_400
+        expiry = f"{time.strftime('%Y-%m-%d', time.gmtime(reply.certificate_not_after_ms / 1000))} ({days:.0f} days left)"
+    return {
+        "member_id": reply.member_id, "name": reply.name, "certificate": expiry or "no certificate",
+        "transfer_error": reply.transfer_error,
+        "peers": [{"member_id": p.member_id, "name": p.name, "endpoint": p.endpoint, "health": link_health(p),
+                   "messages_out": p.messages_out, "messages_in": p.messages_in, "bytes_out": p.bytes_out,
+                   "bytes_in": p.bytes_in, "retries": p.retries, "refused": p.refused} for p in reply.peers],
+    }

@@ -322,6 +322,10 @@ class SchedulerClient:
         request = scheduler_pb2.GetModelRequest(job_id=job_id, component_name=component, role=role)
         return list(self._call("GetModel", request).models)
 
+    def members(self) -> scheduler_pb2.GetMembersResponse:
+        """This member, its certificate's expiry and its peers with the traffic on each link."""
+        return self._call("GetMembers", scheduler_pb2.GetMembersRequest())
+
 
 class AsyncSchedulerClient:
     """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
@@ -407,3 +411,7 @@ class AsyncSchedulerClient:
         """The newest exported models of the job's tasks at this member, each with its JSON."""
         request = scheduler_pb2.GetModelRequest(job_id=job_id, component_name=component, role=role)
         return list((await self._call("GetModel", request)).models)
+
+    async def members(self) -> scheduler_pb2.GetMembersResponse:
+        """This member, its certificate's expiry and its peers with the traffic on each link."""
+        return await self._call("GetMembers", scheduler_pb2.GetMembersRequest())

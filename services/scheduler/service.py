@@ -18,6 +18,7 @@ from services.common.grpc_errors import grpc_method
 from services.scheduler import store
 from services.scheduler.constants import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PEER_SERVICE
 from services.scheduler.datasets import upload_data_set
+from services.scheduler.members_view import MembersView
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.views import (
     JOB_STATUS,
@@ -81,9 +82,10 @@ def _metric(value: dict[str, object]) -> common_pb2.Metric:
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     """What a member's clients call."""
 
-    def __init__(self, scheduler: Scheduler, scratch_dir: Path) -> None:
+    def __init__(self, scheduler: Scheduler, scratch_dir: Path, members: MembersView | None = None) -> None:
         self.scheduler = scheduler
         self.scratch_dir = scratch_dir
+        self.members = members
 
     @grpc_method
     async def SubmitJob(self, request: scheduler_pb2.SubmitJobRequest,
@@ -234,6 +236,14 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
                     version=int(result.value.get("version", 0)), model_json=text,
                 ))
         return scheduler_pb2.GetModelResponse(models=out)
+
+    @grpc_method
+    async def GetMembers(self, request: scheduler_pb2.GetMembersRequest,
+                         context: grpc.aio.ServicerContext) -> scheduler_pb2.GetMembersResponse:
+        if self.members is None:
+            return scheduler_pb2.GetMembersResponse(member_id=self.scheduler.me,
+                                                    transfer_error="this scheduler was started without its config")
+        return await self.members.describe()
 
 
 class SchedulerPeerServicer(scheduler_pb2_grpc.SchedulerPeerServiceServicer):

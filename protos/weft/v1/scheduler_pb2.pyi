@@ -411,6 +411,46 @@ class GetModelResponse(_message.Message):
     models: _containers.RepeatedCompositeFieldContainer[ExportedModel]
     def __init__(self, models: _Optional[_Iterable[_Union[ExportedModel, _Mapping]]] = ...) -> None: ...
 
+class GetMembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberLink(_message.Message):
+    __slots__ = ("member_id", "name", "endpoint", "messages_out", "messages_in", "bytes_out", "bytes_in", "retries", "refused")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_OUT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_IN_FIELD_NUMBER: _ClassVar[int]
+    BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_IN_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    name: str
+    endpoint: str
+    messages_out: int
+    messages_in: int
+    bytes_out: int
+    bytes_in: int
+    retries: int
+    refused: int
+    def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., endpoint: _Optional[str] = ..., messages_out: _Optional[int] = ..., messages_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., bytes_in: _Optional[int] = ..., retries: _Optional[int] = ..., refused: _Optional[int] = ...) -> None: ...
+
+class GetMembersResponse(_message.Message):
+    __slots__ = ("member_id", "name", "certificate_not_after_ms", "peers", "transfer_error")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ERROR_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    name: str
+    certificate_not_after_ms: int
+    peers: _containers.RepeatedCompositeFieldContainer[MemberLink]
+    transfer_error: str
+    def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., certificate_not_after_ms: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[MemberLink, _Mapping]]] = ..., transfer_error: _Optional[str] = ...) -> None: ...
+
 class CreateJobRequest(_message.Message):
     __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

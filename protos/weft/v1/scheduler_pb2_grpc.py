@@ -98,6 +98,11 @@ class SchedulerServiceStub:
                 request_serializer=weft_dot_v1_dot_scheduler__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.GetMembers = channel.unary_unary(
+                '/weft.v1.SchedulerService/GetMembers',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -210,6 +215,14 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMembers(self, request, context):
+        """This member, its certificate's expiry and its peers with the traffic its transfer
+        service counted to and from each (messages, bytes, retries, refusals).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -272,6 +285,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetModel,
                     request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetModelRequest.FromString,
                     response_serializer=weft_dot_v1_dot_scheduler__pb2.GetModelResponse.SerializeToString,
+            ),
+            'GetMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMembers,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -601,6 +619,33 @@ class SchedulerService:
             '/weft.v1.SchedulerService/GetModel',
             weft_dot_v1_dot_scheduler__pb2.GetModelRequest.SerializeToString,
             weft_dot_v1_dot_scheduler__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/GetMembers',
+            weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,
