@@ -30,4 +30,5 @@ mkdir -p "$VENDOR"
 for entry in "${FILES[@]}"; do
   cp "$STATIC/node_modules/${entry%%:*}" "$VENDOR/${entry#*:}"
 done
+rm -rf "$STATIC/node_modules"  # only the copies are served (and packaged)
 echo "build-board-assets: copied ${#FILES[@]} files into $VENDOR"

@@ -401,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(handler=cmd_audit)
 
     serve = commands.add_parser("serve", help="run one service of a member in the foreground")
-    serve.add_argument("service", choices=["scheduler", "executor", "transfer"])
+    serve.add_argument("service", choices=["scheduler", "executor", "transfer", "board"])
     serve.add_argument("--config", required=True, help="the member's YAML config")
     serve.set_defaults(handler=cmd_serve)
 
