@@ -184,10 +184,14 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     header = (EXAMPLES / "breast_promoter_train.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert set(stored["features"]) <= set(header)
 
-    # The curves page overlays this job with itself and draws ROC and KS too.
-    page.goto(member.board_url + f"curves?job={federation.demo_job}")
+    # The curves page overlays this job and the waiting one: ROC and KS drawn, a row of scores each,
+    # and the settings that differ between them.
+    page.goto(member.board_url + f"curves?job={federation.demo_job}&job={federation.waiting_job}")
     page.wait_for_selector("#curve-roc[data-points]")
     assert int(page.get_attribute("#curve-loss", "data-points") or 0) == len(losses)
+    assert page.locator("#compare-body tr").count() == 2
+    assert "evaluation_0 validate auc" in page.inner_text("#compare-head")
+    assert "components.vert_lr_0.params.max_iter" in page.inner_text("#differences-body")
     _shot(page, "curves")
     page.goto(member.board_url + "data")
     assert "breast_promoter_train" in page.inner_text("#data-sets")

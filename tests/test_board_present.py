@@ -73,3 +73,16 @@ def test_a_models_weights_are_paired_with_this_members_features() -> None:
     assert view["weights"] == [{"feature": "x0", "weight": 0.5}, {"feature": "x1", "weight": -1.5}]
     assert [item["feature"] for item in view["importance"]] == ["x0", "x1"]
     assert view["intercept"] == 0.1
+
+
+def test_only_the_settings_that_differ_between_jobs_are_listed() -> None:
+    # Prepare
+    first = demo_spec("a" * 32, "b" * 32, "local")
+    second = demo_spec("a" * 32, "b" * 32, "local")
+    second["components"]["vert_lr_0"]["params"]["max_iter"] = 10
+
+    # Execute
+    rows = present.parameter_differences({"j1": first, "j2": second})
+
+    # Assert
+    assert rows == [{"setting": "components.vert_lr_0.params.max_iter", "values": {"j1": 30, "j2": 10}}]

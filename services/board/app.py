@@ -288,12 +288,19 @@ async def task_json(request: web.Request) -> web.Response:
 
 # -- curves -----------------------------------------------------------------------------
 async def _curves(request: web.Request) -> dict[str, Any]:
+    """Every chosen job's curves on shared axes, a row of headline metrics per job, and the settings that differ."""
     client = _client(request)
-    merged: dict[str, list[dict[str, Any]]] = {"loss": [], "roc": [], "ks": [], "lift": []}
+    merged: dict[str, Any] = {"loss": [], "roc": [], "ks": [], "lift": [], "jobs": [], "differences": []}
+    specs: dict[str, dict[str, Any]] = {}
     for job_id in request.query.getall("job", []):
         job = await client.get(job_id)
-        for kind, series in present.curves(job_id, job.name, await client.metrics(job_id)).items():
+        metrics = await client.metrics(job_id)
+        for kind, series in present.curves(job_id, job.name, metrics).items():
             merged[kind].extend(series)
+        merged["jobs"].append(present.job_summary(job, metrics))
+        specs[job_id] = json.loads(job.spec_json or "{}")
+    if len(specs) > 1:
+        merged["differences"] = present.parameter_differences(specs)
     return merged
 
 

@@ -199,3 +199,45 @@ def members_view(reply: scheduler_pb2.GetMembersResponse) -> dict[str, Any]:
                    "messages_out": p.messages_out, "messages_in": p.messages_in, "bytes_out": p.bytes_out,
                    "bytes_in": p.bytes_in, "retries": p.retries, "refused": p.refused} for p in reply.peers],
     }
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
+    if isinstance(value, dict) and value:
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}" if prefix else str(key), out)
+    else:
+        out[prefix] = value
+
+
+def job_summary(job: scheduler_pb2.JobInfo, tasks: list[scheduler_pb2.TaskMetrics]) -> dict[str, Any]:
+    """One row of the comparison table: the job's outcome and its headline metrics."""
+    scores: dict[str, Any] = {}
+    for row in metric_rows(tasks):
+        points = row["points"]
+        if row["name"] == "loss" and isinstance(points, list) and points:
+            last = points[-1]
+            scores[f"{row['component']} final loss"] = last[1] if isinstance(last, list) else last
+            scores[f"{row['component']} iterations"] = len(points)
+        elif isinstance(points, dict):
+            for key in ("auc", "ks", "accuracy", "precision", "recall", "f1", "psi"):
+                if isinstance(points.get(key), int | float):
+                    scores[f"{row['component']} {row['name']} {key}"] = points[key]
+    return {**job_row(job), "scores": scores}
+
+
+def parameter_differences(specs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The settings (job parameters, components, their params) that are not the same in every job."""
+    flat: dict[str, dict[str, Any]] = {}
+    for job_id, spec in specs.items():
+        values: dict[str, Any] = {}
+        _flatten({"job_parameters": spec.get("job_parameters") or {},
+                  "components": {name: {k: c.get(k) for k in ("module", "params", "role_params") if c.get(k)}
+                                 for name, c in (spec.get("components") or {}).items()}}, "", values)
+        flat[job_id] = values
+    keys = sorted({key for values in flat.values() for key in values})
+    rows = []
+    for key in keys:
+        seen = {job_id: flat[job_id].get(key) for job_id in specs}
+        if len({json.dumps(v, sort_keys=True) for v in seen.values()}) > 1:
+            rows.append({"setting": key, "values": seen})
+    return rows

@@ -142,6 +142,32 @@ const weftBoard = (() => {
     lineChart(document.getElementById("curve-roc"), curves.roc, "false positive rate", "true positive rate");
     lineChart(document.getElementById("curve-ks"), curves.ks, "threshold", "TPR - FPR");
     lineChart(document.getElementById("curve-lift"), curves.lift, "share of population", "lift");
+    compareTable(curves.jobs, curves.differences);
+  }
+
+  function headRow(head, labels) {
+    const tr = document.createElement("tr");
+    labels.forEach((label) => { const th = document.createElement("th"); th.textContent = label; tr.append(th); });
+    head.replaceChildren(tr);
+  }
+
+  function compareTable(jobs, differences) {
+    const scoreNames = [...new Set(jobs.flatMap((j) => Object.keys(j.scores)))].sort();
+    const round = (v) => (typeof v === "number" ? Number(v.toFixed(6)) : text(v));
+    headRow(document.getElementById("compare-head"), ["job", "name", "status", "elapsed", ...scoreNames]);
+    document.getElementById("compare-body").replaceChildren(...jobs.map((j) => {
+      const tr = document.createElement("tr");
+      tr.dataset.job = j.job_id;
+      tr.append(cell(j.job_id), cell(j.name), cell(j.status), cell(seconds(j.elapsed_s)), ...scoreNames.map((s) => cell(round(j.scores[s]))));
+      return tr;
+    }));
+    document.getElementById("differences-none").hidden = differences.length > 0;
+    headRow(document.getElementById("differences-head"), ["setting", ...jobs.map((j) => j.name || j.job_id)]);
+    document.getElementById("differences-body").replaceChildren(...differences.map((d) => {
+      const tr = document.createElement("tr");
+      tr.append(cell(d.setting), ...jobs.map((j) => cell(JSON.stringify(d.values[j.job_id] ?? null))));
+      return tr;
+    }));
   }
 
   function barChart(canvas, labels, values, label) {
