@@ -195,6 +195,11 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     _shot(page, "curves")
     page.goto(member.board_url + "data")
     assert "breast_promoter_train" in page.inner_text("#data-sets")
+    labels = [line.split(",")[1] for line in
+              (EXAMPLES / "breast_promoter_train.csv").read_text(encoding="utf-8").splitlines()[1:]]
+    balance = page.locator("#data-sets tr", has_text="breast_promoter_train").locator(".label-count")
+    assert {item.get_attribute("data-value"): item.inner_text().split(": ")[1].split(" ")[0]
+            for item in balance.all()} == {value: str(labels.count(value)) for value in set(labels)}
     _shot(page, "data-sets")
     page.goto(member.board_url + "members")
     provider_link = page.locator(f"#peers tr[data-member='{federation.member(1).member_id}'] .health")

@@ -36,7 +36,7 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
         "SubmitJob": UNARY, "GetJob": UNARY, "ListJobs": UNARY, "StopJob": UNARY,
         "RerunJob": UNARY, "WatchJob": SERVER_STREAM, "UploadDataSet": CLIENT_STREAM,
         "ListDataSets": UNARY, "GetTaskResult": UNARY, "GetMetrics": UNARY, "WhoAmI": UNARY, "GetModel": UNARY,
-        "GetMembers": UNARY,
+        "GetMembers": UNARY, "GetDataSetSummary": UNARY,
     },
     "AdminService": {
         "AddUser": UNARY, "ListUsers": UNARY, "IssueToken": UNARY, "RevokeToken": UNARY,

@@ -326,8 +326,15 @@ async def model_page(request: web.Request) -> web.Response:
 
 # -- data sets and members --------------------------------------------------------------
 async def data_page(request: web.Request) -> web.Response:
-    data_sets = await _client(request).data_sets(page_size=500)
-    return _render("data.html", request, {"data_sets": [present.data_set_row(d) for d in data_sets]})
+    client = _client(request)
+    rows = []
+    for info in await client.data_sets(page_size=500):
+        row = present.data_set_row(info)
+        if info.label_column:
+            summary = await client.data_set_summary(info.ref.namespace, info.ref.name)
+            row["labels"] = present.label_balance(summary)
+        rows.append(row)
+    return _render("data.html", request, {"data_sets": rows})
 
 
 async def members_page(request: web.Request) -> web.Response:

@@ -169,8 +169,15 @@ def model_view(model: scheduler_pb2.ExportedModel) -> dict[str, Any]:
     return view
 
 
+def label_balance(summary: scheduler_pb2.DataSetSummary) -> list[dict[str, Any]]:
+    """Rows per label value with their share, most frequent first."""
+    total = sum(count.rows for count in summary.label_counts) or 1
+    return [{"value": count.value or "(none)", "rows": count.rows, "share": count.rows / total}
+            for count in summary.label_counts]
+
+
 def data_set_row(info: scheduler_pb2.DataSetInfo) -> dict[str, Any]:
-    return {"namespace": info.ref.namespace, "name": info.ref.name, "rows": info.row_count,
+    return {"labels": [], "namespace": info.ref.namespace, "name": info.ref.name, "rows": info.row_count,
             "columns": [{"name": c.name, "type": c.type} for c in info.columns], "id_column": info.id_column,
             "label_column": info.label_column, "description": info.description, "created_at_ms": info.created_at_ms}
 

@@ -326,6 +326,11 @@ class SchedulerClient:
         """This member, its certificate's expiry and its peers with the traffic on each link."""
         return self._call("GetMembers", scheduler_pb2.GetMembersRequest())
 
+    def data_set_summary(self, namespace: str, name: str) -> scheduler_pb2.DataSetSummary:
+        """A data set with its label balance (rows per label value)."""
+        request = scheduler_pb2.GetDataSetSummaryRequest(namespace=namespace, name=name)
+        return self._call("GetDataSetSummary", request)
+
 
 class AsyncSchedulerClient:
     """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
@@ -415,3 +420,8 @@ class AsyncSchedulerClient:
     async def members(self) -> scheduler_pb2.GetMembersResponse:
         """This member, its certificate's expiry and its peers with the traffic on each link."""
         return await self._call("GetMembers", scheduler_pb2.GetMembersRequest())
+
+    async def data_set_summary(self, namespace: str, name: str) -> scheduler_pb2.DataSetSummary:
+        """A data set with its label balance (rows per label value)."""
+        request = scheduler_pb2.GetDataSetSummaryRequest(namespace=namespace, name=name)
+        return await self._call("GetDataSetSummary", request)

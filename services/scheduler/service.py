@@ -238,6 +238,19 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return scheduler_pb2.GetModelResponse(models=out)
 
     @grpc_method
+    async def GetDataSetSummary(self, request: scheduler_pb2.GetDataSetSummaryRequest,
+                                context: grpc.aio.ServicerContext) -> scheduler_pb2.DataSetSummary:
+        from kernel.storage import check_name
+        from services.common.db.repository import get_data_set
+        from services.scheduler.data_summary import summarize
+
+        namespace, name = check_name(request.namespace, "namespace"), check_name(request.name, "name")
+        record = await get_data_set(self.scheduler.engine, namespace, name)
+        if record is None:
+            raise NotFound(f"no data set {namespace}/{name} at member {self.scheduler.me}")
+        return await summarize(self.scheduler.data_store, data_set_info(record))
+
+    @grpc_method
     async def GetMembers(self, request: scheduler_pb2.GetMembersRequest,
                          context: grpc.aio.ServicerContext) -> scheduler_pb2.GetMembersResponse:
         if self.members is None:

@@ -451,6 +451,30 @@ class GetMembersResponse(_message.Message):
     transfer_error: str
     def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., certificate_not_after_ms: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[MemberLink, _Mapping]]] = ..., transfer_error: _Optional[str] = ...) -> None: ...
 
+class GetDataSetSummaryRequest(_message.Message):
+    __slots__ = ("namespace", "name")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class LabelCount(_message.Message):
+    __slots__ = ("value", "rows")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    rows: int
+    def __init__(self, value: _Optional[str] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class DataSetSummary(_message.Message):
+    __slots__ = ("info", "label_counts")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    info: DataSetInfo
+    label_counts: _containers.RepeatedCompositeFieldContainer[LabelCount]
+    def __init__(self, info: _Optional[_Union[DataSetInfo, _Mapping]] = ..., label_counts: _Optional[_Iterable[_Union[LabelCount, _Mapping]]] = ...) -> None: ...
+
 class CreateJobRequest(_message.Message):
     __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

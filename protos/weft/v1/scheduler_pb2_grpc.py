@@ -103,6 +103,11 @@ class SchedulerServiceStub:
                 request_serializer=weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.FromString,
                 _registered_method=True)
+        self.GetDataSetSummary = channel.unary_unary(
+                '/weft.v1.SchedulerService/GetDataSetSummary',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.DataSetSummary.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -223,6 +228,14 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDataSetSummary(self, request, context):
+        """A data set of this member with its label balance: how many rows carry each label value.
+        NOT_FOUND for an unknown data set. Counts only; no row leaves the member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -290,6 +303,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetMembers,
                     request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.FromString,
                     response_serializer=weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.SerializeToString,
+            ),
+            'GetDataSetSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataSetSummary,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.DataSetSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -646,6 +664,33 @@ class SchedulerService:
             '/weft.v1.SchedulerService/GetMembers',
             weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.SerializeToString,
             weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataSetSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/GetDataSetSummary',
+            weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.DataSetSummary.FromString,
             options,
             channel_credentials,
             insecure,
