@@ -203,7 +203,8 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     _shot(page, "data-sets")
     page.goto(member.board_url + "members")
     provider_link = page.locator(f"#peers tr[data-member='{federation.member(1).member_id}'] .health")
-    assert provider_link.inner_text() == "ok"  # the demo job's messages went both ways
+    # the demo job's messages went both ways (a send retried under load is still a working link)
+    assert provider_link.inner_text() == "ok" or provider_link.inner_text().endswith("send(s) retried")
     assert "days left" in page.inner_text("#certificate")
     _shot(page, "members")
 
@@ -257,19 +258,24 @@ def test_a_viewer_has_no_stop_button_and_a_forged_stop_is_refused(federation: Fe
 
 
 def test_an_operator_stops_the_waiting_job_from_its_page(federation: Federation, browser: Any) -> None:
-    # Prepare
+    # Prepare: an operator with the waiting task's page open in one tab and the job's in another.
     member = federation.member(0)
     with federation.client(0) as client:
         token = client.add_user("otto", "operator").token.token
     page = _log_in(browser, member, token)
+    task_page = page.context.new_page()
+    task_page.goto(member.board_url + f"jobs/{federation.waiting_job}/tasks/distribution_0")
     page.goto(member.board_url + f"jobs/{federation.waiting_job}")
 
     # Execute
     page.click("#stop")
     page.wait_for_function("() => document.getElementById('job-status').textContent === 'stopped'",
                            timeout=JOB_WITHIN_MS)
+    task_page.wait_for_function("() => document.getElementById('events').textContent.includes('job stopped')")
     _shot(page, "job-stopped")
+    _shot(task_page, "task-events")
 
-    # Assert
+    # Assert: stopped at the scheduler, and the task page's live events said so as it happened.
     with federation.client(0) as client:
         assert client.get(federation.waiting_job).status == common_pb2.JOB_STATUS_STOPPED
+    assert "job stopped: stopped from the board by otto" in task_page.inner_text("#events")

@@ -278,6 +278,25 @@ async def _task(request: web.Request) -> dict[str, Any]:
     }
 
 
+async def task_events(request: web.Request) -> web.StreamResponse:
+    """The task's progress and status changes as server-sent events, from now until the job ends."""
+    job_id, component = request.match_info["job_id"], request.match_info["component"]
+    names = request.app[SETTINGS].member_names
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    try:
+        async for event in _client(request).watch(job_id):
+            line = present.event_line(event, component, names)
+            if line is not None:
+                await response.write(f"data: {json.dumps(line)}\n\n".encode())
+        await response.write(b"event: end\ndata: {}\n\n")
+    except WeftClientError as exc:
+        await response.write(f"event: failure\ndata: {json.dumps({'error': str(exc)})}\n\n".encode())
+    except ConnectionResetError:
+        pass  # the page was closed: stop following the job
+    return response
+
+
 async def task_page(request: web.Request) -> web.Response:
     return _render("task.html", request, {"task": await _task(request)})
 
@@ -390,6 +409,7 @@ def create_app(config: MemberConfig, key: bytes) -> web.Application:
     app.router.add_post("/jobs/{job_id}/rerun", job_rerun)
     app.router.add_get("/jobs/{job_id}/tasks/{component}", task_page)
     app.router.add_get("/api/jobs/{job_id}/tasks/{component}", task_json)
+    app.router.add_get("/api/jobs/{job_id}/tasks/{component}/events", task_events)
     app.router.add_get("/jobs/{job_id}/models/{component}", model_page)
     app.router.add_get("/curves", curves_page)
     app.router.add_get("/api/curves", curves_json)

@@ -248,3 +248,26 @@ def parameter_differences(specs: dict[str, dict[str, Any]]) -> list[dict[str, An
         if len({json.dumps(v, sort_keys=True) for v in seen.values()}) > 1:
             rows.append({"setting": key, "values": seen})
     return rows
+
+
+def event_line(event: scheduler_pb2.JobEvent, component: str, member_names: dict[str, str]) -> dict[str, Any] | None:
+    """A WatchJob event as one line of a task page's live events, or None when it is about another task."""
+    kind = event.WhichOneof("event")
+    if kind == "job_status":
+        text = f"job {job_status_name(event.job_status.status)}"
+        if event.job_status.message:
+            text += f": {event.job_status.message}"
+        return {"time_ms": event.timestamp_ms, "who": "job", "text": text}
+    if kind not in ("task_progress", "task_status"):
+        return None
+    key = event.task_progress.task if kind == "task_progress" else event.task_status.task
+    if key.component_name != component:
+        return None
+    who = f"{member_names.get(key.party.member_id, key.party.member_id[:8])} ({key.party.role})"
+    if kind == "task_progress":
+        progress = event.task_progress
+        return {"time_ms": event.timestamp_ms, "who": who,
+                "text": f"{progress.percent:.0f}%" + (f" {progress.message}" if progress.message else "")}
+    status = event.task_status
+    text = f"{task_status_name(status.status)} (attempt {status.attempt})" + (f": {status.error}" if status.error else "")
+    return {"time_ms": event.timestamp_ms, "who": who, "text": text}

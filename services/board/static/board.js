@@ -130,6 +130,14 @@ const weftBoard = (() => {
       return ended(view.job_status) && view.tasks.every((t) => ended(t.status));
     };
     if (!draw(task)) {
+      const events = document.getElementById("events");
+      const source = new EventSource(`/api/jobs/${encodeURIComponent(task.job_id)}/tasks/${encodeURIComponent(task.component)}/events`);
+      source.onmessage = (message) => {
+        const line = JSON.parse(message.data);
+        events.textContent += `${when(line.time_ms)}  ${line.who}  ${line.text}\n`;
+      };
+      source.addEventListener("end", () => source.close());
+      source.addEventListener("failure", (message) => { events.textContent += `${JSON.parse(message.data).error}\n`; source.close(); });
       every(async () => draw(await getJson(`/api/jobs/${encodeURIComponent(task.job_id)}/tasks/${encodeURIComponent(task.component)}`)), true);
     }
   }
