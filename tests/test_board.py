@@ -142,6 +142,9 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     assert page.locator(f"tr[data-job='{federation.demo_job}']").count() == 1
 
     # Execute: open the job and watch its DAG until the job ends.
+    page.goto(member.board_url + "jobs?status=success&status=running&name=demo")
+    page.wait_for_selector(f"tr[data-job='{federation.demo_job}']")
+    assert page.locator(f"tr[data-job='{federation.waiting_job}']").count() == 0  # not named demo
     page.click(f"a[href='/jobs/{federation.demo_job}']")
     page.wait_for_function("() => window.weftDag && window.weftDag.nodes().length === 6")
     page.wait_for_function("() => ['success', 'failed', 'stopped'].includes("
@@ -249,10 +252,17 @@ def test_a_viewer_has_no_stop_button_and_a_forged_stop_is_refused(federation: Fe
     }""", federation.waiting_job)
     _shot(page, "job-viewer")
 
-    # Assert: no button; the scheduler refused the call, naming the role; the job runs on.
+    cross_site = page.evaluate("""async (jobId) => {
+        const reply = await fetch(`/jobs/${jobId}/stop`, {method: 'POST'});
+        return [reply.status, await reply.text()];
+    }""", federation.waiting_job)
+
+    # Assert: no button; the scheduler refused the call, naming the role; a POST without the
+    # login's CSRF value does not even reach it; the job runs on.
     assert "vera (viewer)" in page.inner_text("#who")
     assert buttons == 0
     assert forged[0] == 403 and "refused by the scheduler" in forged[1] and "viewer" in forged[1]
+    assert cross_site[0] == 403 and "CSRF" in cross_site[1]
     with federation.client(0) as client:
         assert client.get(federation.waiting_job).status == common_pb2.JOB_STATUS_RUNNING
 

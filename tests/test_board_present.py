@@ -86,3 +86,21 @@ def test_only_the_settings_that_differ_between_jobs_are_listed() -> None:
 
     # Assert
     assert rows == [{"setting": "components.vert_lr_0.params.max_iter", "values": {"j1": 30, "j2": 10}}]
+
+
+def test_live_events_keep_the_tasks_of_one_component_and_the_jobs_end() -> None:
+    # Prepare
+    party = common_pb2.Party(role="promoter", member_id="a" * 32)
+    progress = scheduler_pb2.JobEvent(timestamp_ms=5, task_progress=scheduler_pb2.TaskProgressEvent(
+        task=common_pb2.TaskKey(component_name="vert_lr_0", party=party), percent=40, message="epoch 12: loss 0.1"))
+    other = scheduler_pb2.JobEvent(task_progress=scheduler_pb2.TaskProgressEvent(
+        task=common_pb2.TaskKey(component_name="dataio_0", party=party), percent=100))
+    ended = scheduler_pb2.JobEvent(job_status=scheduler_pb2.JobStatusEvent(status=common_pb2.JOB_STATUS_SUCCESS))
+
+    # Execute
+    lines = [present.event_line(e, "vert_lr_0", {"a" * 32: "member-1"}) for e in (progress, other, ended)]
+
+    # Assert
+    assert lines[0] == {"time_ms": 5, "who": "member-1 (promoter)", "text": "40% epoch 12: loss 0.1"}
+    assert lines[1] is None
+    assert lines[2] is not None and lines[2]["text"] == "job success"
