@@ -24,6 +24,7 @@ from kernel.federation.variables import VariableSet
 if TYPE_CHECKING:
     from kernel.computing import ComputingSession, Table
     from kernel.storage import DataStore
+    from kernel.storage.scratch import ScratchArea
     from kernel.tracker import Tracker
 
 # Keys a task's input.data may use, and the rule each combination selects.
@@ -31,6 +32,11 @@ DATA_KEYS = ("data", "train_data", "validate_data", "test_data")
 PREDICT_TYPE_COLUMN = "type"
 
 V = TypeVar("V", bound=VariableSet)
+
+
+def scratch_owner(task_id: str, local: Party) -> str:
+    """Whose scratch area a task uses: its id, role and member (one area per task process)."""
+    return f"{task_id}.{local.role}.{local.member_id}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,10 @@ class TaskContext:
 
     def transfer_variables(self, definitions: dict[str, VariableDefinition]) -> TransferVariables:
         return TransferVariables(definitions, self.federation, self.flow, self.get_timeout)
+
+    def scratch(self) -> ScratchArea:
+        """This task's scratch area in the member's storage (removed when the task ends)."""
+        return self.storage.scratch(scratch_owner(self.task_id, self.local))
 
     def variables(self, declared: type[V]) -> V:
         """A component's declared (typed) variables, bound to this task's federation and flow."""

@@ -34,7 +34,7 @@ from kernel.constants import (
 )
 from kernel.errors import ConfError, NotFound, WeftError
 from kernel.federation.base import Federation, Party
-from kernel.model_base import LabeledTable, TaskArgs, TaskContext, TaskOutputs
+from kernel.model_base import LabeledTable, TaskArgs, TaskContext, TaskOutputs, scratch_owner
 from kernel.registry import ComponentSpec, get_component
 from kernel.runtime_conf import RuntimeConf, output_namespace, parse_runtime_conf
 from kernel.tracker import (
@@ -232,6 +232,8 @@ def execute_task(
         tracker.set_status(STATUS_FAILED, error=_spark_failure() or _one_line(exc))
         raise
     finally:
+        DataStore(str(options.storage_root / "data")).scratch(
+            scratch_owner(options.task_id, Party(options.role, options.member_id))).remove()
         if own_federation:
             federation.close()
         if own_computing and computing is not None:

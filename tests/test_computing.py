@@ -326,6 +326,31 @@ def test_repartition_cache_and_duplicate_ids(people: Table) -> None:
     assert sorted(doubled.duplicate_ids()) == ["p000", "p001"]
 
 
+def test_iter_blocks_streams_every_row_once(people: Table) -> None:
+    # Execute: a pending block function runs in the same pass
+    blocks = list(people.map(lambda cols: {"x2": cols["x"] * 2}).iter_blocks())
+    # Assert
+    assert blocks and all(block.num_rows for block in blocks)
+    data = pa.concat_tables(blocks)
+    assert data.schema.names == ["id", "x2"]
+    assert sorted(data.column("id").to_pylist()) == [f"p{i:03d}" for i in range(40)]
+    assert data.column("x2").to_pylist() == [2 * x for x in by_id(people).set_index("id").loc[
+        data.column("id").to_pylist(), "x"]]
+
+
+def test_sort_by_orders_across_partitions_and_with_id_column_rekeys(people: Table) -> None:
+    # Execute: order by a non-id column, then key the table by it
+    ordered = people.map(lambda cols: {"neg": -cols["x"]}).sort_by("neg")
+    names = [name for block in ordered.iter_blocks() for name in block.column("id").to_pylist()]
+    rekeyed = people.select(["id", "k"]).with_id_column("k")
+    # Assert: iter_blocks yields the global order, not per-partition runs
+    assert names == [f"p{i:03d}" for i in reversed(range(40))]
+    assert rekeyed.id_column == "k" and rekeyed.count() == 40
+    assert sorted(rekeyed.duplicate_ids()) == [0, 1, 2]
+    with pytest.raises(InvalidArgument, match="nope"):
+        people.with_id_column("nope")
+
+
 # ---- empty tables ----------------------------------------------------------------------
 
 

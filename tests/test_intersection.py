@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kernel.components.intersection.intersection import _points, _positions
+from kernel.components.intersection import intersection
+from kernel.components.intersection.intersection import _points
 from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.computing.spark import SparkTable
 from kernel.errors import InvalidArgument
 from tests.test_vert_kit import VerticalJob
 
@@ -106,7 +108,63 @@ def test_malformed_points_from_a_peer_are_refused(value: object) -> None:
         _points(value, "provider_blinded_ids")
 
 
-@pytest.mark.parametrize("value", [np.array([0, 5]), np.array([-1]), np.array([1, 1]), np.array([0.5])])
-def test_bad_positions_from_the_promoter_are_refused(value: np.ndarray) -> None:
-    with pytest.raises(InvalidArgument, match="intersection_positions"):
-        _positions(value, 5)
+def test_provider_refuses_points_outside_its_list(tmp_path: Path, computing: ComputingSession,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: a promoter that names every provider point twice (a repeated point)
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("raw", [member_frame(["a", "b", "c"], 6, True), member_frame(["b", "c", "d"], 7, False)])
+    original = intersection.send_stream
+
+    def repeating(put: Any, table: Any, columns: tuple[str, ...] = ("point",)) -> int:
+        if table.column_names == ["point"]:  # only the promoter's answer has no other column
+            table = table.union(table)
+        return original(put, table, columns)
+
+    monkeypatch.setattr(intersection, "send_stream", repeating)
+
+    # Execute / Assert
+    with pytest.raises(Exception, match="intersection_points must be distinct points"):
+        job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+
+def test_lists_stream_in_many_messages_and_match_one_message(
+    tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: messages of 7 points, so every list of 300 travels in dozens of messages
+    monkeypatch.setattr(intersection, "STREAM_POINTS", 7)
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("raw", [member_frame([f"m{i}" for i in range(300)], 10, True),
+                       member_frame([f"m{i}" for i in range(100, 400)], 11, False)])
+
+    # Execute
+    job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+    # Assert
+    expected = sorted(f"m{i}" for i in range(100, 300))
+    for member in job.members:
+        assert job.output(member, computing, "intersection_0", "train")["id"].tolist() == expected
+
+
+def test_spark_members_never_collect_rows_on_the_driver(
+    tmp_path: Path, spark: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: any Table.collect on a Spark table (a gather to the driver) fails the run
+    computing = spark_session(spark)
+    job = VerticalJob(tmp_path, providers=2, backend="SPARK")
+    job.upload("raw", [member_frame([f"q{i}" for i in range(200)], 12, True),
+                       member_frame([f"q{i}" for i in range(50, 260)], 13, False),
+                       member_frame([f"q{i}" for i in range(0, 400, 2)], 14, False)])
+
+    def refuse(self: SparkTable) -> None:
+        raise AssertionError("a Spark table was collected on the driver")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(SparkTable, "collect", refuse)
+        # Execute
+        job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
+
+    # Assert
+    expected = sorted(f"q{i}" for i in range(50, 200, 2))
+    for member in job.members:
+        assert job.output(member, computing, "intersection_0", "train")["id"].tolist() == expected
+    assert job.metrics(job.promoter, "intersection_0")["provider_matches"] == [150, 100]

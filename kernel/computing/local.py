@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -230,6 +230,19 @@ class LocalTable(Table):
         if len(self.blocks) == 1:
             return self.blocks[0]
         return pa.concat_tables(self.blocks)
+
+    def iter_blocks(self) -> Iterator[pa.Table]:
+        for block in self.blocks:
+            if block.num_rows:
+                yield block
+
+    def sort_by(self, column: str) -> Table:
+        check_id_column(self.schema.names, column, "the table (sort_by)")
+        return self._derive(split_blocks(self.collect().sort_by(column), self.num_partitions))
+
+    def with_id_column(self, column: str) -> Table:
+        check_id_column(self.schema.names, column, "the table (with_id_column)")
+        return LocalTable(self._session, self.blocks, column)
 
     def save(self, path: str) -> None:
         filesystem, inner = filesystem_for(path)

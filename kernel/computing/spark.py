@@ -157,6 +157,16 @@ def _reduce_batches(
         yield pa.RecordBatch.from_arrays([blob], names=[REDUCE_VALUE_COLUMN])
 
 
+def _ipc_batches(stages: Sequence[Stage], batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Each block of a partition as one Arrow IPC stream in a binary cell (for `iter_blocks`)."""
+    for block in _run_stages(stages, batches):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, block.schema) as writer:
+            writer.write_table(block)
+        blob = pa.array([sink.getvalue().to_pybytes()], pa.binary())
+        yield pa.RecordBatch.from_arrays([blob], names=[REDUCE_VALUE_COLUMN])
+
+
 class SparkComputingSession(ComputingSession):
     """Computing on a SparkSession; tables are DataFrames."""
 
@@ -359,6 +369,23 @@ class SparkTable(Table):
         with worker_errors():
             data = self.frame.toArrow()
         return conform(data, self.schema, "collect")
+
+    def iter_blocks(self) -> Iterator[pa.Table]:
+        struct = StructType([StructField(REDUCE_VALUE_COLUMN, BinaryType(), False)])
+        blobs = self._source.mapInArrow(functools.partial(_ipc_batches, self._stages), struct)
+        with worker_errors():
+            # One partition at a time reaches this process (no prefetch of the next one).
+            for row in blobs.rdd.toLocalIterator(prefetchPartitions=False):
+                block = pa.ipc.open_stream(pa.py_buffer(row[0])).read_all()
+                yield conform(block, self.schema, "iter_blocks")
+
+    def sort_by(self, column: str) -> Table:
+        check_id_column(self.schema.names, column, "the table (sort_by)")
+        return self._derive(self.frame.orderBy(_col(column)))
+
+    def with_id_column(self, column: str) -> Table:
+        check_id_column(self.schema.names, column, "the table (with_id_column)")
+        return SparkTable(self._session, self._source, column, self._stages, self._schema)
 
     def save(self, path: str) -> None:
         with worker_errors():

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import abc
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -138,6 +138,23 @@ class Table(abc.ABC):
     @abc.abstractmethod
     def collect(self) -> pa.Table:
         """All rows as one Arrow table in the caller's process: for small results only."""
+
+    @abc.abstractmethod
+    def iter_blocks(self) -> Iterator[pa.Table]:
+        """The rows as non-empty blocks, handed to the caller one partition at a time.
+
+        The caller's memory holds one partition, never the table: the way to stream a
+        large table out of the workers (to a file, to another member).
+        """
+
+    @abc.abstractmethod
+    def sort_by(self, column: str) -> Table:
+        """The same rows ordered by `column` (ascending) across partitions: the first
+        partition holds the smallest values, and `iter_blocks` yields them in order."""
+
+    @abc.abstractmethod
+    def with_id_column(self, column: str) -> Table:
+        """The same rows keyed by `column` (joins then match on it); no data moves."""
 
     def to_pandas(self) -> pd.DataFrame:
         """All rows as a pandas DataFrame in the caller's process: for small results only."""

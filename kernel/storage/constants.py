@@ -20,3 +20,6 @@ NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 # How many offending id values an error message quotes.
 DUPLICATE_EXAMPLES: Final = 5
+
+# The part files of a task's scratch tables (see kernel.storage.scratch).
+SCRATCH_PART_TEMPLATE: Final = "part-{index:05d}.parquet"

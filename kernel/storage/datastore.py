@@ -36,6 +36,7 @@ from kernel.storage.constants import (
     TEMP_PREFIX,
     TRASH_PREFIX,
 )
+from kernel.storage.scratch import ScratchArea, scratch_dir_name
 
 Source = str | Path | bytes
 
@@ -209,6 +210,11 @@ class DataStore:
             namespace, name, overwrite, table.schema, id_column, label_column,
             lambda scratch: self._write_distributed(table, scratch, id_column, namespace, name),
         )
+
+    def scratch(self, owner: str) -> ScratchArea:
+        """The scratch area of `owner` (a task of one member and role): intermediate tables."""
+        name = scratch_dir_name(owner)
+        return ScratchArea(self._fs, f"{self._root}/{name}", f"{self.root_uri}/{name}")
 
     def delete(self, namespace: str, name: str) -> None:
         """Remove data set namespace/name; NotFound when it is not stored."""

@@ -27,16 +27,18 @@ def _split(table: Table, split: str) -> Table:
     return table.filter(member)
 
 
+def split_tables(table: Table) -> dict[str, Table]:
+    """The rows of each split (the distinct values of the type column), or all rows as "data"."""
+    if PREDICT_TYPE_COLUMN not in table.schema.names:
+        return {"data": table}
+    names = table.select([PREDICT_TYPE_COLUMN]).reduce(
+        lambda block: set(block.column(PREDICT_TYPE_COLUMN).to_pylist()), lambda a, b: a | b)
+    return {str(name): _split(table, str(name)) for name in sorted(names)}
+
+
 def log_credit_tables(tracker: Tracker, table: Table, label: str, score: str, param: EvaluationParam) -> None:
     """Log `<split>_tables` for every split and, with several splits, `score_psi`."""
-    tagged = PREDICT_TYPE_COLUMN in table.schema.names
-    splits: dict[str, Table] = {}
-    if tagged:
-        names = table.select([PREDICT_TYPE_COLUMN]).reduce(
-            lambda block: set(block.column(PREDICT_TYPE_COLUMN).to_pylist()), lambda a, b: a | b)
-        splits = {str(name): _split(table, str(name)) for name in sorted(names)}
-    else:
-        splits = {"data": table}
+    splits = split_tables(table)
     scored: dict[str, Table] = {}
     for name, rows in splits.items():
         scored[name] = scored_rows(rows, label, score, param.pos_label).cache()

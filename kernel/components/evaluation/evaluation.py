@@ -6,12 +6,9 @@ import numpy as np
 import pyarrow.compute as pc
 
 from kernel.base_param import BaseParam
-from kernel.components.evaluation.credit_tables import log_credit_tables
-from kernel.components.evaluation.federation import (
-    FederationMetrics,
-    Scored,
-    log_federation_metrics,
-)
+from kernel.components.evaluation.credit_tables import log_credit_tables, split_tables
+from kernel.components.evaluation.distributed import FloatArray, binary_split_metrics
+from kernel.components.evaluation.federation import FederationMetrics, log_federation_metrics
 from kernel.components.evaluation.metrics import evaluate
 from kernel.components.evaluation.param import EvaluationParam
 from kernel.errors import InvalidArgument
@@ -27,7 +24,7 @@ class Evaluation(ModelBase):
     """
 
     def run(self, params: BaseParam, args: TaskArgs) -> TaskOutputs:
-        self._scored: dict[str, Scored] | None = None
+        self._scored: dict[str, FloatArray] | None = None
         self._federation_done = False
         outputs = super().run(params, args)
         if not self._federation_done and isinstance(params, EvaluationParam) and params.eval_type == "binary":
@@ -52,25 +49,27 @@ class Evaluation(ModelBase):
             if name not in columns:
                 raise InvalidArgument(f"EvaluationParam.{field}: column {name!r} is not in the data")
         wanted = [label, predicted] + ([PREDICT_TYPE_COLUMN] if PREDICT_TYPE_COLUMN in columns else [])
-        rows = data.table.select(wanted).collect()
-        splits = (
-            rows.column(PREDICT_TYPE_COLUMN).to_numpy(zero_copy_only=False)
-            if PREDICT_TYPE_COLUMN in wanted else np.full(rows.num_rows, "data", dtype=object)
-        )
-        y_true = rows.column(label).to_numpy(zero_copy_only=False)
-        y_pred = pc.cast(rows.column(predicted), "float64").to_numpy(zero_copy_only=False)
-        options: dict[str, float | int] = {}
         if param.eval_type == "binary":
-            y_true = (np.asarray(y_true) == param.pos_label).astype(np.int64)
-            options = {"threshold": param.threshold, "curve_points": param.curve_points}
-        scored: dict[str, Scored] = {}
+            # Aggregates only: each split's histograms travel, its rows stay where they are.
+            table = data.table.select(wanted).cache()
+            sums: dict[str, FloatArray] = {}
+            for split, rows in split_tables(table).items():
+                result, sums[split] = binary_split_metrics(
+                    rows, label, predicted, param.pos_label, param.threshold, param.curve_points)
+                self.tracker.log_metric(split, "evaluation", result, metric_type=param.eval_type)
+            log_credit_tables(self.tracker, data.table, label, predicted, param)
+            self._scored = sums
+            self._federate(param)
+            return None
+        gathered = data.table.select(wanted).collect()
+        splits = (
+            gathered.column(PREDICT_TYPE_COLUMN).to_numpy(zero_copy_only=False)
+            if PREDICT_TYPE_COLUMN in wanted else np.full(gathered.num_rows, "data", dtype=object)
+        )
+        y_true = gathered.column(label).to_numpy(zero_copy_only=False)
+        y_pred = pc.cast(gathered.column(predicted), "float64").to_numpy(zero_copy_only=False)
         for split in sorted(set(splits.tolist())):
             mask = splits == split
-            result = evaluate(param.eval_type, y_true[mask], y_pred[mask], **options)
+            result = evaluate(param.eval_type, y_true[mask], y_pred[mask])
             self.tracker.log_metric(str(split), "evaluation", result, metric_type=param.eval_type)
-            scored[str(split)] = Scored(np.asarray(y_true[mask]) == 1, np.asarray(y_pred[mask], dtype=np.float64))
-        if param.eval_type == "binary":
-            log_credit_tables(self.tracker, data.table, label, predicted, param)
-            self._scored = scored
-            self._federate(param)
         return None

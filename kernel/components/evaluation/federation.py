@@ -124,15 +124,22 @@ class FederationMetrics:
         """Whether the component runs at one promoter and at providers (otherwise nothing is exchanged)."""
         return len(self.promoters) == 1 and bool(self.providers) and self.local in (*self.promoters, *self.providers)
 
-    def run(self, scored: dict[str, Scored] | None) -> dict[str, dict[str, Any]] | None:
-        """The federation's metrics by split (None when there are none); `scored` None: no rows here."""
+    def run(self, scored: dict[str, FloatArray] | None) -> dict[str, dict[str, Any]] | None:
+        """The federation's metrics by split (None when there are none).
+
+        `scored` holds this member's `split_sums` of each split it holds; None: no rows here.
+        """
         if not self.applies:
             return None
         if self.local.role == PROMOTER:
             return self._aggregate(scored)
         return self._contribute(scored)
 
-    def _contribute(self, scored: dict[str, Scored] | None) -> dict[str, dict[str, Any]] | None:
+    def _sums(self, scored: dict[str, FloatArray], split: str) -> FloatArray:
+        found = scored.get(split)
+        return split_sums(None, self.threshold) if found is None else found
+
+    def _contribute(self, scored: dict[str, FloatArray] | None) -> dict[str, dict[str, Any]] | None:
         client = MaskingClient(str(self.local), precision_bits=FEDERATION_PRECISION_BITS)
         self.hello.remote({"rows": scored is not None, "splits": sorted(scored or {}),
                            "public_key": client.public_key()}, role=PROMOTER, idx=0)
@@ -142,7 +149,7 @@ class FederationMetrics:
         if not answer.get("federated"):
             return None
         client.set_peer_keys(answer["keys"])
-        vector = np.concatenate([split_sums(scored.get(split), self.threshold) for split in answer["splits"]])
+        vector = np.concatenate([self._sums(scored, split) for split in answer["splits"]])
         self.sums.remote(client.mask(vector, ROUND), role=PROMOTER, idx=0)
         result = self.metrics.get(idx=0)
         if not result.get("ok"):
@@ -150,7 +157,7 @@ class FederationMetrics:
         metrics: dict[str, dict[str, Any]] = result["metrics"]
         return metrics
 
-    def _aggregate(self, scored: dict[str, Scored] | None) -> dict[str, dict[str, Any]] | None:
+    def _aggregate(self, scored: dict[str, FloatArray] | None) -> dict[str, dict[str, Any]] | None:
         client = MaskingClient(str(self.local), precision_bits=FEDERATION_PRECISION_BITS)
         hellos: list[dict[str, Any]] = [self.hello.get(idx=i) for i in range(len(self.providers))]
         with_rows = [i for i, hello in enumerate(hellos) if hello.get("rows")]
@@ -165,7 +172,7 @@ class FederationMetrics:
         try:
             client.set_peer_keys(keys)
             masked = {str(self.local): client.mask(
-                np.concatenate([split_sums(scored.get(split), self.threshold) for split in splits]), ROUND)}
+                np.concatenate([self._sums(scored, split) for split in splits]), ROUND)}
             for i, provider in enumerate(self.providers):
                 masked[str(provider)] = self.sums.get(idx=i)
             total = SecureAggregator(sorted(keys), precision_bits=FEDERATION_PRECISION_BITS).unmask_sum(masked, ROUND)
