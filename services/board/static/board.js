@@ -87,6 +87,7 @@ const weftBoard = (() => {
       ],
       layout: { name: "dagre", rankDir: "LR", nodeSep: 20, rankSep: 60 },
       userZoomingEnabled: false,
+      maxZoom: 1.2,  // a two-component job stays at reading size
     });
     cy.on("tap", "node", (event) => { window.location = `/jobs/${encodeURIComponent(job.job_id)}/tasks/${encodeURIComponent(event.target.id())}`; });
     window.weftDag = cy;
