@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from measure import interleaved, load_average, load_text, ratio_keys, report, span  # noqa: E402
 
 from kernel.computing import local_session  # noqa: E402
-from kernel.local_run import run_parties  # noqa: E402
+from kernel.inprocess_run import run_parties  # noqa: E402
 from kernel.runtime_conf import output_namespace  # noqa: E402
 from kernel.storage import DataStore  # noqa: E402
 from kernel.task_executor import TaskOptions  # noqa: E402

@@ -5,8 +5,9 @@
 The same `scripts/install-image.sh` steps as deploy/Dockerfile's build stages: the `core` set
 (scheduler, transfer) and the `spark` set (executor), each a fresh venv, non-editable. Then:
 the core venv holds neither pyspark nor grpcio-tools, the spark venv holds pyspark but no
-grpcio-tools; one member's transfer and scheduler start from the core venv and its executor
-from the spark venv (Spark mode), each answers its gRPC health check, and each stops on SIGTERM.
+grpcio-tools; one member's transfer, scheduler and board start from the core venv and its
+executor from the spark venv (Spark mode), each answers its health check (gRPC; the board's
+/healthz, and it serves its packaged front-end files), and each stops on SIGTERM.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 HEALTH_CHECK: Final = REPO_ROOT / "deploy" / "grpc-health-check.py"
 #: install set -> (modules it must hold, modules it must not hold)
 SETS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    "core": (("grpc", "pydantic", "sqlalchemy"), ("pyspark", "grpc_tools")),
+    "core": (("grpc", "pydantic", "sqlalchemy", "aiohttp"), ("pyspark", "grpc_tools")),
     "spark": (("grpc", "pyspark"), ("grpc_tools",)),
 }
 #: service -> install set it runs from (the image that runs it)
-SERVICE_SETS: Final = {"transfer": "core", "executor": "spark", "scheduler": "core"}
+SERVICE_SETS: Final = {"transfer": "core", "executor": "spark", "scheduler": "core", "board": "core"}
+#: what the board must serve from the installed package (built by scripts/build-board-assets.sh)
+BOARD_FILES: Final = ("/healthz", "/static/board.js", "/static/vendor/chart.umd.js", "/login")
 READY_TIMEOUT_S: Final = 120.0
 STOP_TIMEOUT_S: Final = 30.0
 
@@ -82,7 +85,7 @@ def member_config(root: Path, core: Path) -> Path:
     shutil.copy(root / "ca" / "ca.crt", root / "tls" / "ca.crt")
     subprocess.run([str(core / "bin" / "python"), "-m", "services.common.internal_auth",
                     str(root / "data" / "internal.key")], check=True, capture_output=True)
-    ports = {name: free_port() for name in ("scheduler", "executor", "internal", "external")}
+    ports = {name: free_port() for name in ("scheduler", "executor", "internal", "external", "board")}
     config = {
         "member_id": member_id,
         "name": "install-set-check",
@@ -95,6 +98,7 @@ def member_config(root: Path, core: Path) -> Path:
                      "spark": {"master": "local[1]"}},
         "transfer": {"internal_listen": f"127.0.0.1:{ports['internal']}",
                      "external_listen": f"127.0.0.1:{ports['external']}"},
+        "board": {"listen": f"127.0.0.1:{ports['board']}"},
     }
     path = root / "member.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -106,7 +110,24 @@ def endpoint_of(config: Path, service: str) -> str:
     return str(values["transfer"]["internal_listen"] if service == "transfer" else values[service]["listen"])
 
 
-def healthy(core: Path, endpoint: str) -> bool:
+def board_healthy(endpoint: str) -> bool:
+    """The board answers every one of BOARD_FILES with 200."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        for path in BOARD_FILES:
+            with urllib.request.urlopen(f"http://{endpoint}{path}", timeout=5) as reply:
+                if reply.status != 200:
+                    return False
+    except (urllib.error.URLError, OSError):
+        return False
+    return True
+
+
+def healthy(core: Path, endpoint: str, service: str = "") -> bool:
+    if service == "board":
+        return board_healthy(endpoint)
     result = subprocess.run([str(core / "bin" / "python"), str(HEALTH_CHECK), endpoint],
                             capture_output=True, text=True, check=False)
     return result.returncode == 0
@@ -122,7 +143,7 @@ def start_and_stop(root: Path, venvs: dict[str, Path], config: Path) -> None:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root)
             endpoint = endpoint_of(config, service)
             deadline = time.monotonic() + READY_TIMEOUT_S
-            while not healthy(venvs["core"], endpoint):
+            while not healthy(venvs["core"], endpoint, service):
                 if processes[service].poll() is not None or time.monotonic() > deadline:
                     tail = (root / f"{service}.log").read_text(errors="replace")[-3000:]
                     raise SystemExit(f"check-install-sets: {service} (set {set_name}) did not answer its "

@@ -114,8 +114,8 @@ def test_no_port_faces_another_member_but_the_external_transfer_port(compose: Ob
         assert config.transfer.external_listen == f"0.0.0.0:{EXTERNAL_PORT}"
     for name, service in compose["services"].items():
         for published in service.get("ports", []):
-            # the local client reaches the schedulers on the host's loopback, nothing else is published
-            assert name.endswith("-scheduler") and published.startswith("127.0.0.1:"), f"{name}: {published}"
+            # the local client reaches the schedulers, a browser the boards, on the host's loopback; nothing else
+            assert name.endswith(("-scheduler", "-board")) and published.startswith("127.0.0.1:"), f"{name}: {published}"
 
 
 def test_member_configs_load_and_point_at_each_other(compose: Obj) -> None:
@@ -152,6 +152,18 @@ def test_services_wait_for_certificates_and_their_database(compose: Obj) -> None
             if s != "transfer":
                 assert depends[f"{m}-db"]["condition"] == "service_healthy"
             assert compose["services"][f"{m}-{s}"]["command"][:2] == ["serve", s]
+
+
+def test_each_board_calls_its_own_members_scheduler(compose: Obj) -> None:
+    for m in MEMBERS:
+        # Execute
+        board = member_config(compose, f"{m}-board")
+        service = compose["services"][f"{m}-board"]
+        # Assert
+        assert board.member_id == member_config(compose, f"{m}-scheduler").member_id
+        assert board.board.scheduler == f"{m}-scheduler:9370" and board.board.listen == "0.0.0.0:9360"
+        assert service["command"][:2] == ["serve", "board"]
+        assert service["depends_on"][f"{m}-scheduler"]["condition"] == "service_healthy"
 
 
 def test_executors_run_the_spark_image_and_the_rest_the_core_image(compose: Obj) -> None:

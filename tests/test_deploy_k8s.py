@@ -29,6 +29,8 @@ MEMBERS = {"member-a": "5f2d8c1e9b7a4e6d8c3f1a2b4d6e8f01", "member-b": "9c4e7a2b
 KUSTOMIZATIONS = ["base", "base/mariadb"]
 SERVICE_PORTS = {"scheduler": 9370, "executor": 9380, "transfer": 9390}
 EXTERNAL_PORT = 9391
+BOARD = "board"
+BOARD_PORT = 9360
 EXTERNAL_DB_PASSWORD = "an external password"
 
 Obj = dict[str, Any]
@@ -146,7 +148,7 @@ def test_base_runs_three_services_with_grpc_probes_limits_and_budgets(kubectl: s
     deployments = by_kind(objects, "Deployment")
     budgets = by_kind(objects, "PodDisruptionBudget")
     # Assert
-    assert {component_of(d) for d in deployments.values()} == set(SERVICE_PORTS)
+    assert {component_of(d) for d in deployments.values()} == {*SERVICE_PORTS, BOARD}
     for component, port in SERVICE_PORTS.items():
         main = container(deployment(objects, component))
         assert main["args"][:2] == ["serve", component]
@@ -160,6 +162,27 @@ def test_base_runs_three_services_with_grpc_probes_limits_and_budgets(kubectl: s
                     if b["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()]
         assert len(covering) == 1, f"{component} needs exactly one PodDisruptionBudget"
         assert deployment(objects, component)["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"]
+
+
+def test_the_board_calls_its_scheduler_and_faces_only_the_namespace(kubectl: str, k8s_tree: Path) -> None:
+    # Execute
+    objects = render(kubectl, k8s_tree, "base")
+    board = deployment(objects, BOARD)
+    main = container(board)
+    env = {entry["name"]: entry.get("value") for entry in main["env"]}
+    # Assert: HTTP probes on /healthz, the scheduler's Service as its API, no Kubernetes token,
+    # no Secret mounted (it holds no credential of its own), and no way in from outside.
+    assert main["args"][:2] == ["serve", BOARD]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert main[probe]["httpGet"] == {"path": "/healthz", "port": BOARD_PORT}, probe
+    assert env["WEFT_BOARD__SCHEDULER"] == f"weft-scheduler:{SERVICE_PORTS['scheduler']}"
+    assert env["WEFT_BOARD__LISTEN"] == f"0.0.0.0:{BOARD_PORT}"
+    assert board["spec"]["replicas"] == 1  # logins live in the process
+    spec = board["spec"]["template"]["spec"]
+    assert spec["automountServiceAccountToken"] is False and spec["securityContext"]["runAsNonRoot"]
+    assert not [v for v in spec["volumes"] if "secret" in v]
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not _reachable_from_other_namespaces(objects, BOARD, BOARD_PORT)
 
 
 def test_only_the_executor_may_start_spark_pods(kubectl: str, k8s_tree: Path) -> None:

@@ -232,7 +232,7 @@ def test_members_point_at_each_other_with_real_certificates_and_databases(
     assert extra["spark.kubernetes.namespace"] == "weft-member-a" and a_spark.cores_max == 6
     images = {c: pod["containers"][0]["image"] for c, pod in workloads(a).items()}
     assert images == {"scheduler": "registry.example.org/weft:0.2.0", "transfer": "registry.example.org/weft:0.2.0",
-                      "executor": "registry.example.org/weft-spark:0.2.0", "mariadb": "mariadb:11.4"}
+                      "board": "registry.example.org/weft:0.2.0", "executor": "registry.example.org/weft-spark:0.2.0", "mariadb": "mariadb:11.4"}
     password = secret_value(a, next(n for n in by_kind(a, "Secret") if n.startswith("weft-mariadb")),
                             "MARIADB_PASSWORD")
     assert len(password) >= 24

@@ -35,7 +35,8 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
     "SchedulerService": {
         "SubmitJob": UNARY, "GetJob": UNARY, "ListJobs": UNARY, "StopJob": UNARY,
         "RerunJob": UNARY, "WatchJob": SERVER_STREAM, "UploadDataSet": CLIENT_STREAM,
-        "ListDataSets": UNARY, "GetTaskResult": UNARY, "GetMetrics": UNARY,
+        "ListDataSets": UNARY, "GetTaskResult": UNARY, "GetMetrics": UNARY, "WhoAmI": UNARY, "GetModel": UNARY,
+        "GetMembers": UNARY, "GetDataSetSummary": UNARY,
     },
     "AdminService": {
         "AddUser": UNARY, "ListUsers": UNARY, "IssueToken": UNARY, "RevokeToken": UNARY,

@@ -13,7 +13,7 @@ from protos.weft.v1 import serving_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.common.config import load_config
 from services.serving.server import ServingServer
-from services.transfer.local_cluster import LocalCluster
+from services.transfer.loopback_services import LocalCluster
 
 A, C = "a" * 31 + "5", "c" * 31 + "6"
 PARTIAL = "/weft.v1.ServingPeerService/PartialPredict"

@@ -495,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.set_defaults(handler=cmd_model)
 
     serve = commands.add_parser("serve", help="run one service of a member in the foreground")
-    serve.add_argument("service", choices=["scheduler", "executor", "transfer", "serving"])
+    serve.add_argument("service", choices=["scheduler", "executor", "transfer", "serving", "board"])
     serve.add_argument("--config", required=True, help="the member's YAML config")
     serve.set_defaults(handler=cmd_serve)
 

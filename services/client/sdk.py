@@ -321,6 +321,24 @@ class SchedulerClient:
         )
         return list(self._call("GetMetrics", request).tasks)
 
+    def who_am_i(self) -> scheduler_pb2.WhoAmIResponse:
+        """The user and role this client's credential names at the member."""
+        return self._call("WhoAmI", scheduler_pb2.WhoAmIRequest())
+
+    def models(self, job_id: str, component: str = "", role: str = "") -> list[scheduler_pb2.ExportedModel]:
+        """The newest exported models of the job's tasks at this member, each with its JSON."""
+        request = scheduler_pb2.GetModelRequest(job_id=job_id, component_name=component, role=role)
+        return list(self._call("GetModel", request).models)
+
+    def members(self) -> scheduler_pb2.GetMembersResponse:
+        """This member, its certificate's expiry and its peers with the traffic on each link."""
+        return self._call("GetMembers", scheduler_pb2.GetMembersRequest())
+
+    def data_set_summary(self, namespace: str, name: str) -> scheduler_pb2.DataSetSummary:
+        """A data set with its label balance (rows per label value)."""
+        request = scheduler_pb2.GetDataSetSummaryRequest(namespace=namespace, name=name)
+        return self._call("GetDataSetSummary", request)
+
 
 class AsyncSchedulerClient:
     """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
@@ -397,6 +415,24 @@ class AsyncSchedulerClient:
             job_id=job_id, component_name=component, namespace=namespace, name=name
         )
         return list((await self._call("GetMetrics", request)).tasks)
+
+    async def who_am_i(self) -> scheduler_pb2.WhoAmIResponse:
+        """The user and role this client's credential names at the member."""
+        return await self._call("WhoAmI", scheduler_pb2.WhoAmIRequest())
+
+    async def models(self, job_id: str, component: str = "", role: str = "") -> list[scheduler_pb2.ExportedModel]:
+        """The newest exported models of the job's tasks at this member, each with its JSON."""
+        request = scheduler_pb2.GetModelRequest(job_id=job_id, component_name=component, role=role)
+        return list((await self._call("GetModel", request)).models)
+
+    async def members(self) -> scheduler_pb2.GetMembersResponse:
+        """This member, its certificate's expiry and its peers with the traffic on each link."""
+        return await self._call("GetMembers", scheduler_pb2.GetMembersRequest())
+
+    async def data_set_summary(self, namespace: str, name: str) -> scheduler_pb2.DataSetSummary:
+        """A data set with its label balance (rows per label value)."""
+        request = scheduler_pb2.GetDataSetSummaryRequest(namespace=namespace, name=name)
+        return await self._call("GetDataSetSummary", request)
 
 
 def _row(row_id: str, features: dict[str, float] | None) -> serving_pb2.PredictRow:

@@ -2,8 +2,8 @@
 
 `weft standalone up` writes one config per member under the data directory (kept across
 `down`/`up`, so member ids, certificates, databases and data sets survive), starts the
-three services of each member as background processes, and waits until every one
-answers gRPC health checks.
+three services of each member and its board as background processes, and waits until
+every service answers gRPC health checks and every board its `/healthz`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kernel.errors import ConfError, FailedPrecondition, Unavailable
 
 STATE_FILE = "standalone.json"
-SERVICES = ("transfer", "executor", "scheduler", "serving")
+SERVICES = ("transfer", "executor", "scheduler", "serving", "board")
+#: Services answering HTTP (the board) rather than gRPC health checks.
+HTTP_SERVICES = ("board",)
 READY_TIMEOUT_S = 120.0
 STOP_GRACE_S = 10.0
 
@@ -54,6 +56,10 @@ class MemberState:
             raise FailedPrecondition(f"{self.name} has no serving service (a federation made before serving existed); "
                                      "make a new one with 'weft standalone up' in another directory")
         return f"127.0.0.1:{self.ports['serving']}"
+
+    @property
+    def board_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['board']}/"
 
     @property
     def token_file(self) -> Path:
@@ -167,7 +173,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
         member_dir = data_dir / name
         member_dir.mkdir(parents=True, exist_ok=True)
         ports = {"scheduler": _free_port(), "executor": _free_port(), "transfer_internal": _free_port(),
-                 "transfer_external": _free_port(), "serving": _free_port()}
+                 "transfer_external": _free_port(), "serving": _free_port(), "board": _free_port()}
         states.append(MemberState(name, secrets.token_hex(16), roles, str(member_dir / "member.yaml"), ports))
     for state in states:
         member_dir = Path(state.config_path).parent
@@ -190,6 +196,7 @@ def create_federation(data_dir: Path, members: int, arbiter: bool, db: str, back
             "transfer": {"internal_listen": f"127.0.0.1:{state.ports['transfer_internal']}",
                          "external_listen": f"127.0.0.1:{state.ports['transfer_external']}"},
             "serving": {"listen": f"127.0.0.1:{state.ports['serving']}"},
+            "board": {"listen": f"127.0.0.1:{state.ports['board']}"},
             "peers": {other.member_id: {"endpoint": f"127.0.0.1:{other.ports['transfer_external']}",
                                         "name": other.name}
                       for other in states if other is not state},
@@ -216,8 +223,36 @@ def _services(member: MemberState) -> tuple[str, ...]:
 
 
 def _service_endpoint(member: MemberState, service: str) -> str:
-    port = member.ports["transfer_internal" if service == "transfer" else service]
+    port = member.ports.get("transfer_internal" if service == "transfer" else service, 0)
     return f"127.0.0.1:{port}"
+
+
+def _ensure_board_port(member: MemberState) -> None:
+    """A federation made before members had a board: give each one a port in its config."""
+    if "board" in member.ports:
+        return
+    member.ports["board"] = _free_port()
+    path = Path(member.config_path)
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    config["board"] = {"listen": f"127.0.0.1:{member.ports['board']}"}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def http_health(endpoint: str, timeout: float) -> bool:
+    """True when http://endpoint/healthz answers 200 within `timeout`."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{endpoint}/healthz", timeout=timeout) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def service_health(member: MemberState, service: str, timeout: float) -> bool:
+    endpoint = _service_endpoint(member, service)
+    return (http_health if service in HTTP_SERVICES else health)(endpoint, timeout)
 
 
 def health(endpoint: str, timeout: float) -> bool:
@@ -234,6 +269,7 @@ def health(endpoint: str, timeout: float) -> bool:
 def start(state: FederationState, log: Any = print) -> None:
     """Start every member's services that are not already running, then wait for health."""
     for member in state.members:
+        _ensure_board_port(member)
         for service in _services(member):
             pid = member.pids.get(service)
             if pid and _alive(pid):
@@ -251,7 +287,7 @@ def start(state: FederationState, log: Any = print) -> None:
     for member in state.members:
         for service in _services(member):
             endpoint = _service_endpoint(member, service)
-            while not health(endpoint, timeout=2.0):
+            while not service_health(member, service, timeout=2.0):
                 pid = member.pids[service]
                 if not _alive(pid) or time.monotonic() > deadline:
                     log_path = Path(member.config_path).parent / "logs" / f"{service}.log"
@@ -264,7 +300,7 @@ def start(state: FederationState, log: Any = print) -> None:
         log(f"{member.name} ({', '.join(member.roles)}) {member.member_id}: scheduler {member.scheduler_endpoint}, "
             f"executor {_service_endpoint(member, 'executor')}, transfer {_service_endpoint(member, 'transfer')}, "
             f"serving {member.ports.get('serving', '-')} "
-            f"(peers: 127.0.0.1:{member.ports['transfer_external']})")
+            f"(peers: 127.0.0.1:{member.ports['transfer_external']}), board {member.board_url}")
 
 
 def stop(state: FederationState) -> list[str]:
@@ -310,7 +346,7 @@ def status(state: FederationState) -> list[dict[str, Any]]:
             rows.append({
                 "member": member.name, "member_id": member.member_id, "roles": ",".join(member.roles),
                 "service": service, "endpoint": _service_endpoint(member, service), "pid": pid or "",
-                "state": ("serving" if health(_service_endpoint(member, service), 1.0) else "starting")
+                "state": ("serving" if service_health(member, service, 1.0) else "starting")
                 if running else "stopped",
             })
     return rows

@@ -198,6 +198,19 @@ class ServingConfig(_Section):
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
 
 
+class BoardConfig(_Section):
+    """The member's board: web pages over its scheduler's client API (`python -m services.board`)."""
+
+    listen: str = Field("127.0.0.1:9360", description="host:port of the board's HTTP listener")
+    scheduler: str = Field("", description="host:port of the scheduler's client API the board calls "
+                                           "(default: scheduler.listen, a wildcard host read as 127.0.0.1)")
+    session_key_file: str = Field("", description="key that signs and encrypts the session cookie (created "
+                                                  "mode 0600 when missing; default <data_dir>/board.key)")
+    session_ttl_s: int = Field(8 * 3600, ge=60, description="a login lasts this long, then the login form again")
+    secure_cookie: bool = Field(False, description="mark the session cookie Secure (set it when the board is "
+                                                   "reached over HTTPS, through a proxy that terminates TLS)")
+
+
 class MemberConfig(_Section):
     """Everything one member's three services need."""
 
@@ -219,6 +232,7 @@ class MemberConfig(_Section):
     executor: ExecutorConfig = Field(default_factory=lambda: ExecutorConfig())
     transfer: TransferConfig = Field(default_factory=lambda: TransferConfig())
     serving: ServingConfig = Field(default_factory=lambda: ServingConfig())
+    board: BoardConfig = Field(default_factory=lambda: BoardConfig())
     peers: dict[str, PeerConfig] = Field(default_factory=dict, description="member id -> peer")
 
     @field_validator("member_id")

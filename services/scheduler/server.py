@@ -24,6 +24,7 @@ from services.scheduler.access import Authenticator, ClientAccessInterceptor, en
 from services.scheduler.admin_service import AdminServicer
 from services.scheduler.constants import MAX_MESSAGE_BYTES, SHUTDOWN_GRACE_S
 from services.scheduler.executors import ExecutorPool
+from services.scheduler.members_view import MembersView
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.peers import PeerClient, RelayPeerClient, TransferClient
 from services.scheduler.scheduler import Scheduler
@@ -147,7 +148,7 @@ async def start_scheduler(
                  ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)],
     )
     scheduler_pb2_grpc.add_SchedulerServiceServicer_to_server(
-        SchedulerServicer(scheduler, data_dir / "uploads"), server
+        SchedulerServicer(scheduler, data_dir / "uploads", MembersView(config, transfer)), server
     )
     scheduler_pb2_grpc.add_SchedulerPeerServiceServicer_to_server(SchedulerPeerServicer(scheduler, key), server)
     admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(

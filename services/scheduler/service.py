@@ -18,6 +18,7 @@ from services.common.grpc_errors import grpc_method
 from services.scheduler import store
 from services.scheduler.constants import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PEER_SERVICE
 from services.scheduler.datasets import upload_data_set
+from services.scheduler.members_view import MembersView
 from services.scheduler.scheduler import Scheduler
 from services.scheduler.views import (
     JOB_STATUS,
@@ -81,9 +82,10 @@ def _metric(value: dict[str, object]) -> common_pb2.Metric:
 class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
     """What a member's clients call."""
 
-    def __init__(self, scheduler: Scheduler, scratch_dir: Path) -> None:
+    def __init__(self, scheduler: Scheduler, scratch_dir: Path, members: MembersView | None = None) -> None:
         self.scheduler = scheduler
         self.scratch_dir = scratch_dir
+        self.members = members
 
     @grpc_method
     async def SubmitJob(self, request: scheduler_pb2.SubmitJobRequest,
@@ -203,6 +205,58 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
             if metrics:
                 out.append(scheduler_pb2.TaskMetrics(task=task_key(task), metrics=metrics))
         return scheduler_pb2.GetMetricsResponse(tasks=out)
+
+    @grpc_method
+    async def WhoAmI(self, request: scheduler_pb2.WhoAmIRequest,
+                     context: grpc.aio.ServicerContext) -> scheduler_pb2.WhoAmIResponse:
+        from services.scheduler.access import current_principal
+
+        principal = current_principal()
+        if principal is None:
+            raise Unauthenticated("no verified caller on this call")
+        return scheduler_pb2.WhoAmIResponse(user=principal.user, role=principal.role, via=principal.via)
+
+    @grpc_method
+    async def GetModel(self, request: scheduler_pb2.GetModelRequest,
+                       context: grpc.aio.ServicerContext) -> scheduler_pb2.GetModelResponse:
+        import asyncio
+
+        from services.scheduler.model_view import model_json
+
+        tasks = await self._own_tasks(request.job_id, request.component_name, request.role)
+        results = await list_task_results(self.scheduler.engine, job_id=request.job_id, kind=RESULT_MODEL)
+        out: list[scheduler_pb2.ExportedModel] = []
+        for task in tasks:
+            for result in results:
+                if result.task_id != task.task_id or not result.value.get("path"):
+                    continue
+                text = await asyncio.to_thread(model_json, str(result.value["path"]))
+                out.append(scheduler_pb2.ExportedModel(
+                    task=task_key(task), module=task.module, output_name=result.name,
+                    version=int(result.value.get("version", 0)), model_json=text,
+                ))
+        return scheduler_pb2.GetModelResponse(models=out)
+
+    @grpc_method
+    async def GetDataSetSummary(self, request: scheduler_pb2.GetDataSetSummaryRequest,
+                                context: grpc.aio.ServicerContext) -> scheduler_pb2.DataSetSummary:
+        from kernel.storage import check_name
+        from services.common.db.repository import get_data_set
+        from services.scheduler.data_summary import summarize
+
+        namespace, name = check_name(request.namespace, "namespace"), check_name(request.name, "name")
+        record = await get_data_set(self.scheduler.engine, namespace, name)
+        if record is None:
+            raise NotFound(f"no data set {namespace}/{name} at member {self.scheduler.me}")
+        return await summarize(self.scheduler.data_store, data_set_info(record))
+
+    @grpc_method
+    async def GetMembers(self, request: scheduler_pb2.GetMembersRequest,
+                         context: grpc.aio.ServicerContext) -> scheduler_pb2.GetMembersResponse:
+        if self.members is None:
+            return scheduler_pb2.GetMembersResponse(member_id=self.scheduler.me,
+                                                    transfer_error="this scheduler was started without its config")
+        return await self.members.describe()
 
 
 class SchedulerPeerServicer(scheduler_pb2_grpc.SchedulerPeerServiceServicer):

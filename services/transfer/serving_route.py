@@ -18,7 +18,6 @@ from kernel.errors import PermissionDenied
 from protos.weft.v1 import serving_pb2, transfer_pb2
 from services.common import internal_auth
 from services.common.config import MemberConfig
-from services.transfer.constants import DEFAULT_CONTROL_TIMEOUT_S
 
 # The serving service restarts on its own (a new model version, an upgrade): reconnect quickly.
 _CHANNEL_OPTIONS: Final = (
@@ -54,6 +53,7 @@ class ServingRoute:
     def __init__(self, config: MemberConfig, key: bytes) -> None:
         self.endpoint = config.serving.listen
         self.key = key
+        self.control_timeout_s = config.transfer.control_timeout_s
         self._channel: grpc.aio.Channel | None = None
 
     def channel(self) -> grpc.aio.Channel:
@@ -67,7 +67,7 @@ class ServingRoute:
         The call waits for the serving service to be reachable (it may be restarting), within
         the caller's deadline; a serving service that stays down ends as DEADLINE_EXCEEDED."""
         call = self.channel().unary_unary(request.method)
-        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else DEFAULT_CONTROL_TIMEOUT_S
+        timeout = request.timeout_ms / 1000 if request.timeout_ms > 0 else self.control_timeout_s
         credential = internal_auth.sign(self.key, internal_auth.RELAY, member=source, method=request.method)
         try:
             payload = await call(request.payload, timeout=timeout, metadata=internal_auth.metadata(credential),

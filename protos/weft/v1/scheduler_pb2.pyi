@@ -367,6 +367,114 @@ class GetMetricsResponse(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[TaskMetrics]
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskMetrics, _Mapping]]] = ...) -> None: ...
 
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("user", "role", "via")
+    USER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    VIA_FIELD_NUMBER: _ClassVar[int]
+    user: str
+    role: str
+    via: str
+    def __init__(self, user: _Optional[str] = ..., role: _Optional[str] = ..., via: _Optional[str] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("job_id", "component_name", "role")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    component_name: str
+    role: str
+    def __init__(self, job_id: _Optional[str] = ..., component_name: _Optional[str] = ..., role: _Optional[str] = ...) -> None: ...
+
+class ExportedModel(_message.Message):
+    __slots__ = ("task", "module", "output_name", "version", "model_json")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    MODULE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    task: _common_pb2.TaskKey
+    module: str
+    output_name: str
+    version: int
+    model_json: str
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskKey, _Mapping]] = ..., module: _Optional[str] = ..., output_name: _Optional[str] = ..., version: _Optional[int] = ..., model_json: _Optional[str] = ...) -> None: ...
+
+class GetModelResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[ExportedModel]
+    def __init__(self, models: _Optional[_Iterable[_Union[ExportedModel, _Mapping]]] = ...) -> None: ...
+
+class GetMembersRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class MemberLink(_message.Message):
+    __slots__ = ("member_id", "name", "endpoint", "messages_out", "messages_in", "bytes_out", "bytes_in", "retries", "refused")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_OUT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_IN_FIELD_NUMBER: _ClassVar[int]
+    BYTES_OUT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_IN_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    name: str
+    endpoint: str
+    messages_out: int
+    messages_in: int
+    bytes_out: int
+    bytes_in: int
+    retries: int
+    refused: int
+    def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., endpoint: _Optional[str] = ..., messages_out: _Optional[int] = ..., messages_in: _Optional[int] = ..., bytes_out: _Optional[int] = ..., bytes_in: _Optional[int] = ..., retries: _Optional[int] = ..., refused: _Optional[int] = ...) -> None: ...
+
+class GetMembersResponse(_message.Message):
+    __slots__ = ("member_id", "name", "certificate_not_after_ms", "peers", "transfer_error")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_NOT_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_ERROR_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    name: str
+    certificate_not_after_ms: int
+    peers: _containers.RepeatedCompositeFieldContainer[MemberLink]
+    transfer_error: str
+    def __init__(self, member_id: _Optional[str] = ..., name: _Optional[str] = ..., certificate_not_after_ms: _Optional[int] = ..., peers: _Optional[_Iterable[_Union[MemberLink, _Mapping]]] = ..., transfer_error: _Optional[str] = ...) -> None: ...
+
+class GetDataSetSummaryRequest(_message.Message):
+    __slots__ = ("namespace", "name")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class LabelCount(_message.Message):
+    __slots__ = ("value", "rows")
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    ROWS_FIELD_NUMBER: _ClassVar[int]
+    value: str
+    rows: int
+    def __init__(self, value: _Optional[str] = ..., rows: _Optional[int] = ...) -> None: ...
+
+class DataSetSummary(_message.Message):
+    __slots__ = ("info", "label_counts")
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    LABEL_COUNTS_FIELD_NUMBER: _ClassVar[int]
+    info: DataSetInfo
+    label_counts: _containers.RepeatedCompositeFieldContainer[LabelCount]
+    def __init__(self, info: _Optional[_Union[DataSetInfo, _Mapping]] = ..., label_counts: _Optional[_Iterable[_Union[LabelCount, _Mapping]]] = ...) -> None: ...
+
 class CreateJobRequest(_message.Message):
     __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -88,6 +88,26 @@ class SchedulerServiceStub:
                 request_serializer=weft_dot_v1_dot_scheduler__pb2.GetMetricsRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMetricsResponse.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/weft.v1.SchedulerService/WhoAmI',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/weft.v1.SchedulerService/GetModel',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetModelResponse.FromString,
+                _registered_method=True)
+        self.GetMembers = channel.unary_unary(
+                '/weft.v1.SchedulerService/GetMembers',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.FromString,
+                _registered_method=True)
+        self.GetDataSetSummary = channel.unary_unary(
+                '/weft.v1.SchedulerService/GetDataSetSummary',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.DataSetSummary.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -184,6 +204,38 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """Who the caller is at this member: its user name and role (what the board shows and
+        which buttons it offers; the scheduler still checks every call on its own).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """The newest exported models of a job's tasks at this member, as JSON (weights,
+        intercepts, trees with this member's splits). Only this member's models.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMembers(self, request, context):
+        """This member, its certificate's expiry and its peers with the traffic its transfer
+        service counted to and from each (messages, bytes, retries, refusals).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDataSetSummary(self, request, context):
+        """A data set of this member with its label balance: how many rows carry each label value.
+        NOT_FOUND for an unknown data set. Counts only; no row leaves the member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -236,6 +288,26 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetMetrics,
                     request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMetricsRequest.FromString,
                     response_serializer=weft_dot_v1_dot_scheduler__pb2.GetMetricsResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.WhoAmIRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetModelRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.GetModelResponse.SerializeToString,
+            ),
+            'GetMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMembers,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.SerializeToString,
+            ),
+            'GetDataSetSummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDataSetSummary,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.DataSetSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -511,6 +583,114 @@ class SchedulerService:
             '/weft.v1.SchedulerService/GetMetrics',
             weft_dot_v1_dot_scheduler__pb2.GetMetricsRequest.SerializeToString,
             weft_dot_v1_dot_scheduler__pb2.GetMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/WhoAmI',
+            weft_dot_v1_dot_scheduler__pb2.WhoAmIRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/GetModel',
+            weft_dot_v1_dot_scheduler__pb2.GetModelRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/GetMembers',
+            weft_dot_v1_dot_scheduler__pb2.GetMembersRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.GetMembersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDataSetSummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/GetDataSetSummary',
+            weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.DataSetSummary.FromString,
             options,
             channel_credentials,
             insecure,

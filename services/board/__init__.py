@@ -1,0 +1,1 @@
+"""The Weft Board: a member's web pages over its scheduler's client API."""
