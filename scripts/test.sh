@@ -8,8 +8,8 @@ bash scripts/install-deploy-tools.sh >/dev/null
 bash scripts/install-image.sh --venv "$VENV" --editable --extras dev >/dev/null
 export PATH="$PWD/$VENV/bin:$PATH"
 # The modules run on WEFT_TEST_WORKERS workers (pytest-xdist; 0 runs them in this process). Most of
-# the suite waits on federations, Spark and the network rather than on the CPU, so three workers
-# finish sooner than one even on two cores. Each module stays on one worker (--dist loadfile), so
+# the suite waits on federations, Spark and the network rather than on the CPU, so two workers
+# finish sooner than one on two cores. Each module stays on one worker (--dist loadfile), so
 # its module-scoped fixtures start once.
-WORKERS="${WEFT_TEST_WORKERS:-3}"
+WORKERS="${WEFT_TEST_WORKERS:-2}"
 exec python -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist loadfile --durations=30 "$@"
