@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import logging
 import sys
 
-from kernel.errors import WeftError
-from services.common.config import load_config
+from services.common.config import MemberConfig
+from services.common.entry import run_service
 from services.scheduler.server import serve
 
 
+def _run(config: MemberConfig) -> None:
+    asyncio.run(serve(config))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.scheduler", description=__doc__)
-    parser.add_argument("--config", help="the member's YAML config (WEFT_ variables override it)")
-    parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        config = load_config(args.config)
-        asyncio.run(serve(config))
-    except WeftError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
-    return 0
+    return run_service("python -m services.scheduler", (__doc__ or "").splitlines()[0], _run, argv)
 
 
 if __name__ == "__main__":
