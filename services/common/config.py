@@ -79,6 +79,11 @@ class SchedulerConfig(_Section):
     lease_seconds: float = Field(30.0, gt=0, description="how long a claimed action stays claimed")
     auto_retries: int = Field(0, ge=0, le=10, description="times a failed task is retried")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
+    peer_call_timeout_s: float = Field(
+        30.0, gt=0, description="deadline of one call to a peer's scheduler (relayed by the transfer services) "
+                                "and of session calls to this member's transfer service; failed calls are retried")
+    executor_call_timeout_s: float = Field(
+        10.0, gt=0, description="deadline of one ListTasks or StopTask call to an executor")
     auth: ClientAuthConfig = Field(default_factory=lambda: ClientAuthConfig())
 
 
@@ -126,6 +131,9 @@ class ExecutorConfig(_Section):
                                  "JVM start-up) before it is failed as silent")
     stop_grace_s: float = Field(
         3.0, ge=0, description="a task being stopped gets this long after SIGTERM before its process group is killed")
+    worker_ready_timeout_s: float = Field(
+        180.0, gt=0, description="a warm pool worker has this long to import the kernel (and start its Spark "
+                                 "session) and report ready; past it the worker is replaced")
     ended_task_retention_s: float = Field(
         24 * 3600.0, gt=0, description="ended tasks stay listed (and are loaded back after a restart) this long; "
                                        "their files stay on disk")

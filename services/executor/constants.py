@@ -30,8 +30,7 @@ MAX_HEARTBEAT_INTERVAL_S: Final = 5.0
 # Longest event line a task may send (a metric with a large summary).
 EVENT_LINE_LIMIT: Final = 16 * 1024 * 1024
 
-# Warm pool: a worker has this long to import the kernel (and start Spark) and report ready.
-WORKER_READY_TIMEOUT_S: Final = 180.0
+# Warm pool: attempts to start a worker (its ready timeout is executor.worker_ready_timeout_s).
 WORKER_START_ATTEMPTS: Final = 5
 
 # Per subscriber, log lines beyond this many pending events are dropped (a slow reader

@@ -80,5 +80,6 @@ class TaskManager(Queueing, Stopping, Recovery, Launch, Supervision, TaskManager
                     return
                 py_files = self._shipped_kernel()
         self.pool = WarmPool(self.settings.warm_pool, self.state_dir / WORKERS_DIR, self.env, spark,
-                             py_files=py_files, app_name=f"weft-warm-{self.config.member_id}")
+                             py_files=py_files, app_name=f"weft-warm-{self.config.member_id}",
+                             ready_timeout_s=self.settings.worker_ready_timeout_s)
         self.pool.start()

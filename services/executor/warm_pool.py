@@ -19,7 +19,6 @@ from kernel.retry import Backoff, retry_async
 from services.executor.constants import (
     STDERR_LOG,
     STDOUT_LOG,
-    WORKER_READY_TIMEOUT_S,
     WORKER_START_ATTEMPTS,
 )
 from services.executor.launchers import SparkSettings
@@ -84,8 +83,9 @@ class WarmPool:
 
     def __init__(self, size: int, directory: Path, env: dict[str, str],
                  spark: SparkSettings | None, py_files: Path | None = None,
-                 app_name: str = "weft-warm-worker") -> None:
+                 app_name: str = "weft-warm-worker", ready_timeout_s: float = 180.0) -> None:
         self.size = size
+        self.ready_timeout_s = ready_timeout_s  # executor.worker_ready_timeout_s
         self.directory = directory
         self.env = env
         self.spark = spark
@@ -163,7 +163,7 @@ class WarmPool:
         worker = Worker(process, directory, reader, writer, process.pid, start_ticks(process.pid))
         self._starting.add(worker)
         try:
-            line = await asyncio.wait_for(reader.readline(), WORKER_READY_TIMEOUT_S)
+            line = await asyncio.wait_for(reader.readline(), self.ready_timeout_s)
         except TimeoutError:
             line = b""
         finally:

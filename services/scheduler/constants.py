@@ -44,8 +44,6 @@ QUEUE_FALLBACK_S: Final = 1.0
 # Peers -------------------------------------------------------------------------------------
 
 PEER_SERVICE: Final = "weft.v1.SchedulerPeerService"
-#: Timeout of one member-to-member call.
-PEER_CALL_TIMEOUT_S: Final = 30.0
 #: Retries of a member-to-member call that found the peer unavailable.
 PEER_RETRY_ATTEMPTS: Final = 8
 PEER_RETRY_BASE_S: Final = 0.2
@@ -53,7 +51,6 @@ PEER_RETRY_MAX_S: Final = 5.0
 
 # Executors ---------------------------------------------------------------------------------
 
-EXECUTOR_CALL_TIMEOUT_S: Final = 10.0
 #: Longest pause between attempts to re-attach to an executor that went away (the wait as a
 #: whole is `executor.restart_wait_s`).
 EXECUTOR_RETRY_MAX_S: Final = 2.0

@@ -11,7 +11,6 @@ import grpc
 from kernel.errors import FailedPrecondition, NotFound, Unavailable
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from services.common import internal_auth
-from services.scheduler.constants import EXECUTOR_CALL_TIMEOUT_S
 
 log = logging.getLogger("weft.scheduler.executors")
 
@@ -20,11 +19,13 @@ class ExecutorPool:
     """gRPC clients of the configured executors (one channel each)."""
 
     def __init__(self, endpoints: Sequence[str], key: bytes,
-                 on_task_finished: Callable[[str, str, float], None] | None = None) -> None:
+                 on_task_finished: Callable[[str, str, float], None] | None = None,
+                 call_timeout_s: float = 10.0) -> None:
         """`on_task_finished(component, status, seconds)` hears of each task end a stream brings.
 
         Every call is signed with the scheduler credential (`key`: the member-internal key)."""
         self.on_task_finished = on_task_finished
+        self.call_timeout_s = call_timeout_s  # scheduler.executor_call_timeout_s
         if not endpoints:
             raise Unavailable("scheduler.executors is empty: configure at least one executor endpoint")
         self.endpoints = list(endpoints)
@@ -44,7 +45,7 @@ class ExecutorPool:
     async def _load(self, endpoint: str, job_id: str) -> float | None:
         try:
             reply = await self.stub(endpoint).ListTasks(
-                executor_pb2.ListTasksRequest(job_id=job_id), timeout=EXECUTOR_CALL_TIMEOUT_S
+                executor_pb2.ListTasksRequest(job_id=job_id), timeout=self.call_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             log.warning("executor %s did not answer ListTasks: %s", endpoint, exc.details())
@@ -99,7 +100,7 @@ class ExecutorPool:
         """Stop a task; returns its TaskStatus after the call (an unknown task counts as stopped)."""
         try:
             reply = await self.stub(endpoint).StopTask(
-                executor_pb2.StopTaskRequest(task_id=task_id, reason=reason), timeout=EXECUTOR_CALL_TIMEOUT_S
+                executor_pb2.StopTaskRequest(task_id=task_id, reason=reason), timeout=self.call_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.NOT_FOUND:

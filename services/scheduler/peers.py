@@ -21,7 +21,6 @@ from kernel.retry import Backoff, retry_async
 from protos.weft.v1 import common_pb2, scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.scheduler.constants import (
-    PEER_CALL_TIMEOUT_S,
     PEER_RETRY_ATTEMPTS,
     PEER_RETRY_BASE_S,
     PEER_RETRY_MAX_S,
@@ -110,9 +109,11 @@ class PeerClient(abc.ABC):
 class TransferClient:
     """The local transfer service's internal API as the scheduler uses it (each call signed)."""
 
-    def __init__(self, endpoint: str, key: bytes) -> None:
+    def __init__(self, endpoint: str, key: bytes, call_timeout_s: float = 30.0) -> None:
+        """`call_timeout_s`: deadline of each call (`scheduler.peer_call_timeout_s`)."""
         self.endpoint = endpoint
         self.key = key
+        self.call_timeout_s = call_timeout_s
         self._channel = grpc.aio.insecure_channel(endpoint)
         self.stub = transfer_pb2_grpc.TransferServiceStub(self._channel)
 
@@ -129,7 +130,7 @@ class TransferClient:
 
         async def once() -> None:
             try:
-                await self.stub.RegisterSession(request, timeout=PEER_CALL_TIMEOUT_S, metadata=self.credential())
+                await self.stub.RegisterSession(request, timeout=self.call_timeout_s, metadata=self.credential())
             except grpc.aio.AioRpcError as exc:
                 raise error_from_status(exc.code(), exc.details() or "", f"(transfer service {self.endpoint})") from None
 
@@ -141,7 +142,7 @@ class TransferClient:
 
         async def once() -> tuple[int, int]:
             try:
-                reply = await self.stub.CleanSession(request, timeout=PEER_CALL_TIMEOUT_S, metadata=self.credential())
+                reply = await self.stub.CleanSession(request, timeout=self.call_timeout_s, metadata=self.credential())
             except grpc.aio.AioRpcError as exc:
                 raise error_from_status(exc.code(), exc.details() or "", f"(transfer service {self.endpoint})") from None
             return int(reply.messages_removed), int(reply.bytes_freed)
@@ -165,10 +166,10 @@ class RelayPeerClient(PeerClient):
     async def call_once(self, member_id: str, method: str, request: Message, reply_type: type[M]) -> M:
         control = transfer_pb2.ControlRequest(
             target_member_id=member_id, method=f"/{PEER_SERVICE}/{method}",
-            payload=request.SerializeToString(), timeout_ms=int(PEER_CALL_TIMEOUT_S * 1000),
+            payload=request.SerializeToString(), timeout_ms=int(self.transfer.call_timeout_s * 1000),
         )
         try:
-            reply = await self.transfer.stub.RelayControl(control, timeout=PEER_CALL_TIMEOUT_S + 5,
+            reply = await self.transfer.stub.RelayControl(control, timeout=self.transfer.call_timeout_s + 5,
                                                           metadata=self.transfer.credential())
         except grpc.aio.AioRpcError as exc:
             raise error_from_status(exc.code(), exc.details() or exc.code().name, member_id) from None

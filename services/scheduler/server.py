@@ -114,7 +114,7 @@ async def start_scheduler(
     await migrate_engine(engine)
     for member_id, peer in config.peers.items():
         await upsert_member(engine, MemberRecord(member_id=member_id, endpoint=peer.endpoint, name=peer.name))
-    transfer = TransferClient(config.transfer.internal_listen, key)
+    transfer = TransferClient(config.transfer.internal_listen, key, config.scheduler.peer_call_timeout_s)
     if peers is None:
         peers = RelayPeerClient(transfer)
     spool_dir = config.resolved_spool_dir().resolve()
@@ -131,7 +131,8 @@ async def start_scheduler(
     if own_metrics is not None:
         own_metrics.watch_database(engine, asyncio.get_running_loop())
     executors = ExecutorPool(config.scheduler.executors, key,
-                             on_task_finished=own_metrics.observe_task if own_metrics is not None else None)
+                             on_task_finished=own_metrics.observe_task if own_metrics is not None else None,
+                             call_timeout_s=config.scheduler.executor_call_timeout_s)
     scheduler = Scheduler(settings, engine, peers, executors, transfer)
     if own_metrics is not None:
         own_metrics.watch_peer_waits(scheduler.peer_waits, asyncio.get_running_loop())
