@@ -1,5 +1,6 @@
 """The docker-compose trial: it references only what it defines, keeps the two members apart
-but for their transfer services, and every member config loads with the real loader."""
+but for their transfer services, runs a serving service and a board per member, and every member
+config loads with the real loader."""
 
 from __future__ import annotations
 
@@ -114,8 +115,10 @@ def test_no_port_faces_another_member_but_the_external_transfer_port(compose: Ob
         assert config.transfer.external_listen == f"0.0.0.0:{EXTERNAL_PORT}"
     for name, service in compose["services"].items():
         for published in service.get("ports", []):
-            # the local client reaches the schedulers, a browser the boards, on the host's loopback; nothing else
-            assert name.endswith(("-scheduler", "-board")) and published.startswith("127.0.0.1:"), f"{name}: {published}"
+            # the local client reaches the schedulers and serving services, a browser the boards, on the
+            # host's loopback; nothing else
+            assert name.endswith(("-scheduler", "-serving", "-board")) and published.startswith("127.0.0.1:"), \
+                f"{name}: {published}"
 
 
 def test_member_configs_load_and_point_at_each_other(compose: Obj) -> None:
@@ -164,6 +167,27 @@ def test_each_board_calls_its_own_members_scheduler(compose: Obj) -> None:
         assert board.board.scheduler == f"{m}-scheduler:9370" and board.board.listen == "0.0.0.0:9360"
         assert service["command"][:2] == ["serve", "board"]
         assert service["depends_on"][f"{m}-scheduler"]["condition"] == "service_healthy"
+
+
+def test_each_serving_service_is_reached_through_its_own_transfer(compose: Obj) -> None:
+    for m in MEMBERS:
+        # Execute
+        serving = member_config(compose, f"{m}-serving")
+        transfer = member_config(compose, f"{m}-transfer")
+        service = compose["services"][f"{m}-serving"]
+        executor_volumes = named_volumes_of(compose["services"][f"{m}-executor"])
+        # Assert: it binds its member's network, the transfer relays peers' calls to it by name and it
+        # calls peers through that transfer; it reads the models the executor wrote and the member's users
+        assert service["command"][:2] == ["serve", "serving"]
+        assert serving.member_id == transfer.member_id
+        assert serving.serving.listen == "0.0.0.0:9400" and transfer.serving.listen == f"{m}-serving:9400"
+        assert serving.transfer.internal_listen == f"{m}-transfer:9390"
+        assert f"@{m}-db:3306/" in serving.database_url
+        assert Path(serving.internal_key_file).parent == Path("/etc/weft/internal")
+        data = next(v for v, path in executor_volumes.items() if path == "/var/lib/weft")
+        assert named_volumes_of(service)[data] == serving.data_dir
+        assert service["depends_on"][f"{m}-scheduler"]["condition"] == "service_healthy"
+        assert set(networks_of(service)) == {f"member-{m}"}
 
 
 def test_executors_run_the_spark_image_and_the_rest_the_core_image(compose: Obj) -> None:

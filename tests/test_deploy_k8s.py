@@ -1,6 +1,7 @@
-"""The Kubernetes manifests: the base renders with kubectl kustomize and validates against the API
-schemas; the example members (deploy/k8s/values/, through `weft deploy kubernetes`) carry configs
-that load with the real config loader and match their manifests."""
+"""The Kubernetes manifests: the base (the three services, the serving service and the board)
+renders with kubectl kustomize and validates against the API schemas; the example members
+(deploy/k8s/values/, through `weft deploy kubernetes`) carry configs that load with the real
+config loader and match their manifests."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ SERVICE_PORTS = {"scheduler": 9370, "executor": 9380, "transfer": 9390}
 EXTERNAL_PORT = 9391
 BOARD = "board"
 BOARD_PORT = 9360
+SERVING = "serving"
+SERVING_PORT = 9400
 EXTERNAL_DB_PASSWORD = "an external password"
 
 Obj = dict[str, Any]
@@ -148,7 +151,7 @@ def test_base_runs_three_services_with_grpc_probes_limits_and_budgets(kubectl: s
     deployments = by_kind(objects, "Deployment")
     budgets = by_kind(objects, "PodDisruptionBudget")
     # Assert
-    assert {component_of(d) for d in deployments.values()} == {*SERVICE_PORTS, BOARD}
+    assert {component_of(d) for d in deployments.values()} == {*SERVICE_PORTS, BOARD, SERVING}
     for component, port in SERVICE_PORTS.items():
         main = container(deployment(objects, component))
         assert main["args"][:2] == ["serve", component]
@@ -183,6 +186,33 @@ def test_the_board_calls_its_scheduler_and_faces_only_the_namespace(kubectl: str
     assert not [v for v in spec["volumes"] if "secret" in v]
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
     assert not _reachable_from_other_namespaces(objects, BOARD, BOARD_PORT)
+
+
+def test_the_serving_service_answers_grpc_probes_and_faces_only_the_namespace(
+        kubectl: str, k8s_tree: Path) -> None:
+    # Execute
+    objects = render(kubectl, k8s_tree, "base")
+    serving = deployment(objects, SERVING)
+    main = container(serving)
+    env = {entry["name"]: entry.get("value") for entry in main["env"]}
+    service = by_kind(objects, "Service")[f"weft-{SERVING}"]
+    spec = serving["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    # Assert: gRPC health probes on its port, a ClusterIP Service, no Kubernetes token, its registry
+    # on the storage volume beside the models it reads, and no way in from outside the namespace
+    assert main["args"][:2] == ["serve", SERVING]
+    assert env["WEFT_SERVING__LISTEN"] == f"0.0.0.0:{SERVING_PORT}"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert main[probe]["grpc"]["port"] == SERVING_PORT, probe
+    assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
+    assert [p["port"] for p in service["spec"]["ports"]] == [SERVING_PORT]
+    assert serving["spec"]["replicas"] == 1 and serving["spec"]["strategy"]["type"] == "Recreate"
+    assert spec["automountServiceAccountToken"] is False and spec["securityContext"]["runAsNonRoot"]
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+    for path in ("/var/lib/weft/storage", "/var/lib/weft/serving"):
+        assert volumes[mounts[path]["name"]]["persistentVolumeClaim"]["claimName"] == "weft-storage", path
+    assert not _reachable_from_other_namespaces(objects, SERVING, SERVING_PORT)
 
 
 def test_only_the_executor_may_start_spark_pods(kubectl: str, k8s_tree: Path) -> None:
@@ -231,6 +261,8 @@ def test_only_the_external_transfer_port_is_reachable_from_outside(kubectl: str,
         assert not _reachable_from_other_namespaces(objects, component, port), component
         metrics_port = DEFAULT_METRICS_PORTS[component]
         assert not _reachable_from_other_namespaces(objects, component, metrics_port), f"{component} metrics"
+    assert not _reachable_from_other_namespaces(objects, SERVING, SERVING_PORT)
+    assert not _reachable_from_other_namespaces(objects, BOARD, BOARD_PORT)
     exposed = [s for s in by_kind(objects, "Service").values() if s["spec"].get("type", "ClusterIP") != "ClusterIP"]
     assert [[p["port"] for p in s["spec"]["ports"]] for s in exposed] == [[EXTERNAL_PORT]]
 
@@ -240,7 +272,7 @@ def test_overlay_config_loads_and_matches_the_manifests(overlay: tuple[str, list
     name, objects = overlay
     services = by_kind(objects, "Service")
     # Execute
-    configs = {component: config_of(objects, component, tmp_path) for component in SERVICE_PORTS}
+    configs = {component: config_of(objects, component, tmp_path) for component in [*SERVICE_PORTS, SERVING]}
     # Assert: one member, the other member as its peer, the database from the Secret
     assert {c.member_id for c in configs.values()} == {MEMBERS[name]}
     other = next(m for m in MEMBERS if m != name)
@@ -252,8 +284,12 @@ def test_overlay_config_loads_and_matches_the_manifests(overlay: tuple[str, list
     assert configs["scheduler"].scheduler.listen == f"0.0.0.0:{SERVICE_PORTS['scheduler']}"
     assert configs["executor"].executor.listen == f"0.0.0.0:{SERVICE_PORTS['executor']}"
     assert configs["transfer"].transfer.internal_listen == f"0.0.0.0:{SERVICE_PORTS['transfer']}"
+    assert configs[SERVING].serving.listen == f"0.0.0.0:{SERVING_PORT}"
+    assert configs[SERVING].database_url == configs["scheduler"].database_url
+    # the transfer service relays peers' serving calls to the serving Service, serving calls peers through it
     dialled = [*configs["scheduler"].scheduler.executors, configs["executor"].transfer.internal_listen,
-               configs["scheduler"].transfer.internal_listen]
+               configs["scheduler"].transfer.internal_listen, configs["transfer"].serving.listen,
+               configs[SERVING].transfer.internal_listen]
     for address in dialled:
         host, port = address.rsplit(":", 1)
         assert int(port) in [p["port"] for p in services[host]["spec"]["ports"]], address

@@ -1,6 +1,7 @@
 """`weft deploy kubernetes init|render`: two members from two values files, pointing at each other.
 The manifests validate strictly, expose only the transfer port, mount each secret only where it is
-needed, deny egress but to the peers, DNS and the database, and carry configs the services load."""
+needed, deny egress but to the peers, DNS and the database, carry configs the services load, and
+run the board and the serving service only when the values file turns them on."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from tests.test_monitoring import PROMETHEUS_RULE_SCHEMA, SERVICE_MONITOR_SCHEMA
 A_ID, B_ID = "5f2d8c1e9b7a4e6d8c3f1a2b4d6e8f01", "9c4e7a2b1d3f4a5b8e6c0d2f4a6b8c13"
 EXTERNAL_CONTAINER_PORT = 9391
 #: secret -> the workloads that may read it; a new credential adds a line here and in SECRETS
-SECRET_CONSUMERS = {"weft-tls": {"transfer"}, "weft-internal": {"scheduler", "executor", "transfer"},
-                    "weft-database": {"scheduler", "executor"}, "weft-mariadb": {"mariadb"},
+SECRET_CONSUMERS = {"weft-tls": {"transfer"}, "weft-internal": {"scheduler", "executor", "transfer", "serving"},
+                    "weft-database": {"scheduler", "executor", "serving"}, "weft-mariadb": {"mariadb"},
                     "weft-admin-token": {"scheduler"}}
 VALUES = {
     "member-a": {
@@ -51,6 +52,7 @@ VALUES = {
         "database": {"mode": "external", "external": {"url": "mysql+aiomysql://weft@db.member-b.internal:3306/weft",
                                                       "cidr": "10.20.0.0/24", "passwordFile": "PASSWORD_FILE"}},
         "spark": {"master": "spark://spark-master.member-b.internal:7077", "masterCidr": "10.30.0.0/24"},
+        "board": {"enabled": False},
     },
 }
 Obj = dict[str, Any]
@@ -232,7 +234,8 @@ def test_members_point_at_each_other_with_real_certificates_and_databases(
     assert extra["spark.kubernetes.namespace"] == "weft-member-a" and a_spark.cores_max == 6
     images = {c: pod["containers"][0]["image"] for c, pod in workloads(a).items()}
     assert images == {"scheduler": "registry.example.org/weft:0.2.0", "transfer": "registry.example.org/weft:0.2.0",
-                      "board": "registry.example.org/weft:0.2.0", "executor": "registry.example.org/weft-spark:0.2.0", "mariadb": "mariadb:11.4"}
+                      "board": "registry.example.org/weft:0.2.0", "serving": "registry.example.org/weft:0.2.0",
+                      "executor": "registry.example.org/weft-spark:0.2.0", "mariadb": "mariadb:11.4"}
     password = secret_value(a, next(n for n in by_kind(a, "Secret") if n.startswith("weft-mariadb")),
                             "MARIADB_PASSWORD")
     assert len(password) >= 24
@@ -286,6 +289,35 @@ def test_egress_reaches_only_peers_dns_the_spark_master_and_the_database(
     assert outside(_egress(a, "executor")) == [("10.96.0.1/32", (443, 6443))]
     assert outside(_egress(b, "scheduler")) == [("10.20.0.0/24", (3306,))]
     assert outside(_egress(b, "executor")) == sorted([("10.20.0.0/24", (3306,)), ("10.30.0.0/24", ())])
+    assert outside(_egress(a, "serving")) == []
+    assert outside(_egress(b, "serving")) == [("10.20.0.0/24", (3306,))]
+
+
+def test_board_and_serving_are_rendered_as_the_values_file_says(
+        rendered: dict[str, tuple[Path, list[Obj]]], tmp_path: Path) -> None:
+    # Prepare: member-a with both (the default), member-b without its board, and member-b again
+    # without its serving service either
+    (_, a), (b_dir, b) = rendered["member-a"], rendered["member-b"]
+    overlay = tmp_path / "member-b-off"
+    shutil.copytree(b_dir, overlay)
+    values = parse_values({**VALUES["member-b"], "serving": {"enabled": False}})
+    # Execute
+    off = [o for o in yaml.safe_load_all(Overlay(values, overlay).render()) if o]
+
+    def named(objects: list[Obj]) -> set[tuple[str, str]]:
+        return {(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"] in ("Deployment", "Service")}
+
+    board = {("Deployment", "weft-board"), ("Service", "weft-board")}
+    serving = {("Deployment", "weft-serving"), ("Service", "weft-serving")}
+    serving_egress = "weft-allow-serving-to-database"
+    # Assert
+    assert board | serving <= named(a)
+    assert serving <= named(b) and not board & named(b)
+    assert named(off) == named(b) - serving
+    assert {"scheduler", "executor", "transfer"} <= set(workloads(off))
+    assert serving_egress in by_kind(b, "NetworkPolicy") and serving_egress not in by_kind(off, "NetworkPolicy")
+    for obj in off:
+        kubernetes_validate.validate(obj, latest_minor_versions(1)[0], strict=True)
 
 
 def test_init_keeps_secrets_render_needs_them_and_rotation_reissues(
@@ -324,6 +356,8 @@ def test_init_keeps_secrets_render_needs_them_and_rotation_reissues(
     ({"spark": {"master": "spark://m:7077"}}, "spark.master_cidr: a spark:// master needs"),
     ({"storage": {"size": "lots"}}, "values.storage.size"),
     ({"transfer": {"host": "a.example.org", "colour": "red"}}, "values.transfer.colour: unknown parameter"),
+    ({"serving": {"enabled": "maybe"}}, "values.serving.enabled"),
+    ({"board": {"on": True}}, "values.board.on: unknown parameter"),
 ])
 def test_bad_values_fail_naming_the_field(change: Obj, message: str) -> None:
     # Prepare

@@ -1,5 +1,6 @@
 """gRPC server reflection on every service: a real reflection client lists each listener's services
-and resolves their methods, and the transfer service's external (peer-facing) listener offers none."""
+and resolves their methods (scheduler, executor, transfer, serving), and the transfer service's
+external (peer-facing) listener offers none."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from services.common.certs import create_ca, issue_member_cert
 from services.common.config import MemberConfig
 from services.executor.server import ExecutorServer
 from services.scheduler.server import RunningScheduler, start_scheduler
+from services.serving.server import ServingServer
 from services.transfer.server import TransferServer
 
 MEMBER = "e" * 31 + "5"
@@ -32,11 +34,12 @@ class Member:
     scheduler: RunningScheduler
     executor: ExecutorServer
     transfer: TransferServer
+    serving: ServingServer
 
 
 @pytest.fixture
 async def member(tmp_path: Path) -> AsyncIterator[Member]:
-    """A member's scheduler, executor and transfer service, each on a free loopback port."""
+    """A member's scheduler, executor, transfer and serving service, each on a free loopback port."""
     create_ca(tmp_path / "ca")
     tls = issue_member_cert(tmp_path / "ca", MEMBER, ["127.0.0.1"], tmp_path / "tls")
     config = MemberConfig.model_validate({
@@ -45,6 +48,7 @@ async def member(tmp_path: Path) -> AsyncIterator[Member]:
         "scheduler": {"listen": "127.0.0.1:0", "executors": ["127.0.0.1:1"]},
         "executor": {"listen": "127.0.0.1:0", "warm_pool": 0},
         "transfer": {"internal_listen": "127.0.0.1:0", "external_listen": "127.0.0.1:0", "data_lane_port": -1},
+        "serving": {"listen": "127.0.0.1:0"},
         "tls": {"ca_file": str(tls.ca_file), "cert_file": str(tls.cert_file), "key_file": str(tls.key_file)},
     })
     transfer = TransferServer(config)
@@ -52,9 +56,12 @@ async def member(tmp_path: Path) -> AsyncIterator[Member]:
     executor = ExecutorServer(config)
     await executor.start()
     scheduler = await start_scheduler(config)
+    serving = ServingServer(config)
+    await serving.start()
     try:
-        yield Member(scheduler, executor, transfer)
+        yield Member(scheduler, executor, transfer, serving)
     finally:
+        await serving.stop(0)
         await scheduler.stop()
         await executor.stop(0)
         await transfer.stop(0)
@@ -74,6 +81,8 @@ async def test_every_service_lists_its_services_through_reflection(member: Membe
     scheduler = await asyncio.to_thread(reflect, member.scheduler.port, "weft.v1.SchedulerService")
     executor = await asyncio.to_thread(reflect, member.executor.port, "weft.v1.ExecutorService")
     transfer = await asyncio.to_thread(reflect, member.transfer.internal_port, "weft.v1.TransferService")
+    serving = await asyncio.to_thread(reflect, member.serving.port, "weft.v1.ServingService")
+    serving_peer = await asyncio.to_thread(reflect, member.serving.port, "weft.v1.ServingPeerService")
 
     # Assert
     assert scheduler[0] == {"weft.v1.SchedulerService", "weft.v1.SchedulerPeerService", "weft.v1.AdminService",
@@ -83,16 +92,25 @@ async def test_every_service_lists_its_services_through_reflection(member: Membe
     assert {"RunTask", "StopTask", "ListTasks"} <= set(executor[1])
     assert transfer[0] == {"weft.v1.TransferService", HEALTH, REFLECTION}
     assert {"Send", "Receive"} <= set(transfer[1])
+    assert serving[0] == {"weft.v1.ServingService", "weft.v1.ServingPeerService", HEALTH, REFLECTION}
+    assert {"Predict", "BatchPredict"} <= set(serving[1])
+    assert {"PartialPredict", "PublishPart"} <= set(serving_peer[1])
 
 
-async def test_reflection_is_no_way_around_the_client_api_check(member: Member) -> None:
+@pytest.mark.parametrize(("which", "service", "method"), [
+    ("scheduler", "weft.v1.SchedulerService", "ListJobs"),
+    ("serving", "weft.v1.ServingService", "ListModels"),
+])
+async def test_reflection_is_no_way_around_the_client_api_check(
+        member: Member, which: str, service: str, method: str) -> None:
     # Prepare: a caller that learnt the API by reflection, with no credential
-    _, methods = await asyncio.to_thread(reflect, member.scheduler.port, "weft.v1.SchedulerService")
-    assert "ListJobs" in methods
+    port = member.scheduler.port if which == "scheduler" else member.serving.port
+    _, methods = await asyncio.to_thread(reflect, port, service)
+    assert method in methods
 
     # Execute
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{member.scheduler.port}") as channel:
-        call = channel.unary_unary("/weft.v1.SchedulerService/ListJobs")
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(f"/{service}/{method}")
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await call(b"", timeout=30)
 

@@ -29,6 +29,7 @@ from services.deploy.values import Values
 DEFAULT_MANIFESTS: Final = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 COPIED_TREES: Final = ("base", "monitoring")
 EXTERNAL_CONTAINER_PORT: Final = 9391
+SERVING_PORT: Final = 9400
 TLS_DIR: Final = "tls"
 SECRETS_DIR: Final = "secrets"
 TLS_MOUNT: Final = "/etc/weft/tls"
@@ -52,6 +53,12 @@ COMPONENTS: Final = (
     Component("executor", "spark"),
     Component("transfer", "core"),
 )
+#: Optional workloads of the base (a Deployment and a Service named weft-<name> each) and whether
+#: the values file wants them; one left out is deleted from the overlay.
+OPTIONAL_WORKLOADS: Final[tuple[tuple[str, Callable[[Values], bool]], ...]] = (
+    ("board", lambda v: v.board.enabled),
+    ("serving", lambda v: v.serving.enabled),
+)
 #: image name used in base/ -> the values key that replaces it
 BASE_IMAGES: Final = {"weft": "core", "weft-spark": "spark"}
 
@@ -72,9 +79,10 @@ SECRETS: Final = (
     SecretSpec("weft-tls", lambda v: {"ca.crt": f"{TLS_DIR}/ca.crt", "tls.crt": f"{TLS_DIR}/{v.member.id}.crt",
                                       "tls.key": f"{TLS_DIR}/{v.member.id}.key"}, frozenset({"transfer"})),
     SecretSpec("weft-internal", lambda v: {"internal.key": f"{SECRETS_DIR}/internal.key"},
-               frozenset({"scheduler", "executor", "transfer"})),
+               frozenset({"scheduler", "executor", "transfer", "serving"})),
+    # serving checks its users' API tokens against the member's database
     SecretSpec("weft-database", lambda v: {"database-url": f"{SECRETS_DIR}/database-url"},
-               frozenset({"scheduler", "executor"})),
+               frozenset({"scheduler", "executor", "serving"})),
     # The first admin's API token of the member's client API, stored hashed by the scheduler.
     SecretSpec("weft-admin-token", lambda v: {"admin-token": f"{SECRETS_DIR}/scheduler-admin-token"},
                frozenset({"scheduler"})),
@@ -132,6 +140,7 @@ def member_config(values: Values) -> dict[str, Any]:
                                "extra_conf": extra_conf}},
         "transfer": {"internal_listen": "weft-transfer:9390", "external_listen": f"0.0.0.0:{EXTERNAL_CONTAINER_PORT}",
                      "mailbox_memory_mb": values.transfer.mailbox_memory_mb, "spill_dir": "/var/lib/weft/spill"},
+        "serving": {"listen": f"weft-serving:{SERVING_PORT}"},
         "peers": {peer.id: {"endpoint": peer.endpoint, "name": peer.name} for peer in values.peers},
     }
     MemberConfig.model_validate(config)  # what the pods will load must load
@@ -180,13 +189,16 @@ def egress_policies(values: Values) -> list[dict[str, Any]]:
     external = values.database.external if values.database.mode == "external" else None
     if external is not None:
         rule = {"to": [{"ipBlock": {"cidr": external.cidr}}], "ports": [{"protocol": "TCP", "port": external.port}]}
-        for component in ("scheduler", "executor"):
+        for component in ("scheduler", "executor", "serving"):
+            if component == "serving" and not values.serving.enabled:
+                continue
             policies.append(_policy(f"weft-allow-{component}-to-database", _selector(component), [rule]))
     return policies
 
 
 def _patches(values: Values) -> list[dict[str, Any]]:
-    """Strategic-merge patches of base objects: replicas, storage, the transfer port's exposure."""
+    """Strategic-merge patches of base objects: replicas, storage, the transfer port's exposure, and the
+    deletion of the optional workloads the values file turns off."""
     patches: list[dict[str, Any]] = [
         {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "weft-scheduler"},
          "spec": {"replicas": values.scheduler.replicas}},
@@ -219,6 +231,10 @@ def _patches(values: Values) -> list[dict[str, Any]]:
         patches.append({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "weft-mariadb"},
                         "spec": {"volumeClaimTemplates": [claim], "template": {"spec": {"containers": [
                             {"name": "mariadb", "image": internal.image}]}}}})
+    for name, wanted in OPTIONAL_WORKLOADS:
+        if not wanted(values):
+            patches += [{"apiVersion": api, "kind": kind, "metadata": {"name": f"weft-{name}"}, "$patch": "delete"}
+                        for api, kind in (("apps/v1", "Deployment"), ("v1", "Service"))]
     return patches
 
 

@@ -229,6 +229,18 @@ class Scheduler(_Values):
     replicas: int = Field(2, ge=1, le=16)
 
 
+class Board(_Values):
+    """The member's board (web pages over the scheduler's client API), inside the namespace only."""
+
+    enabled: bool = Field(True, description="run the weft-board Deployment and Service")
+
+
+class Serving(_Values):
+    """The member's serving service (live predictions of published models), inside the namespace only."""
+
+    enabled: bool = Field(True, description="run the weft-serving Deployment and Service")
+
+
 class Monitoring(_Values):
     enabled: bool = Field(False, description="ServiceMonitors, alert rules and the Grafana dashboard")
     prometheus_namespace: str = Field("monitoring", description="namespace whose Prometheus scrapes the metrics")
@@ -246,6 +258,8 @@ class Values(_Values):
     storage: Storage = Field(default_factory=lambda: Storage())
     spark: Spark = Field(default_factory=lambda: Spark())
     scheduler: Scheduler = Field(default_factory=lambda: Scheduler())
+    board: Board = Field(default_factory=lambda: Board())
+    serving: Serving = Field(default_factory=lambda: Serving())
     monitoring: Monitoring = Field(default_factory=lambda: Monitoring())
 
     @field_validator("namespace")

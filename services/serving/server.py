@@ -1,4 +1,5 @@
-"""The serving service of one member: ServingService and ServingPeerService on `serving.listen`, with health and metrics."""
+"""The serving service of one member: ServingService and ServingPeerService on `serving.listen`, with health,
+metrics and gRPC server reflection."""
 
 from __future__ import annotations
 
@@ -15,7 +16,12 @@ from protos.weft.v1 import serving_pb2_grpc
 from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.common.db import create_engine
-from services.common.observability import MetricsEndpoint, ServiceMetrics, start_metrics
+from services.common.observability import (
+    MetricsEndpoint,
+    ServiceMetrics,
+    enable_reflection,
+    start_metrics,
+)
 from services.serving.access import AuditLog, ServingAccess
 from services.serving.constants import AUDIT_FILE, CLIENT_SERVICE, PEER_SERVICE, SERVING_DIR
 from services.serving.registry import ModelRegistry
@@ -46,6 +52,7 @@ class ServingServer:
         serving_pb2_grpc.add_ServingPeerServiceServicer_to_server(ServingPeerServicer(self.core, access), self.server)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        enable_reflection(self.server, (CLIENT_SERVICE, PEER_SERVICE))
         self.port = 0
         self.metrics_endpoint: MetricsEndpoint | None = None
 
