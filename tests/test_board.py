@@ -21,7 +21,7 @@ import pytest
 from protos.weft.v1 import common_pb2
 from services.client import cli, standalone
 from services.client.demo import EXAMPLES, NAMESPACE, demo_spec
-from services.client.sdk import SchedulerClient
+from services.client.sdk import NotFoundError, SchedulerClient
 from tests.test_scheduler_support import write_csv
 
 pytestmark = pytest.mark.slow
@@ -188,6 +188,8 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
         assert cli.main(["--scheduler", member.scheduler_endpoint, "--token", member.admin_token(),
                          "logs", federation.demo_job, "vert_lr_0"]) == 0
     assert finished_line in printed.getvalue()
+    with federation.client(1) as provider, pytest.raises(NotFoundError):  # the provider runs no distribution_0
+        provider.task_log(federation.waiting_job, "distribution_0")
 
     # Execute: the model page.
     page.click("#model-link")
