@@ -7,6 +7,8 @@ Screenshots of every page go to tests/output/board/.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from collections.abc import Iterator
@@ -17,9 +19,9 @@ from typing import Any
 import pytest
 
 from protos.weft.v1 import common_pb2
-from services.client import standalone
+from services.client import cli, standalone
 from services.client.demo import EXAMPLES, NAMESPACE, demo_spec
-from services.client.sdk import SchedulerClient
+from services.client.sdk import NotFoundError, SchedulerClient
 from tests.test_scheduler_support import write_csv
 
 pytestmark = pytest.mark.slow
@@ -172,6 +174,22 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     assert [point["y"] for point in drawn] == pytest.approx([loss for _, loss in losses])
     assert drawn[-1]["y"] < drawn[0]["y"]
     assert "max_iter" in page.inner_text("#params")
+
+    # The log panel: this member's (promoter's) task log, read through the scheduler, as plain text.
+    page.wait_for_function("() => document.getElementById('log-note-promoter').textContent.includes('whole log')")
+    _shot(page, "task-vert_lr_0-log")
+    shown = page.inner_text("#log-promoter")
+    with federation.client(0) as client:
+        logged = client.task_log(federation.demo_job, "vert_lr_0", role="promoter").text
+    finished_line = next(line for line in logged.splitlines() if "succeeded" in line)
+    assert finished_line in shown and page.locator("#log-promoter *").count() == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert cli.main(["--scheduler", member.scheduler_endpoint, "--token", member.admin_token(),
+                         "logs", federation.demo_job, "vert_lr_0"]) == 0
+    assert finished_line in printed.getvalue()
+    with federation.client(1) as provider, pytest.raises(NotFoundError):  # the provider runs no distribution_0
+        provider.task_log(federation.waiting_job, "distribution_0")
 
     # Execute: the model page.
     page.click("#model-link")

@@ -36,7 +36,7 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
         "SubmitJob": UNARY, "GetJob": UNARY, "ListJobs": UNARY, "StopJob": UNARY,
         "RerunJob": UNARY, "WatchJob": SERVER_STREAM, "UploadDataSet": CLIENT_STREAM,
         "ListDataSets": UNARY, "GetTaskResult": UNARY, "GetMetrics": UNARY, "WhoAmI": UNARY, "GetModel": UNARY,
-        "GetMembers": UNARY, "GetDataSetSummary": UNARY,
+        "GetMembers": UNARY, "GetDataSetSummary": UNARY, "GetTaskLog": UNARY,
     },
     "AdminService": {
         "AddUser": UNARY, "ListUsers": UNARY, "IssueToken": UNARY, "RevokeToken": UNARY,
@@ -48,7 +48,7 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
     },
     "ExecutorService": {
         "RunTask": SERVER_STREAM, "WatchTask": SERVER_STREAM, "StopTask": UNARY,
-        "GetTask": UNARY, "ListTasks": UNARY,
+        "GetTask": UNARY, "ListTasks": UNARY, "TailTaskLog": UNARY,
     },
     "TransferService": {
         "Send": CLIENT_STREAM, "Receive": SERVER_STREAM, "RegisterSession": UNARY,

@@ -47,6 +47,7 @@ from services.client.sdk import (
     PermissionDeniedError,
     UnauthenticatedError,
     WeftClientError,
+    task_status_name,
 )
 from services.common.config import MemberConfig
 
@@ -275,7 +276,23 @@ async def _task(request: web.Request) -> dict[str, Any]:
         "tasks": tasks, "params": present.component_params(spec, component, [t["role"] for t in mine]),
         "metrics": present.metric_rows(metrics), "curves": present.curves(job_id, job.name, metrics),
         "outputs": outputs, "has_model": any(o["models"] for o in outputs),
+        "log_roles": sorted({t["role"] for t in mine}),
     }
+
+
+async def task_log(request: web.Request) -> web.StreamResponse:
+    """A chunk of this member's task log from `offset` (the page polls with `next_offset`)."""
+    job_id, component = request.match_info["job_id"], request.match_info["component"]
+    try:
+        offset = max(0, int(request.query.get("offset", "0")))
+    except ValueError:
+        return _error(request, web.HTTPBadRequest.status_code, "offset: not a number")
+    chunk = await _client(request).task_log(job_id, component, offset=offset, role=request.query.get("role", ""))
+    return web.json_response({
+        "text": chunk.text, "next_offset": chunk.next_offset, "restarted": chunk.restarted,
+        "complete": chunk.complete, "attempt": chunk.attempt,
+        "status": task_status_name(chunk.status),
+    })
 
 
 async def task_events(request: web.Request) -> web.StreamResponse:
@@ -410,6 +427,7 @@ def create_app(config: MemberConfig, key: bytes) -> web.Application:
     app.router.add_get("/jobs/{job_id}/tasks/{component}", task_page)
     app.router.add_get("/api/jobs/{job_id}/tasks/{component}", task_json)
     app.router.add_get("/api/jobs/{job_id}/tasks/{component}/events", task_events)
+    app.router.add_get("/api/jobs/{job_id}/tasks/{component}/log", task_log)
     app.router.add_get("/jobs/{job_id}/models/{component}", model_page)
     app.router.add_get("/curves", curves_page)
     app.router.add_get("/api/curves", curves_json)

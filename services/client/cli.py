@@ -22,6 +22,8 @@ ENV_DATA_DIR = "WEFT_HOME"
 ENV_SCHEDULER = "WEFT_SCHEDULER"
 ENV_SERVING = "WEFT_SERVING"
 ENV_TOKEN = sdk.ENV_TOKEN
+#: How often `weft logs --follow` asks for new lines.
+LOG_POLL_S = 1.0
 
 
 class CliError(Exception):
@@ -280,6 +282,25 @@ def cmd_result(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    """`weft logs JOB_ID TASK`: the task's log at this member; with --follow, until the task ends."""
+    offset = 0
+    with _client(args) as client:
+        while True:
+            chunk = client.task_log(args.job_id, args.task, offset=offset, role=args.role or "", stdout=args.stdout)
+            if chunk.restarted:
+                print("[the log was rotated: earlier lines were skipped]", file=sys.stderr)
+            if chunk.text:
+                sys.stdout.write(chunk.text)
+                sys.stdout.flush()
+            moved = chunk.next_offset != offset
+            offset = chunk.next_offset
+            if chunk.complete or (not args.follow and not moved):
+                return 0
+            if not moved:
+                time.sleep(LOG_POLL_S)
+
+
 def _when(ms: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000)) if ms else ""
 
@@ -459,6 +480,14 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--component")
     result.add_argument("--plot", metavar="DIR", help="draw ROC, KS and loss curves as PNG files into DIR")
     result.set_defaults(handler=cmd_result)
+
+    logs = commands.add_parser("logs", help="a task's log at this member (its standard error by default)")
+    logs.add_argument("job_id")
+    logs.add_argument("task", help="the component, e.g. vert_lr_0")
+    logs.add_argument("--role", help="this member's role, when it holds several for the component")
+    logs.add_argument("--stdout", action="store_true", help="the task's standard output instead")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep printing new lines until the task ends")
+    logs.set_defaults(handler=cmd_logs)
 
     users = commands.add_parser("users", help="users of a member's client API (role admin)")
     users.add_argument("action", choices=["add", "list", "revoke", "token"],

@@ -339,6 +339,13 @@ class SchedulerClient:
         request = scheduler_pb2.GetDataSetSummaryRequest(namespace=namespace, name=name)
         return self._call("GetDataSetSummary", request)
 
+    def task_log(self, job_id: str, component: str, offset: int = 0, role: str = "", max_bytes: int = 0,
+                 stdout: bool = False) -> scheduler_pb2.GetTaskLogResponse:
+        """A chunk of a task's log at this member from `offset`; call again with `next_offset` to follow it."""
+        request = scheduler_pb2.GetTaskLogRequest(job_id=job_id, component_name=component, role=role,
+                                                  offset=offset, max_bytes=max_bytes, stdout=stdout)
+        return self._call("GetTaskLog", request)
+
 
 class AsyncSchedulerClient:
     """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
@@ -433,6 +440,13 @@ class AsyncSchedulerClient:
         """A data set with its label balance (rows per label value)."""
         request = scheduler_pb2.GetDataSetSummaryRequest(namespace=namespace, name=name)
         return await self._call("GetDataSetSummary", request)
+
+    async def task_log(self, job_id: str, component: str, offset: int = 0, role: str = "", max_bytes: int = 0,
+                       stdout: bool = False) -> scheduler_pb2.GetTaskLogResponse:
+        """A chunk of a task's log at this member from `offset`; call again with `next_offset` to follow it."""
+        request = scheduler_pb2.GetTaskLogRequest(job_id=job_id, component_name=component, role=role,
+                                                  offset=offset, max_bytes=max_bytes, stdout=stdout)
+        return await self._call("GetTaskLog", request)
 
 
 def _row(row_id: str, features: dict[str, float] | None) -> serving_pb2.PredictRow:

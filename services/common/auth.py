@@ -61,6 +61,7 @@ METHOD_ROLES: Final[dict[str, str]] = {
     f"/{CLIENT_SERVICE}/GetModel": ROLE_VIEWER,
     f"/{CLIENT_SERVICE}/GetMembers": ROLE_VIEWER,
     f"/{CLIENT_SERVICE}/GetDataSetSummary": ROLE_VIEWER,
+    f"/{CLIENT_SERVICE}/GetTaskLog": ROLE_VIEWER,
     f"/{ADMIN_SERVICE}/AddUser": ROLE_ADMIN,
     f"/{ADMIN_SERVICE}/ListUsers": ROLE_ADMIN,
     f"/{ADMIN_SERVICE}/IssueToken": ROLE_ADMIN,

@@ -37,5 +37,8 @@ WORKER_START_ATTEMPTS: Final = 5
 # must not grow the executor's memory); status events are never dropped.
 SUBSCRIBER_LOG_BACKLOG: Final = 10_000
 
+# TailTaskLog returns at most this many bytes per call.
+TAIL_MAX_BYTES: Final = 64 * 1024
+
 # Where a reason is needed and the task gave none.
 STOPPED_BY_REQUEST: Final = "stopped by request"

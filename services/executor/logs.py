@@ -176,3 +176,42 @@ def tail_error(path: Path, limit: int = 64 * 1024) -> str:
         if line.startswith("error: "):
             return line[len("error: "):].strip()
     return ""
+
+
+class LogChunk:
+    """What `read_chunk` found: the bytes, where to read next, the file's size, a restart."""
+
+    def __init__(self, data: bytes, next_offset: int, size: int, restarted: bool) -> None:
+        self.data = data
+        self.next_offset = next_offset
+        self.size = size
+        self.restarted = restarted
+
+
+def read_chunk(path: Path, offset: int, max_bytes: int, whole: bool) -> LogChunk:
+    """Up to `max_bytes` of `path` from `offset`, cut after its last newline.
+
+    A chunk ends inside a line only when `whole` is set (the writer is gone) or when one
+    line is longer than `max_bytes`. An offset past the end means the file was rotated or
+    truncated since: reading restarts at 0 and the chunk says so.
+    """
+    size = _size(path)
+    restarted = False
+    if offset < 0 or offset > size:
+        offset, restarted = 0, True
+    if offset == size:
+        return LogChunk(b"", offset, size, restarted)
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            data = handle.read(max_bytes)
+    except OSError:
+        return LogChunk(b"", offset, size, restarted)
+    reached_end = offset + len(data) >= size
+    if not (whole and reached_end):
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            data = data[:cut + 1]
+        elif len(data) < max_bytes:
+            data = b""  # a line still being written: wait for its end
+    return LogChunk(data, offset + len(data), size, restarted)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import heapq
-import re
 import time
 from typing import Any
 
@@ -15,9 +14,8 @@ from services.executor.constants import TASKS_DIR
 from services.executor.launch import Launch
 from services.executor.launchers import SparkSettings
 from services.executor.preflight import check_spec, check_task
+from services.executor.state import task_dir_name
 from services.executor.task import TaskRun
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
 class Queueing(Launch):
@@ -69,7 +67,7 @@ class Queueing(Launch):
 
     def _new_run(self, spec: executor_pb2.TaskSpec) -> TaskRun:
         self._sequence += 1
-        directory = self.state_dir / TASKS_DIR / _UNSAFE.sub("_", spec.task_id) / f"a{spec.attempt}"
+        directory = self.state_dir / TASKS_DIR / task_dir_name(spec.task_id) / f"a{spec.attempt}"
         directory.mkdir(parents=True, exist_ok=True)
         name = hashlib.sha256(f"{self.state_dir}|{spec.task_id}|{spec.attempt}".encode()).hexdigest()[:20]
         backend = spec.backend

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from kernel.errors import NotFound
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from services.common import internal_auth
 from services.common.config import MemberConfig
@@ -21,7 +22,8 @@ from services.common.observability import (
     enable_reflection,
     start_metrics,
 )
-from services.executor.constants import SERVICE_NAME, STOPPED_BY_REQUEST
+from services.executor.constants import SERVICE_NAME, STOPPED_BY_REQUEST, TAIL_MAX_BYTES
+from services.executor.logs import read_chunk
 from services.executor.manager import TaskManager
 from services.executor.task import Subscriber, TaskRun
 
@@ -96,6 +98,23 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServiceServicer):
             tasks=tasks, slots_total=self.manager.settings.slots,
             running_count=self.manager.running_count, queued_count=self.manager.queued_count,
             warm_workers=self.manager.warm_workers,
+        )
+
+    @grpc_method
+    async def TailTaskLog(self, request: executor_pb2.TailTaskLogRequest,
+                          context: grpc.aio.ServicerContext) -> executor_pb2.TailTaskLogResponse:
+        self._check(context, "TailTaskLog")
+        run = await asyncio.to_thread(self.manager.find_run, request.task_id, request.attempt)
+        if request.job_id and run.spec.job_id != request.job_id:
+            raise NotFound(f"task {request.task_id!r} is not a task of job {request.job_id}")
+        path = run.stdout_path if request.stream == executor_pb2.LOG_STREAM_STDOUT else run.stderr_path
+        limit = request.max_bytes if 0 < request.max_bytes <= TAIL_MAX_BYTES else TAIL_MAX_BYTES
+        ended = run.ended
+        chunk = await asyncio.to_thread(read_chunk, path, request.offset, limit, ended)
+        return executor_pb2.TailTaskLogResponse(
+            text=chunk.data.decode("utf-8", errors="replace"), next_offset=chunk.next_offset, size=chunk.size,
+            restarted=chunk.restarted, complete=ended and chunk.next_offset >= chunk.size,
+            attempt=run.attempt, status=run.status,
         )
 
 

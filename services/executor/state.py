@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -14,11 +15,24 @@ from kernel.errors import NotFound
 from protos.weft.v1 import common_pb2
 from services.common import internal_auth
 from services.common.config import MemberConfig
-from services.executor.constants import MAX_SOCKET_PATH, SOCKETS_DIR, STATE_DIR_NAME
+from services.executor.constants import (
+    MAX_SOCKET_PATH,
+    RECORD_FILE,
+    SOCKETS_DIR,
+    STATE_DIR_NAME,
+    TASKS_DIR,
+)
 from services.executor.launchers import base_environment
 from services.executor.logs import LogFollower
 from services.executor.task import TaskRun
 from services.executor.warm_pool import WarmPool
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+def task_dir_name(task_id: str) -> str:
+    """The name of a task's folder under the executor's tasks directory."""
+    return _UNSAFE.sub("_", task_id)
 
 
 class TaskManagerState:
@@ -67,6 +81,34 @@ class TaskManagerState:
         if not attempts:
             raise NotFound(f"task {task_id!r} is not known to this executor")
         return attempts[max(attempts)]
+
+    def find_run(self, task_id: str, attempt: int = 0) -> TaskRun:
+        """A task's attempt (0 = the latest): a known one, else one whose record stays on disk.
+
+        The record is looked up among the entries of the tasks directory by name; nothing of
+        `task_id` is ever joined to a path.
+        """
+        attempts = self.runs.get(task_id, {})
+        if attempts:
+            run = attempts.get(attempt or max(attempts))
+            if run is not None:
+                return run
+        wanted = task_dir_name(task_id)
+        tasks = self.state_dir / TASKS_DIR
+        for entry in (tasks.iterdir() if tasks.is_dir() else ()):
+            if entry.name != wanted or not entry.is_dir():
+                continue
+            numbers = {int(a.name[1:]): a for a in entry.iterdir()
+                       if a.name.startswith("a") and a.name[1:].isdigit() and (a / RECORD_FILE).is_file()}
+            directory = numbers.get(attempt or max(numbers, default=0))
+            if directory is not None:
+                try:
+                    run = TaskRun.load(directory)
+                except (OSError, ValueError, KeyError):
+                    break
+                if run.task_id == task_id:
+                    return run
+        raise NotFound(f"task {task_id!r} attempt {attempt or 'latest'} is not known to this executor")
 
     def all_runs(self) -> list[TaskRun]:
         return sorted((run for attempts in self.runs.values() for run in attempts.values()),

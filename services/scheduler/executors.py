@@ -108,6 +108,17 @@ class ExecutorPool:
             raise Unavailable(f"executor {endpoint}: cannot stop {task_id}: {exc.details()}") from None
         return int(reply.status)
 
+    async def tail_task_log(self, endpoint: str,
+                            request: executor_pb2.TailTaskLogRequest) -> executor_pb2.TailTaskLogResponse:
+        """A chunk of a task's log from the executor that runs or ran it."""
+        try:
+            return await self.stub(endpoint).TailTaskLog(request, timeout=EXECUTOR_CALL_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() is grpc.StatusCode.NOT_FOUND:
+                raise NotFound(f"executor {endpoint}: {exc.details()}") from None
+            raise Unavailable(f"executor {endpoint}: cannot read the log of {request.task_id}: "
+                              f"{exc.code().name}: {exc.details()}") from None
+
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()

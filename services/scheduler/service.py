@@ -251,6 +251,32 @@ class SchedulerServicer(scheduler_pb2_grpc.SchedulerServiceServicer):
         return await summarize(self.scheduler.data_store, data_set_info(record))
 
     @grpc_method
+    async def GetTaskLog(self, request: scheduler_pb2.GetTaskLogRequest,
+                         context: grpc.aio.ServicerContext) -> scheduler_pb2.GetTaskLogResponse:
+        from protos.weft.v1 import executor_pb2
+
+        if not request.component_name:
+            raise InvalidArgument("component_name: name the component whose log to read")
+        tasks = await self._own_tasks(request.job_id, request.component_name, request.role)
+        if len(tasks) > 1:
+            roles = ", ".join(sorted(t.role for t in tasks))
+            raise InvalidArgument(f"role: member {self.scheduler.me} holds several roles for "
+                                  f"{request.component_name} ({roles}); name one")
+        task = tasks[0]
+        reply = scheduler_pb2.GetTaskLogResponse(task=task_key(task), status=TASK_STATUS[task.status],  # type: ignore[arg-type]
+                                                 next_offset=request.offset)
+        if not task.executor:
+            return reply  # not dispatched yet: no log so far
+        chunk = await self.scheduler.executors.tail_task_log(task.executor, executor_pb2.TailTaskLogRequest(
+            job_id=task.job_id, task_id=task.task_id, attempt=task.attempt, offset=request.offset,
+            max_bytes=request.max_bytes,
+            stream=executor_pb2.LOG_STREAM_STDOUT if request.stdout else executor_pb2.LOG_STREAM_STDERR,
+        ))
+        reply.attempt, reply.text, reply.next_offset = chunk.attempt, chunk.text, chunk.next_offset
+        reply.restarted, reply.complete = chunk.restarted, chunk.complete
+        return reply
+
+    @grpc_method
     async def GetMembers(self, request: scheduler_pb2.GetMembersRequest,
                          context: grpc.aio.ServicerContext) -> scheduler_pb2.GetMembersResponse:
         if self.members is None:

@@ -265,3 +265,37 @@ class ListTasksResponse(_message.Message):
     queued_count: int
     warm_workers: int
     def __init__(self, tasks: _Optional[_Iterable[_Union[TaskInfo, _Mapping]]] = ..., slots_total: _Optional[int] = ..., running_count: _Optional[int] = ..., queued_count: _Optional[int] = ..., warm_workers: _Optional[int] = ...) -> None: ...
+
+class TailTaskLogRequest(_message.Message):
+    __slots__ = ("job_id", "task_id", "attempt", "stream", "offset", "max_bytes")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    task_id: str
+    attempt: int
+    stream: LogStream
+    offset: int
+    max_bytes: int
+    def __init__(self, job_id: _Optional[str] = ..., task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., stream: _Optional[_Union[LogStream, str]] = ..., offset: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class TailTaskLogResponse(_message.Message):
+    __slots__ = ("text", "next_offset", "size", "restarted", "complete", "attempt", "status")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    RESTARTED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    next_offset: int
+    size: int
+    restarted: bool
+    complete: bool
+    attempt: int
+    status: _common_pb2.TaskStatus
+    def __init__(self, text: _Optional[str] = ..., next_offset: _Optional[int] = ..., size: _Optional[int] = ..., restarted: _Optional[bool] = ..., complete: _Optional[bool] = ..., attempt: _Optional[int] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ...) -> None: ...

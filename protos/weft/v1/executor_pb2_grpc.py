@@ -60,6 +60,11 @@ class ExecutorServiceStub:
                 request_serializer=weft_dot_v1_dot_executor__pb2.ListTasksRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_executor__pb2.ListTasksResponse.FromString,
                 _registered_method=True)
+        self.TailTaskLog = channel.unary_unary(
+                '/weft.v1.ExecutorService/TailTaskLog',
+                request_serializer=weft_dot_v1_dot_executor__pb2.TailTaskLogRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_executor__pb2.TailTaskLogResponse.FromString,
+                _registered_method=True)
 
 
 class ExecutorServiceServicer:
@@ -112,6 +117,17 @@ class ExecutorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TailTaskLog(self, request, context):
+        """Up to `max_bytes` (at most 64 KiB) of one output stream of a task's attempt, read from
+        `offset` in the file the executor keeps in that attempt's own directory. Whole lines
+        only, unless the task has ended or a single line is longer than the chunk. Poll with
+        the returned `next_offset`. NOT_FOUND if the executor does not know the task, or the
+        task belongs to another job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ExecutorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +155,11 @@ def add_ExecutorServiceServicer_to_server(servicer, server):
                     servicer.ListTasks,
                     request_deserializer=weft_dot_v1_dot_executor__pb2.ListTasksRequest.FromString,
                     response_serializer=weft_dot_v1_dot_executor__pb2.ListTasksResponse.SerializeToString,
+            ),
+            'TailTaskLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.TailTaskLog,
+                    request_deserializer=weft_dot_v1_dot_executor__pb2.TailTaskLogRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_executor__pb2.TailTaskLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -277,6 +298,33 @@ class ExecutorService:
             '/weft.v1.ExecutorService/ListTasks',
             weft_dot_v1_dot_executor__pb2.ListTasksRequest.SerializeToString,
             weft_dot_v1_dot_executor__pb2.ListTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TailTaskLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.ExecutorService/TailTaskLog',
+            weft_dot_v1_dot_executor__pb2.TailTaskLogRequest.SerializeToString,
+            weft_dot_v1_dot_executor__pb2.TailTaskLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -475,6 +475,40 @@ class DataSetSummary(_message.Message):
     label_counts: _containers.RepeatedCompositeFieldContainer[LabelCount]
     def __init__(self, info: _Optional[_Union[DataSetInfo, _Mapping]] = ..., label_counts: _Optional[_Iterable[_Union[LabelCount, _Mapping]]] = ...) -> None: ...
 
+class GetTaskLogRequest(_message.Message):
+    __slots__ = ("job_id", "component_name", "role", "offset", "max_bytes", "stdout")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    COMPONENT_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    STDOUT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    component_name: str
+    role: str
+    offset: int
+    max_bytes: int
+    stdout: bool
+    def __init__(self, job_id: _Optional[str] = ..., component_name: _Optional[str] = ..., role: _Optional[str] = ..., offset: _Optional[int] = ..., max_bytes: _Optional[int] = ..., stdout: _Optional[bool] = ...) -> None: ...
+
+class GetTaskLogResponse(_message.Message):
+    __slots__ = ("task", "attempt", "text", "next_offset", "restarted", "complete", "status")
+    TASK_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RESTARTED_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    task: _common_pb2.TaskKey
+    attempt: int
+    text: str
+    next_offset: int
+    restarted: bool
+    complete: bool
+    status: _common_pb2.TaskStatus
+    def __init__(self, task: _Optional[_Union[_common_pb2.TaskKey, _Mapping]] = ..., attempt: _Optional[int] = ..., text: _Optional[str] = ..., next_offset: _Optional[int] = ..., restarted: _Optional[bool] = ..., complete: _Optional[bool] = ..., status: _Optional[_Union[_common_pb2.TaskStatus, str]] = ...) -> None: ...
+
 class CreateJobRequest(_message.Message):
     __slots__ = ("job_id", "spec_json", "initiator", "sender_member_id", "federation_session_id", "validate_only")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]

@@ -108,6 +108,11 @@ class SchedulerServiceStub:
                 request_serializer=weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_scheduler__pb2.DataSetSummary.FromString,
                 _registered_method=True)
+        self.GetTaskLog = channel.unary_unary(
+                '/weft.v1.SchedulerService/GetTaskLog',
+                request_serializer=weft_dot_v1_dot_scheduler__pb2.GetTaskLogRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_scheduler__pb2.GetTaskLogResponse.FromString,
+                _registered_method=True)
 
 
 class SchedulerServiceServicer:
@@ -236,6 +241,16 @@ class SchedulerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetTaskLog(self, request, context):
+        """A chunk of the log of one task of this member (its standard error by default), read
+        from `offset` at the executor that runs or ran it; poll with the returned
+        `next_offset` for a live tail. Only this member's tasks. NOT_FOUND for an unknown job
+        or a component without a task here; an empty chunk while the task is not dispatched.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SchedulerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -308,6 +323,11 @@ def add_SchedulerServiceServicer_to_server(servicer, server):
                     servicer.GetDataSetSummary,
                     request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.FromString,
                     response_serializer=weft_dot_v1_dot_scheduler__pb2.DataSetSummary.SerializeToString,
+            ),
+            'GetTaskLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTaskLog,
+                    request_deserializer=weft_dot_v1_dot_scheduler__pb2.GetTaskLogRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_scheduler__pb2.GetTaskLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -691,6 +711,33 @@ class SchedulerService:
             '/weft.v1.SchedulerService/GetDataSetSummary',
             weft_dot_v1_dot_scheduler__pb2.GetDataSetSummaryRequest.SerializeToString,
             weft_dot_v1_dot_scheduler__pb2.DataSetSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTaskLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.SchedulerService/GetTaskLog',
+            weft_dot_v1_dot_scheduler__pb2.GetTaskLogRequest.SerializeToString,
+            weft_dot_v1_dot_scheduler__pb2.GetTaskLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

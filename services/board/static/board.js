@@ -123,6 +123,7 @@ const weftBoard = (() => {
   }
 
   function followTask(task) {
+    (task.log_roles || []).forEach((role) => tailLog(task, role));
     const draw = (view) => {
       taskRows(document.getElementById("task-rows"), view.tasks, false, view.job_id);
       const loss = view.curves.loss;
@@ -141,6 +142,31 @@ const weftBoard = (() => {
       source.addEventListener("failure", (message) => { events.textContent += `${JSON.parse(message.data).error}\n`; source.close(); });
       every(async () => draw(await getJson(`/api/jobs/${encodeURIComponent(task.job_id)}/tasks/${encodeURIComponent(task.component)}`)), true);
     }
+  }
+
+  // The task's log at this member, one panel per role: polled by offset, shown as plain text.
+  const LOG_KEEP_CHARS = 256 * 1024;
+  function tailLog(task, role) {
+    const panel = document.getElementById(`log-${role}`);
+    const note = document.getElementById(`log-note-${role}`);
+    const base = `/api/jobs/${encodeURIComponent(task.job_id)}/tasks/${encodeURIComponent(task.component)}/log`;
+    let offset = 0;
+    const poll = async () => {
+      const chunk = await getJson(`${base}?role=${encodeURIComponent(role)}&offset=${offset}`);
+      if (chunk.restarted) panel.textContent += "[the log was rotated: earlier lines were skipped]\n";
+      if (chunk.text) {
+        const shown = panel.textContent + chunk.text;
+        panel.textContent = shown.length > LOG_KEEP_CHARS ? shown.slice(shown.length - LOG_KEEP_CHARS) : shown;
+        panel.scrollTop = panel.scrollHeight;
+      }
+      const moved = chunk.next_offset !== offset;
+      offset = chunk.next_offset;
+      note.textContent = chunk.complete ? `attempt ${chunk.attempt}: ${chunk.status}, the whole log is shown`
+        : chunk.attempt ? `attempt ${chunk.attempt}: ${chunk.status}` : "not started yet";
+      if (moved && !chunk.complete) return poll();  // more is waiting: read it now
+      return chunk.complete;
+    };
+    poll().then((done) => { if (!done) every(poll, true); }, (err) => { note.textContent = String(err); every(poll, true); });
   }
 
   async function overlayCurves(jobs) {
