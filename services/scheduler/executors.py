@@ -112,7 +112,7 @@ class ExecutorPool:
                             request: executor_pb2.TailTaskLogRequest) -> executor_pb2.TailTaskLogResponse:
         """A chunk of a task's log from the executor that runs or ran it."""
         try:
-            return await self.stub(endpoint).TailTaskLog(request, timeout=EXECUTOR_CALL_TIMEOUT_S)
+            return await self.stub(endpoint).TailTaskLog(request, timeout=self.call_timeout_s)
         except grpc.aio.AioRpcError as exc:
             if exc.code() is grpc.StatusCode.NOT_FOUND:
                 raise NotFound(f"executor {endpoint}: {exc.details()}") from None
