@@ -26,4 +26,4 @@ def test_weft_demo_prints_a_good_auc_and_stops_the_members(tmp_path: Path) -> No
     assert re.search(r"^model: .*vert_lr_0", result.stdout, re.MULTILINE)
     status = subprocess.run([sys.executable, "-m", "services.client.cli", "--data-dir", str(tmp_path / "demo"),
                              "standalone", "status"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-    assert not re.search(r"\bserving\s*$", status.stdout, re.MULTILINE) and status.stdout.count("stopped") == 10
+    assert not re.search(r"\bserving\s*│?\s*$", status.stdout, re.MULTILINE) and status.stdout.count("stopped") == 10

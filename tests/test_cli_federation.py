@@ -58,7 +58,7 @@ def test_standalone_federation_runs_the_seed_distribution_job(
     data_dir, members = federation
     promoter, provider, arbiter = (m["member_id"] for m in members)
     status = ok(weft(data_dir, "standalone", "status"))
-    assert len(re.findall(r"\bserving\s*$", status, re.MULTILINE)) == 15  # 3 members x 5 services, all up
+    assert len(re.findall(r"\bserving\s*│?\s*$", status, re.MULTILINE)) == 15  # 3 members x 5 services, all up
     ok(weft(data_dir, "--member", "member-1", "upload", str(EXAMPLES / "breast_promoter_train.csv"),
             "--namespace", "wefe_data", "--name", "rows_a", "--id-column", "id", "--label-column", "y"))
     ok(weft(data_dir, "--member", "member-2", "upload", str(EXAMPLES / "breast_promoter_test.csv"),

@@ -139,7 +139,13 @@ def test_a_task_retries_its_transfer_service_for_about_thirty_seconds(monkeypatc
     def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    monkeypatch.setattr(retry_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep))
+    # The loop is tenacity's: its clock (tenacity.time) and its pause (tenacity.nap.time.sleep).
+    import tenacity
+    import tenacity.nap
+
+    fake_time = types.SimpleNamespace(monotonic=lambda: clock[0], sleep=sleep)
+    monkeypatch.setattr(tenacity, "time", fake_time)
+    monkeypatch.setattr(tenacity.nap, "time", fake_time)
 
     def unavailable() -> None:
         calls.append(clock[0])
