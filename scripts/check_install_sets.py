@@ -5,7 +5,7 @@
 The same `scripts/install-image.sh` steps as deploy/Dockerfile's build stages: the `core` set
 (scheduler, transfer) and the `spark` set (executor), each a fresh venv, non-editable. Then:
 the core venv holds neither pyspark nor grpcio-tools, the spark venv holds pyspark but no
-grpcio-tools; one member's transfer, scheduler and board start from the core venv and its
+grpcio-tools; one member's transfer, scheduler, board and serving start from the core venv and its
 executor from the spark venv (Spark mode), each answers its health check (gRPC; the board's
 /healthz, and it serves its packaged front-end files), and each stops on SIGTERM.
 """
@@ -34,7 +34,8 @@ SETS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "spark": (("grpc", "pyspark"), ("grpc_tools",)),
 }
 #: service -> install set it runs from (the image that runs it)
-SERVICE_SETS: Final = {"transfer": "core", "executor": "spark", "scheduler": "core", "board": "core"}
+SERVICE_SETS: Final = {"transfer": "core", "executor": "spark", "scheduler": "core", "board": "core",
+                       "serving": "core"}
 #: what the board must serve from the installed package (built by scripts/build-board-assets.sh)
 BOARD_FILES: Final = ("/healthz", "/static/board.js", "/static/vendor/chart.umd.js", "/login")
 READY_TIMEOUT_S: Final = 120.0
@@ -85,7 +86,7 @@ def member_config(root: Path, core: Path) -> Path:
     shutil.copy(root / "ca" / "ca.crt", root / "tls" / "ca.crt")
     subprocess.run([str(core / "bin" / "python"), "-m", "services.common.internal_auth",
                     str(root / "data" / "internal.key")], check=True, capture_output=True)
-    ports = {name: free_port() for name in ("scheduler", "executor", "internal", "external", "board")}
+    ports = {name: free_port() for name in ("scheduler", "executor", "internal", "external", "board", "serving")}
     config = {
         "member_id": member_id,
         "name": "install-set-check",
@@ -99,6 +100,7 @@ def member_config(root: Path, core: Path) -> Path:
         "transfer": {"internal_listen": f"127.0.0.1:{ports['internal']}",
                      "external_listen": f"127.0.0.1:{ports['external']}"},
         "board": {"listen": f"127.0.0.1:{ports['board']}"},
+        "serving": {"listen": f"127.0.0.1:{ports['serving']}"},
     }
     path = root / "member.yaml"
     path.write_text(yaml.safe_dump(config))
