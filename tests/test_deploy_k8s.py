@@ -206,7 +206,8 @@ def test_the_serving_service_answers_grpc_probes_and_faces_only_the_namespace(
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert main[probe]["grpc"]["port"] == SERVING_PORT, probe
     assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
-    assert [p["port"] for p in service["spec"]["ports"]] == [SERVING_PORT]
+    assert [p["port"] for p in service["spec"]["ports"]] == [SERVING_PORT, DEFAULT_METRICS_PORTS[SERVING]]
+    assert env["WEFT_SERVING__METRICS_LISTEN"] == f"0.0.0.0:{DEFAULT_METRICS_PORTS[SERVING]}"
     assert serving["spec"]["replicas"] == 1 and serving["spec"]["strategy"]["type"] == "Recreate"
     assert spec["automountServiceAccountToken"] is False and spec["securityContext"]["runAsNonRoot"]
     assert main["securityContext"]["readOnlyRootFilesystem"] is True
@@ -262,6 +263,7 @@ def test_only_the_external_transfer_port_is_reachable_from_outside(kubectl: str,
         metrics_port = DEFAULT_METRICS_PORTS[component]
         assert not _reachable_from_other_namespaces(objects, component, metrics_port), f"{component} metrics"
     assert not _reachable_from_other_namespaces(objects, SERVING, SERVING_PORT)
+    assert not _reachable_from_other_namespaces(objects, SERVING, DEFAULT_METRICS_PORTS[SERVING])
     assert not _reachable_from_other_namespaces(objects, BOARD, BOARD_PORT)
     exposed = [s for s in by_kind(objects, "Service").values() if s["spec"].get("type", "ClusterIP") != "ClusterIP"]
     assert [[p["port"] for p in s["spec"]["ports"]] for s in exposed] == [[EXTERNAL_PORT]]

@@ -143,7 +143,7 @@ def test_monitoring_objects_match_the_prometheus_operator_schema() -> None:
     objects = monitoring_objects()
     # Assert: one ServiceMonitor per service, each valid
     monitors = sorted(o["metadata"]["name"] for o in objects if o["kind"] == "ServiceMonitor")
-    assert monitors == ["weft-executor", "weft-scheduler", "weft-transfer"]
+    assert monitors == ["weft-executor", "weft-scheduler", "weft-serving", "weft-transfer"]
     for obj in objects:
         jsonschema.validate(obj, schemas[obj["kind"]])
 

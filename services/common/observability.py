@@ -28,8 +28,9 @@ METRICS_PORT_ENV: Final = "WEFT_METRICS_PORT"
 #: Environment variable with the address the metrics endpoint binds (`0.0.0.0` in containers).
 METRICS_HOST_ENV: Final = "WEFT_METRICS_HOST"
 DEFAULT_METRICS_HOST: Final = "127.0.0.1"
-#: One port per service so that the three services can share a host.
-DEFAULT_METRICS_PORTS: Final[Mapping[str, int]] = {"scheduler": 9371, "executor": 9381, "transfer": 9392}
+#: One port per service so that the services can share a host.
+DEFAULT_METRICS_PORTS: Final[Mapping[str, int]] = {"scheduler": 9371, "executor": 9381, "transfer": 9392,
+                                                   "serving": 9401}
 METRICS_DISABLED_VALUES: Final = frozenset({"off", "none", "disabled"})
 #: Latency buckets in seconds: quick unary calls up to long server streams (WatchJob, transfers).
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
