@@ -100,7 +100,8 @@ class _PearsonBase(ModelBase):
         assert isinstance(self.model_param, VertPearsonParam)
         return self.model_param
 
-    def _prepare(self, data: LabeledTable) -> Prepared:
+    def _prepare(self, data: LabeledTable) -> Scaling:
+        """The features, their own correlation (logged) and their scaling."""
         wanted = self.param.cols if self.param.cols is not None else list(data.feature_columns)
         unknown = [c for c in wanted if c not in data.feature_columns]
         if unknown:
@@ -110,9 +111,12 @@ class _PearsonBase(ModelBase):
         self.local = moments.correlation()
         self.tracker.log_metric("local_correlation", METRIC_NAMESPACE,
                                 {"features": self.features, "matrix": self.local.tolist()}, metric_type="correlation")
+        std = np.sqrt(np.diag(moments.products) / max(moments.rows, 1))
+        return Scaling(tuple(self.features), moments.mean, std)
+
+    def _aligned(self, data: LabeledTable, scaling: Scaling) -> Prepared:
+        """The rows keyed for chunks, with their count and id digest."""
         rows, digest = id_digest(data.table)
-        std = np.sqrt(np.diag(moments.products) / max(rows, 1))
-        scaling = Scaling(tuple(self.features), moments.mean, std)
         return Prepared(with_row_keys(data.table, self.features), rows, digest, scaling)
 
     def _public_names(self) -> list[str]:
@@ -136,10 +140,11 @@ class VertPearsonPromoter(_PearsonBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         param, tv = self.param, self.ctx.variables(VertPearsonVariables)
-        prepared = self._prepare(data)
+        scaling = self._prepare(data)
         providers = self.ctx.roles.parties(PROVIDER)
         if not providers:
             return data
+        prepared = self._aligned(data, scaling)
         n, p = prepared.rows, len(self.features)
         if p >= n:
             raise InvalidArgument(f"VertPearson: {p} features over {n} rows would let a provider's z-scores be solved "
@@ -180,7 +185,7 @@ class VertPearsonProvider(_PearsonBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         param, tv = self.param, self.ctx.variables(VertPearsonVariables)
-        prepared = self._prepare(data)
+        prepared = self._aligned(data, self._prepare(data))
         n, q = prepared.rows, len(self.features)
         public_key = tv.pubkey.get()
         plan = tv.alignment.get()
