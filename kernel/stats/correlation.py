@@ -60,9 +60,9 @@ def block_comoments(block: pa.Table, columns: Sequence[str], what: str) -> CoMom
     return CoMoments(len(matrix), mean, deviation.T @ deviation)
 
 
-def local_correlation(table: Table, columns: Sequence[str], what: str) -> FloatArray:
-    """The Pearson correlation matrix of `columns` over every row of `table`."""
+def table_comoments(table: Table, columns: Sequence[str], what: str) -> CoMoments:
+    """The co-moments of `columns` over every row of `table` (rows, means, summed products)."""
     names = list(columns)
     merged: CoMoments = table.select(names).reduce(lambda block: block_comoments(block, names, what),
                                                    lambda a, b: a.merge(b))
-    return merged.correlation()
+    return merged

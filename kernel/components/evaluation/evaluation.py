@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pyarrow.compute as pc
-
 from kernel.base_param import BaseParam
+from kernel.components.evaluation.aggregates import (
+    multiclass_split_metrics,
+    regression_split_metrics,
+)
 from kernel.components.evaluation.credit_tables import log_credit_tables, split_tables
 from kernel.components.evaluation.distributed import FloatArray, binary_split_metrics
 from kernel.components.evaluation.federation import FederationMetrics, log_federation_metrics
-from kernel.components.evaluation.metrics import evaluate
+from kernel.components.evaluation.metrics import EVAL_REGRESSION
 from kernel.components.evaluation.param import EvaluationParam
 from kernel.components.evaluation.variables import EvaluationVariables
 from kernel.errors import InvalidArgument
@@ -62,15 +63,12 @@ class Evaluation(ModelBase):
             self._scored = sums
             self._federate(param)
             return None
-        gathered = data.table.select(wanted).collect()
-        splits = (
-            gathered.column(PREDICT_TYPE_COLUMN).to_numpy(zero_copy_only=False)
-            if PREDICT_TYPE_COLUMN in wanted else np.full(gathered.num_rows, "data", dtype=object)
-        )
-        y_true = gathered.column(label).to_numpy(zero_copy_only=False)
-        y_pred = pc.cast(gathered.column(predicted), "float64").to_numpy(zero_copy_only=False)
-        for split in sorted(set(splits.tolist())):
-            mask = splits == split
-            result = evaluate(param.eval_type, y_true[mask], y_pred[mask])
-            self.tracker.log_metric(str(split), "evaluation", result, metric_type=param.eval_type)
+        # Aggregates only: per split, regression sums or label-pair counts (`aggregates`).
+        table = data.table.select(wanted).cache()
+        for split, rows in split_tables(table).items():
+            if param.eval_type == EVAL_REGRESSION:
+                result = regression_split_metrics(rows, label, predicted)
+            else:
+                result = multiclass_split_metrics(rows, label, predicted)
+            self.tracker.log_metric(split, "evaluation", result, metric_type=param.eval_type)
         return None

@@ -265,6 +265,11 @@ def multiclass_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
     confusion = np.bincount(
         true_index * n_classes + pred_index, minlength=n_classes * n_classes
     ).reshape(n_classes, n_classes)
+    return multiclass_from_confusion(classes, confusion)
+
+
+def multiclass_from_confusion(classes: np.ndarray, confusion: np.ndarray) -> dict[str, Any]:
+    """`multiclass_metrics` from the sorted classes and the confusion counts (true x predicted)."""
     hits = np.diag(confusion).astype(np.float64)
     support = confusion.sum(axis=1)
     predicted = confusion.sum(axis=0)
@@ -283,7 +288,7 @@ def multiclass_metrics(y_true: Any, y_pred: Any) -> dict[str, Any]:
         for i, label in enumerate(classes.tolist())
     }
     return {
-        "accuracy": float(hits.sum() / truth.size),
+        "accuracy": float(hits.sum() / confusion.sum()),
         "macro_f1": float(f1.mean()),
         "macro_precision": float(precision.mean()),
         "macro_recall": float(recall.mean()),

@@ -1,15 +1,21 @@
 """VertFeatureBinning: every member bins its own features; providers' WOE and IV via encrypted labels.
 
-Messages between the promoter and each provider (rows are aligned by sorted id, as after
-Intersection; both sides check a digest of the ids first):
+Messages between the promoter and each provider (both hold the same ids, as after
+Intersection; both sides check an order-free digest of the id set first):
 
 1. `pubkey`, `alignment`      promoter -> providers: Paillier public key; row count and id digest
 2. `alignment_ack`            provider -> promoter: whether the rows line up
-3. `encrypted_labels`         promoter -> providers: [[y_i]] for every row, in id order
+3. `encrypted_labels`         promoter -> providers, one message per row chunk
+                              (`kernel.blocks.row_chunks`): [[y_i]] of the chunk's rows
 4. `encrypted_bin_sums`       provider -> promoter: per feature and bin the row count and the
-                              encrypted sum of [[y]] (packed, re-randomised); feature names are
-                              anonymous ids unless the provider sets reveal_feature_names
+                              encrypted sum of [[y]] (each partition sums its rows of every
+                              chunk per bin, the partial sums are added; packed,
+                              re-randomised); feature names are anonymous ids unless the
+                              provider sets reveal_feature_names
 5. `bin_woe`                  promoter -> provider: WOE per bin and IV per feature
+
+Edges and counts come from aggregates (`bins.table_edges`, `bins.table_bin_counts`); what
+reaches a driver beyond them is one chunk of labels or ciphertexts at a time.
 
 The promoter learns, per provider feature, how many rows and events fall in each bin, never
 the provider's split points or values; a provider never sees a label in the clear.
@@ -17,17 +23,33 @@ the provider's split points or values; a provider never sees a label in the clea
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import operator
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kernel.blocks.alignment import ids_digest, sorted_rows
-from kernel.components.vert_feature_binning.bins import bin_edges, bin_indices, woe_iv
+from kernel.blocks.row_chunks import (
+    ChunkPlan,
+    chunk_count,
+    encrypted_chunk_sum,
+    gather_chunk,
+    id_digest,
+    no_values,
+    with_row_keys,
+)
+from kernel.components.vert_feature_binning.bins import (
+    bin_indices,
+    table_bin_counts,
+    table_edges,
+    woe_iv,
+)
 from kernel.components.vert_feature_binning.param import VertFeatureBinningParam
 from kernel.components.vert_feature_binning.variables import VertFeatureBinningVariables
+from kernel.computing import Table
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -37,6 +59,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 METRIC_NAMESPACE = "binning"
+WHAT: Final = "VertFeatureBinning"
 
 
 class _BinningBase(ModelBase):
@@ -58,18 +81,17 @@ class _BinningBase(ModelBase):
             raise InvalidArgument(f"VertFeatureBinningParam.cols: {', '.join(missing)} not among the data's features")
         return wanted
 
-    def _bin_rows(self, rows: pa.Table, features: list[str]) -> dict[str, IntArray]:
-        """Edges of every feature (kept in self.bins) and the bin index of every row."""
+    def _bin_table(self, table: Table, features: list[str], label: str | None) -> dict[str, IntArray]:
+        """Edges and row counts of every feature (kept in self.bins); the events per bin with a label."""
         self.transform_method = self.param.transform_method
-        indices: dict[str, IntArray] = {}
+        edges = table_edges(table, features, self.param.method, self.param.bin_num)
+        counted = table_bin_counts(table, edges, label)
+        events: dict[str, IntArray] = {}
         for name in features:
-            values = _float_column(rows, name)
-            edges = bin_edges(values, self.param.method, self.param.bin_num)
-            index = bin_indices(values, edges)
-            counts = np.bincount(index, minlength=len(edges) + 2).astype(np.int64)
-            self.bins[name] = {"edges": edges.tolist(), "counts": counts.tolist(), "woe": [0.0] * len(counts), "iv": 0.0}
-            indices[name] = index
-        return indices
+            counts, events[name] = counted[name]
+            self.bins[name] = {"edges": edges[name].tolist(), "counts": counts.tolist(), "woe": [0.0] * len(counts),
+                               "iv": 0.0}
+        return events
 
     def _log_iv(self) -> None:
         self.tracker.log_metric("iv", METRIC_NAMESPACE, {name: b["iv"] for name, b in self.bins.items()},
@@ -126,19 +148,17 @@ class VertFeatureBinningPromoter(_BinningBase):
         if data.label_column is None:
             raise InvalidArgument("VertFeatureBinning: the promoter's data has no label column")
         features = self._columns(data)
-        rows = sorted_rows(data, [data.id_column, data.label_column, *features])
-        labels = _float_column(rows, data.label_column)
-        if not np.isin(labels, (0.0, 1.0)).all():
-            raise InvalidArgument(f"VertFeatureBinning: label column {data.label_column!r} must hold 0 and 1 only")
-        events_per_row = labels.astype(np.int64)
-        for name, index in self._bin_rows(rows, features).items():
+        label = data.label_column
+        bad = data.table.select([label]).reduce(functools.partial(_not_binary, label), operator.add)
+        if bad:
+            raise InvalidArgument(f"VertFeatureBinning: label column {label!r} must hold 0 and 1 only")
+        for name, events in self._bin_table(data.table, features, label).items():
             entry = self.bins[name]
-            events = np.bincount(index, weights=events_per_row, minlength=len(entry["counts"])).astype(np.int64)
             woe, iv = woe_iv(events, np.asarray(entry["counts"], dtype=np.int64), param.adjustment_factor)
             entry.update(events=events.tolist(), woe=woe.tolist(), iv=iv)
         self.tracker.set_progress(40, "promoter's features binned")
         if param.provider_iv and self.ctx.roles.parties(PROVIDER):
-            self._provider_woe(rows.column(data.id_column), events_per_row)
+            self._provider_woe(data.table, label)
         self._log_iv()
         if self.provider_bins:
             self.tracker.log_metric(
@@ -148,18 +168,24 @@ class VertFeatureBinningPromoter(_BinningBase):
             )
         return self.transform(data)
 
-    def _provider_woe(self, ids: pa.ChunkedArray, events_per_row: IntArray) -> None:
+    def _provider_woe(self, table: Table, label: str) -> None:
         param, tv = self.param, self.ctx.variables(VertFeatureBinningVariables)
+        rows, digest = id_digest(table)
         public_key, private_key = generate_keypair(param.key_bits)
         tv.pubkey.remote(public_key)
-        tv.alignment.remote({"rows": len(ids), "digest": ids_digest(ids), "send_woe": param.provider_woe})
+        tv.alignment.remote({"rows": rows, "digest": digest, "send_woe": param.provider_woe})
         for k, ack in enumerate(tv.alignment_ack.get_all()):
             if ack.get("aligned") is not True:
                 raise InvalidArgument(
-                    f"VertFeatureBinning: provider {k}'s rows do not match the promoter's {len(ids)} ids; "
+                    f"VertFeatureBinning: provider {k}'s rows do not match the promoter's {rows} ids; "
                     "run Intersection on both members' data first"
                 )
-        tv.encrypted_labels.remote(EncryptedVector.encrypt(private_key, events_per_row, workers=param.workers))
+        keyed = with_row_keys(table, [label])
+        chunks = chunk_count(rows)
+        for chunk in range(chunks):
+            _, labels = gather_chunk(keyed, ChunkPlan(chunks, chunk), functools.partial(_label_matrix, label), WHAT)
+            tv.at(chunk).encrypted_labels.remote(
+                EncryptedVector.encrypt(private_key, labels[:, 0].astype(np.int64), workers=param.workers))
         self.provider_bins = []
         for k, message in enumerate(tv.encrypted_bin_sums.get_all()):
             names, bins, counts, encrypted = _bin_sums(message, public_key, k)
@@ -209,32 +235,43 @@ class VertFeatureBinningProvider(_BinningBase):
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         param = self.param
         features = self._columns(data)
-        rows = sorted_rows(data, [data.id_column, *features])
-        indices = self._bin_rows(rows, features)
+        self._bin_table(data.table, features, None)
         positions = {name: i for i, name in enumerate(data.feature_columns)}
         self.public_names = {name: name if param.reveal_feature_names else f"feature_{positions[name]}"
                              for name in features}
         if param.provider_iv:
-            self._encrypted_woe(rows.column(data.id_column), features, indices)
+            self._encrypted_woe(data.table, features)
         self._log_iv()
         return self.transform(data)
 
-    def _encrypted_woe(self, ids: pa.ChunkedArray, features: list[str], indices: dict[str, IntArray]) -> None:
+    def _encrypted_woe(self, table: Table, features: list[str]) -> None:
         param, tv = self.param, self.ctx.variables(VertFeatureBinningVariables)
         public_key = tv.pubkey.get()
         plan = tv.alignment.get()
-        aligned = isinstance(plan, dict) and plan.get("rows") == len(ids) and plan.get("digest") == ids_digest(ids)
-        tv.alignment_ack.remote({"rows": len(ids), "aligned": aligned})
+        rows, digest = id_digest(table)
+        aligned = isinstance(plan, dict) and plan.get("rows") == rows and plan.get("digest") == digest
+        tv.alignment_ack.remote({"rows": rows, "aligned": aligned})
         if not aligned:
             raise InvalidArgument(
-                f"VertFeatureBinning: this provider's {len(ids)} rows do not match the promoter's ids; "
+                f"VertFeatureBinning: this provider's {rows} rows do not match the promoter's ids; "
                 "run Intersection on both members' data first"
             )
-        labels = tv.encrypted_labels.get()
-        if labels.public_key != public_key or len(labels) != len(ids):
-            raise InvalidArgument(f"VertFeatureBinning: encrypted_labels must be {len(ids)} ciphertexts under the key")
-        sums = [labels.group_sum(indices[name], len(self.bins[name]["counts"]), workers=param.workers)
-                for name in features]
+        edges = tuple((name, np.asarray(self.bins[name]["edges"], dtype=np.float64)) for name in features)
+        keyed = with_row_keys(table, features)
+        chunks = chunk_count(rows)
+        total: EncryptedVector | None = None
+        for chunk in range(chunks):
+            chunk_plan = ChunkPlan(chunks, chunk)
+            keys, _ = gather_chunk(keyed, chunk_plan, no_values, WHAT)
+            labels = tv.at(chunk).encrypted_labels.get()
+            if labels.public_key != public_key or len(labels) != len(keys):
+                raise InvalidArgument(f"VertFeatureBinning: encrypted_labels of chunk {chunk} must be {len(keys)} "
+                                      "ciphertexts under the key")
+            if features:
+                part = encrypted_chunk_sum(keyed, chunk_plan, keys,
+                                           functools.partial(_bin_sums_of, edges, labels, param.workers))
+                if part is not None:
+                    total = part if total is None else total + part
         counts = np.concatenate([np.asarray(self.bins[name]["counts"], dtype=np.int64) for name in features]) \
             if features else np.zeros(0, dtype=np.int64)
         payload: dict[str, Any] = {
@@ -243,8 +280,10 @@ class VertFeatureBinningProvider(_BinningBase):
             "counts": counts,
         }
         if features:
+            if total is None:  # no rows: every bin sums to 0
+                total = EncryptedVector.encrypt(public_key, np.zeros(len(counts), dtype=np.int64))
             # Packed: fewer decryptions; re-randomised: empty bins would otherwise show as ciphertext 1.
-            payload["events"] = EncryptedVector.concatenate(sums).pack(workers=param.workers).rerandomize(param.workers)
+            payload["events"] = total.pack(workers=param.workers).rerandomize(param.workers)
         tv.encrypted_bin_sums.remote(payload)
         if isinstance(plan, dict) and plan.get("send_woe") is False:
             # The promoter keeps this member's WOE and IV: no label statistic reaches it.
@@ -283,6 +322,23 @@ class VertFeatureBinningProvider(_BinningBase):
 
 def _float_column(rows: pa.Table, name: str) -> FloatArray:
     return np.asarray(pc.cast(rows.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _not_binary(label: str, block: pa.Table) -> int:
+    return int((~np.isin(_float_column(block, label), (0.0, 1.0))).sum())
+
+
+def _label_matrix(label: str, rows: pa.Table) -> FloatArray:
+    return _float_column(rows, label).reshape(-1, 1)
+
+
+def _bin_sums_of(edges: tuple[tuple[str, FloatArray], ...], labels: EncryptedVector, workers: int | None,
+                 rows: pa.Table, positions: IntArray) -> EncryptedVector:
+    """Per feature and bin, the sum of [[y]] over a partition's rows of a chunk."""
+    chosen = labels[positions]
+    return EncryptedVector.concatenate([
+        chosen.group_sum(bin_indices(_float_column(rows, name), inner), len(inner) + 2, workers=workers)
+        for name, inner in edges])
 
 
 def _bin_sums(

@@ -1,36 +1,52 @@
 """VertPearson: cross-member Pearson correlations under the promoter's Paillier key.
 
 Every member standardises its own features over the common rows (z = (x - mean) / std,
-population std), so corr(a, b) = mean(z_a * z_b). Messages (docs/algorithms/credit.md):
+population std, from co-moments merged across partitions), so corr(a, b) = mean(z_a * z_b).
+Messages (docs/algorithms/credit.md):
 
 1. `pubkey`, `alignment` (promoter -> providers); `alignment_ack` (provider -> promoter):
-   the rows must be the same ids in the same sorted order (run Intersection first).
-2. `encrypted_features` (promoter -> providers): [[z_i]] for each promoter feature i.
-3. `encrypted_products` (provider -> promoter): [[z_i^T Z_B]] for every pair, computed
-   homomorphically and re-randomised, and the provider's feature names as it reveals them.
+   both hold the same ids (a digest of the id set, in any order; run Intersection first).
+2. `encrypted_features` (promoter -> providers), one message per row chunk
+   (`kernel.blocks.row_chunks`): [[z_i]] of the chunk's rows for each promoter feature i.
+3. `encrypted_products` (provider -> promoter): [[z_i^T Z_B]] for every pair, each
+   partition multiplying its rows of every chunk into the ciphertexts and the partial
+   products added, re-randomised; and the provider's feature names as it reveals them.
 4. The promoter decrypts and divides by the row count: the p x q matrix.
 5. `correlation` (promoter -> provider, when share_with_provider): that matrix.
 
 Each member also logs the correlation matrix of its own features (merged co-moments).
+What reaches a driver: the co-moments (p x p), one chunk of z-scores or ciphertexts at a
+time, and the p x q encrypted products; no member collects its rows.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from kernel.blocks.alignment import ids_digest, sorted_rows
+from kernel.blocks.row_chunks import (
+    ChunkPlan,
+    chunk_count,
+    encrypted_chunk_sum,
+    gather_chunk,
+    id_digest,
+    no_values,
+    with_row_keys,
+)
 from kernel.components.vert_pearson.param import VertPearsonParam
 from kernel.components.vert_pearson.variables import VertPearsonVariables
+from kernel.computing import Table
 from kernel.constants import PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import EncryptedVector, PaillierPublicKey, generate_keypair
-from kernel.stats.correlation import local_correlation
+from kernel.stats.correlation import table_comoments
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -39,12 +55,37 @@ MODEL_KIND: Final = "vert_pearson"
 WHAT: Final = "VertPearson"
 
 
-def standardised(rows: pa.Table, features: list[str]) -> FloatArray:
-    """The features as z-scores (a constant feature is all zeros)."""
-    matrix = feature_matrix(rows, features, WHAT)
-    std = matrix.std(axis=0)
-    result: FloatArray = (matrix - matrix.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    return result
+@dataclass(frozen=True)
+class Scaling:
+    """A member's features with their mean and population std over the common rows."""
+
+    features: tuple[str, ...]
+    mean: FloatArray
+    std: FloatArray
+
+    def z(self, rows: pa.Table) -> FloatArray:
+        """The rows' features as z-scores (a constant feature is all zeros)."""
+        matrix = feature_matrix(rows, list(self.features), WHAT)
+        result: FloatArray = (matrix - self.mean) / np.where(self.std > 0, self.std, 1.0)
+        return result
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The keyed rows, their count and id digest, and the scaling."""
+
+    table: Table
+    rows: int
+    digest: str
+    scaling: Scaling
+
+
+def _products(scaling: Scaling, encrypted: list[EncryptedVector], bits: int, workers: int | None,
+              rows: pa.Table, positions: npt.NDArray[np.int64]) -> EncryptedVector:
+    """[[z_i]]^T Z_B over a partition's rows of a chunk, for every promoter feature i."""
+    z = scaling.z(rows)
+    return EncryptedVector.concatenate(
+        [column[positions].rmatvec(z, precision_bits=bits, workers=workers) for column in encrypted])
 
 
 class _PearsonBase(ModelBase):
@@ -59,17 +100,24 @@ class _PearsonBase(ModelBase):
         assert isinstance(self.model_param, VertPearsonParam)
         return self.model_param
 
-    def _prepare(self, data: LabeledTable) -> tuple[pa.Table, FloatArray]:
+    def _prepare(self, data: LabeledTable) -> Scaling:
+        """The features, their own correlation (logged) and their scaling."""
         wanted = self.param.cols if self.param.cols is not None else list(data.feature_columns)
         unknown = [c for c in wanted if c not in data.feature_columns]
         if unknown:
             raise InvalidArgument(f"VertPearsonParam.cols: {', '.join(unknown)} not among the data's features")
         self.features = list(wanted)
-        self.local = local_correlation(data.table, self.features, WHAT)
+        moments = table_comoments(data.table, self.features, WHAT)
+        self.local = moments.correlation()
         self.tracker.log_metric("local_correlation", METRIC_NAMESPACE,
                                 {"features": self.features, "matrix": self.local.tolist()}, metric_type="correlation")
-        rows = sorted_rows(data, [data.id_column, *self.features])
-        return rows, standardised(rows, self.features)
+        std = np.sqrt(np.diag(moments.products) / max(moments.rows, 1))
+        return Scaling(tuple(self.features), moments.mean, std)
+
+    def _aligned(self, data: LabeledTable, scaling: Scaling) -> Prepared:
+        """The rows keyed for chunks, with their count and id digest."""
+        rows, digest = id_digest(data.table)
+        return Prepared(with_row_keys(data.table, self.features), rows, digest, scaling)
 
     def _public_names(self) -> list[str]:
         return self.features if self.param.reveal_feature_names else [f"feature_{i}" for i in range(len(self.features))]
@@ -92,18 +140,18 @@ class VertPearsonPromoter(_PearsonBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         param, tv = self.param, self.ctx.variables(VertPearsonVariables)
-        rows, z = self._prepare(data)
+        scaling = self._prepare(data)
         providers = self.ctx.roles.parties(PROVIDER)
         if not providers:
             return data
-        n, p = z.shape
+        prepared = self._aligned(data, scaling)
+        n, p = prepared.rows, len(self.features)
         if p >= n:
             raise InvalidArgument(f"VertPearson: {p} features over {n} rows would let a provider's z-scores be solved "
                                   "for from the correlations; use fewer features or more rows")
-        ids = rows.column(data.id_column)
         public_key, private_key = generate_keypair(param.key_bits)
         tv.pubkey.remote(public_key)
-        tv.alignment.remote({"rows": n, "digest": ids_digest(ids), "features": p,
+        tv.alignment.remote({"rows": n, "digest": prepared.digest, "features": p,
                              "share": param.share_with_provider,
                              "names": self._public_names()})
         for k, ack in enumerate(tv.alignment_ack.get_all()):
@@ -113,12 +161,15 @@ class VertPearsonPromoter(_PearsonBase):
                 raise InvalidArgument(f"VertPearson: provider {k}'s rows do not match the promoter's {n} ids; "
                                       "run Intersection on both members' data first")
         self.tracker.set_progress(30, "encrypting the promoter's z-scores")
-        encrypted = [EncryptedVector.encrypt(private_key, z[:, i], precision_bits=param.precision_bits,
-                                             workers=param.workers) for i in range(p)]
-        tv.encrypted_features.remote(encrypted)
+        chunks = chunk_count(n, p)
+        for chunk in range(chunks):
+            _, z = gather_chunk(prepared.table, ChunkPlan(chunks, chunk), prepared.scaling.z, WHAT)
+            encrypted = [EncryptedVector.encrypt(private_key, z[:, i], precision_bits=param.precision_bits,
+                                                 workers=param.workers) for i in range(p)]
+            tv.at(chunk).encrypted_features.remote(encrypted)
         self.cross = []
         for k, message in enumerate(tv.encrypted_products.get_all()):
-            names, products = _products(message, public_key, p, k)
+            names, products = _checked_products(message, public_key, p, k)
             matrix = np.asarray(products.decrypt(private_key, workers=param.workers), dtype=np.float64)
             matrix = np.clip(matrix.reshape(p, len(names)) / n, -1.0, 1.0)
             if param.share_with_provider:
@@ -134,12 +185,11 @@ class VertPearsonProvider(_PearsonBase):
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
         param, tv = self.param, self.ctx.variables(VertPearsonVariables)
-        rows, z = self._prepare(data)
-        n, q = z.shape
+        prepared = self._aligned(data, self._prepare(data))
+        n, q = prepared.rows, len(self.features)
         public_key = tv.pubkey.get()
         plan = tv.alignment.get()
-        aligned = isinstance(plan, dict) and plan.get("rows") == n and plan.get("digest") == ids_digest(
-            rows.column(data.id_column))
+        aligned = isinstance(plan, dict) and plan.get("rows") == n and plan.get("digest") == prepared.digest
         refused = None
         if q >= n:
             refused = (f"VertPearson: the provider's {q} features over {n} rows would let the promoter solve for "
@@ -151,19 +201,15 @@ class VertPearsonProvider(_PearsonBase):
         if refused is not None:
             raise InvalidArgument(refused)
         assert isinstance(plan, dict)
-        encrypted = tv.encrypted_features.get()
-        if len(encrypted) != plan.get("features") or not all(
-                isinstance(v, EncryptedVector) and v.public_key == public_key and len(v) == n for v in encrypted):
-            raise InvalidArgument(f"VertPearson: encrypted_features must be vectors of {n} values under the key")
         self.tracker.set_progress(40, "multiplying by this member's z-scores")
-        products = [column.rmatvec(z, precision_bits=param.precision_bits, workers=param.workers)
-                    for column in encrypted]
-        combined = EncryptedVector.concatenate(products).rerandomize(param.workers)
-        tv.encrypted_products.remote({"features": self._public_names(), "products": combined})
+        total = self._chunk_products(prepared, public_key, plan.get("features"))
+        if total is None:
+            raise InvalidArgument("VertPearson: this provider has no rows")
+        tv.encrypted_products.remote({"features": self._public_names(), "products": total.rerandomize(param.workers)})
         self.cross = []
         if plan.get("share") is True:
             matrix = tv.correlation.get()
-            if matrix.shape != (len(encrypted), q):
+            if matrix.shape != (plan.get("features"), q):
                 raise InvalidArgument("VertPearson: the promoter's correlation does not fit this member's features")
             promoter_names = plan.get("names")
             self.cross = [{"promoter_features": promoter_names if isinstance(promoter_names, list) else [],
@@ -171,8 +217,29 @@ class VertPearsonProvider(_PearsonBase):
             self.tracker.log_metric("cross_correlation", METRIC_NAMESPACE, self.cross, metric_type="correlation")
         return data
 
+    def _chunk_products(self, prepared: Prepared, public_key: PaillierPublicKey,
+                        features: Any) -> EncryptedVector | None:
+        """The sum over chunks of [[z_i]]^T Z_B, each chunk's products summed over partitions."""
+        param, tv = self.param, self.ctx.variables(VertPearsonVariables)
+        chunks = chunk_count(prepared.rows, features if isinstance(features, int) else 1)
+        total: EncryptedVector | None = None
+        for chunk in range(chunks):
+            plan = ChunkPlan(chunks, chunk)
+            keys, _ = gather_chunk(prepared.table, plan, no_values, WHAT)
+            encrypted = tv.at(chunk).encrypted_features.get()
+            if len(encrypted) != features or not all(
+                    isinstance(v, EncryptedVector) and v.public_key == public_key and len(v) == len(keys)
+                    for v in encrypted):
+                raise InvalidArgument(f"VertPearson: encrypted_features of chunk {chunk} must be {features} vectors "
+                                      f"of {len(keys)} values under the key")
+            product = encrypted_chunk_sum(prepared.table, plan, keys, functools.partial(
+                _products, prepared.scaling, encrypted, param.precision_bits, param.workers))
+            if product is not None:
+                total = product if total is None else total + product
+        return total
 
-def _products(message: Any, public_key: PaillierPublicKey, p: int, k: int) -> tuple[list[str], EncryptedVector]:
+
+def _checked_products(message: Any, public_key: PaillierPublicKey, p: int, k: int) -> tuple[list[str], EncryptedVector]:
     where = f"VertPearson: provider {k}'s encrypted_products"
     if not isinstance(message, dict):
         raise InvalidArgument(f"{where} must be a dict")
