@@ -37,9 +37,10 @@ from services.serving.constants import (
 )
 from services.serving.features import FeatureTable
 from services.serving.peers import ServingPeers
+from services.serving.preprocessing import FloatArray
 from services.serving.publishing import build_part, model_members
 from services.serving.registry import ModelPart, ModelRegistry, check_model_name
-from services.serving.scoring import FloatArray, LoadedPart
+from services.serving.scoring import LoadedPart
 
 log = logging.getLogger("weft.serving")
 T = TypeVar("T")
