@@ -74,6 +74,81 @@ def test_online_scores_equal_the_batch_jobs_through_fill_missing_and_scale(
     assert f"member {trained.promoter.member_id}" in provider_audit.read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="module")
+def card_job(trained: Trained) -> str:
+    """The scorecard job (OneHot ... WOE -> VertLR -> ScoreCard), its VertLR published as `card-lr`
+    and its ScoreCard as `card`, the provider reading its test rows."""
+    job_id = trained.train_card()
+    with trained.serving(trained.promoter) as promoter:
+        promoter.publish(job_id, "vert_lr_0", "card-lr")
+        promoter.publish(job_id, "score_card_0", "card")
+    with trained.serving(trained.provider) as provider:
+        for name in ("card-lr", "card"):
+            provider.set_feature_table(name, f"{NAMESPACE}/card_provider_test")
+    return job_id
+
+
+def test_online_scores_equal_the_batch_jobs_through_one_hot_binning_and_woe(trained: Trained, card_job: str) -> None:
+    # Prepare
+    batch = trained.batch_scores("vert_lr_0", card_job)
+    rows = trained.test_rows("card_promoter_test")
+
+    # Execute
+    with trained.serving(trained.promoter) as client:
+        published = client.list_models("card-lr")[0]
+        answers = client.batch_predict("card-lr", rows)
+        single = client.predict("card-lr", *rows[0])
+    with trained.serving(trained.provider) as client:
+        provider_part = client.list_models("card-lr")[0]
+
+    # Assert
+    chain = ["onehot_0", "dataio_0", "fill_missing_0", "scale_0", "binning_0", "woe_0"]
+    assert published.chain == chain and provider_part.chain == chain
+    assert any("c" not in features for _, features in rows)  # a missing category: its own indicator
+    assert {features.get("c") for _, features in rows} >= {0.0, 1.0, 2.0, 3.0, 4.0}  # some go to c_other
+    assert len(answers) == len(batch) == len(rows)
+    for answer in answers:
+        assert abs(answer.score - batch[answer.id]) <= TOLERANCE, answer.id
+        assert not answer.HasField("card_score") and not answer.points
+    assert abs(single.score - batch[rows[0][0]]) <= TOLERANCE
+
+
+def test_a_scorecard_answers_the_promoters_points_per_feature_that_add_up_to_the_batch_score(
+        trained: Trained, card_job: str) -> None:
+    # Prepare
+    batch = trained.output_table(card_job, "score_card_1.test", ["id", "score", "predict_score"])
+    scores = {str(i): (s, p) for i, s, p in zip(batch["id"], batch["score"], batch["predict_score"], strict=True)}
+    rows = trained.test_rows("card_promoter_test")
+    row_id, features = rows[2]
+    flags = [arg for name, value in features.items() for arg in ("--feature", f"{name}={value}")]
+
+    # Execute
+    with trained.serving(trained.promoter) as client:
+        answers = client.batch_predict("card", rows)
+    printed = subprocess.run([sys.executable, "-m", "services.client.cli", "--data-dir", trained.state.data_dir,
+                              "model", "predict", "card", row_id, *flags],
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
+
+    # Assert
+    assert len(answers) == len(scores) == len(rows)
+    provider = trained.provider.member_id
+    for answer in answers:
+        score, probability = scores[answer.id]
+        assert abs(answer.card_score - score) <= TOLERANCE, answer.id
+        assert abs(answer.base_points + sum(answer.points.values()) + answer.provider_points[provider]
+                   - score) <= TOLERANCE, answer.id
+        assert abs(answer.score - probability) <= TOLERANCE, answer.id
+        # The promoter's own features only (its raw columns and its indicators), never a provider's.
+        assert set(answer.points) and all(name == "c" or name.startswith(("a", "c_")) for name in answer.points)
+        assert list(answer.provider_points) == [provider]
+    assert len({tuple(a.points.values()) for a in answers}) > 1
+    shown = json.loads(printed.stdout)
+    assert printed.returncode == 0, printed.stderr
+    assert abs(shown["card_score"] - scores[row_id][0]) <= TOLERANCE
+    assert abs(shown["base_points"] + sum(shown["points"].values()) + sum(shown["provider_points"].values())
+               - scores[row_id][0]) <= TOLERANCE
+
+
 def test_a_horizontal_model_is_scored_by_the_promoter_alone(trained: Trained) -> None:
     # Prepare
     batch = trained.batch_scores("horz_lr_0", trained.horizontal_job_id)

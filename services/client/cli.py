@@ -143,7 +143,9 @@ def cmd_model(args: argparse.Namespace) -> int:
             answer = client.predict(name, args.target[1], features, args.version)
             print(json.dumps({"model": answer.model_name, "version": answer.model_version, "id": answer.id,
                               "score": answer.score, "label": answer.label,
-                              **({"points": dict(answer.points)} if answer.points else {}),
+                              **({"card_score": answer.card_score, "base_points": answer.base_points,
+                                  "points": dict(answer.points), "provider_points": dict(answer.provider_points)}
+                                 if answer.HasField("card_score") else {}),
                               **({"fallback": answer.fallback_reason} if answer.fallback else {})}))
     return 0
 

@@ -485,7 +485,10 @@ class ServingClient:
 
     def predict(self, name: str, row_id: str, features: dict[str, float] | None = None,
                 version: int = 0) -> serving_pb2.PredictResponse:
-        """One id's score (features: the promoter's raw features of that id; left out = missing)."""
+        """One id's score (features: the promoter's raw features of that id; left out = missing).
+
+        For a scorecard the answer also carries `card_score` (points), `base_points`, `points`
+        (per promoter feature) and `provider_points` (per provider member)."""
         request = serving_pb2.PredictRequest(model_name=name, model_version=version, row=_row(row_id, features))
         return self._call("Predict", request)
 

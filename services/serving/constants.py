@@ -14,12 +14,21 @@ AUDIT_FILE: Final = "audit.log"
 VERT_LR: Final = "VertLR"
 VERT_SECUREBOOST: Final = "VertSecureBoost"
 HORZ_LR: Final = "HorzLR"
-SERVABLE_MODULES: Final = frozenset({VERT_LR, VERT_SECUREBOOST, HORZ_LR})
+#: A scorecard on a VertLR model: points per feature at each member, the score at the promoter.
+SCORE_CARD: Final = "ScoreCard"
+SERVABLE_MODULES: Final = frozenset({VERT_LR, VERT_SECUREBOOST, HORZ_LR, SCORE_CARD})
 
 #: Preprocessing components applied online before the model, with that member's fitted model.
-PREPROCESSING_MODULES: Final = frozenset({"DataIO", "FillMissing", "Scale"})
-#: Components upstream of a model that only select or align rows: online there is one row, so they pass.
-ROW_SELECTING_MODULES: Final = frozenset({"Intersection", "DataSplit", "Sample", "Union"})
+DATA_IO: Final = "DataIO"
+FILL_MISSING: Final = "FillMissing"
+SCALE: Final = "Scale"
+ONE_HOT: Final = "OneHot"
+BINNING: Final = "VertFeatureBinning"
+WOE: Final = "WOE"
+PREPROCESSING_MODULES: Final = frozenset({DATA_IO, FILL_MISSING, SCALE, ONE_HOT, BINNING, WOE})
+#: Components upstream of a model that only select or align rows (online there is one row),
+#: or only drop columns (the model reads its own features by name): they pass.
+ROW_SELECTING_MODULES: Final = frozenset({"Intersection", "DataSplit", "Sample", "Union", "FeatureSelection"})
 
 #: Which input of a model component carries the training rows (the chain is followed through it).
 TRAINING_INPUTS: Final = ("train_data", "data")

@@ -18,7 +18,7 @@ import numpy as np
 from kernel.errors import InvalidArgument, NotFound
 from kernel.features import feature_matrix
 from kernel.storage import DataStore
-from services.serving.scoring import FloatArray
+from services.serving.preprocessing import FloatArray
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,18 @@ def _training_ref(component: dict[str, Any], name: str) -> str:
     raise InvalidArgument(f"{name}: no {' or '.join(TRAINING_INPUTS)} input to follow upstream")
 
 
+def _fitted_by(component: dict[str, Any], name: str) -> str:
+    """The component whose exported model a preprocessing step applies.
+
+    A component that exports a model applies that one (WOE exports its own tables, though
+    it reads a VertFeatureBinning model); one that only reads a model (the test branch of a
+    job, `input.model: ["fill_missing_0.model"]`) applies the model it reads."""
+    if component.get("output", {}).get("model"):
+        return name
+    model_refs = component.get("input", {}).get("model", []) or []
+    return str(model_refs[0]).partition(".")[0] if model_refs else name
+
+
 def _params(component: dict[str, Any], role: str) -> dict[str, Any]:
     params = dict(component.get("params", {}) or {})
     params.update((component.get("role_params", {}) or {}).get(role, {}) or {})
@@ -104,9 +116,7 @@ def build_part(job: JobRecord, component_name: str, name: str, version: int, dea
         upstream = _component(spec, source)
         upstream_module = str(upstream.get("module", ""))
         if upstream_module in PREPROCESSING_MODULES:
-            model_refs = upstream.get("input", {}).get("model", []) or []
-            model_component = str(model_refs[0]).partition(".")[0] if model_refs else source
-            path = latest_model_dir(storage_root, job.job_id, model_component, role, member)
+            path = latest_model_dir(storage_root, job.job_id, _fitted_by(upstream, source), role, member)
             chain.append(ChainStep(source, upstream_module, str(path)))
         elif upstream_module not in ROW_SELECTING_MODULES:
             raise InvalidArgument(

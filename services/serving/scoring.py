@@ -1,8 +1,8 @@
-"""A member's part of a published model in memory: its preprocessing chain and its share of the score.
+"""A member's part of a published model in memory: its preprocessing chain (preprocessing.py) and its share of the score.
 
 Each function here computes exactly what the component computes in a batch predict job
-(the same fitted values, the same float64 operations, the kernel's own sigmoid and tree
-walk), on the few rows of one request.
+(the same fitted values, the same float64 operations, the kernel's own sigmoid, tree
+walk and points), on the few rows of one request.
 """
 
 from __future__ import annotations
@@ -15,15 +15,16 @@ import numpy as np
 import numpy.typing as npt
 
 from kernel.blocks.link import sigmoid
+from kernel.components.score_card.param import ScoreCardParam
 from kernel.components.vert_secureboost.constants import OWNER_FIRST_PROVIDER, OWNER_LEAF
 from kernel.components.vert_secureboost.tree import Forest, Objective, Tree
+from kernel.credit.points import PointScale, rounded
 from kernel.errors import InvalidArgument
 from kernel.federation.codec import decode
 from kernel.tracker import MODEL_FILE
-from services.serving.constants import HORZ_LR, VERT_LR, VERT_SECUREBOOST
+from services.serving.constants import HORZ_LR, SCORE_CARD, VERT_LR, VERT_SECUREBOOST
+from services.serving.preprocessing import FloatArray, Preprocessor, Step
 from services.serving.registry import ModelPart
-
-FloatArray = npt.NDArray[np.float64]
 
 
 def read_model(path: str) -> dict[str, Any]:
@@ -33,113 +34,6 @@ def read_model(path: str) -> dict[str, Any]:
     return model
 
 
-# -- preprocessing ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Step:
-    """One fitted preprocessing component (its model as the component exported it)."""
-
-    component: str
-    module: str
-    model: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """A step bound to the column layout it meets: index arrays, fill and scale vectors."""
-
-    step: Step
-    #: DataIO: for each output column, its position in the input (-1: absent, a missing value).
-    select: npt.NDArray[np.int64] | None
-    #: FillMissing / Scale: the positions they change; DataIO: every output position.
-    columns: npt.NDArray[np.int64]
-    first: FloatArray  # fill values (NaN: no fill), or offsets
-    second: FloatArray  # spreads (Scale)
-    clip: bool = False
-    drop_missing: bool = False
-
-
-def chain_columns(steps: list[Step], model_features: list[str]) -> list[str]:
-    """The raw columns a chain reads: the first DataIO's features, else the model's features."""
-    for step in steps:
-        if step.module == "DataIO":
-            return [str(f) for f in step.model["features"]]
-    return list(model_features)
-
-
-class Preprocessor:
-    """The chain compiled once against its column layout; applied to a (rows, raw columns) matrix.
-
-    Every operation is the component's own, element by element (fill where missing,
-    (x - offset) / spread, clip), so the values equal the batch job's bit for bit.
-    """
-
-    def __init__(self, steps: list[Step], model_features: list[str], component: str) -> None:
-        self.raw_columns = chain_columns(steps, model_features)
-        self.component = component
-        layout = list(self.raw_columns)
-        self.plan: list[_Compiled] = []
-        for step in steps:
-            position = {name: k for k, name in enumerate(layout)}
-            if step.module == "DataIO":
-                features = [str(f) for f in step.model["features"]]
-                fills = {str(k): float(v) for k, v in step.model["fill_values"].items()}
-                self.plan.append(_Compiled(
-                    step, np.array([position.get(f, -1) for f in features], dtype=np.int64),
-                    np.arange(len(features), dtype=np.int64), np.array([fills.get(f, np.nan) for f in features]),
-                    np.zeros(0), drop_missing=bool(step.model.get("drop_missing"))))
-                layout = features
-            elif step.module in ("FillMissing", "Scale"):
-                values = step.model["fill_values"] if step.module == "FillMissing" else step.model["offsets"]
-                text = [c for c, v in values.items() if isinstance(v, str)]
-                if text:
-                    raise InvalidArgument(f"{step.component}: text column(s) {', '.join(text)} cannot be served")
-                absent = [c for c in values if c not in position]
-                if absent:
-                    raise InvalidArgument(f"{step.component}: the rows lack the fitted column(s) {', '.join(absent)}")
-                names = list(values)
-                spreads = step.model["spreads"] if step.module == "Scale" else {}
-                self.plan.append(_Compiled(
-                    step, None, np.array([position[c] for c in names], dtype=np.int64),
-                    np.array([float(values[c]) for c in names]), np.array([float(spreads.get(c, 1.0)) for c in names]),
-                    clip=bool(step.model.get("clip", False))))
-            else:
-                raise InvalidArgument(f"{step.component}: {step.module} cannot be served")
-        position = {name: k for k, name in enumerate(layout)}
-        absent = [f for f in model_features if f not in position]
-        if absent:
-            raise InvalidArgument(f"{component}: the preprocessed rows lack the model's feature(s) {', '.join(absent)}")
-        self.features = list(model_features)
-        self.final = np.array([position[f] for f in model_features], dtype=np.int64)
-
-    def apply(self, raw: FloatArray, ids: list[str], allow_missing: bool = False) -> FloatArray:
-        """Raw columns (in `raw_columns` order; NaN: missing) -> the model's feature matrix."""
-        matrix = np.array(raw, dtype=np.float64, copy=True)
-        for compiled in self.plan:
-            step = compiled.step
-            if compiled.select is not None:  # DataIO
-                widened = np.hstack([matrix, np.full((matrix.shape[0], 1), np.nan)])
-                picked = widened[:, compiled.select]
-                matrix = np.where(np.isnan(picked), compiled.first, picked)
-                if compiled.drop_missing and np.isnan(matrix).any():
-                    row, column = (int(v[0]) for v in np.nonzero(np.isnan(matrix)))
-                    raise InvalidArgument(
-                        f"{step.component}: id {ids[row]} has no value for {step.model['features'][column]!r}, and "
-                        "the model's DataIO drops such rows (a batch job would not score it either)")
-            elif step.module == "FillMissing":
-                block = matrix[:, compiled.columns]
-                matrix[:, compiled.columns] = np.where(np.isnan(block), compiled.first, block)
-            else:  # Scale
-                scaled = (matrix[:, compiled.columns] - compiled.first) / compiled.second
-                matrix[:, compiled.columns] = np.clip(scaled, 0.0, 1.0) if compiled.clip else scaled
-        features = matrix[:, self.final]
-        if not allow_missing and np.isnan(features).any():
-            row, column = (int(v[0]) for v in np.nonzero(np.isnan(features)))
-            raise InvalidArgument(f"{self.component}: id {ids[row]} has no value for feature "
-                                  f"{self.features[column]!r} and the model's preprocessing does not fill it")
-        return features
-
-
-# -- the model's share ------------------------------------------------------------------------
 @dataclass
 class LoadedPart:
     """A version's part at this member, loaded once and kept while it is served."""
@@ -164,6 +58,11 @@ class LoadedPart:
     #: provider: its splits sorted by id (features, cuts)
     split_features: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     split_cuts: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # ScoreCard: per feature its coefficient; this member's base points; the card's scale and rounding
+    coefficients: FloatArray = field(default_factory=lambda: np.zeros(0))
+    base_points: float = 0.0
+    point_scale: PointScale | None = None
+    points_decimals: int | None = 0
 
     @classmethod
     def load(cls, part: ModelPart) -> LoadedPart:
@@ -175,7 +74,10 @@ class LoadedPart:
             loaded._load_model()
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidArgument(f"{part.component}: the model output is not a {part.module} model ({exc})") from None
-        loaded.preprocessor = Preprocessor(steps, loaded.features, part.component)
+        try:
+            loaded.preprocessor = Preprocessor(steps, loaded.features, part.component)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidArgument(f"{part.component}: a preprocessing model of its chain is malformed ({exc})") from None
         return loaded
 
     @property
@@ -185,6 +87,9 @@ class LoadedPart:
 
     def _load_model(self) -> None:
         model, module = self.model, self.part.module
+        if module == SCORE_CARD:
+            self._load_card()
+            return
         self.features = [str(f) for f in model["features"]]
         if module in (VERT_LR, HORZ_LR):
             self.weights = np.asarray(model["weights"], dtype=np.float64)
@@ -209,6 +114,18 @@ class LoadedPart:
             self.split_features = np.asarray(model["split_features"], dtype=np.int64)[by_id]
             self.split_cuts = np.asarray(model["split_thresholds"], dtype=np.float64)[by_id]
 
+    def _load_card(self) -> None:
+        """ScoreCard: this member's card (its features' coefficients, its base points) and its scale."""
+        model = self.model
+        card = model["card"]
+        if model.get("kind") != "score_card" or not isinstance(card, dict):
+            raise ValueError("no card")
+        self.features = [str(f) for f in card]
+        self.coefficients = np.array([float(card[f]["coefficient"]) for f in card], dtype=np.float64)
+        self.base_points = float(model["base_points"])
+        self.point_scale = PointScale(float(model["base_score"]), float(model["base_odds"]), float(model["pdo"]))
+        self.points_decimals = ScoreCardParam.from_dict(self.part.params).points_decimals
+
     def prepare(self, raw: FloatArray, ids: list[str]) -> FloatArray:
         """Raw columns -> the chain -> the model's feature matrix (trees take missing values, as in batch)."""
         assert self.preprocessor is not None
@@ -218,6 +135,21 @@ class LoadedPart:
         """w . x on the model's own scaling (without the intercept)."""
         result: FloatArray = ((matrix - self.mean) / self.scale) @ self.weights
         return result
+
+    def card_points(self, matrix: FloatArray) -> FloatArray:
+        """ScoreCard: the points of every feature of every row (rows, features), rounded as the card rounds."""
+        scale = self.point_scale
+        assert scale is not None
+        columns = [rounded(scale.points(float(c), matrix[:, j]), self.points_decimals)
+                   for j, c in enumerate(self.coefficients.tolist())]
+        return np.column_stack(columns) if columns else np.zeros((matrix.shape[0], 0))
+
+    def card_total(self, points: FloatArray) -> FloatArray:
+        """ScoreCard: this member's points per row, its base first and then feature by feature (as in batch)."""
+        total: FloatArray = np.full(points.shape[0], self.base_points)
+        for j in range(points.shape[1]):
+            total = total + points[:, j]
+        return total
 
     def decisions(self, matrix: FloatArray) -> list[bytes]:
         """Provider: per row, its left/right decision at every split it owns, packed one bit each."""
@@ -231,6 +163,16 @@ class LoadedPart:
         total = np.sum([own + self.intercept, *partials], axis=0) if partials else own + self.intercept
         probability = sigmoid(np.asarray(total, dtype=np.float64))
         return probability, (probability >= self.threshold).astype(np.int64)
+
+    def combine_card(self, own: FloatArray, partials: list[FloatArray]) -> tuple[FloatArray, FloatArray,
+                                                                                  npt.NDArray[np.int64]]:
+        """ScoreCard: the score in points (the members' points summed in the batch job's order),
+        the event probability it stands for, and the label at the threshold."""
+        scale = self.point_scale
+        assert scale is not None
+        total: FloatArray = np.asarray(np.sum([own, *partials], axis=0), dtype=np.float64)
+        probability = scale.probability(total)
+        return total, probability, (probability >= self.threshold).astype(np.int64)
 
     def walk_trees(self, matrix: FloatArray, answers: dict[str, list[bytes]]) -> tuple[FloatArray, npt.NDArray[np.int64]]:
         """VertSecureBoost at the promoter: every tree walked with its own and the providers' decisions."""

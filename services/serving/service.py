@@ -31,14 +31,16 @@ from services.serving.access import AuditEntry, AuditLog, ServingAccess
 from services.serving.constants import (
     HORZ_LR,
     MANAGEMENT_TIMEOUT_S,
+    SCORE_CARD,
     VERT_LR,
     VERT_SECUREBOOST,
 )
 from services.serving.features import FeatureTable
 from services.serving.peers import ServingPeers
+from services.serving.preprocessing import FloatArray
 from services.serving.publishing import build_part, model_members
 from services.serving.registry import ModelPart, ModelRegistry, check_model_name
-from services.serving.scoring import FloatArray, LoadedPart
+from services.serving.scoring import LoadedPart
 
 log = logging.getLogger("weft.serving")
 T = TypeVar("T")
@@ -181,11 +183,19 @@ class ServingServicer(serving_pb2_grpc.ServingServiceServicer):
             partials: list[FloatArray] = []
             if part.module == VERT_LR and part.providers:
                 answers = await self._ask_providers(part, ids)
-                partials = [np.asarray(answers[m].partial_scores, dtype=np.float64) for m in part.providers]
-                for member, values in zip(part.providers, partials, strict=True):
-                    if len(values) != len(ids):
-                        raise InvalidArgument(f"provider {member} answered {len(values)} scores for {len(ids)} ids")
+                partials = [self._partials(answers, member, len(ids)) for member in part.providers]
             score, label = loaded.combine_linear(own, partials)
+        elif part.module == SCORE_CARD:
+            points = loaded.card_points(matrix)
+            answers = await self._ask_providers(part, ids) if part.providers else {}
+            partials = [self._partials(answers, member, len(ids)) for member in part.providers]
+            total, probability, label = loaded.combine_card(loaded.card_total(points), partials)
+            return [serving_pb2.PredictResponse(
+                model_name=part.name, model_version=part.version, id=value, score=float(probability[i]),
+                label=int(label[i]), points=dict(zip(loaded.features, points[i].tolist(), strict=True)),
+                card_score=float(total[i]), base_points=loaded.base_points,
+                provider_points={m: float(p[i]) for m, p in zip(part.providers, partials, strict=True)})
+                for i, value in enumerate(ids)]
         elif part.module == VERT_SECUREBOOST:
             answers = await self._ask_providers(part, ids) if part.providers else {}
             score, label = loaded.walk_trees(matrix, {m: list(a.decisions) for m, a in answers.items()})
@@ -194,6 +204,13 @@ class ServingServicer(serving_pb2_grpc.ServingServiceServicer):
         return [serving_pb2.PredictResponse(model_name=part.name, model_version=part.version, id=value,
                                             score=float(score[i]), label=int(label[i]))
                 for i, value in enumerate(ids)]
+
+    @staticmethod
+    def _partials(answers: dict[str, serving_pb2.PartialPredictResponse], member: str, rows: int) -> FloatArray:
+        values = np.asarray(answers[member].partial_scores, dtype=np.float64)
+        if len(values) != rows:
+            raise InvalidArgument(f"provider {member} answered {len(values)} scores for {rows} ids")
+        return values
 
     async def _ask_providers(self, part: ModelPart, ids: list[str]) -> dict[str, serving_pb2.PartialPredictResponse]:
         request = serving_pb2.PartialPredictRequest(model_name=part.name, model_version=part.version,
@@ -416,6 +433,9 @@ class ServingPeerServicer(serving_pb2_grpc.ServingPeerServiceServicer):
                 return serving_pb2.PartialPredictResponse(partial_scores=loaded.linear(matrix).tolist())
             if part.module == VERT_SECUREBOOST:
                 return serving_pb2.PartialPredictResponse(decisions=loaded.decisions(matrix))
+            if part.module == SCORE_CARD:
+                points = loaded.card_total(loaded.card_points(matrix))
+                return serving_pb2.PartialPredictResponse(partial_scores=points.tolist())
             raise FailedPrecondition(f"model {part.name}: a {part.module} provider has no part in a prediction")
 
         return await self._audited(context, "PartialPredict", entry, work)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15weft/v1/serving.proto\x12\x07weft.v1\"~\n\nPredictRow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x33\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32!.weft.v1.PredictRow.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"]\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12 \n\x03row\x18\x03 \x01(\x0b\x32\x13.weft.v1.PredictRow\"c\n\x13\x42\x61tchPredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12!\n\x04rows\x18\x03 \x03(\x0b\x32\x13.weft.v1.PredictRow\"\xf6\x01\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\n\n\x02id\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\r\n\x05label\x18\x05 \x01(\x03\x12\x34\n\x06points\x18\x06 \x03(\x0b\x32$.weft.v1.PredictResponse.PointsEntry\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x08 \x01(\t\x1a-\n\x0bPointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\x8b\x01\n\x13PublishModelRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x1b\n\x0e\x66\x61llback_score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_fallback_score\"\x91\x02\n\x0cServingModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\x08\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x11\n\tcomponent\x18\x05 \x01(\t\x12\x0e\n\x06module\x18\x06 \x01(\t\x12\x0c\n\x04role\x18\x07 \x01(\t\x12\r\n\x05\x63hain\x18\x08 \x03(\t\x12\x0f\n\x07members\x18\t \x03(\t\x12\x15\n\rfeature_table\x18\n \x01(\t\x12\x14\n\x0cpublished_ms\x18\x0b \x01(\x03\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x0c \x01(\x03\x12\x1b\n\x0e\x66\x61llback_score\x18\r \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_fallback_score\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.weft.v1.ServingModel\"5\n\x14RollbackModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"6\n\x15UnpublishModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\")\n\x16UnpublishModelResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\"=\n\x16SetFeatureTableRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfeature_table\x18\x02 \x01(\t\"_\n\x15PartialPredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0b\n\x03ids\x18\x04 \x03(\t\"C\n\x16PartialPredictResponse\x12\x16\n\x0epartial_scores\x18\x01 \x03(\x01\x12\x11\n\tdecisions\x18\x02 \x03(\x0c\"k\n\x12PublishPartRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tcomponent\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\x03\x32\x89\x04\n\x0eServingService\x12<\n\x07Predict\x12\x17.weft.v1.PredictRequest\x1a\x18.weft.v1.PredictResponse\x12H\n\x0c\x42\x61tchPredict\x12\x1c.weft.v1.BatchPredictRequest\x1a\x18.weft.v1.PredictResponse0\x01\x12\x43\n\x0cPublishModel\x12\x1c.weft.v1.PublishModelRequest\x1a\x15.weft.v1.ServingModel\x12\x45\n\nListModels\x12\x1a.weft.v1.ListModelsRequest\x1a\x1b.weft.v1.ListModelsResponse\x12\x45\n\rRollbackModel\x12\x1d.weft.v1.RollbackModelRequest\x1a\x15.weft.v1.ServingModel\x12Q\n\x0eUnpublishModel\x12\x1e.weft.v1.UnpublishModelRequest\x1a\x1f.weft.v1.UnpublishModelResponse\x12I\n\x0fSetFeatureTable\x12\x1f.weft.v1.SetFeatureTableRequest\x1a\x15.weft.v1.ServingModel2\xc2\x02\n\x12ServingPeerService\x12Q\n\x0ePartialPredict\x12\x1e.weft.v1.PartialPredictRequest\x1a\x1f.weft.v1.PartialPredictResponse\x12\x41\n\x0bPublishPart\x12\x1b.weft.v1.PublishPartRequest\x1a\x15.weft.v1.ServingModel\x12\x44\n\x0cRollbackPart\x12\x1d.weft.v1.RollbackModelRequest\x1a\x15.weft.v1.ServingModel\x12P\n\rUnpublishPart\x12\x1e.weft.v1.UnpublishModelRequest\x1a\x1f.weft.v1.UnpublishModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15weft/v1/serving.proto\x12\x07weft.v1\"~\n\nPredictRow\x12\n\n\x02id\x18\x01 \x01(\t\x12\x33\n\x08\x66\x65\x61tures\x18\x02 \x03(\x0b\x32!.weft.v1.PredictRow.FeaturesEntry\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"]\n\x0ePredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12 \n\x03row\x18\x03 \x01(\x0b\x32\x13.weft.v1.PredictRow\"c\n\x13\x42\x61tchPredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12!\n\x04rows\x18\x03 \x03(\x0b\x32\x13.weft.v1.PredictRow\"\xb1\x03\n\x0fPredictResponse\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\n\n\x02id\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\x12\r\n\x05label\x18\x05 \x01(\x03\x12\x34\n\x06points\x18\x06 \x03(\x0b\x32$.weft.v1.PredictResponse.PointsEntry\x12\x10\n\x08\x66\x61llback\x18\x07 \x01(\x08\x12\x17\n\x0f\x66\x61llback_reason\x18\x08 \x01(\t\x12\x17\n\ncard_score\x18\t \x01(\x01H\x00\x88\x01\x01\x12\x13\n\x0b\x62\x61se_points\x18\n \x01(\x01\x12\x45\n\x0fprovider_points\x18\x0b \x03(\x0b\x32,.weft.v1.PredictResponse.ProviderPointsEntry\x1a-\n\x0bPointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x35\n\x13ProviderPointsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\r\n\x0b_card_score\"\x8b\x01\n\x13PublishModelRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tcomponent\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x04 \x01(\x03\x12\x1b\n\x0e\x66\x61llback_score\x18\x05 \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_fallback_score\"\x91\x02\n\x0cServingModel\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0f\n\x07\x63urrent\x18\x03 \x01(\x08\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x11\n\tcomponent\x18\x05 \x01(\t\x12\x0e\n\x06module\x18\x06 \x01(\t\x12\x0c\n\x04role\x18\x07 \x01(\t\x12\r\n\x05\x63hain\x18\x08 \x03(\t\x12\x0f\n\x07members\x18\t \x03(\t\x12\x15\n\rfeature_table\x18\n \x01(\t\x12\x14\n\x0cpublished_ms\x18\x0b \x01(\x03\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x0c \x01(\x03\x12\x1b\n\x0e\x66\x61llback_score\x18\r \x01(\x01H\x00\x88\x01\x01\x42\x11\n\x0f_fallback_score\"!\n\x11ListModelsRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\";\n\x12ListModelsResponse\x12%\n\x06models\x18\x01 \x03(\x0b\x32\x15.weft.v1.ServingModel\"5\n\x14RollbackModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"6\n\x15UnpublishModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\")\n\x16UnpublishModelResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\"=\n\x16SetFeatureTableRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rfeature_table\x18\x02 \x01(\t\"_\n\x15PartialPredictRequest\x12\x12\n\nmodel_name\x18\x01 \x01(\t\x12\x15\n\rmodel_version\x18\x02 \x01(\x03\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x0b\n\x03ids\x18\x04 \x03(\t\"C\n\x16PartialPredictResponse\x12\x16\n\x0epartial_scores\x18\x01 \x03(\x01\x12\x11\n\tdecisions\x18\x02 \x03(\x0c\"k\n\x12PublishPartRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tcomponent\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65\x61\x64line_ms\x18\x05 \x01(\x03\x32\x89\x04\n\x0eServingService\x12<\n\x07Predict\x12\x17.weft.v1.PredictRequest\x1a\x18.weft.v1.PredictResponse\x12H\n\x0c\x42\x61tchPredict\x12\x1c.weft.v1.BatchPredictRequest\x1a\x18.weft.v1.PredictResponse0\x01\x12\x43\n\x0cPublishModel\x12\x1c.weft.v1.PublishModelRequest\x1a\x15.weft.v1.ServingModel\x12\x45\n\nListModels\x12\x1a.weft.v1.ListModelsRequest\x1a\x1b.weft.v1.ListModelsResponse\x12\x45\n\rRollbackModel\x12\x1d.weft.v1.RollbackModelRequest\x1a\x15.weft.v1.ServingModel\x12Q\n\x0eUnpublishModel\x12\x1e.weft.v1.UnpublishModelRequest\x1a\x1f.weft.v1.UnpublishModelResponse\x12I\n\x0fSetFeatureTable\x12\x1f.weft.v1.SetFeatureTableRequest\x1a\x15.weft.v1.ServingModel2\xc2\x02\n\x12ServingPeerService\x12Q\n\x0ePartialPredict\x12\x1e.weft.v1.PartialPredictRequest\x1a\x1f.weft.v1.PartialPredictResponse\x12\x41\n\x0bPublishPart\x12\x1b.weft.v1.PublishPartRequest\x1a\x15.weft.v1.ServingModel\x12\x44\n\x0cRollbackPart\x12\x1d.weft.v1.RollbackModelRequest\x1a\x15.weft.v1.ServingModel\x12P\n\rUnpublishPart\x12\x1e.weft.v1.UnpublishModelRequest\x1a\x1f.weft.v1.UnpublishModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PREDICTROW_FEATURESENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTRESPONSE_POINTSENTRY']._loaded_options = None
   _globals['_PREDICTRESPONSE_POINTSENTRY']._serialized_options = b'8\001'
+  _globals['_PREDICTRESPONSE_PROVIDERPOINTSENTRY']._loaded_options = None
+  _globals['_PREDICTRESPONSE_PROVIDERPOINTSENTRY']._serialized_options = b'8\001'
   _globals['_PREDICTROW']._serialized_start=34
   _globals['_PREDICTROW']._serialized_end=160
   _globals['_PREDICTROW_FEATURESENTRY']._serialized_start=113
@@ -44,33 +46,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BATCHPREDICTREQUEST']._serialized_start=257
   _globals['_BATCHPREDICTREQUEST']._serialized_end=356
   _globals['_PREDICTRESPONSE']._serialized_start=359
-  _globals['_PREDICTRESPONSE']._serialized_end=605
-  _globals['_PREDICTRESPONSE_POINTSENTRY']._serialized_start=560
-  _globals['_PREDICTRESPONSE_POINTSENTRY']._serialized_end=605
-  _globals['_PUBLISHMODELREQUEST']._serialized_start=608
-  _globals['_PUBLISHMODELREQUEST']._serialized_end=747
-  _globals['_SERVINGMODEL']._serialized_start=750
-  _globals['_SERVINGMODEL']._serialized_end=1023
-  _globals['_LISTMODELSREQUEST']._serialized_start=1025
-  _globals['_LISTMODELSREQUEST']._serialized_end=1058
-  _globals['_LISTMODELSRESPONSE']._serialized_start=1060
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1119
-  _globals['_ROLLBACKMODELREQUEST']._serialized_start=1121
-  _globals['_ROLLBACKMODELREQUEST']._serialized_end=1174
-  _globals['_UNPUBLISHMODELREQUEST']._serialized_start=1176
-  _globals['_UNPUBLISHMODELREQUEST']._serialized_end=1230
-  _globals['_UNPUBLISHMODELRESPONSE']._serialized_start=1232
-  _globals['_UNPUBLISHMODELRESPONSE']._serialized_end=1273
-  _globals['_SETFEATURETABLEREQUEST']._serialized_start=1275
-  _globals['_SETFEATURETABLEREQUEST']._serialized_end=1336
-  _globals['_PARTIALPREDICTREQUEST']._serialized_start=1338
-  _globals['_PARTIALPREDICTREQUEST']._serialized_end=1433
-  _globals['_PARTIALPREDICTRESPONSE']._serialized_start=1435
-  _globals['_PARTIALPREDICTRESPONSE']._serialized_end=1502
-  _globals['_PUBLISHPARTREQUEST']._serialized_start=1504
-  _globals['_PUBLISHPARTREQUEST']._serialized_end=1611
-  _globals['_SERVINGSERVICE']._serialized_start=1614
-  _globals['_SERVINGSERVICE']._serialized_end=2135
-  _globals['_SERVINGPEERSERVICE']._serialized_start=2138
-  _globals['_SERVINGPEERSERVICE']._serialized_end=2460
+  _globals['_PREDICTRESPONSE']._serialized_end=792
+  _globals['_PREDICTRESPONSE_POINTSENTRY']._serialized_start=677
+  _globals['_PREDICTRESPONSE_POINTSENTRY']._serialized_end=722
+  _globals['_PREDICTRESPONSE_PROVIDERPOINTSENTRY']._serialized_start=724
+  _globals['_PREDICTRESPONSE_PROVIDERPOINTSENTRY']._serialized_end=777
+  _globals['_PUBLISHMODELREQUEST']._serialized_start=795
+  _globals['_PUBLISHMODELREQUEST']._serialized_end=934
+  _globals['_SERVINGMODEL']._serialized_start=937
+  _globals['_SERVINGMODEL']._serialized_end=1210
+  _globals['_LISTMODELSREQUEST']._serialized_start=1212
+  _globals['_LISTMODELSREQUEST']._serialized_end=1245
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1247
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1306
+  _globals['_ROLLBACKMODELREQUEST']._serialized_start=1308
+  _globals['_ROLLBACKMODELREQUEST']._serialized_end=1361
+  _globals['_UNPUBLISHMODELREQUEST']._serialized_start=1363
+  _globals['_UNPUBLISHMODELREQUEST']._serialized_end=1417
+  _globals['_UNPUBLISHMODELRESPONSE']._serialized_start=1419
+  _globals['_UNPUBLISHMODELRESPONSE']._serialized_end=1460
+  _globals['_SETFEATURETABLEREQUEST']._serialized_start=1462
+  _globals['_SETFEATURETABLEREQUEST']._serialized_end=1523
+  _globals['_PARTIALPREDICTREQUEST']._serialized_start=1525
+  _globals['_PARTIALPREDICTREQUEST']._serialized_end=1620
+  _globals['_PARTIALPREDICTRESPONSE']._serialized_start=1622
+  _globals['_PARTIALPREDICTRESPONSE']._serialized_end=1689
+  _globals['_PUBLISHPARTREQUEST']._serialized_start=1691
+  _globals['_PUBLISHPARTREQUEST']._serialized_end=1798
+  _globals['_SERVINGSERVICE']._serialized_start=1801
+  _globals['_SERVINGSERVICE']._serialized_end=2322
+  _globals['_SERVINGPEERSERVICE']._serialized_start=2325
+  _globals['_SERVINGPEERSERVICE']._serialized_end=2647
 # @@protoc_insertion_point(module_scope)

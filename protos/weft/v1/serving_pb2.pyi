@@ -42,8 +42,15 @@ class BatchPredictRequest(_message.Message):
     def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., rows: _Optional[_Iterable[_Union[PredictRow, _Mapping]]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
-    __slots__ = ("model_name", "model_version", "id", "score", "label", "points", "fallback", "fallback_reason")
+    __slots__ = ("model_name", "model_version", "id", "score", "label", "points", "fallback", "fallback_reason", "card_score", "base_points", "provider_points")
     class PointsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    class ProviderPointsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +65,9 @@ class PredictResponse(_message.Message):
     POINTS_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_REASON_FIELD_NUMBER: _ClassVar[int]
+    CARD_SCORE_FIELD_NUMBER: _ClassVar[int]
+    BASE_POINTS_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_POINTS_FIELD_NUMBER: _ClassVar[int]
     model_name: str
     model_version: int
     id: str
@@ -66,7 +76,10 @@ class PredictResponse(_message.Message):
     points: _containers.ScalarMap[str, float]
     fallback: bool
     fallback_reason: str
-    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., label: _Optional[int] = ..., points: _Optional[_Mapping[str, float]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ...) -> None: ...
+    card_score: float
+    base_points: float
+    provider_points: _containers.ScalarMap[str, float]
+    def __init__(self, model_name: _Optional[str] = ..., model_version: _Optional[int] = ..., id: _Optional[str] = ..., score: _Optional[float] = ..., label: _Optional[int] = ..., points: _Optional[_Mapping[str, float]] = ..., fallback: _Optional[bool] = ..., fallback_reason: _Optional[str] = ..., card_score: _Optional[float] = ..., base_points: _Optional[float] = ..., provider_points: _Optional[_Mapping[str, float]] = ...) -> None: ...
 
 class PublishModelRequest(_message.Message):
     __slots__ = ("job_id", "component", "name", "deadline_ms", "fallback_score")

@@ -107,8 +107,8 @@ class ServingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def PublishModel(self, request, context):
-        """Publishes a trained model of a finished job (VertLR, VertSecureBoost or HorzLR, with
-        the preprocessing components upstream of it) as the next version of a named serving
+        """Publishes a trained model of a finished job (VertLR, VertSecureBoost, HorzLR or a
+        ScoreCard on a VertLR model, with the preprocessing components upstream of it) as the next version of a named serving
         model, at this member and every other member of the job. Operator role or above.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
