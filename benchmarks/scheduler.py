@@ -22,6 +22,15 @@ authentication on, as a member does (every call carries the member's admin token
 the scheduler verifies, and SubmitJob writes an audit row); a second scheduler with it off
 runs beside it, submissions alternating between the two, and gives no_auth_p50_ms;
 auth_cost_ms_p50 is the difference of the two p50s.
+
+After the timed jobs, a few more are traced one at a time, each once the previous job has
+settled: the database round trips each scheduler's engine made between the SubmitJob call
+and the RunTask it led to (statements, commits, rollbacks, and connection checkouts, each a
+ping with the engine's pre-ping), and when each step of the path began and ended (median ms
+after the call). db_round_trips_p50 and db_round_trips_no_auth_p50 are the medians of the
+round trips, with authentication on and off; db_round_trips_before_run_task_p50 and
+db_round_trips_before_run_task_no_auth_p50 count only those made before the scheduler
+called RunTask (the rest ran beside the call: the audit row, completing the job's action).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -81,6 +91,8 @@ from services.scheduler.task_conf import new_job_id, task_id_of  # noqa: E402
 DEFAULT_SERVER = "mysql+aiomysql://root@127.0.0.1:3306/"
 MEMBER = "0123456789abcdef0123456789abcdef"
 TARGET_ACTIONS_PER_S = 500.0
+#: The trace's mark for the scheduler calling RunTask (the call then goes out to the executor).
+SENT = "executors.run_task"
 TARGET_P50_MS = 50.0
 WEFE_QUEUE_POLL_S = 1.0
 WEFE_DEPENDENCY_POLL_S = 3.0
@@ -113,6 +125,89 @@ class InstantExecutor(executor_pb2_grpc.ExecutorServiceServicer):
     async def ListTasks(self, request: executor_pb2.ListTasksRequest,
                         context: grpc.aio.ServicerContext) -> executor_pb2.ListTasksResponse:
         return executor_pb2.ListTasksResponse(slots_total=64)
+
+
+class PathTrace:
+    """What one running scheduler does between a SubmitJob call and the RunTask it leads to.
+
+    Database round trips on its engine (each statement, commit, rollback, and connection
+    checkout: the engine pings a connection as it is checked out), and when the scheduler
+    entered and left each step of the path (its bound methods wrapped, by name; a name the
+    scheduler lacks is skipped, so the same trace reads older and newer code).
+    """
+
+    STEPS = ("submit_job", "_check_local_data", "_write_job", "_register_sessions", "_start_ready",
+             "advance", "_dispatch")
+    ROUND_TRIPS = frozenset({"COMMIT", "ROLLBACK", "checkout"})
+
+    def __init__(self, running: Any) -> None:
+        self.marks: list[tuple[float, str]] = []
+        engine = running.engine.sync_engine
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "commit", lambda conn: self._mark("COMMIT"))
+        event.listen(engine, "rollback", lambda conn: self._mark("ROLLBACK"))
+        event.listen(engine.pool, "checkout", lambda *args: self._mark("checkout"))
+        scheduler = running.scheduler
+        for name in self.STEPS:
+            method = getattr(scheduler, name, None)
+            if method is not None:
+                setattr(scheduler, name, self._timed(name, method))
+        executors = scheduler.executors
+        run_task = executors.run_task
+
+        def traced_run_task(endpoint: str, spec: Any) -> Any:
+            self._mark(SENT)
+            return run_task(endpoint, spec)
+
+        executors.run_task = traced_run_task
+
+    def _mark(self, label: str) -> None:
+        self.marks.append((time.perf_counter(), label))
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self._mark("SQL " + " ".join(statement.split()[:3]))
+
+    def _timed(self, name: str, method: Any) -> Any:
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            self._mark(name + " >")
+            try:
+                return await method(*args, **kwargs)
+            finally:
+                self._mark(name + " <")
+
+        return timed
+
+    def window(self, start: float, end: float) -> list[tuple[float, str]]:
+        """The marks between `start` and `end` (perf_counter), as (ms after start, label)."""
+        return [((t - start) * 1000, label) for t, label in self.marks if start <= t <= end]
+
+    @classmethod
+    def round_trips(cls, marks: list[tuple[float, str]], *, before: str | None = None) -> int:
+        """Round trips among `marks`; with `before`, only those ahead of that label's first mark."""
+        count = 0
+        for _, label in marks:
+            if label == before:
+                break
+            count += label.startswith("SQL ") or label in cls.ROUND_TRIPS
+        return count
+
+
+def summarize_traces(windows: list[list[tuple[float, str]]]) -> list[str]:
+    """Per label: how many times it occurs per job and the median ms of its first occurrence."""
+    firsts: dict[str, list[float]] = {}
+    counts: dict[str, list[int]] = {}
+    for marks in windows:
+        seen: dict[str, float] = {}
+        tally: dict[str, int] = {}
+        for at, label in marks:
+            seen.setdefault(label, at)
+            tally[label] = tally.get(label, 0) + 1
+        for label, at in seen.items():
+            firsts.setdefault(label, []).append(at)
+            counts.setdefault(label, []).append(tally[label])
+    rows = sorted(firsts, key=lambda label: statistics.median(firsts[label]))
+    return [f"  {statistics.median(firsts[label]):7.1f} ms  x{statistics.median(counts[label]):<4g} {label}"
+            for label in rows]
 
 
 def job_spec() -> dict[str, Any]:
@@ -175,18 +270,21 @@ async def _bench_scheduler(url: str, data_dir: Path, endpoint: str, auth: bool) 
 
 
 async def measure_weft(urls: tuple[str, str], workdir: Path, executor: InstantExecutor, endpoint: str,
-                       jobs: int) -> tuple[list[float], list[float]]:
+                       jobs: int, traced: int) -> tuple[list[float], list[float], list[list[list[tuple[float, str]]]]]:
     """SubmitJob -> first RunTask through real schedulers, one job after the other (ms).
 
     Two schedulers run side by side, one with client authentication on (the default of a
     member: every call carries the admin token, which the scheduler verifies, and SubmitJob
     writes an audit row) and one with it off; submissions alternate between them, so the
-    machine's load weighs on both alike. Returns (with authentication, without).
+    machine's load weighs on both alike. Then `traced` more jobs per scheduler, one at a
+    time with the previous one settled, under a PathTrace. Returns the latencies (with
+    authentication, without) and the traced windows of each.
     """
     with_auth, config = await _bench_scheduler(urls[0], workdir / "weft", endpoint, auth=True)
     without_auth, _ = await _bench_scheduler(urls[1], workdir / "weft", endpoint, auth=False)
     spec = json.dumps(job_spec())
     latencies: tuple[list[float], list[float]] = ([], [])
+    windows: list[list[list[tuple[float, str]]]] = [[], []]
     token_file = bootstrap_token_file(config)
     try:
         async with authenticated_channel(f"127.0.0.1:{with_auth.port}", lambda: read_token_file(token_file)) as on, \
@@ -199,10 +297,18 @@ async def measure_weft(urls: tuple[str, str], workdir: Path, executor: InstantEx
                     await asyncio.wait_for(executor.expect(reply.job_id).wait(), 30)
                     if n > 0:  # the first job warms the validator's imports and the pools
                         out.append((executor.first_run[reply.job_id] - started) * 1000)
+            traces = [PathTrace(with_auth), PathTrace(without_auth)]
+            for _ in range(traced):
+                for stub, trace, out_windows in zip(stubs, traces, windows, strict=True):
+                    await asyncio.sleep(0.5)  # the previous job's tasks finish meanwhile
+                    started = time.perf_counter()
+                    reply = await stub.SubmitJob(scheduler_pb2.SubmitJobRequest(spec_json=spec))
+                    await asyncio.wait_for(executor.expect(reply.job_id).wait(), 30)
+                    out_windows.append(trace.window(started, executor.first_run[reply.job_id]))
     finally:
         await with_auth.stop()
         await without_auth.stop()
-    return latencies
+    return latencies[0], latencies[1], windows
 
 
 class WefeModel:
@@ -288,7 +394,7 @@ async def main() -> None:
     parser.add_argument("--mysql", default=DEFAULT_SERVER, help="server URL (scratch databases are created on it)")
     parser.add_argument("--quick", action="store_true", help="fewer actions and jobs, for a smoke check")
     args = parser.parse_args()
-    actions, jobs, wefe_jobs = (500, 20, 8) if args.quick else (2000, 200, 24)
+    actions, jobs, wefe_jobs, traced = (500, 20, 8, 5) if args.quick else (2000, 200, 24, 15)
 
     async with scratch_database(args.mysql) as url:
         one = await measure_claim_rate(url, 1, actions)
@@ -307,7 +413,8 @@ async def main() -> None:
         async with scratch_database(args.mysql) as url:
             commit_ms = await commit_latency_ms(url)
         async with scratch_database(args.mysql) as url, scratch_database(args.mysql) as no_auth_url:
-            weft, no_auth = await measure_weft((url, no_auth_url), workdir, executor, endpoint, jobs)
+            weft, no_auth, windows = await measure_weft((url, no_auth_url), workdir, executor, endpoint, jobs,
+                                                        traced)
         weft_load = load_text()
         async with scratch_database(args.mysql) as url:
             wefe = await measure_wefe(url, executor, endpoint, wefe_jobs)
@@ -325,6 +432,13 @@ async def main() -> None:
     print(f"  ({weft_load} at its end; one database commit took {commit_ms:.1f} ms (median) just before)")
     print(f"authentication            : p50 {no_auth_p50:7.1f} ms without it over {len(no_auth)} jobs, "
           f"so it costs {p50 - no_auth_p50:+.1f} ms per submission at p50 (token check, role check, audit row)")
+    trips = [statistics.median(PathTrace.round_trips(w) for w in side) for side in windows]
+    ahead = [statistics.median(PathTrace.round_trips(w, before=SENT) for w in side) for side in windows]
+    for side, label, count, first in zip(windows, ("with", "without"), trips, ahead, strict=True):
+        print(f"path SubmitJob -> RunTask {label} authentication, {len(side)} jobs traced one at a time: "
+              f"{count:g} database round trips (median), {first:g} of them before the scheduler called RunTask "
+              f"({SENT}); median ms after the call of each step's first mark:")
+        print("\n".join(summarize_traces(side)))
     print(f"submit -> dispatch, Weft's scheduler with WeFe's 1 s queue and 3 s dependency polls: "
           f"p50 {wefe_p50:7.1f} ms over {len(wefe)} jobs; Weft is {wefe_p50 / p50:.0f}x faster")
     print(json.dumps({
@@ -333,6 +447,8 @@ async def main() -> None:
         "wefe_model_p50_ms": round(wefe_p50, 2), "wefe_model_p99_ms": round(percentile(wefe, 99), 2),
         "jobs": len(weft), "wefe_jobs": len(wefe),
         "no_auth_p50_ms": round(no_auth_p50, 2), "auth_cost_ms_p50": round(p50 - no_auth_p50, 2),
+        "db_round_trips_p50": trips[0], "db_round_trips_no_auth_p50": trips[1],
+        "db_round_trips_before_run_task_p50": ahead[0], "db_round_trips_before_run_task_no_auth_p50": ahead[1],
     }))
 
 

@@ -110,7 +110,7 @@ def test_queue_claim_benchmark_prints_rates_with_cpu_and_load() -> None:
 def test_scheduler_benchmark_names_its_polled_baseline() -> None:
     result, out = run_benchmark("scheduler", "--quick")
     for key in ("actions_per_s_1_replica", "actions_per_s_2_replicas", "submit_to_dispatch_p50_ms",
-                "submit_to_dispatch_p99_ms", "wefe_model_p50_ms"):
+                "submit_to_dispatch_p99_ms", "wefe_model_p50_ms", "db_round_trips_p50"):
         assert result[key] > 0, key
     assert "Weft's scheduler with WeFe's 1 s queue and 3 s dependency polls" in out
     assert "WeFe model" not in out

@@ -196,7 +196,7 @@ async def test_a_run_step_that_meets_a_busy_database_is_tried_again(
 
     monkeypatch.setattr(Scheduler, "advance", once_busy)
 
-    # Execute: the job's first run_job action fails on a locked database.
+    # Execute: the first run_job action a consumer handles (once the first tasks end) meets a locked database.
     job_id = await member.client.submit(seed_like_spec())
     final = await member.client.wait_status(job_id, {SUCCESS}, timeout=60)
 

@@ -42,6 +42,23 @@ class Dispatch(TaskEvents):
                 if self._upstream_done(spec, by_key, record.component, record.role):
                     await self._dispatch(spec, record)
 
+    async def recheck_claimed(self, job_id: str) -> None:
+        """Ask the executor about this member's tasks of a job claimed for it and left unsent.
+
+        A task is claimed (its row names an executor) before its RunTask leaves; a process
+        that died in between leaves it claimed and waiting. When the job's action is claimed
+        again after its holder's lease ran out, such tasks are followed like after a restart
+        (`Recovery`): WatchTask answers NotFound for a task that never arrived, which
+        releases its claim and queues the job again (`_task_unknown`), and a task that did
+        arrive is followed from where it stands. RunTask of the same attempt attaches to
+        the task at its executor, so a late original RunTask starts nothing twice.
+        """
+        _, mine = await store.load_job_and_tasks(self.engine, job_id, self.me)
+        for record in mine:
+            if (record.status == STATUS_WAITING and record.executor and record.task_id not in self._watchers
+                    and record.task_id not in self._unsent):
+                self._reattach(record, record.executor)
+
     def _upstream_done(self, spec: JobSpec, by_key: dict[tuple[str, str], TaskRecord],
                        component: str, role: str) -> bool:
         for upstream in spec.components[component].upstream:
@@ -62,6 +79,10 @@ class Dispatch(TaskEvents):
             return
         if not await store.claim_for_dispatch(self.engine, record.task_id, executor):
             return  # another consumer or replica dispatched it
+        self._send(spec, record, executor)
+
+    def _send(self, spec: JobSpec, record: TaskRecord, executor: str) -> None:
+        """Send a task whose row is claimed for `executor` to it (RunTask) and follow it."""
         session = record.session_id or component_session_id(record.job_id, record.component)
         conf = build_runtime_conf(
             spec, record.component, Party(record.role, self.me), job_id=record.job_id,

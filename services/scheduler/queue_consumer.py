@@ -79,6 +79,9 @@ class QueueConsumer(Dispatch, StopAndRerun):
     async def _handle(self, action: ClaimedAction) -> None:
         job_id = str(action.params.get("job_id", ""))
         if action.action in (ACTION_RUN_JOB, ACTION_RERUN_JOB):
+            if action.attempts > 1:
+                # Claimed again: its holder died or stalled, perhaps between claiming a task and sending it.
+                await self.recheck_claimed(job_id)
             await self.advance(job_id)
         elif action.action == ACTION_STOP_JOB:
             await self._stop_local_tasks(job_id, str(action.params.get("reason", "job stopped")))

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
-from protos.weft.v1 import executor_pb2
 from services.common.db.constants import ACTION_RUN_JOB, STATUS_WAITING, UNFINISHED_STATUSES
-from services.common.db.records import JobRecord, TaskRecord
+from services.common.db.records import JobRecord
 from services.common.db.repository import list_jobs, list_tasks
 from services.scheduler.task_events import TaskEvents
 
@@ -39,9 +37,3 @@ class Recovery(TaskEvents):
             await self._enqueue(ACTION_RUN_JOB, job.job_id)
         if jobs:
             log.info("recovered %d unfinished job(s)", len(jobs))
-
-    def _reattach(self, record: TaskRecord, executor: str) -> None:
-        def watch() -> AsyncIterator[executor_pb2.TaskEvent]:
-            return self.executors.watch_task(executor, record.task_id)
-
-        self._follow_task(record, executor, watch)

@@ -78,6 +78,8 @@ class SchedulerState:
         self._consumers: list[asyncio.Task[None]] = []
         #: Jobs stopped or failed here: a task that reaches an executor late is stopped at once.
         self._halted: set[str] = set()
+        #: Tasks this process wrote claimed for an executor and has not sent yet (by task id).
+        self._unsent: set[str] = set()
         self._closing = False
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:

@@ -284,18 +284,22 @@ async def insert_job_and_queue(
     priority: int = 0,
     *,
     hand_to: str | None = None,
+    hold_as: str | None = None,
     lease_seconds: float = 0.0,
-) -> None:
+) -> ClaimedAction | None:
     """Write a job, its tasks and its first action in one transaction, then wake consumers.
 
     One commit instead of two on the path from SubmitJob to the first RunTask, and no
     window in which the job exists without its action. With `hand_to` (a consumer name of
     this process), when a local consumer is idle the action is written already claimed by
     that name and handed to the consumer, which then needs no claim transaction either.
+    With `hold_as` the action is written claimed by that name and returned instead: the
+    caller carries it out and completes it (no consumer is woken); if the caller dies
+    first, the lease runs out and a consumer claims it like an abandoned one.
     """
     task_rows = [asdict(t) for t in tasks]
     notifier = action_notifier(engine)
-    holder = hand_to if hand_to is not None and notifier.idle() else None
+    holder = hold_as if hold_as is not None else hand_to if hand_to is not None and notifier.idle() else None
 
     async def run() -> int:
         async with write_transaction(engine) as conn:
@@ -311,11 +315,15 @@ async def insert_job_and_queue(
         raise FailedPrecondition(f"job_id {record.job_id!r} or one of its task_ids already exists") from err
     if holder is None:
         notifier.notify()
-        return
+        return None
     now = time.time()
-    notifier.hand_over(ClaimedAction(
+    claimed = ClaimedAction(
         id=action_id, action=action, params={"job_id": record.job_id}, producer=producer, priority=priority,
-        created_at=now, claimed_by=holder, claimed_at=now, lease_until=now + lease_seconds, attempts=1))
+        created_at=now, claimed_by=holder, claimed_at=now, lease_until=now + lease_seconds, attempts=1)
+    if hold_as is not None:
+        return claimed
+    notifier.hand_over(claimed)
+    return None
 
 
 async def load_job_and_tasks(

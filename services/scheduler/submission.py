@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 
@@ -15,20 +16,26 @@ from kernel.errors import (
     WeftError,
 )
 from protos.weft.v1 import common_pb2, scheduler_pb2
-from services.common.db.constants import ACTION_RUN_JOB, STATUS_FAILED, STATUS_WAITING
+from services.common.db.constants import (
+    ACTION_RUN_JOB,
+    OUTCOME_SUCCESS,
+    STATUS_FAILED,
+    STATUS_WAITING,
+)
+from services.common.db.queue import complete_action, release_action
 from services.common.db.records import JobRecord, TaskRecord
 from services.common.db.repository import get_data_set, get_job, insert_job
 from services.scheduler import store
 from services.scheduler.constants import PRIORITY_RUN, PRODUCER
 from services.scheduler.data_checks import check_job_data
-from services.scheduler.federated_status import FederatedStatus
-from services.scheduler.spec import JobSpec, SpecError, required_data_sets
+from services.scheduler.dispatch import Dispatch
+from services.scheduler.spec import DataRef, JobSpec, SpecError, required_data_sets
 from services.scheduler.spec_parser import load_spec_json, parse_job_spec
 from services.scheduler.task_conf import component_session_id, new_job_id, task_id_of
 from services.scheduler.work_mode import check_work_mode
 
 
-class Submission(FederatedStatus):
+class Submission(Dispatch):
     """SubmitJob at the initiator and CreateJob at every other member."""
 
     async def submit_job(self, spec_json: str) -> str:
@@ -57,12 +64,11 @@ class Submission(FederatedStatus):
                 raise SpecError(f"member {member} refused the job: {exc}") from None
 
         await asyncio.gather(*(check(m) for m in others))
-        # Alone, the job is written with its run_job in one transaction; with peers run_job
-        # is queued once every member has the job.
-        await self._write_job(job_id, spec, job_id, queue=not others)
         if not others:
-            await self._register_sessions(job_id, spec, job_id)
+            await self._start_ready(job_id, spec, job_id)
             return job_id
+        # With peers, run_job is queued once every member has the job.
+        await self._write_job(job_id, spec, job_id)
         try:
             await self._register_sessions(job_id, spec, job_id)
             for member in others:
@@ -98,23 +104,79 @@ class Submission(FederatedStatus):
         await self._check_local_data(spec, error=NotFound)
         if request.validate_only:
             return "would accept"
-        session = request.federation_session_id or request.job_id
-        await self._write_job(request.job_id, spec, session, queue=False)
-        await self._register_sessions(request.job_id, spec, session)
-        await self._enqueue(ACTION_RUN_JOB, request.job_id)
+        await self._start_ready(request.job_id, spec, request.federation_session_id or request.job_id)
         return "created"
 
     async def _check_local_data(self, spec: JobSpec, *, error: type[WeftError]) -> None:
-        for ref in required_data_sets(spec, self.me):
-            # The data set's files answer at once; the registry is read only when they are missing.
-            if await asyncio.to_thread(self.data_store.exists, ref.namespace, ref.name):
-                continue
+        # The data sets' files answer at once, and the data is checked in the same trip to a
+        # thread; the registry is read only for a data set whose files are missing.
+        missing = await asyncio.to_thread(self._missing_or_checked, spec)
+        for ref in missing:
             if await get_data_set(self.engine, ref.namespace, ref.name) is None:
                 raise error(f"{ref.field}: data set {ref.namespace}/{ref.name} is not registered at member {self.me}")
-        await asyncio.to_thread(check_job_data, spec, self.me, self.data_store)
+        if missing:
+            await asyncio.to_thread(check_job_data, spec, self.me, self.data_store)
 
-    async def _write_job(self, job_id: str, spec: JobSpec, session_prefix: str, *, queue: bool) -> None:
-        """Write the job and every member's tasks (and, with `queue`, its run_job action)."""
+    def _missing_or_checked(self, spec: JobSpec) -> list[DataRef]:
+        """The data sets the job reads here whose files are missing; when none is, the data checked too."""
+        missing = [ref for ref in required_data_sets(spec, self.me)
+                   if not self.data_store.exists(ref.namespace, ref.name)]
+        if not missing:
+            check_job_data(spec, self.me, self.data_store)
+        return missing
+
+    async def _start_ready(self, job_id: str, spec: JobSpec, session_prefix: str) -> None:
+        """Write a job that may start now with its first tasks here claimed, then send them.
+
+        A job one member submits alone, or one an initiator creates here. One transaction
+        writes the job, its tasks and its run_job action: this member's tasks that wait on
+        nothing here are written claimed for the executor picked, the action claimed by
+        this process. Once the job's transfer sessions are registered those tasks go to the
+        executor: no consumer is woken, no row is read back and no claim is committed
+        apart. The action is completed after. If this process dies in between, a restart's
+        recovery finds the claimed tasks and asks the executor about them; a replica that
+        claims the action once its lease ran out does the same (`recheck_claimed`).
+        """
+        try:
+            executor: str | None = await self.executors.pick(job_id)
+        except Unavailable:
+            executor = None  # the queue's path: its consumer fails the first tasks as usual
+        record, tasks = self._job_rows(job_id, spec, session_prefix)
+        ready: list[tuple[TaskRecord, str]] = []
+        if executor is not None:
+            by_key = {(t.component, t.role): t for t in tasks if t.member_id == self.me}
+            for index, task in enumerate(tasks):
+                if task.member_id == self.me and self._upstream_done(spec, by_key, task.component, task.role):
+                    tasks[index] = dataclasses.replace(task, executor=executor)
+                    ready.append((tasks[index], executor))
+        self._specs[job_id] = spec
+        unsent = {task.task_id for task, _ in ready}
+        self._unsent |= unsent
+        try:
+            held = await store.insert_job_and_queue(
+                self.engine, record, tasks, ACTION_RUN_JOB, PRODUCER, PRIORITY_RUN,
+                hold_as=f"{self.settings.consumer_name}-submit" if ready else None,
+                hand_to=f"{self.settings.consumer_name}-submit", lease_seconds=self.settings.lease_seconds,
+            )
+            try:
+                await self._register_sessions(job_id, spec, session_prefix)
+            except Exception:
+                if held is not None:
+                    # Nothing sent: the queue carries the job on (its consumer asks first about the claimed tasks).
+                    self._spawn(release_action(self.engine, held.id, held.claimed_by),
+                                name=f"release run_job of {job_id}")
+                raise
+        finally:
+            self._unsent -= unsent
+        if held is None:
+            return  # no task claimed: the queue's consumer starts the job
+        for task, to in ready:
+            self._send(spec, task, to)
+        self._spawn(complete_action(self.engine, held.id, held.claimed_by, OUTCOME_SUCCESS),
+                    name=f"complete run_job of {job_id}")
+
+    def _job_rows(self, job_id: str, spec: JobSpec, session_prefix: str) -> tuple[JobRecord, list[TaskRecord]]:
+        """The job's row here and the rows of every member's tasks of it, all waiting."""
         now = time.time()
         record = JobRecord(
             job_id=job_id, member_id=self.me, my_roles=spec.roles_of(self.me),
@@ -131,11 +193,10 @@ class Submission(FederatedStatus):
             for component in spec.components.values()
             for party in spec.task_parties(component.name)
         ]
+        return record, tasks
+
+    async def _write_job(self, job_id: str, spec: JobSpec, session_prefix: str) -> None:
+        """Write the job and every member's tasks (its run_job is queued later)."""
+        record, tasks = self._job_rows(job_id, spec, session_prefix)
         self._specs[job_id] = spec
-        if queue:
-            await store.insert_job_and_queue(
-                self.engine, record, tasks, ACTION_RUN_JOB, PRODUCER, PRIORITY_RUN,
-                hand_to=f"{self.settings.consumer_name}-submit", lease_seconds=self.settings.lease_seconds,
-            )
-        else:
-            await insert_job(self.engine, record, tasks)
+        await insert_job(self.engine, record, tasks)

@@ -52,6 +52,13 @@ class TaskEvents(FederatedStatus):
         self._watchers[record.task_id] = task
         task.add_done_callback(lambda t: self._watchers.pop(record.task_id, None) if self._watchers.get(record.task_id) is t else None)
 
+    def _reattach(self, record: TaskRecord, executor: str) -> None:
+        """Follow a task already handed to `executor` through WatchTask (after a restart, say)."""
+        def watch() -> AsyncIterator[executor_pb2.TaskEvent]:
+            return self.executors.watch_task(executor, record.task_id)
+
+        self._follow_task(record, executor, watch)
+
     async def _follow(self, record: TaskRecord, executor: str,
                       open_stream: Callable[[], AsyncIterator[executor_pb2.TaskEvent]]) -> None:
         """Consume a task's event stream; re-attach with WatchTask when the stream breaks.
