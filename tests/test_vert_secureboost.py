@@ -262,3 +262,44 @@ def test_intersection_then_boosting_then_evaluation(tmp_path: Path, computing: C
     predictions = job.output(job.promoter, computing, COMPONENT, "train")
     assert len(predictions) == len(split.y_train)
     assert auc == pytest.approx(roc_auc_score(predictions["y"], predictions["predict_score"]))
+
+
+def copies_split(rows: int = 400) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """The promoter holds y and one feature; the provider a noise column, then three copies of
+    one feature (strictly increasing transforms of it, so their bins cut the rows alike)."""
+    rng = np.random.default_rng(5)
+    a, b, noise = rng.normal(size=rows), rng.normal(size=rows), rng.normal(size=rows)
+    y = (rng.random(rows) < 1 / (1 + np.exp(-(2 * a + b)))).astype(np.int64)
+    ids = np.array([f"c{i:04d}" for i in range(rows)])
+    promoter = pd.DataFrame({"id": ids, "y": y, "b": b})
+    provider = pd.DataFrame({"id": ids, "noise": noise, "a_cubed": a**3 + a, "a": a, "a_doubled": 2 * a + 1})
+    train_rows, test_rows = np.arange(rows) < rows * 3 // 4, np.arange(rows) >= rows * 3 // 4
+    return [promoter[train_rows], provider[train_rows]], [promoter[test_rows], provider[test_rows]]
+
+
+def test_two_runs_with_default_parameters_grow_the_same_trees(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: default parameters (no random_seed); the provider's copies tie at every split on them.
+    frames = copies_split()
+    runs = []
+
+    # Execute
+    for run in range(2):
+        job = VerticalJob(tmp_path / f"run{run}", providers=1)
+        predictions = train(job, frames, computing, {"key_bits": 1024})
+        provider = job.members[1]
+        promoter_model = load_model(job.promoter.root / "models", job.job.job_id, COMPONENT, "promoter",
+                                    job.promoter.member_id)
+        provider_model = load_model(provider.root / "models", job.job.job_id, COMPONENT, "provider",
+                                    provider.member_id)
+        runs.append((predictions, promoter_model, provider_model))
+
+    # Assert: the same trees (split ids are random names, the rest is equal), splits and scores;
+    # of the copies, the provider always applies its first (a_cubed, feature 1).
+    (first, promoter_1, provider_1), (second, promoter_2, provider_2) = runs
+    trees = [[{k: v for k, v in tree.items() if k != "split_id"} for tree in model["trees"]]
+             for model in (promoter_1, promoter_2)]
+    assert trees[0] == trees[1]
+    assert provider_1["split_features"] == provider_2["split_features"]
+    assert provider_1["split_thresholds"] == provider_2["split_thresholds"]
+    assert set(provider_1["split_features"]) <= {0, 1} and 1 in provider_1["split_features"]
+    np.testing.assert_array_equal(first["predict_score"].to_numpy(), second["predict_score"].to_numpy())

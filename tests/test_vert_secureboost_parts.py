@@ -18,9 +18,11 @@ from kernel.components.vert_secureboost.histogram import (
     rows_per_ciphertext,
 )
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
+from kernel.components.vert_secureboost.provider import choose_among_ties
 from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
+    fixed_point,
     padded_histograms,
     plain_histograms,
 )
@@ -112,6 +114,49 @@ def test_split_search_finds_the_separating_bin_and_respects_min_child_weight() -
     assert (feature[0], bin_[0]) == (0, 1)
     assert gain[0] == pytest.approx(12.5)
     assert blocked[0] == -np.inf
+
+
+def test_split_search_lists_every_split_of_the_best_gain_and_takes_the_lowest() -> None:
+    # Prepare: one node; feature 2 cuts the rows as feature 1 does at bin 1, at its bin 0 and at its
+    # empty bin 1.
+    hist = np.zeros((1, 3, 4, 2))
+    hist[0, 0, :, 0] = [-1.0, 1.0, -1.0, 1.0]
+    hist[0, 1, :, 0] = [-3.0, -2.0, 2.0, 3.0]
+    hist[0, 2, :, 0] = [-5.0, 0.0, 2.0, 3.0]
+    hist[0, :, :, 1] = 1.0
+    hist[0, 2, :, 1] = [2.0, 0.0, 1.0, 1.0]
+    bins = np.array([4, 4, 4])
+    search = SplitSearch(reg_lambda=0.0, min_child_weight=0.0)
+
+    # Execute
+    gain = search.gains(hist, bins)
+    best, feature, bin_ = search.best_of(gain)
+    tied_features, tied_bins = SplitSearch.ties(gain[0], float(best[0]))
+
+    # Assert
+    assert (feature[0], bin_[0]) == (1, 1)
+    assert list(zip(tied_features.tolist(), tied_bins.tolist(), strict=True)) == [(1, 1), (2, 0), (2, 1)]
+
+
+def test_a_provider_picks_among_ties_by_the_rows_then_its_feature_order() -> None:
+    # Prepare: rows 0-3; features 0 and 2 send rows {1, 2} left, feature 1 sends {0, 3} left
+    # (its mirror), feature 3 sends {1, 2} left at bin 0 and at bin 1 (bin 1 holds no row of the node).
+    node_rows = np.array([[1, 0, 5, 2], [0, 1, 1, 0], [0, 1, 1, 0], [1, 0, 5, 2]], dtype=np.uint16)
+
+    # Execute
+    mirrored_first = choose_among_ties(node_rows, np.array([1, 2, 0]), np.array([0, 1, 0]))
+    same_rows = choose_among_ties(node_rows, np.array([3, 2, 3, 0]), np.array([1, 1, 0, 0]))
+
+    # Assert: feature 1's left side holds row 0, so it wins over the mirror; of splits that send
+    # the same rows left, the lowest feature, then the lowest bin.
+    assert mirrored_first == 0
+    assert same_rows == 3
+
+
+def test_fixed_point_sums_do_not_depend_on_their_order() -> None:
+    values = fixed_point(np.random.default_rng(3).normal(size=5000), 24)
+    assert np.array_equal(values * 2**24, np.rint(values * 2**24))
+    assert float(np.sum(values)) == float(np.sum(values[::-1])) == float(np.cumsum(values[np.argsort(values)])[-1])
 
 
 def test_bins_follow_quantiles_and_put_equal_values_together() -> None:

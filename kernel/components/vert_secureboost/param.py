@@ -21,13 +21,20 @@ class VertSecureBoostParam(BaseParam):
     leaf value = -learning_rate * G / (H + reg_lambda), as in XGBoost and scikit-learn's
     HistGradientBoosting.
 
-    Defaults: 30 trees of depth 3, rate 0.3, 64 bins per feature; on breast cancer they
-    come within 0.005 AUC of scikit-learn's HistGradientBoostingClassifier() (10 trees of 32
-    bins stayed about 0.01 short). Cost grows with the trees: each tree encrypts every
-    row's gradient and hessian once, and each level the providers add them into encrypted
-    histograms that the promoter decrypts (features x bins per node, so 64 bins decrypt
-    twice what 32 did). 30 trees cost three times the former 10: on 400 rows and 1024-bit
-    test keys, 2.5 minutes on two busy cores; on 21,000 rows, more than ten minutes.
+    Defaults: 30 trees of depth 3, rate 0.3, 64 bins per feature. Splits of equal gain are
+    broken by a fixed rule (the promoter's first, then the providers' in role order; within
+    the promoter, the lowest feature, then bin; within a provider, the split that sends the
+    earliest rows left, then the lowest feature, then bin), so with `subsample` and
+    `colsample` at 1 every run grows the same trees. Against scikit-learn's
+    HistGradientBoostingClassifier() on the same columns, test AUC 0.9844 against 0.9892 on
+    breast cancer and 0.7673 against 0.7616 on a synthetic 30,000-row credit-default set
+    (10 trees of 32 bins stayed about 0.01 short). Cost grows with the trees: each tree
+    encrypts every row's gradient and hessian once, and each level the providers add them
+    into encrypted histograms that the promoter decrypts (features x bins per node, so 64
+    bins decrypt twice what 32 did). 30 trees cost three times the former 10: with 1024-bit
+    test keys on two cores shared with other work, one to one and a half minutes for 400 rows
+    and four and a half minutes for 21,000 rows of 23 features, two thirds of it encrypting
+    the gradients.
     """
 
     need_run: bool = Field(True, description="false passes the data through")

@@ -5,8 +5,9 @@ rows' gradients and hessians encrypted, packed one ciphertext per row; per level
 providers which rows sit in which node and which nodes to build; each provider returns its
 encrypted histograms of those nodes; the promoter decrypts them, derives each sibling as parent
 minus child, finds every node's best split over all members, and asks the winning provider to
-apply its split. The provider keeps the feature and threshold and answers with an opaque split
-id and the rows that go left.
+apply its split, naming every split of that provider that ties for the gain (the provider picks
+one by a fixed rule). The provider keeps the feature and threshold and answers with an opaque
+split id and the rows that go left.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from kernel.components.vert_secureboost.tree import (
     Objective,
     SplitSearch,
     Tree,
+    fixed_point,
     padded_histograms,
     plain_histograms,
 )
@@ -77,11 +79,13 @@ IntArray = npt.NDArray[np.int64]
 class _TreeRound:
     """The state of the tree being grown: its nodes, where every row is, the sampled rows."""
 
-    def __init__(self, rows: int, sampled: IntArray, g: FloatArray, h: FloatArray) -> None:
+    def __init__(self, rows: int, sampled: IntArray, g: FloatArray, h: FloatArray, precision_bits: int) -> None:
         self.tree = Tree()
         self.node_of_row: IntArray = np.zeros(rows, dtype=np.int64)
         self.sampled = sampled
         self.g, self.h = g, h
+        # The promoter's own histograms sum g and h on the encrypted values' fixed-point grid.
+        self.g_fixed, self.h_fixed = fixed_point(g, precision_bits), fixed_point(h, precision_bits)
         self.parent: dict[int, int] = {}
         self.sibling: dict[int, int] = {}
 
@@ -190,7 +194,7 @@ class VertSecureBoostPromoter(ModelBase):
             if not len(sampled):
                 sampled = np.array([rng.integers(rows)], dtype=np.int64)
         own = sample_features(len(self.features), param.colsample, rng)
-        state = _TreeRound(rows, sampled, g, h)
+        state = _TreeRound(rows, sampled, g, h, param.precision_bits)
         encrypted: EncryptedVector | None = None
         if private_key is not None:
             values = np.column_stack([g[sampled], h[sampled]])
@@ -226,6 +230,7 @@ class VertSecureBoostPromoter(ModelBase):
                                                       "nodes": len(level), "compute": position[compute]})
             with self.clock.phase(PHASE_SPLITS):
                 candidates = [self._own_best(state, open_nodes, own, binned, bins, search)]
+            provider_gains: list[FloatArray] = []
             for k in range(len(self.provider_members)):
                 assert encrypted is not None and private_key is not None
                 level_hist, slot_bins[k] = self._provider_histograms(
@@ -234,8 +239,10 @@ class VertSecureBoostPromoter(ModelBase):
                 previous[k] = level_hist
                 with self.clock.phase(PHASE_SPLITS):
                     stacked = np.stack([level_hist[node] for node in open_nodes])
-                    candidates.append(search.best(stacked, slot_bins[k]))
-            level = self._apply_splits(t, depth, level, open_nodes, candidates, thresholds, binned, state)
+                    provider_gains.append(search.gains(stacked, slot_bins[k]))
+                    candidates.append(search.best_of(provider_gains[k]))
+            level = self._apply_splits(t, depth, level, open_nodes, candidates, provider_gains, thresholds, binned,
+                                       state)
             if not level:
                 break
         g_leaf = np.bincount(state.node_of_row[sampled], weights=g[sampled], minlength=len(state.tree.owner))
@@ -265,7 +272,8 @@ class VertSecureBoostPromoter(ModelBase):
         at = index[state.node_of_row[state.sampled]]
         keep = at >= 0
         rows = state.sampled[keep]
-        hist = plain_histograms(at[keep], binned[np.ix_(rows, own)], bins[own], state.g[rows], state.h[rows], len(open_nodes))
+        hist = plain_histograms(at[keep], binned[np.ix_(rows, own)], bins[own], state.g_fixed[rows],
+                                state.h_fixed[rows], len(open_nodes))
         gain, feature, bin_ = search.best(hist, bins[own])
         return gain, own[feature], bin_
 
@@ -303,22 +311,30 @@ class VertSecureBoostPromoter(ModelBase):
 
     def _apply_splits(
         self, t: int, depth: int, level: list[int], open_nodes: list[int],
-        candidates: list[tuple[FloatArray, IntArray, IntArray]], thresholds: list[FloatArray], binned: BinArray,
-        state: _TreeRound,
+        candidates: list[tuple[FloatArray, IntArray, IntArray]], provider_gains: list[FloatArray],
+        thresholds: list[FloatArray], binned: BinArray, state: _TreeRound,
     ) -> list[int]:
-        """Split every open node whose best gain is high enough; returns the next level's nodes."""
+        """Split every open node whose best gain is high enough; returns the next level's nodes.
+
+        Ties between members go to the promoter, then to the providers in role order. A
+        provider whose best split a node takes is sent every (slot, bin) of its own that ties
+        for that gain and picks among them itself (`choose_among_ties`), so the secret slot
+        order never decides.
+        """
         param, tv, tree = self.param, self.ctx.variables(VertSecureBoostVariables), state.tree
         gains = np.stack([c[0] for c in candidates])
-        winner = np.argmax(gains, axis=0)  # the promoter (row 0) wins ties
+        winner = np.argmax(gains, axis=0)  # the first of equal gains: the promoter, then providers in role order
         best = gains[winner, np.arange(len(open_nodes))]
         splitting = [i for i in range(len(open_nodes)) if np.isfinite(best[i]) and best[i] > param.min_split_gain]
         requests: list[list[int]] = [[i for i in splitting if winner[i] == k + 1] for k in range(len(candidates) - 1)]
         for k, chosen in enumerate(requests):
-            _, slot, bin_ = candidates[k + 1]
+            tied = [SplitSearch.ties(provider_gains[k][i], float(best[i])) for i in chosen]
             with self.clock.phase(PHASE_SEND):
                 tv.at(t, depth).split_request.remote(
                     {"nodes": np.array([level.index(open_nodes[i]) for i in chosen], dtype=np.int64),
-                     "slots": slot[chosen].astype(np.int64), "bins": bin_[chosen].astype(np.int64)},
+                     "ties": np.array([len(slots) for slots, _ in tied], dtype=np.int64),
+                     "slots": np.concatenate([slots for slots, _ in tied] or [np.zeros(0, np.int64)]),
+                     "bins": np.concatenate([bins_ for _, bins_ in tied] or [np.zeros(0, np.int64)])},
                     idx=k)
         # node -> (owner, promoter feature or provider split id, threshold, rows, which of them go left)
         decided: dict[int, tuple[int, int, float, IntArray, npt.NDArray[np.bool_]]] = {}

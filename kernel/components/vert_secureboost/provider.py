@@ -1,9 +1,10 @@
 """VertSecureBoost at a provider: builds encrypted histograms of its features and keeps its splits.
 
 The provider never sees a gradient, a hessian or a label in the clear. It learns which rows
-share a node (the promoter tells it, so that it can build the node's histograms) and which of
-its own splits the promoter chose (by position and bin); the feature and threshold of each of
-its splits stay here, named to the promoter only by a random split id.
+share a node (the promoter tells it, so that it can build the node's histograms) and, for a
+node the promoter gives it, those of its own splits that tie for the best gain (by slot and
+bin); it applies one of them by a fixed rule (`choose_among_ties`). The feature and threshold
+of each of its splits stay here, named to the promoter only by a random split id.
 """
 
 from __future__ import annotations
@@ -155,20 +156,29 @@ class VertSecureBoostProvider(ModelBase):
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
                binned: BinArray, thresholds: list[FloatArray]) -> None:
-        """Apply the splits the promoter chose among ours: record them, say which rows go left."""
+        """Apply the splits the promoter chose among ours: record them, say which rows go left.
+
+        For every node the promoter names each (slot, bin) of ours that ties for the node's
+        best gain; `choose_among_ties` picks the one to apply.
+        """
         tv = self.ctx.variables(VertSecureBoostVariables)
         with self.clock.phase(PHASE_WAIT):
             received = tv.at(t, depth).split_request.get()
-        request = PAYLOAD.fields(received, "split_request", "nodes", "slots", "bins")
+        request = PAYLOAD.fields(received, "split_request", "nodes", "ties", "slots", "bins")
         chosen_nodes = PAYLOAD.int_array(request["nodes"], "split_request.nodes", 0, nodes)
-        chosen_slots = PAYLOAD.int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
-        chosen_bins = PAYLOAD.int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), len(chosen_nodes))
+        ties = PAYLOAD.int_array(request["ties"], "split_request.ties", 1, int(slot_bins.sum()) + 1, len(chosen_nodes))
+        total = int(ties.sum())
+        tied_slots = PAYLOAD.int_array(request["slots"], "split_request.slots", 0, len(slots), total)
+        tied_bins = PAYLOAD.int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), total)
+        tied_features = slots[tied_slots]
+        if any(b >= len(thresholds[f]) for f, b in zip(tied_features.tolist(), tied_bins.tolist(), strict=True)):
+            raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
         ids, lefts = [], []
-        for node, slot, bin_ in zip(chosen_nodes.tolist(), chosen_slots.tolist(), chosen_bins.tolist(), strict=True):
-            feature = int(slots[slot])
-            if bin_ >= len(thresholds[feature]):
-                raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
+        ends = np.cumsum(ties)
+        for node, start, end in zip(chosen_nodes.tolist(), (ends - ties).tolist(), ends.tolist(), strict=True):
             rows = np.flatnonzero(position == node)
+            pick = choose_among_ties(binned[rows], tied_features[start:end], tied_bins[start:end])
+            feature, bin_ = int(tied_features[start + pick]), int(tied_bins[start + pick])
             lefts.append(binned[rows, feature] <= bin_)
             split_id = self._new_split_id()
             ids.append(split_id)
@@ -247,3 +257,19 @@ class VertSecureBoostProvider(ModelBase):
             raise InvalidArgument("VertSecureBoost: the provider model's split arrays differ in length")
         if any(not 0 <= f < len(self.features) for f in self.split_features):
             raise InvalidArgument("VertSecureBoost: the provider model splits on a feature it does not list")
+
+
+def choose_among_ties(node_rows: BinArray, features: IntArray, bins: IntArray) -> int:
+    """Which of several splits of equal gain a provider applies: an index into `features`, `bins`.
+
+    `node_rows` are the binned values of every row of the node (all features). Among the
+    candidates, the one whose left side is first in row order wins (the first row where two
+    candidates differ goes left under the winner); of candidates that send the same rows left,
+    the lowest feature index, then the lowest bin. The promoter sees only the rows that go
+    left, so it learns nothing of the provider's feature order: that order decides only
+    between splits whose rows are the same.
+    """
+    masks = node_rows[:, features] <= bins[None, :]
+    # packbits over ~mask: a row that goes left is a 0 bit, so the first-going-left mask sorts first.
+    keys = np.packbits(~masks, axis=0)
+    return min(range(len(features)), key=lambda j: (keys[:, j].tobytes(), int(features[j]), int(bins[j])))

@@ -67,15 +67,15 @@ class SplitSearch:
     reg_lambda: float
     min_child_weight: float
 
-    def best(self, hist: FloatArray, bins: IntArray) -> tuple[FloatArray, IntArray, IntArray]:
-        """Best split of every node from histograms of shape (nodes, features, max bins, 2).
+    def gains(self, hist: FloatArray, bins: IntArray) -> FloatArray:
+        """The gain of every split from histograms of shape (nodes, features, max bins, 2).
 
-        Splitting feature f at bin b sends bins <= b left. Returns, per node, the gain
-        (-inf when no split is allowed), the feature and the bin.
+        Splitting feature f at bin b sends bins <= b left. Shape (nodes, features, max bins);
+        -inf where no split is allowed (a side under min_child_weight, or past the last cut).
         """
         nodes, features, width, _ = hist.shape
         if features == 0 or width < 2:
-            return np.full(nodes, -np.inf), np.zeros(nodes, np.int64), np.zeros(nodes, np.int64)
+            return np.full((nodes, features, width), -np.inf)
         left = np.cumsum(hist, axis=2)
         total = left[:, :, -1:, :]
         g_left, h_left = left[..., 0], left[..., 1]
@@ -86,14 +86,49 @@ class SplitSearch:
             gain = 0.5 * (g_left**2 / (h_left + lam) + g_right**2 / (h_right + lam) - g_all**2 / (h_all + lam))
         least = max(self.min_child_weight, MIN_CHILD_HESSIAN)
         allowed = (h_left >= least) & (h_right >= least) & (np.arange(width)[None, None, :] < (bins - 1)[None, :, None])
-        gain = np.where(allowed & np.isfinite(gain), gain, -np.inf)
+        result: FloatArray = np.where(allowed & np.isfinite(gain), gain, -np.inf)
+        return result
+
+    def best(self, hist: FloatArray, bins: IntArray) -> tuple[FloatArray, IntArray, IntArray]:
+        """Best split of every node from histograms of shape (nodes, features, max bins, 2).
+
+        Returns, per node, the gain (-inf when no split is allowed), the feature and the bin.
+        Of splits of equal gain, the lowest feature wins, then the lowest bin.
+        """
+        return self.best_of(self.gains(hist, bins))
+
+    @staticmethod
+    def best_of(gain: FloatArray) -> tuple[FloatArray, IntArray, IntArray]:
+        """Per node of a (nodes, features, max bins) gain array: the best gain, its feature and bin
+        (the lowest feature, then the lowest bin, of equal gains)."""
+        nodes, features, width = gain.shape
+        if features == 0 or width < 2:
+            return np.full(nodes, -np.inf), np.zeros(nodes, np.int64), np.zeros(nodes, np.int64)
         flat = gain.reshape(nodes, -1)
         best = np.argmax(flat, axis=1)
         return flat[np.arange(nodes), best], best // width, best % width
 
+    @staticmethod
+    def ties(gain: FloatArray, best: float) -> tuple[IntArray, IntArray]:
+        """Every (feature, bin) of one node's (features, max bins) gains that equals `best`,
+        feature by feature, bin by bin."""
+        feature, bin_ = np.nonzero(gain == best)
+        return feature.astype(np.int64), bin_.astype(np.int64)
+
     def leaf_value(self, g_sum: FloatArray, h_sum: FloatArray, learning_rate: float) -> FloatArray:
         value: FloatArray = -learning_rate * g_sum / (h_sum + self.reg_lambda)
         return value
+
+
+def fixed_point(values: FloatArray, precision_bits: int) -> FloatArray:
+    """`values` rounded to multiples of 2**-precision_bits, as the encrypted gradients are.
+
+    Sums of such values are exact in float64, in any order: the promoter's own histograms
+    then hold exactly what a provider's decrypted ones would for the same rows, so a
+    promoter feature and a provider feature that cut the rows alike have equal gains.
+    """
+    rounded: FloatArray = np.ldexp(np.rint(np.ldexp(values, precision_bits)), -precision_bits)
+    return rounded
 
 
 def padded_histograms(flat: FloatArray, bins: IntArray, nodes: int) -> FloatArray:
