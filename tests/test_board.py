@@ -1,5 +1,6 @@
 """The board in a real headless Chromium: login, the demo job's DAG going green, its loss curve and model,
-a viewer without a stop button whose forged stop the scheduler refuses, and a waiting job's diagnosis.
+its model published, republished, rolled back and unpublished from the board, a viewer without a stop
+or serving button whose forged POSTs the services refuse, and a waiting job's diagnosis.
 
 One local federation (`weft standalone up` with three members and their boards) for the module.
 Screenshots of every page go to tests/output/board/.
@@ -21,7 +22,7 @@ import pytest
 from protos.weft.v1 import common_pb2
 from services.client import cli, standalone
 from services.client.demo import EXAMPLES, NAMESPACE, demo_spec
-from services.client.sdk import NotFoundError, SchedulerClient
+from services.client.sdk import NotFoundError, SchedulerClient, ServingClient
 from tests.test_scheduler_support import write_csv
 
 pytestmark = pytest.mark.slow
@@ -228,6 +229,119 @@ def test_the_demo_job_goes_green_with_its_loss_curve_and_this_members_weights(
     assert provider_link.inner_text() == "ok" or provider_link.inner_text().endswith("send(s) retried")
     assert "days left" in page.inner_text("#certificate")
     _shot(page, "members")
+
+
+def _finished(federation: Federation, job_id: str) -> int:
+    """The job's status once it has ended."""
+    ended = (common_pb2.JOB_STATUS_SUCCESS, common_pb2.JOB_STATUS_FAILED, common_pb2.JOB_STATUS_STOPPED)
+    with federation.client(0) as client:
+        status = client.get(job_id).status
+        if status not in ended:
+            for _event in client.watch(job_id):
+                status = client.get(job_id).status
+                if status in ended:
+                    break
+        return int(client.get(job_id).status)
+
+
+def _served(member: standalone.MemberState, name: str) -> dict[int, bool]:
+    """Version -> current of the published model `name` at `member`, asked of its serving service."""
+    with ServingClient(member.serving_endpoint, 60.0, member.admin_token()) as client:
+        return {m.version: m.current for m in client.list_models() if m.name == name}
+
+
+def test_an_operator_publishes_rolls_back_and_unpublishes_the_demo_model_from_the_board(
+        federation: Federation, browser: Any) -> None:
+    # Prepare: the demo job trained vert_lr_0; its admin at the promoter opens the model's page.
+    assert _finished(federation, federation.demo_job) == common_pb2.JOB_STATUS_SUCCESS
+    member, provider = federation.member(0), federation.member(1)
+    page = _log_in(browser, member, member.admin_token())
+    model_url = member.board_url + f"jobs/{federation.demo_job}/models/vert_lr_0"
+
+    # Execute: publish it as board-lr.
+    page.goto(model_url)
+    page.fill("#publish-name", "board-lr")
+    with page.expect_navigation():
+        page.click("#publish-button")
+    first_notice = page.inner_text(".notice")
+    first_at_provider = _served(provider, "board-lr")
+
+    # Execute: a name the serving service refuses: back on the model page with its reason.
+    page.goto(model_url)
+    page.fill("#publish-name", "bad name!")
+    with page.expect_navigation():
+        page.click("#publish-button")
+    refused_at = page.url
+    refused = page.inner_text(".notice.error")
+    _shot(page, "model-publish-refused")
+
+    # Execute: publish again (version 2), then make version 1 current.
+    page.fill("#publish-name", "board-lr")
+    with page.expect_navigation():
+        page.click("#publish-button")
+    section = page.locator("section[data-name='board-lr']")
+    current_after_second = section.get_attribute("data-current")
+    _shot(page, "serving-two-versions")
+    with page.expect_navigation():
+        section.locator("tr[data-version='1'] button.rollback").click()
+    rolled_notice = page.inner_text(".notice")
+    current_after_rollback = page.locator("section[data-name='board-lr']").get_attribute("data-current")
+    served = page.request.get(member.board_url + "api/serving").json()
+    _shot(page, "serving-rolled-back")
+
+    # Assert: one version then two, at the provider too; the refusal named the bad name and changed nothing.
+    assert first_notice.startswith("published board-lr version 1 (VertLR")
+    assert first_at_provider == {1: True}
+    assert refused_at == model_url and "publish refused" in refused and "model name 'bad name!'" in refused
+    assert current_after_second == "2"
+    assert "board-lr: version 1 is current at every member" in rolled_notice
+    assert current_after_rollback == "1"
+    assert _served(provider, "board-lr") == {1: True, 2: False} == _served(member, "board-lr")
+    listed = next(m for m in served["models"] if m["name"] == "board-lr")
+    assert listed["current_version"] == 1 and [v["version"] for v in listed["versions"]] == [2, 1]
+    assert {(v["job_id"], v["component"], v["module"]) for v in listed["versions"]} == {
+        (federation.demo_job, "vert_lr_0", "VertLR")}
+    assert all(v["published_ms"] > 0 for v in listed["versions"])
+    assert not any(m["name"] == "bad name!" for m in served["models"])
+
+    # Execute: a viewer sees the model but no button, and the services refuse its forged POSTs.
+    with federation.client(0) as client:
+        token = client.add_user("valerie", "viewer").token.token
+    viewer = _log_in(browser, member, token)
+    viewer.goto(model_url)
+    viewer_publish_forms = viewer.locator("#publish").count()
+    viewer.goto(member.board_url + "serving")
+    viewer_sees = viewer.locator("section[data-name='board-lr']").count()
+    viewer_buttons = viewer.locator("section[data-name='board-lr'] button").count()
+    _shot(viewer, "serving-viewer")
+    forged = viewer.evaluate("""async (jobId) => {
+        const csrf = document.querySelector("meta[name='weft-csrf']").content;
+        const post = async (url, body) => {
+            const reply = await fetch(url, {method: 'POST', headers: {'X-Weft-Csrf': csrf}, body: body});
+            return [reply.status, await reply.text()];
+        };
+        const version = new URLSearchParams({version: '2'});
+        return [await post('/serving/board-lr/rollback', version), await post('/serving/board-lr/unpublish', null),
+                await post(`/jobs/${jobId}/models/vert_lr_0/publish`, new URLSearchParams({name: 'board-lr'}))];
+    }""", federation.demo_job)
+
+    # Assert
+    assert viewer_publish_forms == 0 and viewer_sees == 1 and viewer_buttons == 0
+    for status, text in forged:
+        assert status == 403 and "refused by the serving service" in text and "viewer" in text
+    assert _served(member, "board-lr") == {1: True, 2: False}
+
+    # Execute: the operator unpublishes the model (every version, at every member).
+    page.on("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        page.locator("section[data-name='board-lr'] button.unpublish").click()
+    unpublished_notice = page.inner_text(".notice")
+    _shot(page, "serving-unpublished")
+
+    # Assert
+    assert "board-lr: every version unpublished at every member" in unpublished_notice
+    assert page.locator("section[data-name='board-lr']").count() == 0
+    assert _served(member, "board-lr") == {} == _served(provider, "board-lr")
 
 
 def test_a_waiting_job_names_the_provider_and_the_variable(federation: Federation, browser: Any) -> None:

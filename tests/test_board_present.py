@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from protos.weft.v1 import common_pb2, scheduler_pb2
+from protos.weft.v1 import common_pb2, scheduler_pb2, serving_pb2
 from services.board import present
 from services.client.demo import demo_spec
 
@@ -104,3 +104,25 @@ def test_live_events_keep_the_tasks_of_one_component_and_the_jobs_end() -> None:
     assert lines[0] == {"time_ms": 5, "who": "member-1 (promoter)", "text": "40% epoch 12: loss 0.1"}
     assert lines[1] is None
     assert lines[2] is not None and lines[2]["text"] == "job success"
+
+
+def test_published_models_are_grouped_by_name_newest_version_first_with_the_current_one() -> None:
+    # Prepare
+    promoter, provider = "a" * 32, "b" * 32
+    members = [f"promoter:{promoter}", f"provider:{provider}"]
+    models = [serving_pb2.ServingModel(name="lr", version=1, current=True, job_id="j1", component="vert_lr_0",
+                                       module="VertLR", role="promoter", chain=["dataio_0"], members=members),
+              serving_pb2.ServingModel(name="card", version=1, current=True, job_id="j2", component="score_card_0",
+                                       module="ScoreCard", role="promoter", fallback_score=0.5),
+              serving_pb2.ServingModel(name="lr", version=2, job_id="j3", component="vert_lr_0", module="VertLR",
+                                       role="promoter", members=members)]
+
+    # Execute
+    rows = present.serving_view(models, {promoter: "bank"})
+
+    # Assert
+    assert [(r["name"], r["current_version"]) for r in rows] == [("card", 1), ("lr", 1)]
+    lr = rows[1]["versions"]
+    assert [(v["version"], v["current"], v["job_id"]) for v in lr] == [(2, False, "j3"), (1, True, "j1")]
+    assert lr[1]["chain"] == ["dataio_0"] and lr[1]["members"] == ["promoter bank", f"provider {provider}"]
+    assert rows[0]["versions"][0]["fallback_score"] == 0.5 and lr[0]["fallback_score"] is None

@@ -157,7 +157,7 @@ def test_services_wait_for_certificates_and_their_database(compose: Obj) -> None
             assert compose["services"][f"{m}-{s}"]["command"][:2] == ["serve", s]
 
 
-def test_each_board_calls_its_own_members_scheduler(compose: Obj) -> None:
+def test_each_board_calls_its_own_members_scheduler_and_serving_service(compose: Obj) -> None:
     for m in MEMBERS:
         # Execute
         board = member_config(compose, f"{m}-board")
@@ -165,6 +165,8 @@ def test_each_board_calls_its_own_members_scheduler(compose: Obj) -> None:
         # Assert
         assert board.member_id == member_config(compose, f"{m}-scheduler").member_id
         assert board.board.scheduler == f"{m}-scheduler:9370" and board.board.listen == "0.0.0.0:9360"
+        serving_port = member_config(compose, f"{m}-serving").serving.listen.rpartition(":")[2]
+        assert board.board.serving == f"{m}-serving:{serving_port}"
         assert service["command"][:2] == ["serve", "board"]
         assert service["depends_on"][f"{m}-scheduler"]["condition"] == "service_healthy"
 

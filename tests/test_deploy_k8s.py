@@ -167,18 +167,19 @@ def test_base_runs_three_services_with_grpc_probes_limits_and_budgets(kubectl: s
         assert deployment(objects, component)["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"]
 
 
-def test_the_board_calls_its_scheduler_and_faces_only_the_namespace(kubectl: str, k8s_tree: Path) -> None:
+def test_the_board_calls_its_scheduler_and_serving_and_faces_only_the_namespace(kubectl: str, k8s_tree: Path) -> None:
     # Execute
     objects = render(kubectl, k8s_tree, "base")
     board = deployment(objects, BOARD)
     main = container(board)
     env = {entry["name"]: entry.get("value") for entry in main["env"]}
-    # Assert: HTTP probes on /healthz, the scheduler's Service as its API, no Kubernetes token,
+    # Assert: HTTP probes on /healthz, the scheduler's and serving Services as its APIs, no Kubernetes token,
     # no Secret mounted (it holds no credential of its own), and no way in from outside.
     assert main["args"][:2] == ["serve", BOARD]
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert main[probe]["httpGet"] == {"path": "/healthz", "port": BOARD_PORT}, probe
     assert env["WEFT_BOARD__SCHEDULER"] == f"weft-scheduler:{SERVICE_PORTS['scheduler']}"
+    assert env["WEFT_BOARD__SERVING"] == f"weft-serving:{SERVING_PORT}"
     assert env["WEFT_BOARD__LISTEN"] == f"0.0.0.0:{BOARD_PORT}"
     assert board["spec"]["replicas"] == 1  # logins live in the process
     spec = board["spec"]["template"]["spec"]

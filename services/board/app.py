@@ -1,11 +1,13 @@
-"""The board's web application: login, pages and the JSON its pages poll, all through the scheduler's client API.
+"""The board's web application: login, pages and the JSON its pages poll, all through the scheduler's client API
+(and the serving service's, for published models).
 
 Who may call it: anyone who reaches `board.listen`; every page and JSON call but the
 login form, the static files and `/healthz` needs a login. A login is an API token of
 this member (checked by the scheduler's WhoAmI); the browser holds only an encrypted,
 signed, HttpOnly, SameSite=Strict session cookie naming a session id, and each POST must
 carry the login's CSRF value. The board grants nothing by itself: each call goes to the
-scheduler with the user's own token, which refuses what the user's role does not allow.
+scheduler (or the serving service) with the user's own token, which refuses what the
+user's role does not allow.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from services.board.constants import (
 from services.board.sessions import Login, LoginStore
 from services.client.sdk import (
     AsyncSchedulerClient,
+    AsyncServingClient,
     NotFoundError,
     PermissionDeniedError,
     UnauthenticatedError,
@@ -50,6 +53,7 @@ from services.client.sdk import (
     task_status_name,
 )
 from services.common.config import MemberConfig
+from services.serving.constants import SERVABLE_MODULES
 
 log = logging.getLogger("weft.board")
 
@@ -64,6 +68,7 @@ class BoardSettings:
         self.member_id = config.member_id
         self.member_name = config.name or config.member_id[:8]
         self.scheduler = scheduler_endpoint(config)
+        self.serving = serving_endpoint(config)
         self.member_names = {config.member_id: self.member_name}
         self.member_names.update({member_id: peer.name or member_id[:8] for member_id, peer in config.peers.items()})
         self.ttl_s = float(config.board.session_ttl_s)
@@ -78,7 +83,18 @@ def scheduler_endpoint(config: MemberConfig) -> str:
     """The scheduler the board calls: board.scheduler, else scheduler.listen (a wildcard host as loopback)."""
     if config.board.scheduler:
         return config.board.scheduler
-    host, _, port = config.scheduler.listen.rpartition(":")
+    return _loopback(config.scheduler.listen)
+
+
+def serving_endpoint(config: MemberConfig) -> str:
+    """The serving service the board calls: board.serving, else serving.listen (a wildcard host as loopback)."""
+    if config.board.serving:
+        return config.board.serving
+    return _loopback(config.serving.listen)
+
+
+def _loopback(listen: str) -> str:
+    host, _, port = listen.rpartition(":")
     return f"{'127.0.0.1' if host in ('', '0.0.0.0', '[::]', '::') else host}:{port}"
 
 
@@ -152,8 +168,11 @@ def _error(request: web.Request, status: int, message: str) -> web.StreamRespons
 def _render(template: str, request: web.Request, context: dict[str, Any], status: int = 200) -> web.Response:
     settings = request.app[SETTINGS]
     login: Login | None = request.get(LOGIN)
+    notices: list[tuple[str, str]] = []
+    if login is not None and request.method == "GET":
+        notices, login.notices = login.notices, []
     base = {"member_name": settings.member_name, "member_id": settings.member_id, "login": login,
-            "csrf": login.csrf if login else "", "path": request.path}
+            "csrf": login.csrf if login else "", "path": request.path, "notices": notices}
     return aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)
 
 
@@ -178,7 +197,8 @@ async def login_submit(request: web.Request) -> web.Response:
     session = await get_session(request)
     await request.app[STORE].drop(session.get("sid"))
     session.clear()
-    session["sid"] = request.app[STORE].add(client, me.user, me.role)
+    serving = AsyncServingClient(settings.serving, SCHEDULER_TIMEOUT_S, token=token)
+    session["sid"] = request.app[STORE].add(client, serving, me.user, me.role)
     raise web.HTTPFound("/jobs")
 
 
@@ -357,7 +377,88 @@ async def model_page(request: web.Request) -> web.Response:
     models = await _client(request).models(job_id, component)
     return _render("model.html", request, {
         "job_id": job_id, "component": component, "models": [present.model_view(m) for m in models],
+        # the serving service decides whether this model can be published; the form is offered for its modules
+        "publishable": _login(request).may_operate and any(m.module in SERVABLE_MODULES for m in models),
     })
+
+
+# -- published models -------------------------------------------------------------------
+async def _manage(request: web.Request, action: str, call: Callable[[], Awaitable[str]], back: str,
+                  done: str = "/serving") -> web.StreamResponse:
+    """A publish, rollback or unpublish at the serving service; its outcome is shown once on the next page.
+
+    A role too low is a 403 with the service's reason; any other refusal goes back to `back`
+    with the service's message (the service changes nothing it refuses)."""
+    login = _login(request)
+    try:
+        message = await call()
+    except PermissionDeniedError as exc:
+        return _error(request, web.HTTPForbidden.status_code, f"refused by the serving service: {exc}")
+    except UnauthenticatedError:
+        raise
+    except WeftClientError as exc:
+        login.notices.append(("error", f"{action} refused: {exc}"))
+        raise web.HTTPSeeOther(back) from None
+    log.info("%s by %s: %s", action, login.user, message)
+    login.notices.append(("ok", message))
+    raise web.HTTPSeeOther(done)
+
+
+async def _version(request: web.Request) -> int:
+    text = str((await request.post()).get("version", "") or "0").strip()
+    try:
+        version = int(text)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"version: not a number ({text!r})") from None
+    if version < 0:
+        raise web.HTTPBadRequest(text=f"version: must not be negative ({version})")
+    return version
+
+
+async def model_publish(request: web.Request) -> web.StreamResponse:
+    job_id, component = request.match_info["job_id"], request.match_info["component"]
+    name = str((await request.post()).get("name", "")).strip()
+
+    async def publish() -> str:
+        model = await _login(request).serving.publish(job_id, component, name)
+        return (f"published {model.name} version {model.version} ({model.module}, job {model.job_id} "
+                f"{model.component}) at every member")
+
+    return await _manage(request, "publish", publish, back=f"/jobs/{job_id}/models/{component}")
+
+
+async def serving_rollback(request: web.Request) -> web.StreamResponse:
+    name, version = request.match_info["name"], await _version(request)
+
+    async def rollback() -> str:
+        model = await _login(request).serving.rollback(name, version)
+        return f"{model.name}: version {model.version} is current at every member"
+
+    return await _manage(request, "rollback", rollback, back="/serving")
+
+
+async def serving_unpublish(request: web.Request) -> web.StreamResponse:
+    name, version = request.match_info["name"], await _version(request)
+
+    async def unpublish() -> str:
+        removed = await _login(request).serving.unpublish(name, version)
+        what = f"version {version}" if version else "every version"
+        return f"{name}: {what} unpublished at every member ({removed} here)"
+
+    return await _manage(request, "unpublish", unpublish, back="/serving")
+
+
+async def _served(request: web.Request) -> list[dict[str, Any]]:
+    models = await _login(request).serving.list_models()
+    return present.serving_view(models, request.app[SETTINGS].member_names)
+
+
+async def serving_page(request: web.Request) -> web.Response:
+    return _render("serving.html", request, {"models": await _served(request)})
+
+
+async def serving_json(request: web.Request) -> web.Response:
+    return web.json_response({"models": await _served(request)})
 
 
 # -- data sets and members --------------------------------------------------------------
@@ -429,6 +530,11 @@ def create_app(config: MemberConfig, key: bytes) -> web.Application:
     app.router.add_get("/api/jobs/{job_id}/tasks/{component}/events", task_events)
     app.router.add_get("/api/jobs/{job_id}/tasks/{component}/log", task_log)
     app.router.add_get("/jobs/{job_id}/models/{component}", model_page)
+    app.router.add_post("/jobs/{job_id}/models/{component}/publish", model_publish)
+    app.router.add_get("/serving", serving_page)
+    app.router.add_get("/api/serving", serving_json)
+    app.router.add_post("/serving/{name}/rollback", serving_rollback)
+    app.router.add_post("/serving/{name}/unpublish", serving_unpublish)
     app.router.add_get("/curves", curves_page)
     app.router.add_get("/api/curves", curves_json)
     app.router.add_get("/data", data_page)

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from protos.weft.v1 import scheduler_pb2
+from protos.weft.v1 import scheduler_pb2, serving_pb2
 from services.client.sdk import job_status_name, task_status_name
 
 #: How a component's tasks add up to one colour in the DAG, first match wins.
@@ -271,3 +271,28 @@ def event_line(event: scheduler_pb2.JobEvent, component: str, member_names: dict
     status = event.task_status
     text = f"{task_status_name(status.status)} (attempt {status.attempt})" + (f": {status.error}" if status.error else "")
     return {"time_ms": event.timestamp_ms, "who": who, "text": text}
+
+
+def serving_view(models: list[serving_pb2.ServingModel], member_names: dict[str, str]) -> list[dict[str, Any]]:
+    """The published models by name, each with its versions (newest first) and the current one."""
+    by_name: dict[str, list[serving_pb2.ServingModel]] = {}
+    for model in models:
+        by_name.setdefault(model.name, []).append(model)
+    rows = []
+    for name in sorted(by_name):
+        versions = sorted(by_name[name], key=lambda m: -m.version)
+        current = next((m.version for m in versions if m.current), 0)
+        rows.append({"name": name, "current_version": current, "versions": [{
+            "version": m.version, "current": m.current, "job_id": m.job_id, "component": m.component,
+            "module": m.module, "role": m.role, "chain": list(m.chain),
+            "members": [_member_label(entry, member_names) for entry in m.members],
+            "feature_table": m.feature_table, "published_ms": m.published_ms, "deadline_ms": m.deadline_ms,
+            "fallback_score": m.fallback_score if m.HasField("fallback_score") else None,
+        } for m in versions]})
+    return rows
+
+
+def _member_label(entry: str, member_names: dict[str, str]) -> str:
+    """"role:member_id" as "role name" (the id when the member is not a known peer)."""
+    role, _, member_id = entry.partition(":")
+    return f"{role} {member_names.get(member_id, member_id)}"

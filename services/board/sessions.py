@@ -12,22 +12,26 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from services.client.sdk import AsyncSchedulerClient
+from services.client.sdk import AsyncSchedulerClient, AsyncServingClient
 
 
 @dataclass
 class Login:
-    """One signed-in browser: the user's token (as a client), name, role and CSRF secret."""
+    """One signed-in browser: the user's token (as a scheduler and a serving client), name, role and CSRF secret.
+
+    `notices` holds what the next page shows once (the outcome of a publish, rollback or unpublish)."""
 
     client: AsyncSchedulerClient
+    serving: AsyncServingClient
     user: str
     role: str
     expires_at: float
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    notices: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def may_operate(self) -> bool:
-        """Whether to offer stop and rerun (the scheduler checks the role again on the call)."""
+        """Whether to offer stop, rerun, publish, rollback and unpublish (the services check the role on the call)."""
         return self.role in ("operator", "admin")
 
 
@@ -38,9 +42,9 @@ class LoginStore:
         self.ttl_s = ttl_s
         self._logins: dict[str, Login] = {}
 
-    def add(self, client: AsyncSchedulerClient, user: str, role: str) -> str:
+    def add(self, client: AsyncSchedulerClient, serving: AsyncServingClient, user: str, role: str) -> str:
         session_id = secrets.token_urlsafe(32)
-        self._logins[session_id] = Login(client, user, role, time.time() + self.ttl_s)
+        self._logins[session_id] = Login(client, serving, user, role, time.time() + self.ttl_s)
         return session_id
 
     def get(self, session_id: str | None) -> Login | None:
@@ -53,6 +57,7 @@ class LoginStore:
         login = self._logins.pop(session_id or "", None)
         if login is not None:
             await login.client.close()
+            await login.serving.close()
 
     async def drop_expired(self) -> None:
         now = time.time()

@@ -528,3 +528,54 @@ class ServingClient:
     def set_feature_table(self, name: str, feature_table: str) -> serving_pb2.ServingModel:
         """At a provider: the data set ("namespace/name") its part of `name` looks ids up in."""
         return self._call("SetFeatureTable", serving_pb2.SetFeatureTableRequest(name=name, feature_table=feature_table))
+
+
+class AsyncServingClient:
+    """asyncio client of a member's serving service for managing published models (the board's).
+
+    `await AsyncServingClient("127.0.0.1:9400", token="weft_...").publish(job_id, "vert_lr_0")`;
+    the same calls, with the same checks at the service, as `ServingClient`'s.
+    """
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self._metadata = auth_metadata(resolve_token(token))
+        self._channel = grpc.aio.insecure_channel(endpoint)
+        self._stub = serving_pb2_grpc.ServingServiceStub(self._channel)
+
+    async def __aenter__(self) -> AsyncServingClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def _call(self, method: str, request: Any) -> Any:
+        try:
+            return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise _translate(exc, self.endpoint, "serving service") from None
+
+    async def publish(self, job_id: str, component: str, name: str = "", deadline_ms: int = 0,
+                      fallback_score: float | None = None) -> serving_pb2.ServingModel:
+        """Publish a finished job's model (at its promoter) as the next version of `name`, at every member."""
+        request = serving_pb2.PublishModelRequest(job_id=job_id, component=component, name=name,
+                                                  deadline_ms=deadline_ms)
+        if fallback_score is not None:
+            request.fallback_score = fallback_score
+        return await self._call("PublishModel", request)
+
+    async def list_models(self, name: str = "") -> list[serving_pb2.ServingModel]:
+        return list((await self._call("ListModels", serving_pb2.ListModelsRequest(name=name))).models)
+
+    async def rollback(self, name: str, version: int = 0) -> serving_pb2.ServingModel:
+        """Make an earlier version current (default: the one before the current), at every member."""
+        return await self._call("RollbackModel", serving_pb2.RollbackModelRequest(name=name, version=version))
+
+    async def unpublish(self, name: str, version: int = 0) -> int:
+        """Remove one version (not the current) or the whole model, at every member; versions removed here."""
+        reply = await self._call("UnpublishModel", serving_pb2.UnpublishModelRequest(name=name, version=version))
+        return int(reply.removed)

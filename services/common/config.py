@@ -212,6 +212,9 @@ class BoardConfig(_Section):
     listen: str = Field("127.0.0.1:9360", description="host:port of the board's HTTP listener")
     scheduler: str = Field("", description="host:port of the scheduler's client API the board calls "
                                            "(default: scheduler.listen, a wildcard host read as 127.0.0.1)")
+    serving: str = Field("", description="host:port of the serving service the board publishes, rolls back and "
+                                         "unpublishes models through (default: serving.listen, a wildcard host "
+                                         "read as 127.0.0.1)")
     session_key_file: str = Field("", description="key that signs and encrypts the session cookie (created "
                                                   "mode 0600 when missing; default <data_dir>/board.key)")
     session_ttl_s: int = Field(8 * 3600, ge=60, description="a login lasts this long, then the login form again")
