@@ -14,7 +14,6 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
     COMPONENT,
@@ -28,24 +27,13 @@ from kernel.components.vert_secureboost.constants import (
     PHASE_HISTOGRAMS,
     PHASE_SEND,
     PHASE_WAIT,
-    PRODUCT_WORKERS,
     SPLIT_ID_BITS,
 )
-from kernel.components.vert_secureboost.data import (
-    BinArray,
-    bin_counts,
-    bin_matrix,
-    feature_matrix,
-    fit_bins,
-    sample_features,
-)
-from kernel.components.vert_secureboost.histogram import (
-    build_histograms,
-    compress,
-    rows_per_ciphertext,
-)
+from kernel.components.vert_secureboost.data import sample_features
+from kernel.components.vert_secureboost.histogram import compress, rows_per_ciphertext
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
+from kernel.components.vert_secureboost.rows import BinnedRows, IndexedRows
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -82,12 +70,13 @@ class VertSecureBoostProvider(ModelBase):
         self.features = list(data.feature_columns)
         if not self.features:
             raise InvalidArgument("VertSecureBoost: the provider's data has no feature columns")
-        rows = sorted_rows(data, [data.id_column, *self.features])
+        indexed = IndexedRows.build(data.table, [data.id_column, *self.features])
         public_key = tv.pubkey.get()
         setup = PAYLOAD.fields(tv.train_setup.get(), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
-        n = rows.num_rows
-        aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
+        n = indexed.rows
+        aligned = setup["rows"] == n and setup["digest"] == indexed.digest and indexed.unique
         tv.setup_ack.remote({"rows": n, "aligned": aligned})
+        indexed.check_unique()
         if not aligned:
             raise InvalidArgument(
                 f"VertSecureBoost: this provider's {n} rows do not match the promoter's {setup['rows']} ids; "
@@ -96,9 +85,8 @@ class VertSecureBoostProvider(ModelBase):
         num_trees = PAYLOAD.count(setup["num_trees"], "train_setup.num_trees", 1, MAX_TREES)
         max_depth = PAYLOAD.count(setup["max_depth"], "train_setup.max_depth", 1, MAX_DEPTH)
         max_bin = PAYLOAD.count(setup["max_bin"], "train_setup.max_bin", 2, MAX_BIN)
-        matrix = feature_matrix(rows, self.features)
-        thresholds = fit_bins(matrix, max_bin)
-        binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
+        thresholds = indexed.bin_thresholds(self.features, max_bin)
+        binned = indexed.binned(self.features, thresholds)
         self.split_ids, self.split_features, self.split_thresholds = [], [], []
         self.importance = {name: 0 for name in self.features}
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
@@ -107,14 +95,14 @@ class VertSecureBoostProvider(ModelBase):
             chosen = sample_features(len(self.features), param.colsample, np.random.default_rng([seed, t]))
             # Slots are the drawn features in a fresh secret order: the promoter cannot tell which is which.
             slots = chosen[np.random.default_rng(secrets.randbits(128)).permutation(len(chosen))]
-            self._grow_tree(t, max_depth, n, slots, binned, bins, thresholds, public_key)
+            self._grow_tree(t, max_depth, n, slots, binned, thresholds, public_key)
             phases.append([t, self.clock.take()])
             self.tracker.set_progress(100.0 * (t + 1) / num_trees, f"tree {t + 1}")
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN,
                                 {name: {"split": splits} for name, splits in self.importance.items()})
         self.tracker.log_metric(METRIC_TREE_PHASES, METRIC_NAMESPACE_TRAIN, phases)
 
-    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinArray, bins: IntArray,
+    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinnedRows,
                    thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
         tv, workers = self.ctx.variables(VertSecureBoostVariables), self.param.workers
         with self.clock.phase(PHASE_WAIT):
@@ -125,8 +113,11 @@ class VertSecureBoostProvider(ModelBase):
         if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
                 or gh.layout is None or gh.layout.slots != 2 or gh.layout.flat_length is not None:
             raise InvalidArgument("VertSecureBoost: encrypted_gh must pack a gradient and a hessian per sampled row")
-        slot_binned = binned[np.ix_(sampled, slots)]
-        slot_bins = bins[slots]
+        slot_bins = binned.bins[slots]
+        # Row i's ciphertext is gh[cipher_of_row[i]] (-1: not sampled for this tree).
+        cipher_of_row = np.full(n, -1, dtype=np.int64)
+        cipher_of_row[sampled] = np.arange(len(sampled))
+        processes = binned.processes(resolve_workers(workers))
         per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
         for depth in range(max_depth):
             with self.clock.phase(PHASE_WAIT):
@@ -140,12 +131,9 @@ class VertSecureBoostProvider(ModelBase):
             compute = PAYLOAD.sorted_unique(PAYLOAD.int_array(plan["compute"], "node_plan.compute", 0, nodes), "node_plan.compute")
             slot_of = np.full(nodes, -1, dtype=np.int64)
             slot_of[compute] = np.arange(len(compute))
-            at = position[sampled]
-            node = np.where(at >= 0, slot_of[np.maximum(at, 0)], -1)
-            chosen = np.flatnonzero(node >= 0)
+            node_of_row = np.where(position >= 0, slot_of[np.maximum(position, 0)], -1)
             with self.clock.phase(PHASE_HISTOGRAMS):
-                histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute),
-                                             PRODUCT_WORKERS, processes=resolve_workers(workers))
+                histogram = binned.encrypted_histograms(gh, cipher_of_row, node_of_row, slots, len(compute), processes)
             with self.clock.phase(PHASE_COMPRESS):
                 packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
             with self.clock.phase(PHASE_SEND):
@@ -154,7 +142,7 @@ class VertSecureBoostProvider(ModelBase):
             self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
-               binned: BinArray, thresholds: list[FloatArray]) -> None:
+               binned: BinnedRows, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left."""
         tv = self.ctx.variables(VertSecureBoostVariables)
         with self.clock.phase(PHASE_WAIT):
@@ -163,20 +151,27 @@ class VertSecureBoostProvider(ModelBase):
         chosen_nodes = PAYLOAD.int_array(request["nodes"], "split_request.nodes", 0, nodes)
         chosen_slots = PAYLOAD.int_array(request["slots"], "split_request.slots", 0, len(slots), len(chosen_nodes))
         chosen_bins = PAYLOAD.int_array(request["bins"], "split_request.bins", 0, int(slot_bins.max()), len(chosen_nodes))
-        ids, lefts = [], []
+        ids: list[int] = []
+        rows_of: list[IntArray] = []
+        feature_of: list[IntArray] = []
+        bin_of: list[FloatArray] = []
         for node, slot, bin_ in zip(chosen_nodes.tolist(), chosen_slots.tolist(), chosen_bins.tolist(), strict=True):
             feature = int(slots[slot])
             if bin_ >= len(thresholds[feature]):
                 raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
             rows = np.flatnonzero(position == node)
-            lefts.append(binned[rows, feature] <= bin_)
+            rows_of.append(rows)
+            feature_of.append(np.full(len(rows), feature, dtype=np.int64))
+            bin_of.append(np.full(len(rows), float(bin_)))
             split_id = self._new_split_id()
             ids.append(split_id)
             self.split_ids.append(split_id)
             self.split_features.append(feature)
             self.split_thresholds.append(float(thresholds[feature][bin_]))
             self.importance[self.features[feature]] += 1
-        left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.bool_)
+        left = np.zeros(0, dtype=np.bool_)
+        if rows_of:  # the rows of the chosen nodes, node after node, each node's in row order
+            left = binned.compare(np.concatenate(rows_of), np.concatenate(feature_of), np.concatenate(bin_of))
         with self.clock.phase(PHASE_SEND):
             tv.at(t, depth).split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left})
 
@@ -193,18 +188,18 @@ class VertSecureBoostProvider(ModelBase):
         missing = [f for f in self.features if f not in data.table.schema.names]
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
-        rows = sorted_rows(data, [data.id_column, *self.features])
+        indexed = IndexedRows.build(data.table, [data.id_column, *self.features])
         setup = PAYLOAD.fields(tv.predict_setup.get(), "predict_setup", "rows", "digest", "max_depth")
-        n = rows.num_rows
-        aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
+        n = indexed.rows
+        aligned = setup["rows"] == n and setup["digest"] == indexed.digest and indexed.unique
         tv.predict_ack.remote({"rows": n, "aligned": aligned})
+        indexed.check_unique()
         if not aligned:
             raise InvalidArgument(
                 f"VertSecureBoost: this provider's {n} prediction rows do not match the promoter's "
                 f"{setup['rows']} ids; run Intersection on the prediction data too"
             )
         max_depth = PAYLOAD.count(setup["max_depth"], "predict_setup.max_depth", 0, MAX_DEPTH)
-        matrix = feature_matrix(rows, self.features)
         order = np.argsort(np.asarray(self.split_ids, dtype=np.int64), kind="stable")
         known = np.asarray(self.split_ids, dtype=np.int64)[order]
         features = np.asarray(self.split_features, dtype=np.int64)[order]
@@ -220,7 +215,7 @@ class VertSecureBoostProvider(ModelBase):
             where = np.searchsorted(known, wanted)
             if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):
                 raise InvalidArgument("VertSecureBoost: predict_request names a split id this provider never made")
-            go_left = matrix[row_index, features[where]] <= cuts[where]
+            go_left = indexed.compare(self.features, row_index, features[where], cuts[where])
             tv.at(depth).predict_directions.remote(go_left.astype(np.bool_))
         return None
 
