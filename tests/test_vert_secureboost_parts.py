@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -189,6 +190,10 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
         thresholds = indexed.bin_thresholds(features, 8)
         binned = indexed.binned(features, thresholds)
         histogram = binned.encrypted_histograms(encrypted, cipher_of_row, node_of_row, slots, 2, processes=1)
+        columns = [features[s] for s in slots.tolist()]
+        summed = binned.table.reduce(  # what a Spark table does: one histogram a partition, added
+            functools.partial(rows_module._encrypted_block, columns, binned.bins[slots], encrypted, cipher_of_row,
+                              node_of_row, 2, 1), rows_module._add_encrypted)
         plain = binned.plain_histograms(slots, np.where(cipher_of_row >= 0, node_of_row, -1), g, h, 2)
         left = binned.compare(asked, np.array([0, 1, 2, 2, 0]), np.array([3.0, 1.0, 0.0, 7.0, 4.0]))
         raw_left = indexed.compare(features, asked, np.array([0, 1, 2, 2, 0]), np.array([0.0, 2.0, 1.0, 0.5, -1.0]))
@@ -201,8 +206,9 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     keep = (cipher_of_row >= 0) & (node_of_row >= 0)
     bins = binned.bins[slots]
     expected = plain_histograms(node_of_row[keep], whole[np.ix_(keep, slots)], bins, g[keep], h[keep], 2)
-    flat = histogram.decrypt(keypair.private_key).reshape(-1, 2)
-    np.testing.assert_allclose(padded_histograms(flat, bins, 2), expected, atol=300 * 2.0**-24)
+    for vector in (histogram, summed):
+        flat = vector.decrypt(keypair.private_key).reshape(-1, 2)
+        np.testing.assert_allclose(padded_histograms(flat, bins, 2), expected, atol=300 * 2.0**-24)
     np.testing.assert_allclose(plain, expected, atol=1e-12)
     assert left.tolist() == (whole[asked, [0, 1, 2, 2, 0]] <= [3, 1, 0, 7, 4]).tolist()
     assert raw_left.tolist() == (matrix[asked, [0, 1, 2, 2, 0]] <= [0.0, 2.0, 1.0, 0.5, -1.0]).tolist()

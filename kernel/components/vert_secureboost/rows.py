@@ -212,10 +212,18 @@ class BinnedRows:
 
         Row i contributes `gh[cipher_of_row[i]]` to node `node_of_row[i]` when both are >= 0.
         Each partition builds the histograms of its rows; the partitions' histograms are added.
+        LOCAL blocks are all in this process already: their rows' bins go to one call, which
+        deals the feature groups to the worker processes once for the level.
         """
         columns = [self.features[s] for s in slots.tolist()]
         bins = self.bins[slots]
-        histogram = _reduce(self.table,
+        if self.table.backend == BACKEND_LOCAL:
+            chosen = [_chosen_rows(columns, cipher_of_row, node_of_row, block) for block in self.table.iter_blocks()]
+            rows = np.concatenate([np.zeros(0, np.int64)] + [c[0] for c in chosen])
+            binned = np.concatenate([np.zeros((0, len(columns)), np.uint16)] + [c[1] for c in chosen])
+            return build_histograms(gh[cipher_of_row[rows]], node_of_row[rows], binned, bins, nodes, PRODUCT_WORKERS,
+                                    processes=processes)
+        histogram = self.table.reduce(
             functools.partial(_encrypted_block, columns, bins, gh, cipher_of_row, node_of_row, nodes, processes),
             _add_encrypted)
         if histogram is None:  # no row in any node: the zero histograms
@@ -238,14 +246,19 @@ class BinnedRows:
         return _compare(self.table, self.features, self.rows, rows, feature, limit)
 
 
-def _encrypted_block(columns: list[str], bins: IntArray, gh: EncryptedVector, cipher_of_row: IntArray,
-                     node_of_row: IntArray, nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
+def _chosen_rows(columns: list[str], cipher_of_row: IntArray, node_of_row: IntArray,
+                 block: pa.Table) -> tuple[IntArray, BinArray]:
+    """The block's rows that count in a histogram (by index) and their bins of `columns`."""
     index = _index(block)
     keep = (cipher_of_row[index] >= 0) & (node_of_row[index] >= 0)
-    if not keep.any():
+    return index[keep], _bins_of(block.filter(pa.array(keep)), columns)
+
+
+def _encrypted_block(columns: list[str], bins: IntArray, gh: EncryptedVector, cipher_of_row: IntArray,
+                     node_of_row: IntArray, nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
+    rows, binned = _chosen_rows(columns, cipher_of_row, node_of_row, block)
+    if not len(rows):
         return None
-    rows = index[keep]
-    binned = _bins_of(block.filter(pa.array(keep)), columns)
     return build_histograms(gh[cipher_of_row[rows]], node_of_row[rows], binned, bins, nodes, PRODUCT_WORKERS,
                             processes=processes)
 
