@@ -16,6 +16,7 @@ from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.computing.spark import SparkTable
 from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from kernel.tracker import load_model
@@ -189,16 +190,46 @@ def test_a_predict_job_reuses_the_exported_models(tmp_path: Path, computing: Com
     assert roc_auc_score(expected["y"], expected["predict_score"]) > 0.95
 
 
-def test_spark_backend_matches_histogram_boosting(tmp_path: Path, spark: Any) -> None:
-    # Prepare
-    computing = spark_session(spark)
+def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
+    tmp_path: Path, spark: Any, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: the same job on LOCAL (reference) and on SPARK, where gathering a Spark table's
+    # rows on the driver (collect, iter_blocks) fails the run.
     split = breast_split([range(0, 10), range(10, 30)])
-    job = VerticalJob(tmp_path, providers=1, backend="SPARK")
+    params = {**PARAMS, "num_trees": 3}
+    local_job = VerticalJob(tmp_path / "local", providers=1)
+    expected = train(local_job, (split.train, split.test), computing, params)
+    spark_computing = spark_session(spark)
+    spark_job = VerticalJob(tmp_path / "spark", providers=1, backend="SPARK")
+    spark_job.upload("train", split.train)
+    spark_job.upload("test", split.test)
+
+    def refuse(self: SparkTable) -> None:
+        raise AssertionError("a Spark table's rows were gathered on the driver")
 
     # Execute
-    predictions = train(job, (split.train, split.test), computing, {**PARAMS, "num_trees": 3})
+    with monkeypatch.context() as patch:
+        patch.setattr(SparkTable, "collect", refuse)
+        patch.setattr(SparkTable, "iter_blocks", refuse)
+        spark_job.run(COMPONENT, "VertSecureBoost", spark_computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params,
+                      data_args=("train", "test"))
+    predictions = spark_job.output(spark_job.promoter, spark_computing, COMPONENT, "train")
 
-    # Assert
+    # Assert: the same trees as on LOCAL (the rows each split sends left, the leaf values), so
+    # the same scores; both match the plaintext reference. Which of the provider's features
+    # makes a split is not compared: features that split the rows alike tie, and a tie goes
+    # by the provider's secret slot order of the run.
+    models = [[load_model(m.root / "models", j.job.job_id, COMPONENT, role, m.member_id)
+               for m, role in zip(j.members, ("promoter", "provider"), strict=True)] for j in (spark_job, local_job)]
+    (spark_promoter, spark_provider), (local_promoter, local_provider) = models
+    for ours, theirs in zip(spark_promoter["trees"], local_promoter["trees"], strict=True):
+        for key in ("owner", "feature", "threshold", "left", "right"):
+            assert ours[key] == theirs[key]
+        np.testing.assert_allclose(ours["value"], theirs["value"], rtol=1e-9)
+    assert len(spark_provider["split_ids"]) == len(local_provider["split_ids"]) > 0
+    merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_local"))
+    assert len(merged) == len(expected) == len(split.y_train) + len(split.y_test)
+    np.testing.assert_allclose(merged["predict_score"], merged["predict_score_local"], rtol=1e-9)
     rows = validate_rows(predictions)
     np.testing.assert_allclose(rows["predict_score"].to_numpy(),
                                reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from kernel.components.vert_secureboost import histogram as histogram_module
+from kernel.components.vert_secureboost import rows as rows_module
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
 from kernel.components.vert_secureboost.histogram import (
     build_histograms,
@@ -19,6 +22,7 @@ from kernel.components.vert_secureboost.histogram import (
 )
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.provider import choose_among_ties
+from kernel.components.vert_secureboost.rows import IndexedRows
 from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
@@ -26,6 +30,7 @@ from kernel.components.vert_secureboost.tree import (
     padded_histograms,
     plain_histograms,
 )
+from kernel.computing import local_session
 from kernel.errors import InvalidArgument, ParamError
 from kernel.security.paillier import (
     EncryptedVector,
@@ -143,9 +148,14 @@ def test_a_provider_picks_among_ties_by_the_rows_then_its_feature_order() -> Non
     # (its mirror), feature 3 sends {1, 2} left at bin 0 and at bin 1 (bin 1 holds no row of the node).
     node_rows = np.array([[1, 0, 5, 2], [0, 1, 1, 0], [0, 1, 1, 0], [1, 0, 5, 2]], dtype=np.uint16)
 
+    def left_masks(features: np.ndarray, bins: np.ndarray) -> np.ndarray:
+        return node_rows[:, features] <= bins[None, :]
+
     # Execute
-    mirrored_first = choose_among_ties(node_rows, np.array([1, 2, 0]), np.array([0, 1, 0]))
-    same_rows = choose_among_ties(node_rows, np.array([3, 2, 3, 0]), np.array([1, 1, 0, 0]))
+    mirrored_first = choose_among_ties(left_masks(np.array([1, 2, 0]), np.array([0, 1, 0])),
+                                       np.array([1, 2, 0]), np.array([0, 1, 0]))
+    same_rows = choose_among_ties(left_masks(np.array([3, 2, 3, 0]), np.array([1, 1, 0, 0])),
+                                  np.array([3, 2, 3, 0]), np.array([1, 1, 0, 0]))
 
     # Assert: feature 1's left side holds row 0, so it wins over the mirror; of splits that send
     # the same rows left, the lowest feature, then the lowest bin.
@@ -167,6 +177,91 @@ def test_bins_follow_quantiles_and_put_equal_values_together() -> None:
     few = fit_bins(np.array([[1.0], [1.0], [3.0]]), 32)[0]
     assert few.tolist() == [2.0]
     assert bin_thresholds(np.ones(5), 8).size == 0
+
+
+def _rows_in_key_order(data: pa.Table, features: list[str]) -> np.ndarray:
+    """The features of `data` in the order of the rows' keys (first 8 bytes of SHA-256(id))."""
+    keys = rows_module._row_keys("id", data)
+    return np.column_stack([data.column(f).to_numpy() for f in features])[np.argsort(keys)]
+
+
+def _three_features(rows: int) -> pa.Table:
+    rng = np.random.default_rng(rows)
+    return pa.table({"id": [f"r{i:05d}" for i in range(rows)], "a": rng.normal(size=rows),
+                     "b": rng.integers(0, 5, rows).astype(np.float64), "c": rng.exponential(size=rows)})
+
+
+def test_bins_are_cut_from_the_rows_of_the_smallest_keys_whatever_the_partitions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: a sample of 200 of 500 rows, gathered two features (400 values) a pass.
+    monkeypatch.setattr(rows_module, "BIN_SAMPLE_ROWS", 200)
+    monkeypatch.setattr(rows_module, "BIN_SAMPLE_VALUES_PER_PASS", 400)
+    data, features = _three_features(500), ["a", "b", "c"]
+    sessions = [local_session(num_workers=2, num_partitions=p) for p in (1, 3)]
+
+    # Execute
+    try:
+        built = [IndexedRows.build(s.from_arrow(data, "id"), ["id", *features]) for s in sessions]
+        found = [rows.bin_thresholds(features, 16) for rows in built]
+    finally:
+        for session in sessions:
+            session.stop()
+
+    # Assert: both partitionings number the rows alike and cut the sample's quantiles.
+    expected = fit_bins(_rows_in_key_order(data, features)[:200], 16)
+    assert built[0].digest == built[1].digest and built[0].rows == 500 and built[0].unique
+    for thresholds in found:
+        assert len(thresholds) == 3
+        for ours, theirs in zip(thresholds, expected, strict=True):
+            np.testing.assert_array_equal(ours, theirs)
+    assert len(expected[1]) == 4  # five distinct values: the midpoints between them
+
+
+def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: PaillierKeypair) -> None:
+    # Prepare: 300 rows in 3 partitions; 250 drawn rows, spread over two nodes (or none).
+    data, features = _three_features(300), ["a", "b", "c"]
+    session = local_session(num_workers=2, num_partitions=3)
+    rng = np.random.default_rng(3)
+    g, h = rng.normal(size=300), rng.uniform(0.1, 0.25, 300)
+    node_of_row = rng.integers(-1, 2, 300).astype(np.int64)
+    sampled = np.sort(rng.choice(300, 250, replace=False)).astype(np.int64)
+    cipher_of_row = np.full(300, -1, dtype=np.int64)
+    cipher_of_row[sampled] = np.arange(250)
+    encrypted = EncryptedVector.encrypt_packed(keypair.private_key, np.column_stack([g[sampled], h[sampled]]),
+                                               precision_bits=24, headroom_bits=gh_headroom_bits(250, 8))
+    assert encrypted.layout is not None
+    slots = np.array([2, 0], dtype=np.int64)
+    asked = np.array([5, 17, 299, 0, 17], dtype=np.int64)
+
+    # Execute
+    try:
+        indexed = IndexedRows.build(session.from_arrow(data, "id"), ["id", *features])
+        thresholds = indexed.bin_thresholds(features, 8)
+        binned = indexed.binned(features, thresholds)
+        histogram = binned.encrypted_histograms(encrypted, cipher_of_row, node_of_row, slots, 2, processes=1)
+        columns = [features[s] for s in slots.tolist()]
+        summed = binned.table.reduce(  # what a Spark table does: one histogram a partition, added
+            functools.partial(rows_module._encrypted_block, columns, binned.bins[slots], encrypted, cipher_of_row,
+                              node_of_row, 2, 1), rows_module._add_encrypted)
+        plain = binned.plain_histograms(slots, np.where(cipher_of_row >= 0, node_of_row, -1), g, h, 2)
+        left = binned.compare(asked, np.array([0, 1, 2, 2, 0]), np.array([3.0, 1.0, 0.0, 7.0, 4.0]))
+        raw_left = indexed.compare(features, asked, np.array([0, 1, 2, 2, 0]), np.array([0.0, 2.0, 1.0, 0.5, -1.0]))
+    finally:
+        session.stop()
+
+    # Assert
+    matrix = _rows_in_key_order(data, features)
+    whole = bin_matrix(matrix, thresholds)
+    keep = (cipher_of_row >= 0) & (node_of_row >= 0)
+    bins = binned.bins[slots]
+    expected = plain_histograms(node_of_row[keep], whole[np.ix_(keep, slots)], bins, g[keep], h[keep], 2)
+    for vector in (histogram, summed):
+        flat = vector.decrypt(keypair.private_key).reshape(-1, 2)
+        np.testing.assert_allclose(padded_histograms(flat, bins, 2), expected, atol=300 * 2.0**-24)
+    np.testing.assert_allclose(plain, expected, atol=1e-12)
+    assert left.tolist() == (whole[asked, [0, 1, 2, 2, 0]] <= [3, 1, 0, 7, 4]).tolist()
+    assert raw_left.tolist() == (matrix[asked, [0, 1, 2, 2, 0]] <= [0.0, 2.0, 1.0, 0.5, -1.0]).tolist()
 
 
 def test_a_tree_from_a_model_with_children_out_of_range_is_refused() -> None:

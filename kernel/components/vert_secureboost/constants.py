@@ -63,6 +63,13 @@ PRODUCT_WORKERS: Final = 1
 HISTOGRAM_PROCESS_MIN_PRODUCTS: Final = 200_000
 HISTOGRAM_PARTS_PER_PROCESS: Final = 2
 
+# Bin thresholds are cut from the rows of the BIN_SAMPLE_ROWS smallest row keys (every row of
+# a smaller table), a uniform sample since the keys are hashes of the ids: scikit-learn's
+# histogram boosting bins a 200,000-row subsample too. The sample reaches the driver at most
+# BIN_SAMPLE_VALUES_PER_PASS values (32 MB) at a time, a few features a pass.
+BIN_SAMPLE_ROWS: Final = 200_000
+BIN_SAMPLE_VALUES_PER_PASS: Final = 1 << 22
+
 # Split ids a provider hands out are random non-negative integers of this many bits.
 SPLIT_ID_BITS: Final = 62
 

@@ -1,6 +1,7 @@
 """The rows a member trains on: the feature matrix and the quantile bins of each feature.
 
-Rows are sorted by id and checked by digest with `kernel.blocks.alignment`."""
+These work on one block of rows (or on the sample bins are cut from); `rows` applies them
+where the rows are."""
 
 from __future__ import annotations
 

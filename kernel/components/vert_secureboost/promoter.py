@@ -18,10 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
-import pyarrow.compute as pc
 
-from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
     COMPONENT,
@@ -44,17 +41,11 @@ from kernel.components.vert_secureboost.constants import (
     PRODUCT_WORKERS,
     PROVIDER_IMPORTANCE_KEY,
 )
-from kernel.components.vert_secureboost.data import (
-    BinArray,
-    bin_counts,
-    bin_matrix,
-    feature_matrix,
-    fit_bins,
-    sample_features,
-)
+from kernel.components.vert_secureboost.data import sample_features
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
+from kernel.components.vert_secureboost.rows import BinnedRows, IndexedRows, with_values
 from kernel.components.vert_secureboost.tree import (
     Forest,
     Objective,
@@ -62,7 +53,6 @@ from kernel.components.vert_secureboost.tree import (
     Tree,
     fixed_point,
     padded_histograms,
-    plain_histograms,
 )
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
 from kernel.constants import PROVIDER
@@ -127,18 +117,18 @@ class VertSecureBoostPromoter(ModelBase):
         if label is None:
             raise InvalidArgument("VertSecureBoost: the promoter's training data has no label column (DataIO with_label)")
         self.features = list(data.feature_columns)
-        rows = sorted_rows(data, [data.id_column, label, *self.features])
-        if rows.num_rows == 0:
+        indexed = IndexedRows.build(data.table, [data.id_column, label, *self.features])
+        if indexed.rows == 0:
             raise InvalidArgument("VertSecureBoost: the training data has no rows")
+        indexed.check_unique()
         objective = Objective(param.objective)
-        labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
+        labels = indexed.column(label)
         objective.check_labels(labels, label)
-        matrix = feature_matrix(rows, self.features)
-        thresholds = fit_bins(matrix, param.max_bin)
-        binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
+        thresholds = indexed.bin_thresholds(self.features, param.max_bin)
+        binned = indexed.binned(self.features, thresholds)
         providers = self.ctx.roles.parties(PROVIDER)
         self.provider_members = [p.member_id for p in providers]
-        private_key = self._start_providers(rows.column(data.id_column), param) if providers else None
+        private_key = self._start_providers(indexed, param) if providers else None
 
         self.objective_name, self.init_score = objective.name, objective.init_score(labels)
         self.trees, self.loss_history = [], []
@@ -153,7 +143,7 @@ class VertSecureBoostPromoter(ModelBase):
             started = time.perf_counter()
             rng = np.random.default_rng([seed, t])
             g, h = objective.gradients(score, labels)
-            tree, leaf_of_row = self._grow_tree(t, rng, g, h, binned, bins, thresholds, private_key)
+            tree, leaf_of_row = self._grow_tree(t, rng, g, h, binned, thresholds, private_key)
             score = score + np.asarray(tree.value)[leaf_of_row]
             self.trees.append(tree)
             loss = objective.loss(score, labels)
@@ -166,24 +156,24 @@ class VertSecureBoostPromoter(ModelBase):
         self.tracker.log_metric(METRIC_TREE_PHASES, METRIC_NAMESPACE_TRAIN, phases)
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN, self.importance)
 
-    def _start_providers(self, ids: pa.ChunkedArray, param: VertSecureBoostParam) -> PaillierPrivateKey:
-        """Send the key and the training plan; every provider must hold the same ids in order."""
+    def _start_providers(self, indexed: IndexedRows, param: VertSecureBoostParam) -> PaillierPrivateKey:
+        """Send the key and the training plan; every provider must hold the same ids."""
         tv = self.ctx.variables(VertSecureBoostVariables)
         public_key, private_key = generate_keypair(param.key_bits)
         tv.pubkey.remote(public_key)
-        tv.train_setup.remote({"rows": len(ids), "digest": ids_digest(ids), "num_trees": param.num_trees,
+        tv.train_setup.remote({"rows": indexed.rows, "digest": indexed.digest, "num_trees": param.num_trees,
                                "max_depth": param.max_depth, "max_bin": param.max_bin})
         for k, ack in enumerate(tv.setup_ack.get_all()):
             if not isinstance(ack, dict) or ack.get("aligned") is not True:
                 raise InvalidArgument(
-                    f"VertSecureBoost: provider {k}'s rows do not match the promoter's {len(ids)} ids; "
+                    f"VertSecureBoost: provider {k}'s rows do not match the promoter's {indexed.rows} ids; "
                     "run Intersection on both members' data first"
                 )
         return private_key
 
     def _grow_tree(
-        self, t: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: BinArray,
-        bins: IntArray, thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
+        self, t: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: BinnedRows,
+        thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
     ) -> tuple[Tree, IntArray]:
         """Grow tree t level by level; returns it with every training row's leaf."""
         param, tv = self.param, self.ctx.variables(VertSecureBoostVariables)
@@ -229,7 +219,7 @@ class VertSecureBoostPromoter(ModelBase):
                                                       "position": position[state.node_of_row].astype(np.int32),
                                                       "nodes": len(level), "compute": position[compute]})
             with self.clock.phase(PHASE_SPLITS):
-                candidates = [self._own_best(state, open_nodes, own, binned, bins, search)]
+                candidates = [self._own_best(state, open_nodes, own, binned, search)]
             provider_gains: list[FloatArray] = []
             for k in range(len(self.provider_members)):
                 assert encrypted is not None and private_key is not None
@@ -262,19 +252,17 @@ class VertSecureBoostPromoter(ModelBase):
                 chosen.append(left if sizes[left] <= sizes[right] else right)
         return chosen
 
-    def _own_best(self, state: _TreeRound, open_nodes: list[int], own: IntArray, binned: BinArray,
-                  bins: IntArray, search: SplitSearch) -> tuple[FloatArray, IntArray, IntArray]:
+    def _own_best(self, state: _TreeRound, open_nodes: list[int], own: IntArray, binned: BinnedRows,
+                  search: SplitSearch) -> tuple[FloatArray, IntArray, IntArray]:
         """The best split of every open node over the promoter's sampled features (global indices)."""
         if not len(own):
             return np.full(len(open_nodes), -np.inf), np.zeros(len(open_nodes), np.int64), np.zeros(len(open_nodes), np.int64)
         index = np.full(len(state.tree.owner), -1, dtype=np.int64)
         index[open_nodes] = np.arange(len(open_nodes))
-        at = index[state.node_of_row[state.sampled]]
-        keep = at >= 0
-        rows = state.sampled[keep]
-        hist = plain_histograms(at[keep], binned[np.ix_(rows, own)], bins[own], state.g_fixed[rows],
-                                state.h_fixed[rows], len(open_nodes))
-        gain, feature, bin_ = search.best(hist, bins[own])
+        node_of_row = np.full(len(state.node_of_row), -1, dtype=np.int64)
+        node_of_row[state.sampled] = index[state.node_of_row[state.sampled]]
+        hist = binned.plain_histograms(own, node_of_row, state.g_fixed, state.h_fixed, len(open_nodes))
+        gain, feature, bin_ = search.best(hist, binned.bins[own])
         return gain, own[feature], bin_
 
     def _provider_histograms(
@@ -312,7 +300,7 @@ class VertSecureBoostPromoter(ModelBase):
     def _apply_splits(
         self, t: int, depth: int, level: list[int], open_nodes: list[int],
         candidates: list[tuple[FloatArray, IntArray, IntArray]], provider_gains: list[FloatArray],
-        thresholds: list[FloatArray], binned: BinArray, state: _TreeRound,
+        thresholds: list[FloatArray], binned: BinnedRows, state: _TreeRound,
     ) -> list[int]:
         """Split every open node whose best gain is high enough; returns the next level's nodes.
 
@@ -339,12 +327,13 @@ class VertSecureBoostPromoter(ModelBase):
         # node -> (owner, promoter feature or provider split id, threshold, rows, which of them go left)
         decided: dict[int, tuple[int, int, float, IntArray, npt.NDArray[np.bool_]]] = {}
         _, own_feature, own_bin = candidates[0]
-        for i in splitting:
-            if winner[i] == 0:
-                node, f, b = open_nodes[i], int(own_feature[i]), int(own_bin[i])
-                rows = np.flatnonzero(state.node_of_row == node)
-                decided[node] = (OWNER_PROMOTER, f, float(thresholds[f][b]), rows, binned[rows, f] <= b)
-                self._credit(self.features[f], float(best[i]))
+        ours = [i for i in splitting if winner[i] == 0]
+        our_rows = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in ours]
+        our_left = self._our_directions(binned, our_rows, own_feature[ours], own_bin[ours])
+        for i, rows, go_left in zip(ours, our_rows, our_left, strict=True):
+            node, f, b = open_nodes[i], int(own_feature[i]), int(own_bin[i])
+            decided[node] = (OWNER_PROMOTER, f, float(thresholds[f][b]), rows, go_left)
+            self._credit(self.features[f], float(best[i]))
         for k, chosen in enumerate(requests):
             with self.clock.phase(PHASE_WAIT):
                 answer = tv.at(t, depth).split_result.get(idx=k)
@@ -371,6 +360,17 @@ class VertSecureBoostPromoter(ModelBase):
             next_level += [left_child, right_child]
         return next_level
 
+    @staticmethod
+    def _our_directions(binned: BinnedRows, row_lists: list[IntArray], features: IntArray,
+                        bins: IntArray) -> list[npt.NDArray[np.bool_]]:
+        """For each of our chosen splits, whether each of its node's rows goes left (bin <= the split's)."""
+        if not row_lists:
+            return []
+        sizes = [len(rows) for rows in row_lists]
+        left = binned.compare(np.concatenate(row_lists), np.repeat(features.astype(np.int64), sizes),
+                              np.repeat(bins.astype(np.float64), sizes))
+        return np.split(left, np.cumsum(sizes)[:-1])
+
     def _credit(self, key: str, gain: float) -> None:
         self.importance[key]["split"] += 1
         self.importance[key]["gain"] += gain
@@ -383,13 +383,13 @@ class VertSecureBoostPromoter(ModelBase):
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
         label = data.label_column
         columns = [data.id_column] + ([label] if label else []) + self.features
-        rows = sorted_rows(data, columns)
-        matrix = feature_matrix(rows, self.features)
+        indexed = IndexedRows.build(data.table, columns)
+        indexed.check_unique()
         forest = Forest(self.trees)
-        n = rows.num_rows
+        n = indexed.rows
         order = self._provider_order()
         if order:
-            tv.predict_setup.remote({"rows": n, "digest": ids_digest(rows.column(data.id_column)),
+            tv.predict_setup.remote({"rows": n, "digest": indexed.digest,
                                      "max_depth": forest.depth})
             for k, ack in enumerate(tv.predict_ack.get_all()):
                 if not isinstance(ack, dict) or ack.get("aligned") is not True:
@@ -404,7 +404,8 @@ class VertSecureBoostPromoter(ModelBase):
                 for k in range(len(order)):
                     tv.at(depth).predict_request.remote({"done": True}, idx=k)
                 break
-            _, go_left = forest.promoter_directions(current, matrix)
+            _, go_left = forest.promoter_directions_by(
+                current, lambda rows, features, cuts: indexed.compare(self.features, rows, features, cuts))
             asked = []
             for k, model_k in enumerate(order):
                 at = forest.owner[current] == OWNER_FIRST_PROVIDER + model_k
@@ -418,15 +419,12 @@ class VertSecureBoostPromoter(ModelBase):
             current = forest.step(current, internal, go_left)
         raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)
         score = Objective(self.objective_name).output(np.asarray(raw, dtype=np.float64))
-        out: dict[str, Any] = {data.id_column: rows.column(data.id_column)}
-        if label:
-            out[label] = rows.column(label)
-        out[PREDICT_SCORE_COLUMN] = pa.array(score)
+        out: dict[str, npt.NDArray[Any]] = {PREDICT_SCORE_COLUMN: score}
         if self.objective_name == "binary":
-            out[PREDICT_RESULT_COLUMN] = pa.array((score >= param.threshold).astype(np.int64))
+            out[PREDICT_RESULT_COLUMN] = (score >= param.threshold).astype(np.int64)
         else:
-            out[PREDICT_RESULT_COLUMN] = pa.array(score)
-        table = self.ctx.computing.from_arrow(pa.table(out), data.id_column)
+            out[PREDICT_RESULT_COLUMN] = score
+        table = with_values(indexed, [data.id_column] + ([label] if label else []), out)
         return LabeledTable(table, label, ())
 
     def _provider_order(self) -> list[int]:

@@ -15,7 +15,6 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from kernel.blocks.alignment import ids_digest, sorted_rows
 from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
     COMPONENT,
@@ -29,24 +28,13 @@ from kernel.components.vert_secureboost.constants import (
     PHASE_HISTOGRAMS,
     PHASE_SEND,
     PHASE_WAIT,
-    PRODUCT_WORKERS,
     SPLIT_ID_BITS,
 )
-from kernel.components.vert_secureboost.data import (
-    BinArray,
-    bin_counts,
-    bin_matrix,
-    feature_matrix,
-    fit_bins,
-    sample_features,
-)
-from kernel.components.vert_secureboost.histogram import (
-    build_histograms,
-    compress,
-    rows_per_ciphertext,
-)
+from kernel.components.vert_secureboost.data import sample_features
+from kernel.components.vert_secureboost.histogram import compress, rows_per_ciphertext
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
+from kernel.components.vert_secureboost.rows import BinnedRows, IndexedRows
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -83,12 +71,13 @@ class VertSecureBoostProvider(ModelBase):
         self.features = list(data.feature_columns)
         if not self.features:
             raise InvalidArgument("VertSecureBoost: the provider's data has no feature columns")
-        rows = sorted_rows(data, [data.id_column, *self.features])
+        indexed = IndexedRows.build(data.table, [data.id_column, *self.features])
         public_key = tv.pubkey.get()
         setup = PAYLOAD.fields(tv.train_setup.get(), "train_setup", "rows", "digest", "num_trees", "max_depth", "max_bin")
-        n = rows.num_rows
-        aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
+        n = indexed.rows
+        aligned = setup["rows"] == n and setup["digest"] == indexed.digest and indexed.unique
         tv.setup_ack.remote({"rows": n, "aligned": aligned})
+        indexed.check_unique()
         if not aligned:
             raise InvalidArgument(
                 f"VertSecureBoost: this provider's {n} rows do not match the promoter's {setup['rows']} ids; "
@@ -97,9 +86,8 @@ class VertSecureBoostProvider(ModelBase):
         num_trees = PAYLOAD.count(setup["num_trees"], "train_setup.num_trees", 1, MAX_TREES)
         max_depth = PAYLOAD.count(setup["max_depth"], "train_setup.max_depth", 1, MAX_DEPTH)
         max_bin = PAYLOAD.count(setup["max_bin"], "train_setup.max_bin", 2, MAX_BIN)
-        matrix = feature_matrix(rows, self.features)
-        thresholds = fit_bins(matrix, max_bin)
-        binned, bins = bin_matrix(matrix, thresholds), bin_counts(thresholds)
+        thresholds = indexed.bin_thresholds(self.features, max_bin)
+        binned = indexed.binned(self.features, thresholds)
         self.split_ids, self.split_features, self.split_thresholds = [], [], []
         self.importance = {name: 0 for name in self.features}
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
@@ -108,14 +96,14 @@ class VertSecureBoostProvider(ModelBase):
             chosen = sample_features(len(self.features), param.colsample, np.random.default_rng([seed, t]))
             # Slots are the drawn features in a fresh secret order: the promoter cannot tell which is which.
             slots = chosen[np.random.default_rng(secrets.randbits(128)).permutation(len(chosen))]
-            self._grow_tree(t, max_depth, n, slots, binned, bins, thresholds, public_key)
+            self._grow_tree(t, max_depth, n, slots, binned, thresholds, public_key)
             phases.append([t, self.clock.take()])
             self.tracker.set_progress(100.0 * (t + 1) / num_trees, f"tree {t + 1}")
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN,
                                 {name: {"split": splits} for name, splits in self.importance.items()})
         self.tracker.log_metric(METRIC_TREE_PHASES, METRIC_NAMESPACE_TRAIN, phases)
 
-    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinArray, bins: IntArray,
+    def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinnedRows,
                    thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
         tv, workers = self.ctx.variables(VertSecureBoostVariables), self.param.workers
         with self.clock.phase(PHASE_WAIT):
@@ -126,8 +114,11 @@ class VertSecureBoostProvider(ModelBase):
         if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
                 or gh.layout is None or gh.layout.slots != 2 or gh.layout.flat_length is not None:
             raise InvalidArgument("VertSecureBoost: encrypted_gh must pack a gradient and a hessian per sampled row")
-        slot_binned = binned[np.ix_(sampled, slots)]
-        slot_bins = bins[slots]
+        slot_bins = binned.bins[slots]
+        # Row i's ciphertext is gh[cipher_of_row[i]] (-1: not sampled for this tree).
+        cipher_of_row = np.full(n, -1, dtype=np.int64)
+        cipher_of_row[sampled] = np.arange(len(sampled))
+        processes = binned.processes(resolve_workers(workers))
         per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
         for depth in range(max_depth):
             with self.clock.phase(PHASE_WAIT):
@@ -141,12 +132,9 @@ class VertSecureBoostProvider(ModelBase):
             compute = PAYLOAD.sorted_unique(PAYLOAD.int_array(plan["compute"], "node_plan.compute", 0, nodes), "node_plan.compute")
             slot_of = np.full(nodes, -1, dtype=np.int64)
             slot_of[compute] = np.arange(len(compute))
-            at = position[sampled]
-            node = np.where(at >= 0, slot_of[np.maximum(at, 0)], -1)
-            chosen = np.flatnonzero(node >= 0)
+            node_of_row = np.where(position >= 0, slot_of[np.maximum(position, 0)], -1)
             with self.clock.phase(PHASE_HISTOGRAMS):
-                histogram = build_histograms(gh[chosen], node[chosen], slot_binned[chosen], slot_bins, len(compute),
-                                             PRODUCT_WORKERS, processes=resolve_workers(workers))
+                histogram = binned.encrypted_histograms(gh, cipher_of_row, node_of_row, slots, len(compute), processes)
             with self.clock.phase(PHASE_COMPRESS):
                 packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
             with self.clock.phase(PHASE_SEND):
@@ -155,11 +143,12 @@ class VertSecureBoostProvider(ModelBase):
             self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
-               binned: BinArray, thresholds: list[FloatArray]) -> None:
+               binned: BinnedRows, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left.
 
         For every node the promoter names each (slot, bin) of ours that ties for the node's
-        best gain; `choose_among_ties` picks the one to apply.
+        best gain; `choose_among_ties` picks the one to apply from where each candidate sends
+        the node's rows (asked of the partitions holding them).
         """
         tv = self.ctx.variables(VertSecureBoostVariables)
         with self.clock.phase(PHASE_WAIT):
@@ -173,19 +162,32 @@ class VertSecureBoostProvider(ModelBase):
         tied_features = slots[tied_slots]
         if any(b >= len(thresholds[f]) for f, b in zip(tied_features.tolist(), tied_bins.tolist(), strict=True)):
             raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
-        ids, lefts = [], []
         ends = np.cumsum(ties)
-        for node, start, end in zip(chosen_nodes.tolist(), (ends - ties).tolist(), ends.tolist(), strict=True):
-            rows = np.flatnonzero(position == node)
-            pick = choose_among_ties(binned[rows], tied_features[start:end], tied_bins[start:end])
+        node_rows = [np.flatnonzero(position == node) for node in chosen_nodes.tolist()]
+        # Every candidate of every node, asked in one pass: the node's rows once per candidate.
+        asked_rows = [rows for rows, count in zip(node_rows, ties.tolist(), strict=True) for _ in range(count)]
+        sizes = np.repeat([len(rows) for rows in node_rows], ties).astype(np.int64)
+        answers = np.zeros(0, dtype=np.bool_)
+        if asked_rows:
+            answers = binned.compare(np.concatenate(asked_rows), np.repeat(tied_features.astype(np.int64), sizes),
+                                     np.repeat(tied_bins.astype(np.float64), sizes))
+        ids: list[int] = []
+        lefts: list[npt.NDArray[np.bool_]] = []
+        offset = 0
+        for rows, start, end in zip(node_rows, (ends - ties).tolist(), ends.tolist(), strict=True):
+            span = (end - start) * len(rows)
+            masks = answers[offset:offset + span].reshape(end - start, len(rows)).T
+            offset += span
+            pick = choose_among_ties(masks, tied_features[start:end], tied_bins[start:end])
             feature, bin_ = int(tied_features[start + pick]), int(tied_bins[start + pick])
-            lefts.append(binned[rows, feature] <= bin_)
+            lefts.append(masks[:, pick])
             split_id = self._new_split_id()
             ids.append(split_id)
             self.split_ids.append(split_id)
             self.split_features.append(feature)
             self.split_thresholds.append(float(thresholds[feature][bin_]))
             self.importance[self.features[feature]] += 1
+        # The rows of the chosen nodes, node after node, each node's in row order.
         left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.bool_)
         with self.clock.phase(PHASE_SEND):
             tv.at(t, depth).split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left})
@@ -203,18 +205,18 @@ class VertSecureBoostProvider(ModelBase):
         missing = [f for f in self.features if f not in data.table.schema.names]
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
-        rows = sorted_rows(data, [data.id_column, *self.features])
+        indexed = IndexedRows.build(data.table, [data.id_column, *self.features])
         setup = PAYLOAD.fields(tv.predict_setup.get(), "predict_setup", "rows", "digest", "max_depth")
-        n = rows.num_rows
-        aligned = setup["rows"] == n and setup["digest"] == ids_digest(rows.column(data.id_column))
+        n = indexed.rows
+        aligned = setup["rows"] == n and setup["digest"] == indexed.digest and indexed.unique
         tv.predict_ack.remote({"rows": n, "aligned": aligned})
+        indexed.check_unique()
         if not aligned:
             raise InvalidArgument(
                 f"VertSecureBoost: this provider's {n} prediction rows do not match the promoter's "
                 f"{setup['rows']} ids; run Intersection on the prediction data too"
             )
         max_depth = PAYLOAD.count(setup["max_depth"], "predict_setup.max_depth", 0, MAX_DEPTH)
-        matrix = feature_matrix(rows, self.features)
         order = np.argsort(np.asarray(self.split_ids, dtype=np.int64), kind="stable")
         known = np.asarray(self.split_ids, dtype=np.int64)[order]
         features = np.asarray(self.split_features, dtype=np.int64)[order]
@@ -230,7 +232,7 @@ class VertSecureBoostProvider(ModelBase):
             where = np.searchsorted(known, wanted)
             if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):
                 raise InvalidArgument("VertSecureBoost: predict_request names a split id this provider never made")
-            go_left = matrix[row_index, features[where]] <= cuts[where]
+            go_left = indexed.compare(self.features, row_index, features[where], cuts[where])
             tv.at(depth).predict_directions.remote(go_left.astype(np.bool_))
         return None
 
@@ -259,17 +261,16 @@ class VertSecureBoostProvider(ModelBase):
             raise InvalidArgument("VertSecureBoost: the provider model splits on a feature it does not list")
 
 
-def choose_among_ties(node_rows: BinArray, features: IntArray, bins: IntArray) -> int:
+def choose_among_ties(masks: npt.NDArray[np.bool_], features: IntArray, bins: IntArray) -> int:
     """Which of several splits of equal gain a provider applies: an index into `features`, `bins`.
 
-    `node_rows` are the binned values of every row of the node (all features). Among the
-    candidates, the one whose left side is first in row order wins (the first row where two
-    candidates differ goes left under the winner); of candidates that send the same rows left,
-    the lowest feature index, then the lowest bin. The promoter sees only the rows that go
-    left, so it learns nothing of the provider's feature order: that order decides only
+    `masks[:, j]` says which rows of the node (in row order) candidate j sends left. Among
+    the candidates, the one whose left side is first in row order wins (the first row where
+    two candidates differ goes left under the winner); of candidates that send the same rows
+    left, the lowest feature index, then the lowest bin. The promoter sees only the rows that
+    go left, so it learns nothing of the provider's feature order: that order decides only
     between splits whose rows are the same.
     """
-    masks = node_rows[:, features] <= bins[None, :]
     # packbits over ~mask: a row that goes left is a 0 bit, so the first-going-left mask sorts first.
     keys = np.packbits(~masks, axis=0)
     return min(range(len(features)), key=lambda j: (keys[:, j].tobytes(), int(features[j]), int(bins[j])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,12 +238,27 @@ class Forest:
         return np.repeat(self.roots[:, None], rows, axis=1)
 
     def promoter_directions(self, current: IntArray, matrix: FloatArray) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-        """Which (tree, row) pairs sit at a promoter split, and whether each goes left."""
+        """Which (tree, row) pairs sit at a promoter split, and whether each goes left (rows of `matrix`)."""
+
+        def compare(rows: IntArray, features: IntArray, cuts: FloatArray) -> npt.NDArray[np.bool_]:
+            result: npt.NDArray[np.bool_] = matrix[rows, features] <= cuts
+            return result
+
+        return self.promoter_directions_by(current, compare)
+
+    def promoter_directions_by(
+        self, current: IntArray, compare: Callable[[IntArray, IntArray, FloatArray], npt.NDArray[np.bool_]],
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Which (tree, row) pairs sit at a promoter split, and whether each goes left.
+
+        `compare(rows, features, thresholds)` answers, for every j, whether feature
+        `features[j]` of row `rows[j]` is at most `thresholds[j]` (where the rows are).
+        """
         at = self.owner[current] == OWNER_PROMOTER
         go_left = np.zeros(current.shape, dtype=np.bool_)
         trees, rows = np.nonzero(at)
         nodes = current[trees, rows]
-        go_left[trees, rows] = matrix[rows, self.feature[nodes]] <= self.threshold[nodes]
+        go_left[trees, rows] = compare(rows.astype(np.int64), self.feature[nodes], self.threshold[nodes])
         return at, go_left
 
     def step(self, current: IntArray, internal: npt.NDArray[np.bool_], go_left: npt.NDArray[np.bool_]) -> IntArray:

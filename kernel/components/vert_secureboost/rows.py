@@ -1,0 +1,334 @@
+"""VertSecureBoost's rows where they are: a shared row index, bins, and per-partition sums and comparisons.
+
+Every member keys each row by a 64-bit hash of its id, on the workers. Only the keys (8
+bytes a row, never the ids) reach the member's driver, once, sorted: a row's *index* is the
+rank of its key, the same at every member holding the same ids, and members compare a
+digest of the sorted keys to check that. The index is the position of the row's entry in
+the per-row vectors that cross between members (the promoter's encrypted gradients, the
+node positions), and a column of the partitions.
+
+The features stay in the partitions. Bin thresholds come from a bounded sample (the rows
+of the `BIN_SAMPLE_ROWS` smallest keys; every row of a smaller table), gathered a few
+features at a time. Histograms are built partition by partition and added; a split's or a
+prediction's comparisons are answered by the partitions holding the asked rows. What
+reaches a driver per call is a histogram (nodes x bins per feature) or one answer per
+asked row, never a feature matrix.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from kernel.components.vert_secureboost.constants import (
+    BIN_SAMPLE_ROWS,
+    BIN_SAMPLE_VALUES_PER_PASS,
+    COMPONENT,
+    PRODUCT_WORKERS,
+)
+from kernel.components.vert_secureboost.data import (
+    BinArray,
+    FloatArray,
+    IntArray,
+    bin_counts,
+    bin_matrix,
+    feature_matrix,
+    fit_bins,
+)
+from kernel.components.vert_secureboost.histogram import build_histograms
+from kernel.components.vert_secureboost.tree import plain_histograms
+from kernel.computing import Table
+from kernel.constants import BACKEND_LOCAL
+from kernel.errors import InvalidArgument
+from kernel.security.paillier import EncryptedVector
+
+BoolArray = npt.NDArray[np.bool_]
+T = TypeVar("T")
+
+# Name of the per-row index column added to a member's rows (never part of an output).
+ROW_INDEX_COLUMN: Final = "__weft_secureboost_row"
+
+
+def _row_keys(id_column: str, block: pa.Table) -> npt.NDArray[np.int64]:
+    """Each row's key: the first 8 bytes of SHA-256 of its id (as text), a signed integer."""
+    texts = pc.cast(block.column(id_column), pa.string()).to_pylist()
+    return np.array([int.from_bytes(hashlib.sha256(str(t).encode("utf-8")).digest()[:8], "little", signed=True)
+                     for t in texts], dtype=np.int64)
+
+
+def _concat(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    return np.concatenate([a, b])
+
+
+def _add_index(id_column: str, keys: npt.NDArray[np.int64], block: pa.Table) -> pa.Table:
+    index = np.searchsorted(keys, _row_keys(id_column, block)).astype(np.int64)
+    return block.append_column(ROW_INDEX_COLUMN, pa.array(index, pa.int64()))
+
+
+def _reduce(table: Table, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+    """`table.reduce`, except that LOCAL blocks are taken in the calling thread, one after the
+    other: members run in one process share the LOCAL thread pool, where one member's level
+    would wait behind the other's histograms, and a histogram's parallel work is already on
+    the security kernel's worker processes."""
+    if table.backend != BACKEND_LOCAL:
+        return table.reduce(map_fn, reduce_fn)
+    values = [map_fn(block) for block in table.iter_blocks()]
+    if not values:
+        return map_fn(table.schema.empty_table())
+    return functools.reduce(reduce_fn, values)
+
+
+def _index(block: pa.Table) -> IntArray:
+    return np.asarray(block.column(ROW_INDEX_COLUMN).to_numpy(), dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class IndexedRows:
+    """A member's rows with their index column: `rows` of them, `digest` of their sorted keys.
+
+    `unique` is false when two rows share a key (a repeated id): such rows cannot be told
+    apart, so the caller refuses to train on them once the members have compared digests.
+    """
+
+    table: Table
+    rows: int
+    digest: str
+    unique: bool
+
+    @classmethod
+    def build(cls, table: Table, columns: list[str]) -> IndexedRows:
+        """`columns` of `table` (the id first) plus the row index.
+
+        The keys are gathered once, sorted, and handed back to the partitions, where each
+        row's index is the rank of its key.
+        """
+        selected = table.select(columns)
+        keys = np.sort(_reduce(selected, functools.partial(_row_keys, table.id_column), _concat))
+        unique = not (len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()))
+        digest = f"{len(keys)}:{hashlib.sha256(keys.astype('<i8').tobytes()).hexdigest()}"
+        schema = selected.schema.append(pa.field(ROW_INDEX_COLUMN, pa.int64()))
+        indexed = selected.map_partitions(functools.partial(_add_index, table.id_column, keys), schema=schema)
+        return cls(indexed, len(keys), digest, unique)
+
+    def check_unique(self) -> None:
+        """Refuse rows that share an id."""
+        if not self.unique:
+            raise InvalidArgument(f"{COMPONENT}: two rows share one id; run Intersection first")
+
+    # -- values gathered by row index -------------------------------------------------------
+
+    def column(self, name: str) -> FloatArray:
+        """One numeric column as a float vector in row-index order (the promoter's label)."""
+        pairs = _reduce(self.table, functools.partial(_column_pairs, name), _concat_pairs)
+        out = np.zeros(self.rows)
+        out[pairs[0]] = pairs[1]
+        return out
+
+    def bin_thresholds(self, features: list[str], max_bin: int) -> list[FloatArray]:
+        """Every feature's thresholds (`data.bin_thresholds`) over the sample rows: index below
+        `BIN_SAMPLE_ROWS`, gathered at most `BIN_SAMPLE_VALUES_PER_PASS` values a pass."""
+        sample = min(self.rows, BIN_SAMPLE_ROWS)
+        per_pass = max(1, BIN_SAMPLE_VALUES_PER_PASS // max(sample, 1))
+        thresholds: list[FloatArray] = []
+        for start in range(0, len(features), per_pass):
+            chunk = features[start:start + per_pass]
+            values = _reduce(self.table, functools.partial(_sample_values, chunk, sample), _stack)
+            thresholds += fit_bins(values, max_bin)
+        return thresholds
+
+    def binned(self, features: list[str], thresholds: list[FloatArray]) -> BinnedRows:
+        """The rows' bin of every feature, computed and kept in the partitions."""
+        fields = [pa.field(self.table.id_column, self.table.schema.field(self.table.id_column).type),
+                  pa.field(ROW_INDEX_COLUMN, pa.int64())] + [pa.field(f, pa.int16()) for f in features]
+        table = self.table.map_partitions(functools.partial(_bin_block, self.table.id_column, features, thresholds),
+                                          schema=pa.schema(fields)).cache()
+        return BinnedRows(table, self.rows, features, bin_counts(thresholds))
+
+    def compare(self, features: list[str], rows: IntArray, feature: IntArray, limit: FloatArray) -> BoolArray:
+        """For every j: is the value of `features[feature[j]]` at row `rows[j]` <= `limit[j]`?"""
+        return _compare(self.table, features, self.rows, rows, feature, limit)
+
+
+def _column_pairs(name: str, block: pa.Table) -> tuple[IntArray, FloatArray]:
+    values = np.asarray(pc.cast(block.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return _index(block), values
+
+
+def _concat_pairs(a: tuple[IntArray, FloatArray], b: tuple[IntArray, FloatArray]) -> tuple[IntArray, FloatArray]:
+    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+
+
+def _sample_values(features: list[str], sample: int, block: pa.Table) -> FloatArray:
+    keep = _index(block) < sample
+    result: FloatArray = feature_matrix(block.filter(pa.array(keep)), features)
+    return result
+
+
+def _stack(a: FloatArray, b: FloatArray) -> FloatArray:
+    return np.concatenate([a, b])
+
+
+def _bin_block(id_column: str, features: list[str], thresholds: list[FloatArray], block: pa.Table) -> pa.Table:
+    binned = bin_matrix(feature_matrix(block, features), thresholds)
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {
+        id_column: block.column(id_column), ROW_INDEX_COLUMN: block.column(ROW_INDEX_COLUMN)}
+    for j, name in enumerate(features):
+        # int16 holds every bin (max_bin <= 1024) and is a type Spark keeps as it is.
+        columns[name] = pa.array(binned[:, j].astype(np.int16))
+    return pa.table(columns)
+
+
+def _bins_of(block: pa.Table, columns: list[str]) -> BinArray:
+    if not columns:
+        return np.zeros((block.num_rows, 0), dtype=np.uint16)
+    return np.column_stack([np.asarray(block.column(c).to_numpy(), dtype=np.uint16) for c in columns])
+
+
+@dataclass(frozen=True)
+class BinnedRows:
+    """A member's binned rows (kept in the partitions) and the bin count of every feature."""
+
+    table: Table
+    rows: int
+    features: list[str]
+    bins: IntArray
+
+    def processes(self, workers: int) -> int:
+        """Worker processes of one partition's histogram: LOCAL partitions share this process's
+        pool; a Spark task is one core already."""
+        return workers if self.table.backend == BACKEND_LOCAL else 1
+
+    def encrypted_histograms(self, gh: EncryptedVector, cipher_of_row: IntArray, node_of_row: IntArray,
+                             slots: IntArray, nodes: int, processes: int) -> EncryptedVector:
+        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it.
+
+        Row i contributes `gh[cipher_of_row[i]]` to node `node_of_row[i]` when both are >= 0.
+        Each partition builds the histograms of its rows; the partitions' histograms are added.
+        LOCAL blocks are all in this process already: their rows' bins go to one call, which
+        deals the feature groups to the worker processes once for the level.
+        """
+        columns = [self.features[s] for s in slots.tolist()]
+        bins = self.bins[slots]
+        if self.table.backend == BACKEND_LOCAL:
+            chosen = [_chosen_rows(columns, cipher_of_row, node_of_row, block) for block in self.table.iter_blocks()]
+            rows = np.concatenate([np.zeros(0, np.int64)] + [c[0] for c in chosen])
+            binned = np.concatenate([np.zeros((0, len(columns)), np.uint16)] + [c[1] for c in chosen])
+            return build_histograms(gh[cipher_of_row[rows]], node_of_row[rows], binned, bins, nodes, PRODUCT_WORKERS,
+                                    processes=processes)
+        histogram = self.table.reduce(
+            functools.partial(_encrypted_block, columns, bins, gh, cipher_of_row, node_of_row, nodes, processes),
+            _add_encrypted)
+        if histogram is None:  # no row in any node: the zero histograms
+            empty = np.zeros(0, dtype=np.int64)
+            return build_histograms(gh[empty], empty, np.zeros((0, len(columns)), np.uint16), bins, nodes,
+                                    PRODUCT_WORKERS)
+        return histogram
+
+    def plain_histograms(self, own: IntArray, node_of_row: IntArray, g: FloatArray, h: FloatArray,
+                         nodes: int) -> FloatArray:
+        """The promoter's histograms of features `own`, (nodes, features, max bins, 2), summed
+        partition by partition; row i counts in node `node_of_row[i]` when it is >= 0."""
+        columns = [self.features[f] for f in own.tolist()]
+        result: FloatArray = _reduce(self.table,
+            functools.partial(_plain_block, columns, self.bins[own], node_of_row, g, h, nodes), np.add)
+        return result
+
+    def compare(self, rows: IntArray, feature: IntArray, limit: FloatArray) -> BoolArray:
+        """For every j: is the bin of feature `feature[j]` at row `rows[j]` <= `limit[j]`?"""
+        return _compare(self.table, self.features, self.rows, rows, feature, limit)
+
+
+def _chosen_rows(columns: list[str], cipher_of_row: IntArray, node_of_row: IntArray,
+                 block: pa.Table) -> tuple[IntArray, BinArray]:
+    """The block's rows that count in a histogram (by index) and their bins of `columns`."""
+    index = _index(block)
+    keep = (cipher_of_row[index] >= 0) & (node_of_row[index] >= 0)
+    return index[keep], _bins_of(block.filter(pa.array(keep)), columns)
+
+
+def _encrypted_block(columns: list[str], bins: IntArray, gh: EncryptedVector, cipher_of_row: IntArray,
+                     node_of_row: IntArray, nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
+    rows, binned = _chosen_rows(columns, cipher_of_row, node_of_row, block)
+    if not len(rows):
+        return None
+    return build_histograms(gh[cipher_of_row[rows]], node_of_row[rows], binned, bins, nodes, PRODUCT_WORKERS,
+                            processes=processes)
+
+
+def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> EncryptedVector | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a.add(b, PRODUCT_WORKERS)
+
+
+def _plain_block(columns: list[str], bins: IntArray, node_of_row: IntArray, g: FloatArray, h: FloatArray,
+                 nodes: int, block: pa.Table) -> FloatArray:
+    index = _index(block)
+    keep = node_of_row[index] >= 0
+    rows = index[keep]
+    binned = _bins_of(block.filter(pa.array(keep)), columns)
+    return plain_histograms(node_of_row[rows], binned, bins, g[rows], h[rows], nodes)
+
+
+Answers = tuple[IntArray, BoolArray]
+
+
+def _compare(table: Table, features: list[str], total: int, rows: IntArray, feature: IntArray,
+             limit: FloatArray) -> BoolArray:
+    if not len(rows):
+        return np.zeros(0, dtype=np.bool_)
+    asked = np.unique(feature)
+    answers = _reduce(table,
+        functools.partial(_compare_block, [features[f] for f in asked.tolist()], total, rows,
+                          np.searchsorted(asked, feature), limit), _concat_answers)
+    out = np.zeros(len(rows), dtype=np.bool_)
+    out[answers[0]] = answers[1]
+    if len(answers[0]) != len(rows) or len(np.unique(answers[0])) != len(rows):
+        raise InvalidArgument(f"{COMPONENT}: a row asked for is not among this member's rows")
+    return out
+
+
+def _compare_block(columns: list[str], total: int, rows: IntArray, column: IntArray, limit: FloatArray,
+                   block: pa.Table) -> Answers:
+    index = _index(block)
+    where = np.full(total, -1, dtype=np.int64)
+    where[index] = np.arange(len(index))
+    local = where[rows]
+    hit = np.flatnonzero(local >= 0)
+    if not len(hit):
+        return hit, np.zeros(0, dtype=np.bool_)
+    wanted = np.unique(column[hit])
+    matrix = feature_matrix(block, [columns[c] for c in wanted.tolist()])
+    values = matrix[local[hit], np.searchsorted(wanted, column[hit])]
+    return hit, np.asarray(values <= limit[hit])
+
+
+def _concat_answers(a: Answers, b: Answers) -> Answers:
+    return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
+
+
+def _valued_block(keep: list[str], values: Mapping[str, npt.NDArray[Any]], block: pa.Table) -> pa.Table:
+    index = _index(block)
+    columns: dict[str, pa.Array | pa.ChunkedArray] = {name: block.column(name) for name in keep}
+    for name, vector in values.items():
+        columns[name] = pa.array(vector[index])
+    return pa.table(columns)
+
+
+def with_values(indexed: IndexedRows, keep: list[str], values: Mapping[str, npt.NDArray[Any]]) -> Table:
+    """Columns `keep` of the rows (the id first) and one column per entry of `values`, a vector
+    in row-index order, written where the rows are."""
+    source = indexed.table.schema
+    fields = [source.field(name) for name in keep]
+    fields += [pa.field(name, pa.from_numpy_dtype(vector.dtype)) for name, vector in values.items()]
+    return indexed.table.map_partitions(functools.partial(_valued_block, keep, values), schema=pa.schema(fields))
