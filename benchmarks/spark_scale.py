@@ -325,6 +325,11 @@ def _give_up(signum: int, frame: object) -> None:
     raise TimeoutError("spark_scale: --timeout passed")
 
 
+def _stopped(signum: int, frame: object) -> None:
+    """SIGTERM or Ctrl-C: unwind the same way, so no cluster, executor or task is left running."""
+    raise KeyboardInterrupt(f"spark_scale: stopped by signal {signum}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--psi-rows", type=int, default=10_000_000, help="ids at each party")
@@ -346,6 +351,7 @@ def main() -> None:
     if args.quick:
         args.psi_rows, args.vert_lr_rows, args.launches = 20_000, 2_000, 1
         args.promoter_features, args.provider_features = 3, 4
+    signal.signal(signal.SIGTERM, _stopped)
     if args.timeout > 0:
         signal.signal(signal.SIGALRM, _give_up)
         signal.setitimer(signal.ITIMER_REAL, args.timeout)
