@@ -462,3 +462,97 @@ def test_chained_block_functions_then_reduce(people: Table) -> None:
     assert total == pytest.approx(expected)
     assert chained.count() == 13
     assert chained.schema.names == ["id", "y"]
+
+
+# ---- grouping rows to read one group at a time -----------------------------------------
+
+
+@pytest.fixture()
+def group_of_k() -> Callable[[pa.Table], np.ndarray]:
+    # Defined inside a fixture so that Spark workers get it by value (see total_x).
+    def group(block: pa.Table) -> np.ndarray:
+        return np.asarray(block.column("k").to_numpy(), dtype=np.int64)
+
+    return group
+
+
+def test_group_blocks_reads_one_group_at_a_time(people: Table, group_of_k: Callable[[pa.Table], np.ndarray]) -> None:
+    # Prepare: 40 rows, k = i mod 3; group 3 of 4 holds no row.
+    grouped = people.group_blocks(group_of_k, 4)
+
+    # Execute
+    ids = [sorted(grouped.reduce(g, lambda block: block.column("id").to_pylist(), add)) for g in range(4)]
+    rows = [grouped.reduce(g, lambda block: block.num_rows, add) for g in range(4)]
+
+    # Assert: every row in its group, the empty group reduces an empty block.
+    assert ids[:3] == [[f"p{i:03d}" for i in range(40) if i % 3 == k] for k in range(3)]
+    assert ids[3] == [] and rows == [14, 13, 13, 0]
+    with pytest.raises(InvalidArgument, match="no group 4"):
+        grouped.reduce(4, lambda block: block.num_rows, add)
+    grouped.release()
+    with pytest.raises(FailedPrecondition, match="released"):
+        grouped.reduce(0, lambda block: block.num_rows, add)
+
+
+def test_group_blocks_keeps_pending_maps_and_refuses_bad_numbers(
+    people: Table, group_of_k: Callable[[pa.Table], np.ndarray],
+) -> None:
+    # Prepare
+    doubled = people.map(lambda cols: {**cols, "x": cols["x"] * 2})
+
+    # Execute
+    totals = doubled.group_blocks(group_of_k, 3)
+
+    # Assert (LOCAL groups at once, SPARK at the first reduce)
+    assert totals.reduce(1, lambda block: float(np.sum(block.column("x").to_numpy())), add) == \
+        pytest.approx(sum(float(i) for i in range(40) if i % 3 == 1))
+    with pytest.raises(InvalidArgument, match="outside"):
+        bad = people.group_blocks(lambda block: np.full(block.num_rows, 3, dtype=np.int64), 3)
+        bad.reduce(0, lambda block: block.num_rows, add)
+    with pytest.raises(InvalidArgument, match="at least 1"):
+        people.group_blocks(group_of_k, 0)
+
+
+def test_local_group_reduce_sees_only_its_rows() -> None:
+    # Prepare: count the rows every block function is handed.
+    session = local_session(num_workers=2, num_partitions=4)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def counted(block: pa.Table) -> int:
+        with lock:
+            seen.append(block.num_rows)
+        return block.num_rows
+
+    table = session.from_arrow(people_data(400), "id")
+
+    # Execute: group into 40 groups, read each.
+    grouped = table.group_blocks(lambda block: np.arange(block.num_rows, dtype=np.int64) % 40, 40)
+    total = sum(grouped.reduce(g, counted, add) for g in range(40))
+    session.stop()
+
+    # Assert: reading every group reads each row once, not once a group.
+    assert total == sum(seen) == 400
+
+
+def test_spark_group_reduce_runs_tasks_on_its_partitions_only(spark: object) -> None:
+    # Prepare: 16 groups over 4 source partitions.
+    session = spark_session(spark=spark)
+    context = session.spark.sparkContext
+    table = session.from_arrow(people_data(400), "id", num_partitions=4)
+    grouped = table.group_blocks(lambda block: np.asarray(block.column("x").to_numpy() * 2, dtype=np.int64) % 16, 16)
+    grouped.reduce(0, lambda block: block.num_rows, add)  # runs the grouping pass
+
+    # Execute: the next groups, each in a job group of its own.
+    tasks = []
+    for g in range(1, 4):
+        context.setJobGroup(f"weft-group-{g}", "one group")
+        assert grouped.reduce(g, lambda block: block.num_rows, add) == 25
+        tracker = context.statusTracker()
+        stages = [tracker.getStageInfo(stage) for job in tracker.getJobIdsForGroup(f"weft-group-{g}")
+                  for stage in tracker.getJobInfo(job).stageIds]
+        tasks.append(sum(stage.numCompletedTasks for stage in stages if stage is not None))
+    context.setJobGroup("", "")
+
+    # Assert: a group's job reads its own partitions (at most the default parallelism), not the table.
+    assert all(1 <= count <= context.defaultParallelism for count in tasks), tasks

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 
 from kernel.blocks.optimizers import MemberOptimizer
+from kernel.components.vert_lr.batches import (
+    BatchPlan,
+    Scaling,
+    epoch_batches,
+    gather_batch,
+    plain_gradient_sum,
+    with_row_keys,
+)
 from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.computing.local import LocalTable
 from kernel.computing.spark import SparkTable
+from kernel.computing.table import BlockGroups, GroupFn
 from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from kernel.tracker import load_model
@@ -183,3 +195,64 @@ def test_decay_lowers_the_learning_rate() -> None:
     optimizer.step(np.zeros(1), np.ones(1))
     optimizer.step(np.zeros(1), np.ones(1))
     assert optimizer.current_rate() == pytest.approx(1 / np.sqrt(3))
+
+
+class _Counted(BlockGroups):
+    def __init__(self, inner: BlockGroups, count: Callable[[pa.Table], None]) -> None:
+        self._inner, self._count = inner, count
+        self.schema, self.groups = inner.schema, inner.groups
+
+    def reduce(self, group: int, map_fn: Callable[[pa.Table], Any], reduce_fn: Callable[[Any, Any], Any]) -> Any:
+        return self._inner.reduce(group, lambda block: (self._count(block), map_fn(block))[1], reduce_fn)
+
+    def release(self) -> None:
+        self._inner.release()
+
+
+class CountingTable(LocalTable):
+    """A LOCAL table that counts the rows handed to every block function it runs."""
+
+    rows_read = 0
+    _lock = threading.Lock()
+
+    def count_rows(self, block: pa.Table) -> None:
+        with self._lock:
+            self.rows_read += block.num_rows
+
+    def reduce(self, map_fn: Callable[[pa.Table], Any], reduce_fn: Callable[[Any, Any], Any]) -> Any:
+        return super().reduce(lambda block: (self.count_rows(block), map_fn(block))[1], reduce_fn)
+
+    def group_blocks(self, key_fn: GroupFn, groups: int) -> BlockGroups:
+        counted = super().group_blocks(lambda block: (self.count_rows(block), key_fn(block))[1], groups)
+        return _Counted(counted, self.count_rows)
+
+
+@pytest.mark.parametrize("batches", [1, 6, 40])
+def test_an_epoch_reads_the_rows_a_fixed_number_of_times_whatever_the_batch_count(batches: int) -> None:
+    # Prepare: 600 keyed rows in 4 partitions, counted as block functions read them.
+    session = local_session(num_workers=2, num_partitions=4)
+    rng = np.random.default_rng(5)
+    data = pa.table({"id": [f"r{i}" for i in range(600)], "x": rng.normal(size=600), "y": rng.integers(0, 2, 600)})
+    keyed = with_row_keys(session.from_arrow(data, "id"), ["id", "y", "x"])
+    assert isinstance(keyed, LocalTable)
+    table = CountingTable(session, keyed.blocks, "id")
+    scaling = Scaling(("x",), np.zeros(1), np.ones(1))
+
+    # Execute: one epoch's gathers and gradients, as the promoter runs them.
+    grouped = epoch_batches(table, seed=3, epoch=0, batches=batches)
+    batch_ids: list[np.ndarray] = []
+    gradient = np.zeros(1)
+    for batch in range(batches):
+        plan = BatchPlan(3, 0, batches, batch)
+        keys, scores, labels = gather_batch(grouped, plan, scaling, np.ones(1), 0.0, "y")
+        batch_ids.append(keys)
+        gradient = gradient + plain_gradient_sum(grouped, plan, scaling, keys, scores - labels)
+    grouped.release()
+    session.stop()
+
+    # Assert: every row in one batch; at most three reads of each row (group, gather,
+    # gradient), not two a batch; the gradient sums to the full-batch one.
+    assert sum(len(keys) for keys in batch_ids) == 600
+    assert table.rows_read <= 3 * 600
+    x = data.column("x").to_numpy()
+    np.testing.assert_allclose(gradient, [x @ (x - data.column("y").to_numpy())], rtol=1e-9)

@@ -23,11 +23,14 @@ from kernel.computing.constants import JOIN_LEFT_INDEX, JOIN_RIGHT_INDEX, PART_F
 from kernel.computing.paths import exists, filesystem_for
 from kernel.computing.table import (
     BlockFn,
+    BlockGroups,
     ComputingSession,
+    GroupFn,
     MaskFn,
     Table,
     apply_filter,
     check_fraction,
+    check_groups,
     check_id_column,
     check_partitions,
     checked_block,
@@ -37,6 +40,7 @@ from kernel.computing.table import (
     join_renames,
     sample_block,
     selected_columns,
+    split_by_group,
     union_target,
     unknown_schema_error,
 )
@@ -127,6 +131,30 @@ class LocalSession(ComputingSession):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
+
+
+class LocalGroups(BlockGroups):
+    """LOCAL groups: per group, the slices of the table's blocks that fall in it."""
+
+    def __init__(self, session: LocalSession, schema: pa.Schema, groups: int,
+                 blocks: dict[int, list[pa.Table]]) -> None:
+        self._session = session
+        self.schema = schema
+        self.groups = groups
+        self._blocks: dict[int, list[pa.Table]] | None = blocks
+
+    def reduce(self, group: int, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+        if self._blocks is None:
+            raise FailedPrecondition("group_blocks: the groups were released")
+        if not 0 <= group < self.groups:
+            raise InvalidArgument(f"group_blocks: no group {group} of {self.groups}")
+        blocks = self._blocks.get(group, [])
+        if not blocks:
+            return map_fn(self.schema.empty_table())
+        return functools.reduce(reduce_fn, self._session.run(map_fn, blocks))
+
+    def release(self) -> None:
+        self._blocks = None
 
 
 class LocalTable(Table):
@@ -264,3 +292,13 @@ class LocalTable(Table):
         counts = pc.value_counts(ids)
         repeated = counts.filter(pc.greater(counts.field("counts"), 1))
         return list(repeated.field("values").to_pylist()[:limit])
+
+    def group_blocks(self, key_fn: GroupFn, groups: int) -> BlockGroups:
+        check_groups(groups)
+        non_empty = [block for block in self.blocks if block.num_rows]
+        split = self._session.run(functools.partial(split_by_group, key_fn, groups), non_empty)
+        by_group: dict[int, list[pa.Table]] = {}
+        for pieces in split:  # blocks in table order, so a group's slices are too
+            for group, piece in pieces:
+                by_group.setdefault(group, []).append(piece)
+        return LocalGroups(self._session, self.schema, groups, by_group)

@@ -26,7 +26,7 @@ from pyspark.serializers import CloudPickleSerializer
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
-from pyspark.sql.types import BinaryType, StructField, StructType
+from pyspark.sql.types import BinaryType, LongType, StructField, StructType
 
 from kernel import errors
 from kernel.computing import spark_watch
@@ -39,11 +39,14 @@ from kernel.computing.constants import (
 from kernel.computing.paths import to_uri
 from kernel.computing.table import (
     BlockFn,
+    BlockGroups,
     ComputingSession,
+    GroupFn,
     MaskFn,
     Table,
     apply_filter,
     check_fraction,
+    check_groups,
     check_id_column,
     check_partitions,
     checked_block,
@@ -52,6 +55,7 @@ from kernel.computing.table import (
     infer_from_empty,
     join_renames,
     selected_columns,
+    split_by_group,
     union_target,
     unknown_schema_error,
 )
@@ -80,6 +84,10 @@ _SPARK_FRIENDLY: dict[pa.DataType, pa.DataType] = {
 
 # How a worker's Weft error shows in the Python traceback Spark hands back.
 _WORKER_ERROR = re.compile(r"kernel\.errors\.(\w+): (.*)")
+
+# `group_blocks`: the most partitions a grouping is shuffled into (more groups share them).
+_GROUP_PARTITIONS_MAX = 4096
+_GROUP_KEY_COLUMN = "__weft_group_key"
 
 # The per-partition partial results of `reduce` go from a Python worker to this driver,
 # inside one Spark application, with Spark's own serializer (the one that ships `fn`).
@@ -165,6 +173,77 @@ def _ipc_batches(stages: Sequence[Stage], batches: Iterable[pa.RecordBatch]) -> 
             writer.write_table(block)
         blob = pa.array([sink.getvalue().to_pybytes()], pa.binary())
         yield pa.RecordBatch.from_arrays([blob], names=[REDUCE_VALUE_COLUMN])
+
+
+def _ipc_bytes(block: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, block.schema) as writer:
+        writer.write_table(block)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _group_pieces(
+    stages: Sequence[Stage], key_fn: GroupFn, groups: int, spread: int, batches: Iterable[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """A partition's rows split by group, each group's rows cut in `spread` pieces: one
+    (group * spread + piece, Arrow IPC stream) row a piece."""
+    blocks = list(_run_stages(stages, batches))
+    if not blocks:
+        return
+    for group, rows in split_by_group(key_fn, groups, pa.concat_tables(blocks)):
+        size = -(-rows.num_rows // spread)
+        for piece, start in enumerate(range(0, rows.num_rows, size)):
+            keys = pa.array([group * spread + piece], pa.int64())
+            blob = pa.array([_ipc_bytes(rows.slice(start, size))], pa.binary())
+            yield pa.RecordBatch.from_arrays([keys, blob], names=[_GROUP_KEY_COLUMN, REDUCE_VALUE_COLUMN])
+
+
+def _key_value(row: Any) -> tuple[int, bytes]:
+    return int(row[0]), bytes(row[1])
+
+
+def _partition_of_key(key: int) -> int:
+    return key  # Spark takes it modulo the partition count
+
+
+def _reduce_pieces(
+    group: int, spread: int, schema: pa.Schema, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T],
+    pairs: Iterable[tuple[int, bytes]],
+) -> list[T]:
+    values = [map_fn(conform(pa.ipc.open_stream(pa.py_buffer(blob)).read_all(), schema, "group_blocks"))
+              for key, blob in pairs if key // spread == group]
+    return [functools.reduce(reduce_fn, values)] if values else []
+
+
+class SparkGroups(BlockGroups):
+    """SPARK groups: an RDD of (key, Arrow IPC piece) shuffled so that a group's pieces sit
+    in `spread` partitions of their own (shared with other groups only past
+    `_GROUP_PARTITIONS_MAX` partitions); a group's reduce is a job on those partitions."""
+
+    def __init__(self, session: SparkComputingSession, schema: pa.Schema, groups: int, spread: int,
+                 rdd: Any) -> None:
+        self._session = session
+        self.schema = schema
+        self.groups = groups
+        self._spread = spread
+        self._rdd = rdd
+
+    def reduce(self, group: int, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+        if self._rdd is None:
+            raise errors.FailedPrecondition("group_blocks: the groups were released")
+        if not 0 <= group < self.groups:
+            raise InvalidArgument(f"group_blocks: no group {group} of {self.groups}")
+        partitions = int(self._rdd.getNumPartitions())
+        chosen = sorted({(group * self._spread + piece) % partitions for piece in range(self._spread)})
+        fn = functools.partial(_reduce_pieces, group, self._spread, self.schema, map_fn, reduce_fn)
+        with worker_errors():
+            values: list[T] = self._session.spark.sparkContext.runJob(self._rdd, fn, chosen)
+        if not values:
+            return map_fn(self.schema.empty_table())
+        return functools.reduce(reduce_fn, values)
+
+    def release(self) -> None:
+        self._rdd = None  # Spark removes the shuffle's files once the RDD is gone
 
 
 class SparkComputingSession(ComputingSession):
@@ -410,3 +489,15 @@ class SparkTable(Table):
         repeated = counted.where(F.col("__weft_rows") > 1).limit(limit).select(_col(self.id_column))
         with worker_errors():
             return list(repeated.toArrow().column(0).to_pylist())
+
+    def group_blocks(self, key_fn: GroupFn, groups: int) -> BlockGroups:
+        check_groups(groups)
+        context = self._session.spark.sparkContext
+        spread = max(1, min(int(context.defaultParallelism), _GROUP_PARTITIONS_MAX // groups))
+        struct = StructType([
+            StructField(_GROUP_KEY_COLUMN, LongType(), False), StructField(REDUCE_VALUE_COLUMN, BinaryType(), False),
+        ])
+        pieces = self._source.mapInArrow(functools.partial(_group_pieces, self._stages, key_fn, groups, spread), struct)
+        partitions = min(groups * spread, _GROUP_PARTITIONS_MAX)
+        rdd = pieces.rdd.map(_key_value).partitionBy(partitions, _partition_of_key)
+        return SparkGroups(self._session, self.schema, groups, spread, rdd)

@@ -36,6 +36,7 @@ T = TypeVar("T")
 BlockFn = Callable[[pa.Table], pa.Table]
 NumpyFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 MaskFn = Callable[[pa.Table], np.ndarray]
+GroupFn = Callable[[pa.Table], np.ndarray]
 
 
 class Table(abc.ABC):
@@ -167,6 +168,31 @@ class Table(abc.ABC):
     @abc.abstractmethod
     def duplicate_ids(self, limit: int = 5) -> list[Any]:
         """Up to `limit` id values that occur more than once (empty list: ids are unique)."""
+
+    @abc.abstractmethod
+    def group_blocks(self, key_fn: GroupFn, groups: int) -> BlockGroups:
+        """The rows split into `groups` groups by `key_fn` (one group number in [0, groups)
+        a row), laid out so that one group is read without reading the others.
+
+        Grouping reads the table once; `BlockGroups.reduce` of one group then reads only
+        the partition holding it.
+        """
+
+
+class BlockGroups(abc.ABC):
+    """A table's rows split into numbered groups (see `Table.group_blocks`)."""
+
+    groups: int
+    schema: pa.Schema
+
+    @abc.abstractmethod
+    def reduce(self, group: int, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+        """`Table.reduce` over the rows of `group` only (an empty group gives `map_fn` of
+        an empty block of the schema)."""
+
+    @abc.abstractmethod
+    def release(self) -> None:
+        """Free what the grouping holds; `reduce` cannot be called afterwards."""
 
 
 class ComputingSession(abc.ABC):
@@ -389,6 +415,35 @@ def selected_columns(table: Table, columns: Sequence[str]) -> list[str]:
     if table.id_column not in chosen:
         chosen.insert(0, table.id_column)
     return chosen
+
+
+def group_numbers(key_fn: GroupFn, groups: int, block: pa.Table) -> np.ndarray:
+    """`key_fn`'s group number of each row of `block`, checked: integers in [0, groups)."""
+    numbers = np.asarray(key_fn(block))
+    if numbers.shape != (block.num_rows,) or not np.issubdtype(numbers.dtype, np.integer):
+        raise InvalidArgument(
+            f"group_blocks: the function must return {block.num_rows} integers, "
+            f"got dtype {numbers.dtype} and shape {numbers.shape}"
+        )
+    if len(numbers) and (int(numbers.min()) < 0 or int(numbers.max()) >= groups):
+        raise InvalidArgument(f"group_blocks: a group number is outside [0, {groups})")
+    return numbers.astype(np.int64)
+
+
+def split_by_group(key_fn: GroupFn, groups: int, block: pa.Table) -> list[tuple[int, pa.Table]]:
+    """(group, rows of `block` in that group, in block order) for every group present."""
+    numbers = group_numbers(key_fn, groups, block)
+    order = np.argsort(numbers, kind="stable")
+    ordered = block.take(pa.array(order))
+    present, starts, sizes = np.unique(numbers[order], return_index=True, return_counts=True)
+    return [(int(g), ordered.slice(int(start), int(size)))
+            for g, start, size in zip(present, starts, sizes, strict=True)]
+
+
+def check_groups(groups: int) -> None:
+    """Refuse a group count below 1."""
+    if groups < 1:
+        raise InvalidArgument(f"group_blocks: groups must be at least 1, got {groups}")
 
 
 def check_partitions(num_partitions: int | None) -> None:

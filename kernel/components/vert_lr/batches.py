@@ -6,6 +6,10 @@ belongs to batch `order key mod batches`, and inside a batch the rows are ordere
 order key. Members that hold the same ids therefore draw the same batches, in the same
 order, without exchanging or collecting ids.
 
+Once an epoch, the rows are grouped by batch (`epoch_batches`, one pass over the table),
+so that each batch's gather and gradient read that batch's rows only: an epoch reads the
+table a bounded number of times, whatever the number of batches.
+
 What reaches a driver: per batch, the batch's order keys and scores (and the promoter's
 labels), sized by `batch_size`; per table pass, a vector of one value per feature (sums,
 the plaintext gradient, the encrypted X^T [[d]] as a sum of per-partition products).
@@ -16,8 +20,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -25,10 +30,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernel.computing import Table
+from kernel.computing.table import BlockGroups
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
 from kernel.security.paillier import EncryptedVector
 
+T = TypeVar("T")
 FloatArray = npt.NDArray[np.float64]
 KeyArray = npt.NDArray[np.uint64]
 
@@ -88,6 +95,35 @@ class BatchPlan:
         keys = order_keys(row_keys, self.seed, self.epoch)
         mask: npt.NDArray[np.bool_] = keys % np.uint64(self.batches) == np.uint64(self.batch)
         return mask, keys[mask]
+
+
+def _batch_numbers(seed: int, epoch: int, batches: int, block: pa.Table) -> npt.NDArray[np.int64]:
+    row_keys = np.asarray(block.column(ROW_KEY_COLUMN).to_numpy(), dtype=np.int64)
+    result: npt.NDArray[np.int64] = (order_keys(row_keys, seed, epoch) % np.uint64(batches)).astype(np.int64)
+    return result
+
+
+class _WholeTable(BlockGroups):
+    """The one batch of a full-batch epoch: the table itself, no grouping pass."""
+
+    def __init__(self, table: Table) -> None:
+        self._table = table
+        self.schema = table.schema
+        self.groups = 1
+
+    def reduce(self, group: int, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+        return self._table.reduce(map_fn, reduce_fn)
+
+    def release(self) -> None:
+        pass
+
+
+def epoch_batches(table: Table, seed: int, epoch: int, batches: int) -> BlockGroups:
+    """The rows of `table` grouped by their batch in `epoch` (group b: batch b); release
+    it at the end of the epoch."""
+    if batches == 1:
+        return _WholeTable(table)
+    return table.group_blocks(functools.partial(_batch_numbers, seed, epoch, batches), batches)
 
 
 @dataclass(frozen=True)
@@ -163,11 +199,11 @@ def _concat(a: Gathered, b: Gathered) -> Gathered:
     return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]), np.concatenate([a[2], b[2]])
 
 
-def gather_batch(table: Table, plan: BatchPlan, scaling: Scaling, weights: FloatArray, offset: float,
+def gather_batch(grouped: BlockGroups, plan: BatchPlan, scaling: Scaling, weights: FloatArray, offset: float,
                  label: str | None) -> Gathered:
     """The batch's order keys (ascending), its rows' X w + offset in that order, and labels."""
-    keys, scores, labels = table.reduce(
-        functools.partial(_gather, plan, scaling, weights, offset, label), _concat)
+    keys, scores, labels = grouped.reduce(
+        plan.batch, functools.partial(_gather, plan, scaling, weights, offset, label), _concat)
     order = np.argsort(keys, kind="stable")
     keys = keys[order]
     if len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()):
@@ -190,11 +226,11 @@ def _plain_product(plan: BatchPlan, scaling: Scaling, keys: KeyArray, residual: 
     return result
 
 
-def plain_gradient_sum(table: Table, plan: BatchPlan, scaling: Scaling, keys: KeyArray,
+def plain_gradient_sum(grouped: BlockGroups, plan: BatchPlan, scaling: Scaling, keys: KeyArray,
                        residual: FloatArray) -> FloatArray:
     """X_batch^T residual, summed partition by partition (`residual` in order-key order)."""
-    result: FloatArray = table.reduce(
-        functools.partial(_plain_product, plan, scaling, keys, residual), np.add)
+    result: FloatArray = grouped.reduce(
+        plan.batch, functools.partial(_plain_product, plan, scaling, keys, residual), np.add)
     return result
 
 
@@ -214,12 +250,12 @@ def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> Encr
     return a + b
 
 
-def encrypted_gradient_sum(table: Table, plan: BatchPlan, scaling: Scaling, keys: KeyArray,
+def encrypted_gradient_sum(grouped: BlockGroups, plan: BatchPlan, scaling: Scaling, keys: KeyArray,
                            residual: EncryptedVector, bits: int, workers: int | None) -> EncryptedVector:
     """X_batch^T [[d]]: each partition multiplies its rows into the ciphertexts, the partial
     products (one ciphertext per feature) are added."""
-    product = table.reduce(
-        functools.partial(_encrypted_product, plan, scaling, keys, residual, bits, workers), _add_encrypted)
+    product = grouped.reduce(
+        plan.batch, functools.partial(_encrypted_product, plan, scaling, keys, residual, bits, workers), _add_encrypted)
     if product is None:
         raise InvalidArgument("VertLR: the batch has no rows at this member")
     return product

@@ -28,6 +28,7 @@ from kernel.components.vert_lr.batches import (
     Scaling,
     column_std,
     encrypted_gradient_sum,
+    epoch_batches,
     gather_batch,
     plain_gradient_sum,
     table_stats,
@@ -48,6 +49,7 @@ from kernel.components.vert_lr.constants import (
 from kernel.components.vert_lr.param import VertLRParam
 from kernel.components.vert_lr.variables import VertLRVariables
 from kernel.computing import Table
+from kernel.computing.table import BlockGroups
 from kernel.constants import BACKEND_LOCAL, PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
@@ -189,10 +191,11 @@ class VertLRPromoter(_VertLRBase):
         started = time.perf_counter()
         for epoch, epoch_scope in tv.iterations(param.max_iter):
             epoch_loss = 0.0
+            grouped = epoch_batches(table, seed, epoch, batches)
             for batch in range(batches):
                 scope, plan = epoch_scope.at(batch), BatchPlan(seed, epoch, batches, batch)
                 offset = float(weights[width]) if intercept else 0.0
-                keys, z, y = gather_batch(table, plan, scaling, weights[:width], offset, label)
+                keys, z, y = gather_batch(grouped, plan, scaling, weights[:width], offset, label)
                 if not len(keys):
                     continue  # every member draws the same empty batch and skips it
                 for k, forward in enumerate(scope.provider_forward.get_all()):
@@ -204,12 +207,13 @@ class VertLRPromoter(_VertLRBase):
                         private_key, residual, precision_bits=param.residual_precision_bits, workers=param.workers
                     )
                     scope.encrypted_residual.remote(encrypted)
-                gradient = plain_gradient_sum(table, plan, scaling, keys, residual) / len(y)
+                gradient = plain_gradient_sum(grouped, plan, scaling, keys, residual) / len(y)
                 if intercept:
                     gradient = np.append(gradient, residual.mean())
                 weights = optimizer.step(weights, gradient)
                 if private_key is not None:
                     self._unwrap_gradients(private_key, scope)
+            grouped.release()
             loss = epoch_loss / rows
             self.converged = self._stop(loss)
             self.loss_history.append([epoch, loss])
@@ -360,24 +364,26 @@ class VertLRProvider(_VertLRBase):
                                     param.penalty, param.alpha, np.ones(width, dtype=np.bool_))
         scaling, batches = self._scaling(), -(-rows // plan["batch_size"])
         for epoch, epoch_scope in tv.iterations(plan["max_iter"]):
+            grouped = epoch_batches(table, plan["seed"], epoch, batches)
             for batch in range(batches):
                 scope, batch_plan = epoch_scope.at(batch), BatchPlan(plan["seed"], epoch, batches, batch)
-                keys, scores, _ = gather_batch(table, batch_plan, scaling, weights, 0.0, None)
+                keys, scores, _ = gather_batch(grouped, batch_plan, scaling, weights, 0.0, None)
                 if not len(keys):
                     continue
                 scope.provider_forward.remote(scores)
                 residual = scope.encrypted_residual.get()
                 if residual.public_key != public_key or len(residual) != len(keys):
                     raise InvalidArgument("VertLR: encrypted_residual is not a vector of this batch under the key")
-                gradient = self._masked_round(table, batch_plan, scaling, keys, residual, public_key, scope)
+                gradient = self._masked_round(grouped, batch_plan, scaling, keys, residual, public_key, scope)
                 weights = optimizer.step(weights, gradient / len(keys))
+            grouped.release()
             self.tracker.set_progress(100.0 * (epoch + 1) / plan["max_iter"], f"epoch {epoch + 1}")
             if epoch_scope.converged.get() is True:
                 break
         self.weights = weights
 
     def _masked_round(
-        self, table: Table, plan: BatchPlan, scaling: Scaling, keys: KeyArray, residual: EncryptedVector,
+        self, grouped: BlockGroups, plan: BatchPlan, scaling: Scaling, keys: KeyArray, residual: EncryptedVector,
         public_key: PaillierPublicKey, scope: VertLRVariables,
     ) -> FloatArray:
         """X^T d through the promoter: send X^T [[d]] + [[r]], get it decrypted, remove r.
@@ -387,7 +393,7 @@ class VertLRProvider(_VertLRBase):
         if bits is None:
             scaled = param.feature_scaling == "standard"
             bits = FEATURE_PRECISION_BITS_SCALED if scaled else FEATURE_PRECISION_BITS_RAW
-        product = encrypted_gradient_sum(table, plan, scaling, keys, residual, bits, self._paillier_workers)
+        product = encrypted_gradient_sum(grouped, plan, scaling, keys, residual, bits, self._paillier_workers)
         limit = 1 << (product.bound.bit_length() + MASK_STATISTICAL_BITS)
         masks = [secrets.randbelow(2 * limit + 1) - limit for _ in range(len(product))]
         # The mask is encrypted at the product's own fixed-point scale, so it covers every bit.
