@@ -7,6 +7,7 @@ arbiter adds the masked vectors, divides by the total row count, checks converge
 returns the new global weights. The arbiter sees sums only, never one member's update.
 Before the first round, with standard scaling, the global mean and standard deviation of
 every feature come from two masked sums the same way. Prediction is local at each member.
+A member's rows stay on its workers: every sum is a per-partition reduce (see rows.py).
 """
 
 from __future__ import annotations
