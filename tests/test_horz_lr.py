@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from kernel.components.horz_lr import rows as rows_module
 from kernel.computing import ComputingSession, local_session, spark_session
+from kernel.computing.spark import SparkTable
 from kernel.federation.base import Party
 from kernel.inprocess_run import PartyFailed
 from kernel.tracker import load_model
@@ -137,6 +139,52 @@ def test_training_and_prediction_on_spark(tmp_path: Path, spark: Any) -> None:
     assert abs(validate_auc(predictions) - sklearn_auc(rows, ALPHA)) <= 0.01
 
 
+@pytest.mark.spark
+@pytest.mark.parametrize(("params", "tolerance"), [
+    ({"alpha": ALPHA, "max_iter": 6, "tol": 1e-9}, 1e-9),
+    ({"alpha": ALPHA, "optimizer": "sgd", "learning_rate": 0.1, "batch_size": 64, "local_epochs": 2, "max_iter": 3,
+      "tol": 1e-9, "random_seed": 11}, 1e-9),
+], ids=["full-batch", "mini-batches"])
+def test_spark_trains_without_collecting_rows_and_matches_local(
+    tmp_path: Path, spark: Any, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
+    params: dict[str, Any], tolerance: float,
+) -> None:
+    # Prepare: the same job on LOCAL (reference) and on SPARK, where any Table.collect on a
+    # Spark table (a gather of rows to the driver) fails the run.
+    rows = breast_rows([1, 2])
+    local_job = HorizontalJob(tmp_path / "local", data_members=2)
+    expected = train(local_job, rows, computing, params)
+    spark_computing = spark_session(spark)
+    spark_job = HorizontalJob(tmp_path / "spark", data_members=2, backend="SPARK")
+    spark_job.upload("train", rows.members)
+    spark_job.upload("test", rows.test)
+
+    def refuse(self: SparkTable) -> None:
+        raise AssertionError("a Spark table was collected on the driver")
+
+    # Execute
+    with monkeypatch.context() as patch:
+        patch.setattr(SparkTable, "collect", refuse)
+        spark_job.run(COMPONENT, "HorzLR", spark_computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params,
+                      data_args=("train", "test"))
+    predictions = pd.concat([spark_job.output(m, spark_computing, COMPONENT, "train") for m in spark_job.data],
+                            ignore_index=True)
+
+    # Assert: the same batches on both backends, so the same models, losses and scores.
+    for ours, theirs in zip(spark_job.members, local_job.members, strict=True):
+        role = spark_job.party(ours).role
+        spark_model = load_model(ours.root / "models", spark_job.job.job_id, COMPONENT, role, ours.member_id)
+        local_model = load_model(theirs.root / "models", local_job.job.job_id, COMPONENT, role, theirs.member_id)
+        np.testing.assert_allclose(spark_model["weights"], local_model["weights"], rtol=tolerance, atol=1e-12)
+        assert spark_model["intercept"] == pytest.approx(local_model["intercept"], rel=tolerance, abs=1e-12)
+        np.testing.assert_allclose(spark_model["loss_history"], local_model["loss_history"], rtol=tolerance)
+    merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_local"))
+    assert len(merged) == len(expected) == len(rows.y_train) + len(rows.y_test)
+    np.testing.assert_allclose(merged["predict_score"], merged["predict_score_local"], rtol=1e-9)
+    losses = [point[1] for point in spark_job.metrics(spark_job.arbiter, COMPONENT)["loss"]]
+    assert len(losses) == params["max_iter"] and losses[-1] < losses[0]
+
+
 def test_members_with_different_columns_fail_everywhere_naming_the_member(
     tmp_path: Path, computing: ComputingSession
 ) -> None:
@@ -180,3 +228,28 @@ def test_need_run_false_passes_data_through_and_the_arbiter_waits_for_nothing(
     for member, frame in zip(job.data, rows.members, strict=True):
         assert len(job.output(member, computing, "component_0", "out")) == len(frame)
     assert not job.hub.sent
+
+
+def test_mini_batches_split_the_rows_by_id_hash_anew_every_epoch(computing: ComputingSession) -> None:
+    # Prepare: 1,000 keyed rows, batches of about 100.
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(1000)], "y": np.arange(1000) % 2, "x0": np.arange(1000.0)})
+    table = rows_module.with_row_keys(computing.from_pandas(frame, "id").select(["y", "x0"]))
+    batches = rows_module.batch_count(1000, 100)
+
+    def members(epoch: int) -> list[set[str]]:
+        grouped = rows_module.epoch_batches(table, 3, 0, epoch, batches)
+        try:
+            return [set(grouped.reduce(b, lambda block: block.column("id").to_pylist(), lambda a, c: a + c))
+                    for b in range(batches)]
+        finally:
+            grouped.release()
+
+    # Execute
+    first, again, second = members(0), members(0), members(1)
+
+    # Assert: every row in exactly one batch; the same ids give the same batches; the next
+    # epoch draws others; sizes near batch_size.
+    assert batches == 10
+    assert sum(len(b) for b in first) == 1000 and set().union(*first) == set(frame["id"])
+    assert first == again and first != second
+    assert all(50 <= len(b) <= 150 for b in first + second)

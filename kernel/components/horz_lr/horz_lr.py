@@ -7,6 +7,7 @@ arbiter adds the masked vectors, divides by the total row count, checks converge
 returns the new global weights. The arbiter sees sums only, never one member's update.
 Before the first round, with standard scaling, the global mean and standard deviation of
 every feature come from two masked sums the same way. Prediction is local at each member.
+A member's rows stay on its workers: every sum is a per-partition reduce (see rows.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from kernel.blocks.constants import MODE_PREDICT, SECURE_AGGREGATION_METRIC
-from kernel.blocks.link import log_loss_sum, sigmoid
+from kernel.blocks.link import sigmoid
 from kernel.blocks.optimizers import MemberOptimizer
 from kernel.blocks.payloads import PayloadCheck
 from kernel.blocks.secure_sum import SecureSumArbiter, SecureSumMember
@@ -35,25 +35,28 @@ from kernel.components.horz_lr.constants import (
     ROUND_SCALE_VARIANCE,
 )
 from kernel.components.horz_lr.param import HorzLRParam
+from kernel.components.horz_lr.rows import (
+    Columns,
+    batch_count,
+    batch_sums,
+    epoch_batches,
+    mean_gradient,
+    squared_deviations,
+    table_stats,
+    table_sums,
+    with_row_keys,
+)
 from kernel.components.horz_lr.variables import HorzLRVariables
+from kernel.computing import Table
 from kernel.constants import ARBITER, FLOW_FIT
 from kernel.errors import InvalidArgument
 from kernel.features import feature_matrix
 from kernel.model_base import LabeledTable, ModelBase
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 COMPONENT = "HorzLR"
 PAYLOAD: Final = PayloadCheck(COMPONENT)
-
-
-def local_batches(rows: int, batch_size: int, seed: int, round_index: int, epoch: int) -> list[IntArray | slice]:
-    """The mini-batches of one local epoch: a shuffled split of the member's rows, or all of them."""
-    if batch_size == -1 or batch_size >= rows:
-        return [slice(0, rows)]
-    order = np.random.default_rng([seed, round_index, epoch]).permutation(rows)
-    return [order[start:start + batch_size] for start in range(0, rows, batch_size)]
 
 
 def round_id(index: int) -> str:
@@ -124,14 +127,14 @@ class HorzLRMember(_HorzLRBase):
         param, tv = self.param, self.ctx.variables(HorzLRVariables)
         if not self.ctx.roles.parties(ARBITER):
             raise InvalidArgument("HorzLR: the job needs an arbiter (role.arbiter) to average the members' models")
-        raw, labels = self._training_rows(data)
-        rows, width = raw.shape
+        table, label, rows, feature_sums = self._training_rows(data)
+        width = len(self.features)
         group = SecureSumMember(self.ctx, tv.public_key.variable, tv.masked_sum.variable, param.precision_bits, COMPONENT)
         self.masked = group.masked
         group.hello({"features": self.features})
         group.welcome(tv.peer_keys.variable)
-        self.mean, self.scale = self._scaling(group, raw)
-        matrix = (raw - self.mean) / self.scale
+        self.mean, self.scale = self._scaling(group, table, rows, feature_sums)
+        columns = Columns(label, tuple(self.features), self.mean, self.scale)
         self.tracker.set_progress(5.0, "features scaled")
 
         intercept = 1 if param.fit_intercept else 0
@@ -140,19 +143,31 @@ class HorzLRMember(_HorzLRBase):
         optimizer = MemberOptimizer(param.optimizer, param.learning_rate, param.decay, param.decay_sqrt,
                                     param.penalty, param.alpha, penalized)
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
+        batches = batch_count(rows, param.batch_size)
+        keyed = with_row_keys(table) if batches > 1 else table
         weights = np.zeros(dimension)
         self.loss_history, self.converged = [], False
         for index in range(param.max_iter):
-            loss_sum = log_loss_sum(self._logits(matrix, weights, width), labels)
             local = weights
+            loss_sum: float | None = None
             for epoch in range(param.local_epochs):
-                for selection in local_batches(rows, param.batch_size, seed, index, epoch):
-                    x, y = matrix[selection], labels[selection]
-                    residual = sigmoid(self._logits(x, local, width)) - y
-                    gradient = x.T @ residual / len(y)
-                    if intercept:
-                        gradient = np.append(gradient, residual.mean())
-                    local = optimizer.step(local, gradient)
+                if batches == 1:
+                    sums = table_sums(table, columns, local)
+                    if loss_sum is None:  # the first epoch starts from the global weights
+                        loss_sum = sums[2]
+                    local = optimizer.step(local, mean_gradient(sums, bool(intercept)))
+                    continue
+                if loss_sum is None:
+                    loss_sum = table_sums(table, columns, weights)[2]
+                grouped = epoch_batches(keyed, seed, index, epoch, batches)
+                try:
+                    for batch in range(batches):
+                        sums = batch_sums(grouped, batch, columns, local)
+                        if sums[3]:
+                            local = optimizer.step(local, mean_gradient(sums, bool(intercept)))
+                finally:
+                    grouped.release()
+            assert loss_sum is not None  # local_epochs >= 1
             group.send(np.concatenate([rows * local, [rows, loss_sum]]), round_id(index))
             answer = _global_round(group.receive(tv.aggregate.variable, (round_id(index),)), dimension, index)
             weights = answer["weights"]
@@ -167,27 +182,24 @@ class HorzLRMember(_HorzLRBase):
         self.trained = True
         self._record_training(len(group.members))
 
-    def _scaling(self, group: SecureSumMember, raw: FloatArray) -> tuple[FloatArray, FloatArray]:
+    def _scaling(self, group: SecureSumMember, table: Table, rows: int,
+                 sums: FloatArray) -> tuple[FloatArray, FloatArray]:
         """The global mean and std of every feature (masked sums), or no scaling."""
-        width = raw.shape[1]
+        width = len(self.features)
         if self.param.feature_scaling == "none":
             return np.zeros(width), np.ones(width)
         tv = self.ctx.variables(HorzLRVariables)
-        group.send(np.concatenate([[raw.shape[0]], raw.sum(axis=0)]), ROUND_SCALE_MEAN)
+        group.send(np.concatenate([[rows], sums]), ROUND_SCALE_MEAN)
         mean = _floats(group.receive(tv.aggregate.variable, (ROUND_SCALE_MEAN,)), width, "the global feature means")
-        group.send(((raw - mean) ** 2).sum(axis=0), ROUND_SCALE_VARIANCE)
+        group.send(squared_deviations(table, tuple(self.features), mean), ROUND_SCALE_VARIANCE)
         scale = _floats(group.receive(tv.aggregate.variable, (ROUND_SCALE_VARIANCE,)), width, "the global feature scales")
         if not np.all(scale > 0):
             raise InvalidArgument("HorzLR: the arbiter sent a non-positive feature scale")
         return mean, scale
 
-    @staticmethod
-    def _logits(x: FloatArray, weights: FloatArray, width: int) -> FloatArray:
-        z: FloatArray = x @ weights[:width]
-        return z + weights[width] if len(weights) > width else z
-
-    def _training_rows(self, data: LabeledTable) -> tuple[FloatArray, FloatArray]:
-        """The feature matrix (unscaled) and the 0/1 labels of this member's rows."""
+    def _training_rows(self, data: LabeledTable) -> tuple[Table, str, int, FloatArray]:
+        """This member's label and feature columns (cached), the label's name, the row count
+        and the sum of every feature, checked in one pass over the rows."""
         label = data.label_column
         if label is None:
             raise InvalidArgument("HorzLR: the training data has no label column (DataIO with_label); "
@@ -195,13 +207,13 @@ class HorzLRMember(_HorzLRBase):
         self.features = list(data.feature_columns)
         if not self.features:
             raise InvalidArgument("HorzLR: the training data has no feature columns")
-        rows = data.table.select([label, *self.features]).collect()
-        if rows.num_rows == 0:
+        table = data.table.select([label, *self.features]).cache()
+        rows, sums, bad = table_stats(table, label, tuple(self.features))
+        if rows == 0:
             raise InvalidArgument("HorzLR: this member's training data has no rows")
-        labels = np.asarray(pc.cast(rows.column(label), pa.float64()).to_numpy(zero_copy_only=False))
-        if not np.isin(labels, (0.0, 1.0)).all():
+        if bad:
             raise InvalidArgument(f"HorzLR: label column {label!r} must hold 0 and 1 only")
-        return feature_matrix(rows, self.features, "HorzLR"), labels
+        return table, label, rows, sums
 
     def predict(self, data: LabeledTable) -> LabeledTable:
         missing = [f for f in self.features if f not in data.table.schema.names]
