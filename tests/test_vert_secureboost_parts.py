@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from kernel.blocks.row_keys import id_keys
 from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost import rows as rows_module
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
@@ -181,7 +182,7 @@ def test_bins_follow_quantiles_and_put_equal_values_together() -> None:
 
 def _rows_in_key_order(data: pa.Table, features: list[str]) -> np.ndarray:
     """The features of `data` in the order of the rows' keys (first 8 bytes of SHA-256(id))."""
-    keys = rows_module._row_keys("id", data)
+    keys = id_keys("id", data)
     return np.column_stack([data.column(f).to_numpy() for f in features])[np.argsort(keys)]
 
 

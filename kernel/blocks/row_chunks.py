@@ -25,8 +25,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from kernel.blocks.row_keys import ids_text, keyed_rows
 from kernel.computing import Table
 from kernel.errors import InvalidArgument
 from kernel.security.paillier import EncryptedVector
@@ -42,26 +42,14 @@ CHUNK_VALUES: Final = 1 << 15
 _DIGEST_MODULUS: Final = 1 << 256
 
 
-def _ids_text(block: pa.Table, id_column: str) -> list[str]:
-    return [str(v) for v in pc.cast(block.column(id_column), pa.string()).to_pylist()]
-
-
-def _add_row_keys(id_column: str, block: pa.Table) -> pa.Table:
-    keys = [int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little", signed=True)
-            for text in _ids_text(block, id_column)]
-    return block.append_column(ROW_KEY_COLUMN, pa.array(keys, pa.int64()))
-
-
 def with_row_keys(table: Table, columns: list[str]) -> Table:
     """`columns` of `table` plus the row key, cached (every chunk reads it again)."""
-    selected = table.select(columns)
-    schema = selected.schema.append(pa.field(ROW_KEY_COLUMN, pa.int64()))
-    return selected.map_partitions(functools.partial(_add_row_keys, table.id_column), schema=schema).cache()
+    return keyed_rows(table, ROW_KEY_COLUMN, columns)
 
 
 def _digest(id_column: str, block: pa.Table) -> tuple[int, int]:
     total = sum(int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big")
-                for text in _ids_text(block, id_column)) % _DIGEST_MODULUS
+                for text in ids_text(block, id_column)) % _DIGEST_MODULUS
     return block.num_rows, total
 
 

@@ -14,7 +14,6 @@ batch `mixed key mod batches`. The rows are grouped by batch once a local epoch
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from kernel.blocks.link import log_loss_sum, sigmoid
+from kernel.blocks.row_keys import keyed_rows, mix64
 from kernel.computing import Table
 from kernel.computing.table import BlockGroups
 from kernel.features import feature_matrix
@@ -132,41 +132,22 @@ def mean_gradient(sums: Sums, intercept: bool) -> FloatArray:
 # -- mini-batches ------------------------------------------------------------------------
 
 
-def _add_row_keys(id_column: str, block: pa.Table) -> pa.Table:
-    ids = pc.cast(block.column(id_column), pa.string()).to_pylist()
-    keys = [int.from_bytes(hashlib.sha256(str(text).encode("utf-8")).digest()[:8], "little", signed=True)
-            for text in ids]
-    return block.append_column(ROW_KEY_COLUMN, pa.array(keys, pa.int64()))
-
-
 def with_row_keys(table: Table) -> Table:
     """`table` plus the row key of every row, cached (every epoch groups it again)."""
-    schema = table.schema.append(pa.field(ROW_KEY_COLUMN, pa.int64()))
-    return table.map_partitions(functools.partial(_add_row_keys, table.id_column), schema=schema).cache()
-
-
-def _mix64(values: KeyArray) -> KeyArray:
-    """SplitMix64's finaliser on every value (a bijection of 64-bit words that spreads bits)."""
-    with np.errstate(over="ignore"):
-        x = values ^ (values >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        result: KeyArray = x ^ (x >> np.uint64(31))
-        return result
+    return keyed_rows(table, ROW_KEY_COLUMN)
 
 
 def _salt(seed: int, round_index: int, epoch: int) -> np.uint64:
     words = np.array([seed & _MASK64, round_index, epoch], dtype=np.uint64)
     salt = np.uint64(_GOLDEN64)
     for word in words:
-        salt = _mix64(np.array([salt ^ word], dtype=np.uint64))[0]
+        salt = mix64(np.array([salt ^ word], dtype=np.uint64))[0]
     return np.uint64(salt)
 
 
 def _batch_numbers(salt: np.uint64, batches: int, block: pa.Table) -> npt.NDArray[np.int64]:
     keys = np.asarray(block.column(ROW_KEY_COLUMN).to_numpy(), dtype=np.int64).view(np.uint64)
-    result: npt.NDArray[np.int64] = (_mix64(keys ^ salt) % np.uint64(batches)).astype(np.int64)
+    result: npt.NDArray[np.int64] = (mix64(keys ^ salt) % np.uint64(batches)).astype(np.int64)
     return result
 
 

@@ -29,6 +29,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.blocks.row_keys import ids_text, keyed_rows, mix64
 from kernel.computing import Table
 from kernel.computing.table import BlockGroups
 from kernel.errors import InvalidArgument
@@ -46,38 +47,15 @@ _MASK64: Final = (1 << 64) - 1
 _GOLDEN64: Final = 0x9E3779B97F4A7C15
 
 
-def _ids_text(block: pa.Table, id_column: str) -> list[str]:
-    return [str(v) for v in pc.cast(block.column(id_column), pa.string()).to_pylist()]
-
-
-def _add_row_keys(id_column: str, block: pa.Table) -> pa.Table:
-    keys = [int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little", signed=True)
-            for text in _ids_text(block, id_column)]
-    return block.append_column(ROW_KEY_COLUMN, pa.array(keys, pa.int64()))
-
-
 def with_row_keys(table: Table, columns: list[str]) -> Table:
     """`columns` of `table` plus the row key, cached (every batch reads it again)."""
-    selected = table.select(columns)
-    schema = selected.schema.append(pa.field(ROW_KEY_COLUMN, pa.int64()))
-    return selected.map_partitions(functools.partial(_add_row_keys, table.id_column), schema=schema).cache()
-
-
-def _mix64(values: KeyArray) -> KeyArray:
-    """SplitMix64's finaliser on every value (a bijection of 64-bit words that spreads bits)."""
-    with np.errstate(over="ignore"):
-        x = values ^ (values >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        result: KeyArray = x ^ (x >> np.uint64(31))
-        return result
+    return keyed_rows(table, ROW_KEY_COLUMN, columns)
 
 
 def order_keys(row_keys: npt.NDArray[np.int64], seed: int, epoch: int) -> KeyArray:
     """The rows' order keys in `epoch`: the same at every member for the same ids and seed."""
     salt = np.array([(seed * _GOLDEN64 + epoch + 1) & _MASK64], dtype=np.uint64)
-    return _mix64(row_keys.astype(np.int64).view(np.uint64) ^ _mix64(salt)[0])
+    return mix64(row_keys.astype(np.int64).view(np.uint64) ^ mix64(salt)[0])
 
 
 @dataclass(frozen=True)
@@ -147,7 +125,7 @@ Stats = tuple[int, int, FloatArray, int]
 def _stats(id_column: str, features: tuple[str, ...], label: str | None, block: pa.Table) -> Stats:
     """(rows, sum of SHA-256(id) mod 2**256, column sums, rows whose label is not 0/1)."""
     digest = sum(int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest(), "big")
-                 for text in _ids_text(block, id_column)) % _DIGEST_MODULUS
+                 for text in ids_text(block, id_column)) % _DIGEST_MODULUS
     sums = feature_matrix(block, list(features), "VertLR").sum(axis=0)
     bad = 0
     if label is not None:

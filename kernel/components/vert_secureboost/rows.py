@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.blocks.row_keys import id_keys
 from kernel.components.vert_secureboost.constants import (
     BIN_SAMPLE_ROWS,
     BIN_SAMPLE_VALUES_PER_PASS,
@@ -57,19 +58,12 @@ T = TypeVar("T")
 ROW_INDEX_COLUMN: Final = "__weft_secureboost_row"
 
 
-def _row_keys(id_column: str, block: pa.Table) -> npt.NDArray[np.int64]:
-    """Each row's key: the first 8 bytes of SHA-256 of its id (as text), a signed integer."""
-    texts = pc.cast(block.column(id_column), pa.string()).to_pylist()
-    return np.array([int.from_bytes(hashlib.sha256(str(t).encode("utf-8")).digest()[:8], "little", signed=True)
-                     for t in texts], dtype=np.int64)
-
-
 def _concat(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return np.concatenate([a, b])
 
 
 def _add_index(id_column: str, keys: npt.NDArray[np.int64], block: pa.Table) -> pa.Table:
-    index = np.searchsorted(keys, _row_keys(id_column, block)).astype(np.int64)
+    index = np.searchsorted(keys, id_keys(id_column, block)).astype(np.int64)
     return block.append_column(ROW_INDEX_COLUMN, pa.array(index, pa.int64()))
 
 
@@ -111,7 +105,7 @@ class IndexedRows:
         row's index is the rank of its key.
         """
         selected = table.select(columns)
-        keys = np.sort(_reduce(selected, functools.partial(_row_keys, table.id_column), _concat))
+        keys = np.sort(_reduce(selected, functools.partial(id_keys, table.id_column), _concat))
         unique = not (len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()))
         digest = f"{len(keys)}:{hashlib.sha256(keys.astype('<i8').tobytes()).hexdigest()}"
         schema = selected.schema.append(pa.field(ROW_INDEX_COLUMN, pa.int64()))
