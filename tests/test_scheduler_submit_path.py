@@ -40,11 +40,12 @@ async def member(tmp_path: Path) -> AsyncIterator[Member]:
         await stop_members(members)
 
 
-async def _executor_tasks_of(member: Member, job_id: str) -> list[tuple[str, str, int]]:
-    """(component, role, attempt) of each task of the job the executor was given, once it has any."""
+async def _executor_tasks_of(member: Member, job_id: str, count: int) -> list[tuple[str, str, int]]:
+    """(component, role, attempt) of each task of the job the executor was given, once it has `count`
+    (the first tasks are sent concurrently, so one may arrive before the other)."""
     while True:
         tasks = sorted((t.component_name, t.role, t.attempt) for t in await member.executor_tasks() if t.job_id == job_id)
-        if tasks:
+        if len(tasks) >= count:
             return tasks
         await asyncio.sleep(0.05)
 
@@ -64,7 +65,7 @@ async def test_a_submitted_jobs_first_tasks_reach_the_executor_with_no_consumer_
 
     # Execute: submit while no queue consumer can advance a job; then let them.
     job_id = await member.client.submit(seed_like_spec())
-    first = await asyncio.wait_for(_executor_tasks_of(member, job_id), 30)
+    first = await asyncio.wait_for(_executor_tasks_of(member, job_id, len(FIRST)), 30)
     gate.set()
     final = await member.client.wait_status(job_id, {SUCCESS})
 
