@@ -347,21 +347,18 @@ class SchedulerClient:
         return self._call("GetTaskLog", request)
 
 
-class AsyncSchedulerClient:
-    """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
+class _AsyncClient:
+    """What the asyncio clients share: the channel, the token, one call with errors translated."""
 
-    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+    #: How errors name the service ("scheduler at ...", "serving service at ...").
+    service = "scheduler"
+    _stub: Any
+
+    def __init__(self, endpoint: str, timeout: float, token: str | None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self._metadata = auth_metadata(resolve_token(token))
         self._channel = grpc.aio.insecure_channel(endpoint)
-        self._stub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)
-
-    async def __aenter__(self) -> AsyncSchedulerClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def close(self) -> None:
         await self._channel.close()
@@ -370,7 +367,21 @@ class AsyncSchedulerClient:
         try:
             return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
-            raise _translate(exc, self.endpoint) from None
+            raise _translate(exc, self.endpoint, self.service) from None
+
+
+class AsyncSchedulerClient(_AsyncClient):
+    """asyncio client: `await AsyncSchedulerClient(endpoint, token="weft_...").submit(spec)`."""
+
+    def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
+        super().__init__(endpoint, timeout, token)
+        self._stub = scheduler_pb2_grpc.SchedulerServiceStub(self._channel)
+
+    async def __aenter__(self) -> AsyncSchedulerClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def submit(self, spec: dict[str, Any] | str) -> str:
         response = await self._call("SubmitJob", scheduler_pb2.SubmitJobRequest(spec_json=_spec_json(spec)))
@@ -530,18 +541,17 @@ class ServingClient:
         return self._call("SetFeatureTable", serving_pb2.SetFeatureTableRequest(name=name, feature_table=feature_table))
 
 
-class AsyncServingClient:
+class AsyncServingClient(_AsyncClient):
     """asyncio client of a member's serving service for managing published models (the board's).
 
     `await AsyncServingClient("127.0.0.1:9400", token="weft_...").publish(job_id, "vert_lr_0")`;
     the same calls, with the same checks at the service, as `ServingClient`'s.
     """
 
+    service = "serving service"
+
     def __init__(self, endpoint: str, timeout: float = DEFAULT_TIMEOUT_S, token: str | None = None) -> None:
-        self.endpoint = endpoint
-        self.timeout = timeout
-        self._metadata = auth_metadata(resolve_token(token))
-        self._channel = grpc.aio.insecure_channel(endpoint)
+        super().__init__(endpoint, timeout, token)
         self._stub = serving_pb2_grpc.ServingServiceStub(self._channel)
 
     async def __aenter__(self) -> AsyncServingClient:
@@ -549,15 +559,6 @@ class AsyncServingClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    async def close(self) -> None:
-        await self._channel.close()
-
-    async def _call(self, method: str, request: Any) -> Any:
-        try:
-            return await getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise _translate(exc, self.endpoint, "serving service") from None
 
     async def publish(self, job_id: str, component: str, name: str = "", deadline_ms: int = 0,
                       fallback_score: float | None = None) -> serving_pb2.ServingModel:
