@@ -7,6 +7,7 @@ equal the batch job's bit for bit.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +32,15 @@ class Step:
     model: dict[str, Any]
 
 
-class _Compiled:
+class _Compiled(abc.ABC):
     """A step bound to the column layout it meets; `apply` maps a (rows, layout) matrix to the next layout."""
 
     def __init__(self, step: Step) -> None:
         self.step = step
 
+    @abc.abstractmethod
     def apply(self, matrix: FloatArray, ids: list[str]) -> FloatArray:
-        raise NotImplementedError
+        """The next layout's matrix."""
 
 
 class _DataIO(_Compiled):
