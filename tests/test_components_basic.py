@@ -130,6 +130,49 @@ def test_distribution_across_two_members_and_an_arbiter(tmp_path: Path, computin
     assert json.loads((member_dir / "metrics.jsonl").read_text().splitlines()[-1])["points"] == summary
 
 
+@pytest.mark.parametrize("backend", ["LOCAL", pytest.param("SPARK", marks=pytest.mark.spark)])
+def test_distribution_alone_gives_exact_quantiles_without_gathering_rows(
+        tmp_path: Path, computing: ComputingSession, backend: str, request: pytest.FixtureRequest,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: more present values than one gathering pass takes (so the search narrows
+    # first), ties, gaps, and a column with no value at all; no table may be collected.
+    from kernel.computing import spark_session
+    from kernel.computing.local import LocalTable
+    from kernel.computing.spark import SparkTable
+    from kernel.stats.constants import REFINE_GATHER_LIMIT
+
+    session = computing if backend == "LOCAL" else spark_session(spark=request.getfixturevalue("spark"))
+    (member,) = make_members(tmp_path, 1)
+    data = frame(3 * REFINE_GATHER_LIMIT, 5, missing_every=6)
+    data["a"] = np.round(data["a"], 2)
+    data["empty"] = np.nan
+    levels = [0.0, 0.1, 0.25, 0.5, 0.9, 0.999, 1.0]
+    job = Job({"promoter": [member]})
+    party = Party("promoter", member.member_id)
+    conf = job.conf("Distribution", party, {"data": {"data": ["args.raw"]}}, {"data": ["out"]},
+                    params={"features": ["a", "b", "empty"], "quantiles": levels, "quantile_method": "exact"},
+                    job_args={"raw": member.upload("raw", data, label="y")})
+
+    def refuse(self: object) -> None:
+        raise AssertionError("Distribution gathered a whole table")
+
+    monkeypatch.setattr(LocalTable, "collect", refuse)
+    monkeypatch.setattr(SparkTable, "collect", refuse)
+
+    # Execute
+    job.run("distribution_0", "Distribution", session, {party: conf})
+
+    # Assert: numpy's quantiles of the present values, exactly; none for the empty column.
+    task_dir = member.root / "tasks" / job.job_id / "distribution_0" / "promoter" / member.member_id
+    summary = json.loads((task_dir / "metrics.jsonl").read_text().splitlines()[-1])["points"]
+    for name in ("a", "b"):
+        present = data[name].dropna().to_numpy()
+        assert summary[name]["quantile_method"] == "exact"
+        got = [summary[name]["quantiles"][str(q)] for q in levels]
+        np.testing.assert_array_equal(got, np.quantile(present, levels))
+    assert all(v is None for v in summary["empty"]["quantiles"].values())
+
+
 def test_evaluation_scores_tagged_predictions(tmp_path: Path, computing: ComputingSession) -> None:
     (member,) = make_members(tmp_path, 1)
     rng = np.random.default_rng(5)

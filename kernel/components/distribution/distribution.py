@@ -14,6 +14,7 @@ merged histogram.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -30,16 +31,17 @@ from kernel.components.distribution.constants import (
 from kernel.components.distribution.param import DistributionParam
 from kernel.components.distribution.sums import member_sums, moments_from_sums, vector_length
 from kernel.components.distribution.variables import DistributionVariables
+from kernel.computing import Table
 from kernel.constants import ARBITER
 from kernel.errors import InvalidArgument
 from kernel.federation.base import Party
 from kernel.model_base import LabeledTable, ModelBase
+from kernel.stats.order import quantiles as exact_order_quantiles
 from kernel.stats.summary import (
     Moments,
     block_histogram,
     block_moments,
     common_edges,
-    exact_quantiles,
     merge_histograms,
     merge_moments,
     summarize,
@@ -104,7 +106,7 @@ class DistributionMember(_DistributionBase):
         else:
             exact = None
             if self.param.quantile_method == "exact":
-                exact = exact_quantiles(columns(table.collect()), self.param.quantiles)
+                exact = _exact_quantiles(table, moments, self.param.quantiles)
             self.summary = summarize(moments, histogram, edges, self.param.quantiles, exact)
             self._record("local")
         return data
@@ -116,6 +118,19 @@ class DistributionMember(_DistributionBase):
         if missing:
             raise InvalidArgument(f"DistributionParam.features: column(s) {', '.join(missing)} not in the data")
         return list(self.param.features)
+
+
+def _exact_quantiles(table: Table, moments: Moments, levels: Sequence[float]) -> dict[str, np.ndarray]:
+    """Each feature's exact quantiles (numpy's linear method, NaN for a feature with no value),
+    found by order statistics pass by pass: only bucket counts and small groups of values
+    reach this process, whatever the number of rows (kernel/stats/order.py)."""
+    wanted = [float(q) for q in levels]
+    found = exact_order_quantiles(table, {name: wanted for name in moments},
+                                  {name: m.count for name, m in moments.items()},
+                                  {name: m.min for name, m in moments.items()},
+                                  {name: m.max for name, m in moments.items()})
+    return {name: np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+            for name, values in found.items()}
 
 
 class DistributionArbiter(_DistributionBase):
