@@ -74,14 +74,20 @@ def test_member_local_components_on_spark(tmp_path: Path, spark: Any) -> None:
     assert "level" in psi and psi["level"]["reading"] == "stable"
 
 
-def test_federated_credit_components_on_spark(tmp_path: Path, spark: Any) -> None:
-    # Prepare: 500 German credit applicants split between two members.
+def test_federated_credit_components_on_spark(tmp_path: Path, spark: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: 500 German credit applicants split between two members; the sample's (id, part)
+    # table and the provider's points cross in messages of 64 rows, read back from several
+    # scratch parts.
     import warnings
 
+    from kernel.components.score_card import score_card
     from kernel.security.paillier import WeakKeyWarning
+    from kernel.stats import partition
     from tests.credit_kit import german_members, german_numeric
 
     warnings.simplefilter("ignore", WeakKeyWarning)
+    monkeypatch.setattr(partition, "ASSIGNMENT_STREAM_ROWS", 64)
+    monkeypatch.setattr(score_card, "POINTS_STREAM_ROWS", 64)
     computing = spark_session(spark=spark)
     frame = german_numeric().iloc[:500]
     promoter, provider = german_members(frame, promoter_features=6)
@@ -111,8 +117,10 @@ def test_federated_credit_components_on_spark(tmp_path: Path, spark: Any) -> Non
     sampled = job.output(job.promoter, computing, "sample_0", "data")
     counts = frame["y"].value_counts()
     assert (sampled["y"] == 1).sum() == counts[1] and (sampled["y"] == 0).sum() == round(counts[0] * 0.6)
+    assert job.output(job.members[1], computing, "sample_0", "data")["id"].tolist() == sampled["id"].tolist()
     cards = job.output(job.promoter, computing, "card_0", "data")
     lr = job.output(job.promoter, computing, "vert_lr_0", "data")
+    assert cards["id"].tolist() == lr["id"].tolist()
     np.testing.assert_allclose(cards["predict_score"], lr["predict_score"], rtol=1e-9)
     tables = job.metrics(job.promoter, "evaluation_0")["data_tables"]
     assert sum(tables["gain_table"]["rows"]) == len(sampled)

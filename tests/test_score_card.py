@@ -1,4 +1,5 @@
-"""ScoreCard against toad's scorecard arithmetic with the same coefficients, on German credit."""
+"""ScoreCard against toad's scorecard arithmetic with the same coefficients, on German credit;
+the providers' points streamed in many messages give the same scores as in one."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import toad
 
+from kernel.components.score_card import score_card
 from kernel.computing import ComputingSession, local_session
+from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from kernel.tracker import load_model
 from tests.credit_kit import german_members, german_numeric
@@ -85,3 +89,68 @@ def test_points_and_scores_match_toad(tmp_path: Path, computing: ComputingSessio
     # The probability a score stands for is VertLR's own prediction.
     vert_lr = job.output(job.promoter, computing, "vert_lr_0", "train")
     np.testing.assert_allclose(exact["predict_score"], vert_lr["predict_score"], rtol=1e-6)
+
+
+STREAM_ROWS = 300
+CARD_OUT = {"data": ["data"], "model": ["model"]}
+
+
+@pytest.fixture(scope="module")
+def small_lr(tmp_path_factory: pytest.TempPathFactory, computing: ComputingSession) -> VerticalJob:
+    """A short VertLR on 300 synthetic rows, two features at each member (no WOE: raw values)."""
+    rng = np.random.default_rng(5)
+    ids = [f"s{i:04d}" for i in range(STREAM_ROWS)]
+    x = rng.normal(size=(STREAM_ROWS, 4))
+    y = (x @ np.array([1.0, -0.5, 0.8, 0.3]) + rng.normal(size=STREAM_ROWS) > 0).astype(np.int64)
+    job = VerticalJob(tmp_path_factory.mktemp("score_card_stream"), providers=1)
+    job.upload("data", [pd.DataFrame({"id": ids, "y": y, "a": x[:, 0], "b": x[:, 1]}),
+                        pd.DataFrame({"id": ids, "c": x[:, 2], "d": x[:, 3]})])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeakKeyWarning)
+        job.run("vert_lr_0", "VertLR", computing, {"data": {"train_data": ["args.data"]}}, MODEL_OUT,
+                data_args=("data",),
+                params={"key_bits": 1024, "max_iter": 3, "random_seed": 1, "learning_rate": 0.1, "batch_size": -1})
+    return job
+
+
+def run_card(job: VerticalJob, name: str, computing: ComputingSession) -> pd.DataFrame:
+    job.run(name, "ScoreCard", computing, {"data": {"data": ["args.data"]}, "model": ["vert_lr_0.model"]},
+            CARD_OUT, params={**SCALE, "points_decimals": None}, data_args=("data",))
+    return job.output(job.promoter, computing, name, "data")
+
+
+def test_points_streamed_in_many_messages_score_as_in_one(
+    small_lr: VerticalJob, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: one message holds every row; then messages of 16 rows, 19 or more of them.
+    whole = run_card(small_lr, "card_whole", computing)
+    monkeypatch.setattr(score_card, "POINTS_STREAM_ROWS", 16)
+
+    # Execute
+    streamed = run_card(small_lr, "card_streamed", computing)
+
+    # Assert: the same rows and scores, to the bit, and the probabilities VertLR predicts.
+    assert len(streamed) == STREAM_ROWS
+    pd.testing.assert_frame_equal(streamed, whole, check_exact=True)
+    vert_lr = small_lr.output(small_lr.promoter, computing, "vert_lr_0", "train")
+    np.testing.assert_allclose(streamed["predict_score"], vert_lr["predict_score"], rtol=1e-9)
+
+
+def test_a_points_message_of_other_columns_stops_the_promoter(
+    small_lr: VerticalJob, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a provider whose messages carry a third column.
+    points_table = score_card.ScoreCardProvider._points_table
+
+    def with_extra_column(self: score_card.ScoreCardProvider, data: Any) -> Any:
+        table = points_table(self, data)
+        return table.map_partitions(lambda block: block.append_column("extra", pa.array(np.zeros(block.num_rows))),
+                                    schema=table.schema.append(pa.field("extra", pa.float64())))
+
+    monkeypatch.setattr(score_card.ScoreCardProvider, "_points_table", with_extra_column)
+    monkeypatch.setattr(score_card, "POINTS_STREAM_ROWS", 64)
+
+    # Execute / Assert
+    with pytest.raises(PartyFailed, match="ScoreCard: provider 0's provider_points message 0 must be a table of "
+                                          "id and points, got columns id, __weft_points, extra"):
+        run_card(small_lr, "card_bad", computing)

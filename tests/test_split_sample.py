@@ -1,16 +1,21 @@
-"""DataSplit and Sample: exact per-class counts, the same ids in the same part at every member."""
+"""DataSplit and Sample: exact per-class counts, the same ids in the same part at every member,
+and a stratified assignment streamed in many messages cutting as in one."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from kernel.blocks.table_stream import Put
 from kernel.computing import ComputingSession, local_session
 from kernel.inprocess_run import PartyFailed
+from kernel.stats import partition
 from tests.test_vert_kit import VerticalJob
 
 SPLIT_OUTPUTS = {"data": ["train", "validate", "test"]}
@@ -121,3 +126,54 @@ def test_stratified_sample_keeps_exact_counts_per_class(tmp_path: Path, computin
     assert int((promoter["y"] == 1).sum()) == counts[1]
     assert int((promoter["y"] == 0).sum()) == round(counts[0] * 0.2)
     assert promoter["id"].tolist() == provider["id"].tolist()
+
+
+def test_an_assignment_streamed_in_many_messages_splits_as_one_message(
+    tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: the same stratified split, its (id, part) table in one message, then in
+    # messages of 37 rows (at least 27 of them for 1000 rows).
+    job = VerticalJob(tmp_path, providers=1, backend=computing.backend)
+    job.upload("data", members_frames(1000, seed=6))
+    params = {"train_fraction": 0.5, "validate_fraction": 0.2, "test_fraction": 0.3, "random_seed": 9}
+
+    def split(name: str) -> None:
+        job.run(name, "DataSplit", computing, {"data": {"data": ["args.data"]}}, SPLIT_OUTPUTS, params=params,
+                data_args=("data",))
+
+    # Execute
+    split("split_whole")
+    monkeypatch.setattr(partition, "ASSIGNMENT_STREAM_ROWS", 37)
+    split("split_streamed")
+
+    # Assert: every part at every member holds the same rows either way.
+    for member in job.members:
+        for name in SPLIT_OUTPUTS["data"]:
+            whole = job.output(member, computing, "split_whole", name)
+            streamed = job.output(member, computing, "split_streamed", name)
+            assert not streamed.empty
+            pd.testing.assert_frame_equal(streamed, whole, check_exact=True)
+
+
+def test_an_assignment_message_of_other_columns_stops_the_provider(
+    tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prepare: a promoter whose assignment messages carry a third column.
+    job = VerticalJob(tmp_path, providers=1, backend=computing.backend)
+    job.upload("data", members_frames(300, seed=2))
+    send_table = partition.send_table
+
+    def with_extra_column(put: Put, table: Any, rows: int) -> int:
+        def put_wider(index: int, block: pa.Table) -> None:
+            put(index, block.append_column("extra", pa.array(np.zeros(block.num_rows))))
+
+        return send_table(put_wider, table, rows)
+
+    monkeypatch.setattr(partition, "send_table", with_extra_column)
+
+    # Execute / Assert
+    with pytest.raises(PartyFailed, match="Sample: the promoter's assignment message 0 must be a table of id and "
+                                          "integer part, got columns id, __weft_part, extra"):
+        job.run("sample_bad", "Sample", computing, {"data": {"data": ["args.data"]}}, {"data": ["data"]},
+                params={"method": "stratified", "fractions": {"0": 0.5, "1": 1.0}, "random_seed": 3},
+                data_args=("data",), timeout=30)

@@ -28,3 +28,6 @@ PSI_EMPTY_SHARE: Final = 1e-4
 MAX_STRATA: Final = 1000
 ALL_ROWS: Final = "all"
 ABOVE_ALL_KEYS: Final = 2.0
+
+# Rows of one message of a stratified split's (id, part) stream: 1 MiB when an id takes 8 bytes.
+ASSIGNMENT_STREAM_ROWS: Final = 65_536

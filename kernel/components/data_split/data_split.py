@@ -1,7 +1,8 @@
 """DataSplit: the promoter cuts its rows into train, validate and test; providers follow.
 
 One message, `split_plan` (promoter -> each provider): the seed and key thresholds of an
-unstratified split, or the (id, part) table of a stratified one (kernel/stats/partition.py).
+unstratified split, or the part sizes of a stratified one, whose (id, part) table then
+follows on `split_assignment` as a stream of bounded messages (kernel/stats/partition.py).
 The three parts are the task's data outputs in the order of its output names
 (`"output": {"data": ["train", "validate", "test"]}`); a part of fraction 0 is written empty.
 """
@@ -41,7 +42,9 @@ class DataSplitPromoter(_DataSplitBase):
         param = self.param
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(63)
         fractions = [param.train_fraction, param.validate_fraction, param.test_fraction]
-        parted, sizes = promoter_parts(data, fractions, param.stratified, seed, self.ctx.variables(DataSplitVariables).split_plan.variable,
+        variables = self.ctx.variables(DataSplitVariables)
+        parted, sizes = promoter_parts(data, fractions, param.stratified, seed, variables.split_plan.variable,
+                                       lambda index: variables.at(index).split_assignment,
                                        bool(self.ctx.roles.parties(PROVIDER)), WHAT)
         totals = {name: sum(s[k] for s in sizes.values() if k < len(s)) for k, name in enumerate(PART_NAMES)}
         self.tracker.log_metric("split", METRIC_NAMESPACE, {"rows": totals, "by_label": sizes if param.stratified
@@ -53,5 +56,7 @@ class DataSplitProvider(_DataSplitBase):
     """Cuts its rows as the promoter's plan says."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        parted = provider_parts(data, self.ctx.variables(DataSplitVariables).split_plan.variable, self.ctx.computing, WHAT)
+        variables = self.ctx.variables(DataSplitVariables)
+        parted = provider_parts(data, variables.split_plan.variable, lambda index: variables.at(index).split_assignment,
+                                self.ctx, WHAT)
         return self._outputs(data, parted)

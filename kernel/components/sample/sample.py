@@ -1,8 +1,9 @@
 """Sample: the promoter picks the rows to keep; providers keep the same ids.
 
 One message, `sample_plan` (promoter -> each provider), as DataSplit's `split_plan`: the seed
-and key threshold of a random sample, or the (id, part) table of a stratified one. Counts are
-exact: round(share x rows) of every class (kernel/stats/split.py).
+and key threshold of a random sample, or the part sizes of a stratified one, whose (id, part)
+table then follows on `sample_assignment` as a stream of bounded messages. Counts are exact:
+round(share x rows) of every class (kernel/stats/split.py).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ class SamplePromoter(ModelBase):
         fractions: Any = [param.fraction]
         if stratified:
             fractions = {_label_value(key): [share] for key, share in param.fractions.items()}
-        parted, sizes = promoter_parts(data, fractions, stratified, seed, self.ctx.variables(SampleVariables).sample_plan.variable,
+        variables = self.ctx.variables(SampleVariables)
+        parted, sizes = promoter_parts(data, fractions, stratified, seed, variables.sample_plan.variable,
+                                       lambda index: variables.at(index).sample_assignment,
                                        bool(self.ctx.roles.parties(PROVIDER)), WHAT)
         self.tracker.log_metric("sample", METRIC_NAMESPACE, {"kept": {k: v[0] if v else 0 for k, v in sizes.items()}},
                                 metric_type="sample")
@@ -47,7 +50,10 @@ class SampleProvider(ModelBase):
     """Keeps the rows the promoter's plan names."""
 
     def fit(self, data: LabeledTable, validate_data: LabeledTable | None = None) -> LabeledTable:
-        return part(data, provider_parts(data, self.ctx.variables(SampleVariables).sample_plan.variable, self.ctx.computing, WHAT), 0)
+        variables = self.ctx.variables(SampleVariables)
+        parted = provider_parts(data, variables.sample_plan.variable, lambda index: variables.at(index).sample_assignment,
+                                self.ctx, WHAT)
+        return part(data, parted, 0)
 
 
 def _label_value(key: str) -> int | float | str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+
 from kernel.constants import PROMOTER, PROVIDER, TRANSFER_VARIABLE_FILE
 from kernel.federation.variables import Channel, VariableSet
 
@@ -13,3 +15,5 @@ class SampleVariables(VariableSet, component="Sample", group="SampleTransferVari
     """The promoter's plan of which rows each member keeps (checked by kernel.stats.partition)."""
 
     sample_plan = Channel(dict, src=PROMOTER, dst=(PROVIDER,))
+    # A stratified plan's (id, part) table, streamed in bounded messages after the plan.
+    sample_assignment = Channel(pa.Table, src=PROMOTER, dst=(PROVIDER,))

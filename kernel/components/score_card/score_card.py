@@ -4,10 +4,13 @@ Inputs: the data VertLR read (WOE-encoded features) and, as input.model, the Ver
 and the WOE model (or, in a later job, this component's own model). Each member computes
 for each of its features the points of every bin (kernel/credit/points.py) and keeps the
 table: the promoter never sees a provider's table, nor a provider the promoter's. A
-provider folds its constant (from its features' means) into its base and sends one message,
-`provider_points`: a table of (id, its points for that row). The promoter writes id, label,
-the score, and `predict_score`, the event probability the score stands for (so Evaluation
-reads a ScoreCard output as it reads VertLR's).
+provider folds its constant (from its features' means) into its base and sends
+`provider_points`, a table of (id, its points for that row), as a stream: one partition at a
+time in messages of at most POINTS_STREAM_ROWS rows, ended by an empty table. The promoter
+writes each message to the task's scratch area and joins the table read back from there
+(kernel/blocks/table_stream.py), so neither driver holds more than one message. The
+promoter writes id, label, the score, and `predict_score`, the event probability the score
+stands for (so Evaluation reads a ScoreCard output as it reads VertLR's).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kernel.blocks.table_stream import receive_table, send_table
 from kernel.components.score_card.param import ScoreCardParam
 from kernel.components.score_card.variables import ScoreCardVariables
 from kernel.computing import Table
+from kernel.constants import PROVIDER
 from kernel.credit.bins import bin_labels
 from kernel.credit.points import PointScale, effective_linear, rounded
 from kernel.errors import InvalidArgument
@@ -31,6 +36,8 @@ MODEL_KIND: Final = "score_card"
 METRIC_NAMESPACE: Final = "score_card"
 PREDICT_SCORE_COLUMN: Final = "predict_score"
 SHARE_COLUMN: Final = "__weft_points"
+# Rows of one provider_points message: 1 MiB of ids and points when an id takes 8 bytes.
+POINTS_STREAM_ROWS: Final = 65_536
 
 
 class _ScoreCardBase(ModelBase):
@@ -140,9 +147,9 @@ class ScoreCardPromoter(_ScoreCardBase):
         id_column, label, name = data.id_column, data.label_column, self.param.score_column
         scores = self._points_table(data)
         shares = [SHARE_COLUMN]
-        for k, message in enumerate(self.ctx.variables(ScoreCardVariables).provider_points.get_all()):
+        for k in range(len(self.ctx.roles.parties(PROVIDER))):
             column = f"{SHARE_COLUMN}_{k}"
-            scores = scores.join(self._provider_table(message, k, data, column))
+            scores = scores.join(self._provider_table(k, data, column))
             shares.append(column)
         expected = data.table.count()
         if len(shares) > 1 and scores.count() != expected:
@@ -180,18 +187,29 @@ class ScoreCardPromoter(_ScoreCardBase):
                                                              "max": high if rows else None,
                                                              "mean": total / rows if rows else None})
 
-    def _provider_table(self, message: pa.Table, k: int, data: LabeledTable, column: str) -> Table:
-        if message.num_columns != 2:
-            raise InvalidArgument(f"ScoreCard: provider {k}'s provider_points must be a table of id and points")
-        id_type = data.table.schema.field(data.id_column).type
-        if message.schema.field(0).type != id_type or not pa.types.is_floating(message.schema.field(1).type):
-            raise InvalidArgument(f"ScoreCard: provider {k}'s points table has ids of {message.schema.field(0).type} "
-                                  f"(the promoter's are {id_type}) or non-float points")
-        # Take copies the buffers: those decoded from the wire need not be aligned for Arrow's joins.
-        everything = pa.array(np.arange(message.num_rows))
-        table = pa.table({data.id_column: pc.take(message.column(0), everything),
-                          column: pc.take(pc.cast(message.column(1), pa.float64()), everything)})
-        return self.ctx.computing.from_arrow(table, data.id_column)
+    def _provider_table(self, k: int, data: LabeledTable, column: str) -> Table:
+        """Provider k's stream of (id, points) tables, each checked, written part by part to the
+        scratch area and read back as a Table of this session (the driver holds one message)."""
+        variables = self.ctx.variables(ScoreCardVariables)
+        id_column = data.id_column
+        id_type = data.table.schema.field(id_column).type
+
+        def checked(message: pa.Table, index: int) -> pa.Table:
+            if message.num_columns != 2:
+                raise InvalidArgument(f"ScoreCard: provider {k}'s provider_points message {index} must be a table "
+                                      f"of id and points, got columns {', '.join(message.schema.names) or 'none'}")
+            if message.schema.field(0).type != id_type or not pa.types.is_floating(message.schema.field(1).type):
+                raise InvalidArgument(f"ScoreCard: provider {k}'s provider_points message {index} has ids of "
+                                      f"{message.schema.field(0).type} (the promoter's are {id_type}) or "
+                                      "non-float points")
+            return pa.table({id_column: message.column(0), column: pc.cast(message.column(1), pa.float64())})
+
+        schema = pa.schema([pa.field(id_column, id_type), pa.field(column, pa.float64())])
+        # One part directory per flow and provider: a SPARK table reads its parts lazily.
+        name = f"score_card_points.{self.ctx.flow.flow_id}.{k}"
+        table, _ = receive_table(lambda index: variables.at(index).provider_points.get(idx=k), checked,
+                                 self.ctx.scratch(), self.ctx.computing, name, schema)
+        return table
 
 
 class ScoreCardProvider(_ScoreCardBase):
@@ -204,5 +222,7 @@ class ScoreCardProvider(_ScoreCardBase):
         return -self.scale.factor * constant
 
     def _score(self, data: LabeledTable) -> None:
-        self.ctx.variables(ScoreCardVariables).provider_points.remote(self._points_table(data).collect())
+        variables = self.ctx.variables(ScoreCardVariables)
+        send_table(lambda index, block: variables.at(index).provider_points.remote(block), self._points_table(data),
+                   POINTS_STREAM_ROWS)
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 from kernel.blocks.link import log_loss_sum, sigmoid
 from kernel.blocks.optimizers import MemberOptimizer
 from kernel.blocks.payloads import PayloadCheck
+from kernel.blocks.table_stream import receive_table, send_table
 from kernel.components.vert_lr.batches import (
     BatchPlan,
     KeyArray,
@@ -296,23 +297,17 @@ class VertLRPromoter(_VertLRBase):
     def _provider_scores(self, k: int, data: LabeledTable, name: str) -> Table:
         """Provider k's stream of (id, score) tables, each checked, written part by part to the
         scratch area and read back as a Table of this session (the driver holds one message)."""
-        id_type = data.table.schema.field(data.id_column).type
-
-        def blocks() -> Iterator[pa.Table]:
-            index = 0
-            while True:
-                forward = self.variables.at(index).predict_forward.get(idx=k)
-                if forward.num_rows == 0:
-                    return
-                yield self._checked_scores(forward, k, id_type, data.id_column, name)
-                index += 1
-
-        schema = pa.schema([pa.field(data.id_column, id_type), pa.field(name, pa.float64())])
+        id_column = data.id_column
+        id_type = data.table.schema.field(id_column).type
+        schema = pa.schema([pa.field(id_column, id_type), pa.field(name, pa.float64())])
         # One part directory per flow (train, validate, ...): a SPARK table reads its parts lazily.
         part = f"vert_lr_scores.{self.ctx.flow.flow_id}.{k}"
-        scratch = self.ctx.scratch()
-        scratch.write(part, schema, blocks())
-        return scratch.read(self.ctx.computing, part, data.id_column)
+        scores, _ = receive_table(
+            lambda index: self.variables.at(index).predict_forward.get(idx=k),
+            lambda forward, index: self._checked_scores(forward, k, id_type, id_column, name),
+            self.ctx.scratch(), self.ctx.computing, part, schema,
+        )
+        return scores
 
     @staticmethod
     def _checked_scores(forward: pa.Table, k: int, id_type: pa.DataType, id_column: str, name: str) -> pa.Table:
@@ -419,12 +414,8 @@ class VertLRProvider(_VertLRBase):
         schema = pa.schema([data.table.schema.field(id_column), pa.field(PROVIDER_SCORE_COLUMN, pa.float64())])
         scores = data.table.map_partitions(partial_score, schema=schema)
         # A stream of messages, one partition at a time, ended by an empty table.
-        index = 0
-        for block in scores.iter_blocks():
-            for start in range(0, block.num_rows, PREDICT_STREAM_ROWS):
-                self.variables.at(index).predict_forward.remote(block.slice(start, PREDICT_STREAM_ROWS))
-                index += 1
-        self.variables.at(index).predict_forward.remote(schema.empty_table())
+        send_table(lambda index, block: self.variables.at(index).predict_forward.remote(block), scores,
+                   PREDICT_STREAM_ROWS)
         return None
 
     def export_model(self) -> dict[str, Any]:
