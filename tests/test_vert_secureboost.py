@@ -294,13 +294,15 @@ def test_gradients_sent_in_many_chunks_grow_the_trees_of_one_chunk(
 
 @pytest.mark.parametrize(("tamper", "refusal"), [
     ("count", r"the promoter's encrypted_gh announced \d+ drawn rows, its \d+ chunks bring \d+"),
+    ("total", r"the promoter's encrypted_gh chunk \d+ of \d+ brings the drawn rows to \d+, more than the \d+ its "
+              r"first message announced"),
     ("rows", r"the promoter's encrypted_gh chunk 1 of \d+ names row \d+, not after the previous chunks' rows"),
 ])
 def test_a_malformed_gradient_chunk_is_refused_by_name(
     tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch, tamper: str, refusal: str,
 ) -> None:
-    # Prepare: chunks of 100 rows; the promoter's first message announces one chunk too few,
-    # or its second chunk repeats the rows of the first.
+    # Prepare: chunks of 100 rows; the promoter's first message announces one chunk too few or
+    # one row too few, or its second chunk repeats the rows of the first.
     split = breast_split([range(0, 10), range(10, 30)])
     job = VerticalJob(tmp_path, providers=1)
     job.upload("train", split.train)
@@ -313,6 +315,8 @@ def test_a_malformed_gradient_chunk_is_refused_by_name(
         if self.channel.name == "encrypted_gh" and scope[0] == 0:
             if tamper == "count" and len(scope) == 1:
                 obj = {**obj, "chunks": obj["chunks"] - 1}
+            elif tamper == "total" and len(scope) == 1:
+                obj = {**obj, "rows": obj["rows"] - 1}
             elif tamper == "rows" and scope[1:] == (0,):
                 first_rows.append(obj["rows"])
             elif tamper == "rows" and scope[1:] == (1,):

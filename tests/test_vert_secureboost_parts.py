@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from kernel.blocks.row_keys import id_keys
+from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost import rows as rows_module
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
@@ -94,6 +95,23 @@ def test_histograms_on_worker_processes_are_the_same_ciphertexts(keypair: Pailli
     assert any(len(group) == 2 for group in feature_groups(bins, rows, nodes))
     assert spread.ciphertexts == here.ciphertexts
     assert spread.bound == here.bound and spread.layout == here.layout
+
+
+def test_chunks_are_packed_as_one_vector_of_all_the_rows_would_be(keypair: PaillierKeypair,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: 1000 rows whose largest value sits in the last of four chunks.
+    monkeypatch.setattr(gradients_module, "GH_CHUNK_ROWS", 300)
+    values = np.random.default_rng(5).uniform(-0.5, 0.5, (1000, 2))
+    values[977, 1] = -3.75
+    headroom = gh_headroom_bits(1000, 32)
+
+    # Execute
+    slot_bits, bound = gradients_module.packed_slot_bits(values, 24, headroom)
+    whole = EncryptedVector.encrypt_packed(keypair.public_key, values, precision_bits=24, headroom_bits=headroom)
+
+    # Assert
+    assert whole.layout is not None
+    assert (slot_bits, bound) == (whole.layout.slot_bits, whole.bound) == (2 + 24 + 1 + headroom, 3.75 * 2**24)
 
 
 def test_a_histogram_with_the_wrong_number_of_ciphertexts_is_refused(keypair: PaillierKeypair) -> None:

@@ -58,18 +58,23 @@ class GradientEncoding:
         return EncryptedVector(self.public_key, ciphertexts, self.frac_bits, self.bound, self.layout)
 
 
+def packed_slot_bits(values: FloatArray, precision_bits: int, headroom_bits: int) -> tuple[int, int]:
+    """The slot width `EncryptedVector.encrypt_packed` gives one vector of all of `values`
+    (the largest fixed-point value's bits, a sign bit, the headroom) and that largest value,
+    found a chunk at a time without encrypting anything."""
+    bound = 0
+    for start in range(0, len(values), GH_CHUNK_ROWS):
+        flat = encode(values[start:start + GH_CHUNK_ROWS], precision_bits)
+        bound = max(bound, max(flat), -min(flat))
+    return bound.bit_length() + 1 + headroom_bits, bound
+
+
 def send_encrypted_gh(variables: VertSecureBoostVariables, private_key: PaillierPrivateKey, rows: IntArray,
                       values: FloatArray, precision_bits: int, headroom_bits: int, processes: int,
                       clock: PhaseClock) -> GradientEncoding:
     """Encrypt `values` (one (g, h) row per drawn row `rows`) and send them to every provider
     in the tree's scope `variables`: the count of chunks and rows, then chunk by chunk."""
-    # The slot width encrypt_packed gives one vector of all the values (the largest
-    # fixed-point value's bits, a sign bit, the headroom), found without encrypting them.
-    bound = 0
-    for start in range(0, len(rows), GH_CHUNK_ROWS):
-        flat = encode(values[start:start + GH_CHUNK_ROWS], precision_bits)
-        bound = max(bound, max(flat), -min(flat))
-    slot_bits = bound.bit_length() + 1 + headroom_bits
+    slot_bits, bound = packed_slot_bits(values, precision_bits, headroom_bits)
     chunks = -(-len(rows) // GH_CHUNK_ROWS)
     with clock.phase(PHASE_SEND):
         variables.encrypted_gh.remote({"chunks": chunks, "rows": len(rows)})
@@ -123,8 +128,8 @@ class GradientStream:
             received += len(rows)
             if received > self.count:
                 raise InvalidArgument(
-                    f"{COMPONENT}: {what} brings {received} drawn rows in all, the first message announced "
-                    f"{self.count} in {self.chunks} chunks"
+                    f"{COMPONENT}: {what} brings the drawn rows to {received}, more than the {self.count} "
+                    "its first message announced"
                 )
             gh = message["gh"]
             if not isinstance(gh, EncryptedVector) or gh.public_key != self._public_key or len(gh) != len(rows) \
