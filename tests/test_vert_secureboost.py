@@ -238,13 +238,15 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
                                reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)
 
 
-def trees_of(job: VerticalJob) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The promoter's trees without their split ids (random names), and the provider's model."""
+def trees_of(job: VerticalJob) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The promoter's trees without their split ids (random names), the gains it credited to
+    each member's splits (sums of the decrypted histograms), and the provider's model."""
     promoter, provider = job.members
     promoter_model = load_model(promoter.root / "models", job.job.job_id, COMPONENT, "promoter", promoter.member_id)
     provider_model = load_model(provider.root / "models", job.job.job_id, COMPONENT, "provider", provider.member_id)
     trees = [{k: v for k, v in tree.items() if k != "split_id"} for tree in promoter_model["trees"]]
-    return trees, provider_model
+    importance = {member.split(":")[0]: credit for member, credit in promoter_model["feature_importance"].items()}
+    return trees, importance, provider_model
 
 
 def test_gradients_sent_in_many_chunks_grow_the_trees_of_one_chunk(
@@ -281,10 +283,12 @@ def test_gradients_sent_in_many_chunks_grow_the_trees_of_one_chunk(
 
     # Assert: several chunks a tree; the same trees (split ids are random names) and scores.
     assert len(chunks_of_tree) == 4 and min(chunks_of_tree) >= 4
-    reference_trees, reference_provider = trees_of(reference)
+    reference_trees, reference_gains, reference_provider = trees_of(reference)
+    assert reference_gains["provider"]["split"] > 0
     for job, predictions in ((local_job, local), (spark_job, on_spark)):
-        trees, provider = trees_of(job)
+        trees, gains, provider = trees_of(job)
         assert trees == reference_trees
+        assert gains == reference_gains
         assert provider["split_features"] == reference_provider["split_features"]
         assert provider["split_thresholds"] == reference_provider["split_thresholds"]
         merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_one"))
