@@ -322,6 +322,8 @@ def test_repartition_cache_and_duplicate_ids(people: Table) -> None:
     # Assert
     assert spread.num_partitions == 2
     assert spread.count() == 40
+    spread.unpersist()  # freed: the rows are computed again when read
+    assert spread.count() == 40
     assert people.duplicate_ids() == []
     assert sorted(doubled.duplicate_ids()) == ["p000", "p001"]
 

@@ -221,3 +221,25 @@ def _parquet_bytes(data: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(data, buffer)
     return buffer.getvalue()
+
+
+def test_a_scratch_table_deleted_before_the_task_ends_leaves_the_others(store: DataStore) -> None:
+    # Prepare: two tables in one task's scratch area
+    scratch = store.scratch("task_x")
+    schema = pa.schema([pa.field("k", pa.int64())])
+    scratch.write("first", schema, [pa.table({"k": [1, 2]})])
+    scratch.write("second", schema, [pa.table({"k": [3]}), pa.table({"k": [4]})])
+    session = local_session()
+
+    # Execute
+    try:
+        scratch.delete("first")
+        scratch.delete("never_written")
+        kept = scratch.read(session, "second", "k").collect()
+        with pytest.raises(NotFound):
+            scratch.read(session, "first", "k")
+    finally:
+        session.stop()
+
+    # Assert
+    assert sorted(kept.column("k").to_pylist()) == [3, 4]

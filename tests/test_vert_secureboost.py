@@ -15,8 +15,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from kernel.components.vert_secureboost import gradients as gradients_module
+from kernel.components.vert_secureboost.rows import BinnedRows
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.computing.spark import SparkTable
+from kernel.federation.variables import BoundChannel
 from kernel.inprocess_run import PartyFailed
 from kernel.security.paillier import WeakKeyWarning
 from kernel.tracker import load_model
@@ -233,6 +236,103 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     rows = validate_rows(predictions)
     np.testing.assert_allclose(rows["predict_score"].to_numpy(),
                                reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)
+
+
+def trees_of(job: VerticalJob) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The promoter's trees without their split ids (random names), the gains it credited to
+    each member's splits (sums of the decrypted histograms), and the provider's model."""
+    promoter, provider = job.members
+    promoter_model = load_model(promoter.root / "models", job.job.job_id, COMPONENT, "promoter", promoter.member_id)
+    provider_model = load_model(provider.root / "models", job.job.job_id, COMPONENT, "provider", provider.member_id)
+    trees = [{k: v for k, v in tree.items() if k != "split_id"} for tree in promoter_model["trees"]]
+    importance = {member.split(":")[0]: credit for member, credit in promoter_model["feature_importance"].items()}
+    return trees, importance, provider_model
+
+
+def test_gradients_sent_in_many_chunks_grow_the_trees_of_one_chunk(
+    tmp_path: Path, spark: Any, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Prepare: 2 trees on 80% of the rows (drawn alike by the seed). The reference sends each
+    # tree's gradients in one chunk; then chunks of 64 rows, on LOCAL and on SPARK, where the
+    # provider must keep them beside its rows (its driver never gathers them into one vector).
+    split = breast_split([range(0, 10), range(10, 30)])
+    params = {**PARAMS, "num_trees": 2, "subsample": 0.8, "random_seed": 11}
+    reference = VerticalJob(tmp_path / "one", providers=1)
+    expected = train(reference, (split.train, split.test), computing, params)
+    chunks_of_tree: list[int] = []
+    send = BoundChannel.remote
+
+    def counting(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
+        scope = self.variables.scope
+        if self.channel.name == "encrypted_gh" and len(scope) == 1:  # the first message of a tree
+            chunks_of_tree.append(obj["chunks"])
+        send(self, obj, role, idx)
+
+    def refuse(*args: Any) -> None:
+        raise AssertionError("a SPARK provider gathered a tree's ciphertexts on its driver")
+
+    # Execute
+    monkeypatch.setattr(gradients_module, "GH_CHUNK_ROWS", 64)
+    monkeypatch.setattr(BoundChannel, "remote", counting)
+    local_job = VerticalJob(tmp_path / "local", providers=1)
+    local = train(local_job, (split.train, split.test), computing, params)
+    monkeypatch.setattr(BinnedRows, "gradients_here", refuse)
+    spark_computing = spark_session(spark)
+    spark_job = VerticalJob(tmp_path / "spark", providers=1, backend="SPARK")
+    on_spark = train(spark_job, (split.train, split.test), spark_computing, params)
+
+    # Assert: several chunks a tree; the same trees (split ids are random names) and scores.
+    assert len(chunks_of_tree) == 4 and min(chunks_of_tree) >= 4
+    reference_trees, reference_gains, reference_provider = trees_of(reference)
+    assert reference_gains["provider"]["split"] > 0
+    for job, predictions in ((local_job, local), (spark_job, on_spark)):
+        trees, gains, provider = trees_of(job)
+        assert trees == reference_trees
+        assert gains == reference_gains
+        assert provider["split_features"] == reference_provider["split_features"]
+        assert provider["split_thresholds"] == reference_provider["split_thresholds"]
+        merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_one"))
+        assert len(merged) == len(expected)
+        np.testing.assert_array_equal(merged["predict_score"], merged["predict_score_one"])
+
+
+@pytest.mark.parametrize(("tamper", "refusal"), [
+    ("count", r"the promoter's encrypted_gh announced \d+ drawn rows, its \d+ chunks bring \d+"),
+    ("total", r"the promoter's encrypted_gh chunk \d+ of \d+ brings the drawn rows to \d+, more than the \d+ its "
+              r"first message announced"),
+    ("rows", r"the promoter's encrypted_gh chunk 1 of \d+ names row \d+, not after the previous chunks' rows"),
+])
+def test_a_malformed_gradient_chunk_is_refused_by_name(
+    tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch, tamper: str, refusal: str,
+) -> None:
+    # Prepare: chunks of 100 rows; the promoter's first message announces one chunk too few or
+    # one row too few, or its second chunk repeats the rows of the first.
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("train", split.train)
+    monkeypatch.setattr(gradients_module, "GH_CHUNK_ROWS", 100)
+    send = BoundChannel.remote
+    first_rows: list[np.ndarray] = []
+
+    def tampering(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
+        scope = self.variables.scope
+        if self.channel.name == "encrypted_gh" and scope[0] == 0:
+            if tamper == "count" and len(scope) == 1:
+                obj = {**obj, "chunks": obj["chunks"] - 1}
+            elif tamper == "total" and len(scope) == 1:
+                obj = {**obj, "rows": obj["rows"] - 1}
+            elif tamper == "rows" and scope[1:] == (0,):
+                first_rows.append(obj["rows"])
+            elif tamper == "rows" and scope[1:] == (1,):
+                obj = {**obj, "rows": first_rows[0][:len(obj["rows"])]}
+        send(self, obj, role, idx)
+
+    monkeypatch.setattr(BoundChannel, "remote", tampering)
+
+    # Execute / Assert: the provider stops, naming the message and what is wrong with it.
+    with pytest.raises(PartyFailed, match=r"provider:\S+: InvalidArgument: VertSecureBoost: " + refusal):
+        job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
+                params={**PARAMS, "num_trees": 1}, data_args=("train",), timeout=3.0)
 
 
 def test_rows_that_do_not_line_up_fail_with_advice(tmp_path: Path, computing: ComputingSession) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import numpy as np
@@ -10,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 from kernel.blocks.row_keys import id_keys
+from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost import rows as rows_module
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
@@ -23,7 +23,7 @@ from kernel.components.vert_secureboost.histogram import (
 )
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.provider import choose_among_ties
-from kernel.components.vert_secureboost.rows import IndexedRows
+from kernel.components.vert_secureboost.rows import ROW_INDEX_COLUMN, IndexedRows, gradient_block
 from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
@@ -95,6 +95,23 @@ def test_histograms_on_worker_processes_are_the_same_ciphertexts(keypair: Pailli
     assert any(len(group) == 2 for group in feature_groups(bins, rows, nodes))
     assert spread.ciphertexts == here.ciphertexts
     assert spread.bound == here.bound and spread.layout == here.layout
+
+
+def test_chunks_are_packed_as_one_vector_of_all_the_rows_would_be(keypair: PaillierKeypair,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    # Prepare: 1000 rows whose largest value sits in the last of four chunks.
+    monkeypatch.setattr(gradients_module, "GH_CHUNK_ROWS", 300)
+    values = np.random.default_rng(5).uniform(-0.5, 0.5, (1000, 2))
+    values[977, 1] = -3.75
+    headroom = gh_headroom_bits(1000, 32)
+
+    # Execute
+    slot_bits, bound = gradients_module.packed_slot_bits(values, 24, headroom)
+    whole = EncryptedVector.encrypt_packed(keypair.public_key, values, precision_bits=24, headroom_bits=headroom)
+
+    # Assert
+    assert whole.layout is not None
+    assert (slot_bits, bound) == (whole.layout.slot_bits, whole.bound) == (2 + 24 + 1 + headroom, 3.75 * 2**24)
 
 
 def test_a_histogram_with_the_wrong_number_of_ciphertexts_is_refused(keypair: PaillierKeypair) -> None:
@@ -220,7 +237,8 @@ def test_bins_are_cut_from_the_rows_of_the_smallest_keys_whatever_the_partitions
 
 
 def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: PaillierKeypair) -> None:
-    # Prepare: 300 rows in 3 partitions; 250 drawn rows, spread over two nodes (or none).
+    # Prepare: 300 rows in 3 partitions; 250 drawn rows, spread over two nodes (or none), their
+    # ciphertexts in two chunks.
     data, features = _three_features(300), ["a", "b", "c"]
     session = local_session(num_workers=2, num_partitions=3)
     rng = np.random.default_rng(3)
@@ -232,19 +250,22 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     encrypted = EncryptedVector.encrypt_packed(keypair.private_key, np.column_stack([g[sampled], h[sampled]]),
                                                precision_bits=24, headroom_bits=gh_headroom_bits(250, 8))
     assert encrypted.layout is not None
+    chunks = [(sampled[:100], encrypted[:100]), (sampled[100:], encrypted[100:])]
     slots = np.array([2, 0], dtype=np.int64)
     asked = np.array([5, 17, 299, 0, 17], dtype=np.int64)
 
-    # Execute
+    # Execute: the ciphertexts in this process (LOCAL), and beside the rows in the partitions (SPARK).
     try:
         indexed = IndexedRows.build(session.from_arrow(data, "id"), ["id", *features])
         thresholds = indexed.bin_thresholds(features, 8)
         binned = indexed.binned(features, thresholds)
-        histogram = binned.encrypted_histograms(encrypted, cipher_of_row, node_of_row, slots, 2, processes=1)
-        columns = [features[s] for s in slots.tolist()]
-        summed = binned.table.reduce(  # what a Spark table does: one histogram a partition, added
-            functools.partial(rows_module._encrypted_block, columns, binned.bins[slots], encrypted, cipher_of_row,
-                              node_of_row, 2, 1), rows_module._add_encrypted)
+        here = binned.gradients_here(chunks)
+        histogram = here.encrypted_histograms(node_of_row, slots, 2, processes=1)
+        received = session.from_arrow(pa.concat_tables([gradient_block(r, gh) for r, gh in chunks]),
+                                      ROW_INDEX_COLUMN, num_partitions=2)
+        beside = binned.gradients_beside(received, here.encoding, 250, slots)
+        summed = beside.encrypted_histograms(node_of_row, slots, 2, processes=1)
+        nothing = beside.encrypted_histograms(np.full(300, -1, dtype=np.int64), slots, 2, processes=1)
         plain = binned.plain_histograms(slots, np.where(cipher_of_row >= 0, node_of_row, -1), g, h, 2)
         left = binned.compare(asked, np.array([0, 1, 2, 2, 0]), np.array([3.0, 1.0, 0.0, 7.0, 4.0]))
         raw_left = indexed.compare(features, asked, np.array([0, 1, 2, 2, 0]), np.array([0.0, 2.0, 1.0, 0.5, -1.0]))
@@ -260,6 +281,11 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     for vector in (histogram, summed):
         flat = vector.decrypt(keypair.private_key).reshape(-1, 2)
         np.testing.assert_allclose(padded_histograms(flat, bins, 2), expected, atol=300 * 2.0**-24)
+    # The same products of the same ciphertexts, in whatever order the partitions took them.
+    assert summed.ciphertexts == histogram.ciphertexts
+    assert (summed.layout, summed.frac_bits) == (histogram.layout, histogram.frac_bits)
+    assert here.encoding == beside.encoding and here.count == beside.count == 250
+    assert not nothing.decrypt(keypair.private_key).any() and len(nothing) == len(histogram)
     np.testing.assert_allclose(plain, expected, atol=1e-12)
     assert left.tolist() == (whole[asked, [0, 1, 2, 2, 0]] <= [3, 1, 0, 7, 4]).tolist()
     assert raw_left.tolist() == (matrix[asked, [0, 1, 2, 2, 0]] <= [0.0, 2.0, 1.0, 0.5, -1.0]).tolist()

@@ -251,6 +251,9 @@ class LocalTable(Table):
     def cache(self) -> Table:
         return self
 
+    def unpersist(self) -> None:
+        return None
+
     def count(self) -> int:
         return sum(block.num_rows for block in self.blocks)
 

@@ -454,6 +454,9 @@ class SparkTable(Table):
     def cache(self) -> Table:
         return self._derive(self.frame.cache())
 
+    def unpersist(self) -> None:
+        self.frame.unpersist()
+
     def count(self) -> int:
         with worker_errors():
             return int(self.frame.count())

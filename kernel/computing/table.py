@@ -133,6 +133,11 @@ class Table(abc.ABC):
         """Keep the computed rows for reuse (SPARK); LOCAL tables are already computed."""
 
     @abc.abstractmethod
+    def unpersist(self) -> None:
+        """Free what `cache` kept (SPARK): the table stays usable, its rows are computed again
+        if it is read. LOCAL tables hold their blocks for as long as they are referenced."""
+
+    @abc.abstractmethod
     def count(self) -> int:
         """Number of rows."""
 

@@ -65,6 +65,12 @@ class ScratchArea:
         check_id_column(table.schema.names, id_column, f"scratch table {name}")
         return table
 
+    def delete(self, name: str) -> None:
+        """Delete table `name` before the task ends (nothing to do when it was never written)."""
+        target = f"{self.path}/{_UNSAFE.sub('_', name)}"
+        if exists(self._fs, target):
+            self._fs.delete_dir(target)
+
     def remove(self) -> None:
         """Delete the area and everything in it (nothing to do when it was never written)."""
         if exists(self._fs, self.path):

@@ -40,6 +40,12 @@ PROBABILITY_EPSILON: Final = 1e-15
 # two-stage pair histograms (a cell sum, then up to max_bin cells per bin) and rounding.
 PACK_EXTRA_HEADROOM_BITS: Final = 2
 
+# The promoter encrypts and sends a tree's gradients and hessians this many drawn rows a
+# message (16 MB of ciphertexts with 1024-bit keys, 32 MB with 2048-bit): the promoter's
+# driver holds one chunk at a time, and so does a provider's on SPARK, where the chunks go to
+# the partitions (a LOCAL provider keeps the tree's ciphertexts in its process).
+GH_CHUNK_ROWS: Final = 65_536
+
 # Most packed histogram rows one ciphertext carries after compression, and the spare bits
 # per slot that let a shifted row and the next one be added without a carry.
 MAX_ROWS_PER_CIPHERTEXT: Final = 16

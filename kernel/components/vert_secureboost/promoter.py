@@ -1,13 +1,13 @@
 """VertSecureBoost at the promoter: holds the label and the Paillier key, grows every tree.
 
 Per tree (message by message in docs/algorithms/vert_secureboost.md): the promoter sends the
-rows' gradients and hessians encrypted, packed one ciphertext per row; per level it tells the
-providers which rows sit in which node and which nodes to build; each provider returns its
-encrypted histograms of those nodes; the promoter decrypts them, derives each sibling as parent
-minus child, finds every node's best split over all members, and asks the winning provider to
-apply its split, naming every split of that provider that ties for the gain (the provider picks
-one by a fixed rule). The provider keeps the feature and threshold and answers with an opaque
-split id and the rows that go left.
+rows' gradients and hessians encrypted, packed one ciphertext per row, a chunk of rows a
+message (`gradients`); per level it tells the providers which rows sit in which node and which
+nodes to build; each provider returns its encrypted histograms of those nodes; the promoter
+decrypts them, derives each sibling as parent minus child, finds every node's best split over
+all members, and asks the winning provider to apply its split, naming every split of that
+provider that ties for the gain (the provider picks one by a fixed rule). The provider keeps
+the feature and threshold and answers with an opaque split id and the rows that go left.
 """
 
 from __future__ import annotations
@@ -32,16 +32,15 @@ from kernel.components.vert_secureboost.constants import (
     OWNER_LEAF,
     OWNER_PROMOTER,
     PHASE_DECRYPT,
-    PHASE_ENCRYPT,
     PHASE_SEND,
     PHASE_SPLITS,
     PHASE_WAIT,
     PREDICT_RESULT_COLUMN,
     PREDICT_SCORE_COLUMN,
-    PRODUCT_WORKERS,
     PROVIDER_IMPORTANCE_KEY,
 )
 from kernel.components.vert_secureboost.data import sample_features
+from kernel.components.vert_secureboost.gradients import GradientEncoding, send_encrypted_gh
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
@@ -185,17 +184,11 @@ class VertSecureBoostPromoter(ModelBase):
                 sampled = np.array([rng.integers(rows)], dtype=np.int64)
         own = sample_features(len(self.features), param.colsample, rng)
         state = _TreeRound(rows, sampled, g, h, param.precision_bits)
-        encrypted: EncryptedVector | None = None
+        encoding: GradientEncoding | None = None
         if private_key is not None:
-            values = np.column_stack([g[sampled], h[sampled]])
-            with self.clock.phase(PHASE_ENCRYPT):
-                encrypted = EncryptedVector.encrypt_packed(
-                    private_key, values, precision_bits=param.precision_bits,
-                    headroom_bits=gh_headroom_bits(len(sampled), param.max_bin), workers=PRODUCT_WORKERS,
-                    processes=resolve_workers(param.workers),
-                )
-            with self.clock.phase(PHASE_SEND):
-                tv.at(t).encrypted_gh.remote({"rows": sampled, "gh": encrypted})
+            encoding = send_encrypted_gh(tv.at(t), private_key, sampled, np.column_stack([g[sampled], h[sampled]]),
+                                         param.precision_bits, gh_headroom_bits(len(sampled), param.max_bin),
+                                         resolve_workers(param.workers), self.clock)
         search = SplitSearch(param.reg_lambda, param.min_child_weight)
         least = max(param.min_child_weight, MIN_CHILD_HESSIAN)
         level = [0]
@@ -222,9 +215,9 @@ class VertSecureBoostPromoter(ModelBase):
                 candidates = [self._own_best(state, open_nodes, own, binned, search)]
             provider_gains: list[FloatArray] = []
             for k in range(len(self.provider_members)):
-                assert encrypted is not None and private_key is not None
+                assert encoding is not None and private_key is not None
                 level_hist, slot_bins[k] = self._provider_histograms(
-                    k, t, depth, compute, state, previous[k], slot_bins[k], encrypted, len(sampled), private_key
+                    k, t, depth, compute, state, previous[k], slot_bins[k], encoding, len(sampled), private_key
                 )
                 previous[k] = level_hist
                 with self.clock.phase(PHASE_SPLITS):
@@ -267,7 +260,7 @@ class VertSecureBoostPromoter(ModelBase):
 
     def _provider_histograms(
         self, k: int, t: int, depth: int, compute: list[int], state: _TreeRound, parents: dict[int, FloatArray],
-        known_bins: IntArray, encrypted: EncryptedVector, sampled: int, private_key: PaillierPrivateKey,
+        known_bins: IntArray, encoding: GradientEncoding, sampled: int, private_key: PaillierPrivateKey,
     ) -> tuple[dict[int, FloatArray], IntArray]:
         """Provider k's histograms of every node of this level (decrypted, siblings by subtraction)
         and the bins of its feature slots, which stay the same within a tree."""
@@ -282,14 +275,13 @@ class VertSecureBoostPromoter(ModelBase):
         histogram = message["histogram"]
         if not isinstance(histogram, EncryptedVector) or histogram.public_key != private_key.public_key:
             raise InvalidArgument(f"VertSecureBoost: provider {k}'s histogram is not a vector under our key")
-        assert encrypted.layout is not None
-        layout = encrypted.layout
+        layout = encoding.layout
         per = PAYLOAD.count(message["per_ciphertext"], f"provider {k}'s per_ciphertext", 1,
                     max(1, (private_key.public_key.n_bits - 2) // (layout.slots * layout.slot_bits)))
         total = int(bins.sum()) * len(compute)
         with self.clock.phase(PHASE_DECRYPT):
-            flat = decrypt_compressed(private_key, histogram, layout.slot_bits, layout.slots, encrypted.frac_bits,
-                                      encrypted.bound * sampled, per, total, self.param.workers)
+            flat = decrypt_compressed(private_key, histogram, layout.slot_bits, layout.slots, encoding.frac_bits,
+                                      encoding.bound * sampled, per, total, self.param.workers)
         computed = padded_histograms(flat, bins, len(compute))
         level_hist = {node: computed[i] for i, node in enumerate(compute)}
         for node in compute:

@@ -10,6 +10,8 @@ of each of its splits stay here, named to the promoter only by a random split id
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import numpy as np
@@ -31,14 +33,24 @@ from kernel.components.vert_secureboost.constants import (
     SPLIT_ID_BITS,
 )
 from kernel.components.vert_secureboost.data import sample_features
+from kernel.components.vert_secureboost.gradients import GradientStream
 from kernel.components.vert_secureboost.histogram import compress, rows_per_ciphertext
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
-from kernel.components.vert_secureboost.rows import BinnedRows, IndexedRows
+from kernel.components.vert_secureboost.rows import (
+    GH_SCHEMA,
+    ROW_INDEX_COLUMN,
+    BinnedRows,
+    DriverGradients,
+    IndexedRows,
+    PartitionGradients,
+    gradient_block,
+)
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
+from kernel.constants import BACKEND_LOCAL
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
-from kernel.security.paillier import EncryptedVector, PaillierPublicKey
+from kernel.security.paillier import PaillierPublicKey
 from kernel.security.paillier.parallel import resolve_workers
 
 FloatArray = npt.NDArray[np.float64]
@@ -106,41 +118,60 @@ class VertSecureBoostProvider(ModelBase):
     def _grow_tree(self, t: int, max_depth: int, n: int, slots: IntArray, binned: BinnedRows,
                    thresholds: list[FloatArray], public_key: PaillierPublicKey) -> None:
         tv, workers = self.ctx.variables(VertSecureBoostVariables), self.param.workers
-        with self.clock.phase(PHASE_WAIT):
-            received = tv.at(t).encrypted_gh.get()
-        message = PAYLOAD.fields(received, "encrypted_gh", "rows", "gh")
-        sampled = PAYLOAD.sorted_unique(PAYLOAD.int_array(message["rows"], "encrypted_gh.rows", 0, n), "encrypted_gh.rows")
-        gh = message["gh"]
-        if not isinstance(gh, EncryptedVector) or gh.public_key != public_key or len(gh) != len(sampled) \
-                or gh.layout is None or gh.layout.slots != 2 or gh.layout.flat_length is not None:
-            raise InvalidArgument("VertSecureBoost: encrypted_gh must pack a gradient and a hessian per sampled row")
         slot_bins = binned.bins[slots]
-        # Row i's ciphertext is gh[cipher_of_row[i]] (-1: not sampled for this tree).
-        cipher_of_row = np.full(n, -1, dtype=np.int64)
-        cipher_of_row[sampled] = np.arange(len(sampled))
         processes = binned.processes(resolve_workers(workers))
-        per_ciphertext = rows_per_ciphertext(gh.layout, public_key.n_bits)
-        for depth in range(max_depth):
+        with self._gradients(t, n, binned, slots, public_key) as gradients:
+            per_ciphertext = rows_per_ciphertext(gradients.encoding.layout, public_key.n_bits)
+            for depth in range(max_depth):
+                with self.clock.phase(PHASE_WAIT):
+                    received = tv.at(t, depth).node_plan.get()
+                plan = PAYLOAD.fields(received, "node_plan", "done")
+                if plan["done"] is True:
+                    break
+                PAYLOAD.fields(plan, "node_plan", "position", "nodes", "compute")
+                nodes = PAYLOAD.count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
+                position = PAYLOAD.int_array(plan["position"], "node_plan.position", -1, nodes, n)
+                compute = PAYLOAD.sorted_unique(PAYLOAD.int_array(plan["compute"], "node_plan.compute", 0, nodes),
+                                                "node_plan.compute")
+                slot_of = np.full(nodes, -1, dtype=np.int64)
+                slot_of[compute] = np.arange(len(compute))
+                node_of_row = np.where(position >= 0, slot_of[np.maximum(position, 0)], -1)
+                with self.clock.phase(PHASE_HISTOGRAMS):
+                    histogram = gradients.encrypted_histograms(node_of_row, slots, len(compute), processes)
+                with self.clock.phase(PHASE_COMPRESS):
+                    packed = compress(histogram, gradients.encoding.bound * gradients.count, per_ciphertext, workers)
+                with self.clock.phase(PHASE_SEND):
+                    tv.at(t, depth).encrypted_histogram.remote(
+                        {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext})
+                self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
+
+    @contextmanager
+    def _gradients(self, t: int, n: int, binned: BinnedRows, slots: IntArray,
+                   public_key: PaillierPublicKey) -> Iterator[DriverGradients | PartitionGradients]:
+        """Tree t's encrypted g/h from the promoter, for the tree's levels.
+
+        LOCAL: gathered into one vector in this process. SPARK: each chunk written to the
+        scratch area as it arrives, then joined with the drawn rows by row index in the
+        partitions (the driver holds one chunk at a time); freed when the tree is done.
+        """
+        tv = self.ctx.variables(VertSecureBoostVariables).at(t)
+        if binned.table.backend == BACKEND_LOCAL:
             with self.clock.phase(PHASE_WAIT):
-                received = tv.at(t, depth).node_plan.get()
-            plan = PAYLOAD.fields(received, "node_plan", "done")
-            if plan["done"] is True:
-                break
-            PAYLOAD.fields(plan, "node_plan", "position", "nodes", "compute")
-            nodes = PAYLOAD.count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
-            position = PAYLOAD.int_array(plan["position"], "node_plan.position", -1, nodes, n)
-            compute = PAYLOAD.sorted_unique(PAYLOAD.int_array(plan["compute"], "node_plan.compute", 0, nodes), "node_plan.compute")
-            slot_of = np.full(nodes, -1, dtype=np.int64)
-            slot_of[compute] = np.arange(len(compute))
-            node_of_row = np.where(position >= 0, slot_of[np.maximum(position, 0)], -1)
-            with self.clock.phase(PHASE_HISTOGRAMS):
-                histogram = binned.encrypted_histograms(gh, cipher_of_row, node_of_row, slots, len(compute), processes)
-            with self.clock.phase(PHASE_COMPRESS):
-                packed = compress(histogram, gh.bound * len(gh), per_ciphertext, workers)
-            with self.clock.phase(PHASE_SEND):
-                tv.at(t, depth).encrypted_histogram.remote(
-                    {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext})
-            self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
+                here = binned.gradients_here(GradientStream(tv, n, public_key))
+            yield here
+            return
+        scratch, part = self.ctx.scratch(), f"vert_secureboost_gh.{self.ctx.flow.flow_id}.{t}"
+        with self.clock.phase(PHASE_WAIT):
+            stream = GradientStream(tv, n, public_key)
+            scratch.write(part, GH_SCHEMA, (gradient_block(rows, gh) for rows, gh in stream))
+        assert stream.encoding is not None
+        gradients = binned.gradients_beside(scratch.read(self.ctx.computing, part, ROW_INDEX_COLUMN),
+                                            stream.encoding, stream.count, slots)
+        try:
+            yield gradients
+        finally:
+            gradients.release()
+            scratch.delete(part)
 
     def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
                binned: BinnedRows, thresholds: list[FloatArray]) -> None:

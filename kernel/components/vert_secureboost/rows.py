@@ -13,13 +13,18 @@ features at a time. Histograms are built partition by partition and added; a spl
 prediction's comparisons are answered by the partitions holding the asked rows. What
 reaches a driver per call is a histogram (nodes x bins per feature) or one answer per
 asked row, never a feature matrix.
+
+A provider's encrypted gradients of a tree sit either in its process as one vector
+(`DriverGradients`, LOCAL) or, received chunk by chunk into a table of row index and
+ciphertext, joined with the drawn rows in the partitions (`PartitionGradients`, SPARK):
+there each row's ciphertext is read where the row is, and no driver holds them all.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -27,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from gmpy2 import mpz
 
 from kernel.blocks.row_keys import id_keys
 from kernel.components.vert_secureboost.constants import (
@@ -44,6 +50,7 @@ from kernel.components.vert_secureboost.data import (
     feature_matrix,
     fit_bins,
 )
+from kernel.components.vert_secureboost.gradients import GradientEncoding
 from kernel.components.vert_secureboost.histogram import build_histograms
 from kernel.components.vert_secureboost.tree import plain_histograms
 from kernel.computing import Table
@@ -56,6 +63,10 @@ T = TypeVar("T")
 
 # Name of the per-row index column added to a member's rows (never part of an output).
 ROW_INDEX_COLUMN: Final = "__weft_secureboost_row"
+# Name of the column of a tree's drawn rows holding each row's encrypted g/h, and the
+# schema of the table of them a provider receives (row index, ciphertext bytes).
+GH_COLUMN: Final = "__weft_secureboost_gh"
+GH_SCHEMA: Final = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(GH_COLUMN, pa.binary())])
 
 
 def _concat(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -200,31 +211,25 @@ class BinnedRows:
         pool; a Spark task is one core already."""
         return workers if self.table.backend == BACKEND_LOCAL else 1
 
-    def encrypted_histograms(self, gh: EncryptedVector, cipher_of_row: IntArray, node_of_row: IntArray,
-                             slots: IntArray, nodes: int, processes: int) -> EncryptedVector:
-        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it.
+    def gradients_here(self, chunks: Iterable[tuple[IntArray, EncryptedVector]]) -> DriverGradients:
+        """A tree's encrypted g/h, chunks of (drawn rows, ciphertexts), as one vector in this
+        process: for LOCAL rows, whose blocks are in this process too."""
+        parts = list(chunks)
+        vector = EncryptedVector.concatenate([gh for _, gh in parts])
+        cipher_of_row = np.full(self.rows, -1, dtype=np.int64)
+        cipher_of_row[np.concatenate([rows for rows, _ in parts])] = np.arange(len(vector))
+        return DriverGradients(self, vector, cipher_of_row)
 
-        Row i contributes `gh[cipher_of_row[i]]` to node `node_of_row[i]` when both are >= 0.
-        Each partition builds the histograms of its rows; the partitions' histograms are added.
-        LOCAL blocks are all in this process already: their rows' bins go to one call, which
-        deals the feature groups to the worker processes once for the level.
-        """
-        columns = [self.features[s] for s in slots.tolist()]
-        bins = self.bins[slots]
-        if self.table.backend == BACKEND_LOCAL:
-            chosen = [_chosen_rows(columns, cipher_of_row, node_of_row, block) for block in self.table.iter_blocks()]
-            rows = np.concatenate([np.zeros(0, np.int64)] + [c[0] for c in chosen])
-            binned = np.concatenate([np.zeros((0, len(columns)), np.uint16)] + [c[1] for c in chosen])
-            return build_histograms(gh[cipher_of_row[rows]], node_of_row[rows], binned, bins, nodes, PRODUCT_WORKERS,
-                                    processes=processes)
-        histogram = self.table.reduce(
-            functools.partial(_encrypted_block, columns, bins, gh, cipher_of_row, node_of_row, nodes, processes),
-            _add_encrypted)
-        if histogram is None:  # no row in any node: the zero histograms
-            empty = np.zeros(0, dtype=np.int64)
-            return build_histograms(gh[empty], empty, np.zeros((0, len(columns)), np.uint16), bins, nodes,
-                                    PRODUCT_WORKERS)
-        return histogram
+    def gradients_beside(self, gradients: Table, encoding: GradientEncoding, count: int,
+                         slots: IntArray) -> PartitionGradients:
+        """The drawn rows of a tree (the `count` rows of `gradients`, a table of row index and
+        ciphertext) with their bins of features `slots` and their ciphertexts, joined by row
+        index in the partitions and cached for the tree's levels."""
+        binned = self.table.with_id_column(ROW_INDEX_COLUMN).select([self.features[s] for s in slots.tolist()])
+        joined = binned.join(gradients.with_id_column(ROW_INDEX_COLUMN))
+        # Rebalanced: the join decides its own partitions, and every level's histograms work per partition.
+        joined = joined.repartition(self.table.num_partitions).cache()
+        return PartitionGradients(joined, self.features, self.bins, encoding, count)
 
     def plain_histograms(self, own: IntArray, node_of_row: IntArray, g: FloatArray, h: FloatArray,
                          nodes: int) -> FloatArray:
@@ -240,21 +245,97 @@ class BinnedRows:
         return _compare(self.table, self.features, self.rows, rows, feature, limit)
 
 
+@dataclass(frozen=True)
+class DriverGradients:
+    """A tree's encrypted g/h as one vector in this process: row i's ciphertext is
+    `vector[cipher_of_row[i]]` (-1: not drawn). For LOCAL rows only: the histograms take the
+    chosen rows of every block into one call, which deals the feature groups to the worker
+    processes once for the level."""
+
+    binned: BinnedRows
+    vector: EncryptedVector
+    cipher_of_row: IntArray
+
+    @property
+    def encoding(self) -> GradientEncoding:
+        assert self.vector.layout is not None
+        return GradientEncoding(self.vector.public_key, self.vector.layout, self.vector.frac_bits, self.vector.bound)
+
+    @property
+    def count(self) -> int:
+        return len(self.vector)
+
+    def encrypted_histograms(self, node_of_row: IntArray, slots: IntArray, nodes: int,
+                             processes: int) -> EncryptedVector:
+        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it
+        (row i counts in node `node_of_row[i]` when it is >= 0 and the row was drawn)."""
+        columns = [self.binned.features[s] for s in slots.tolist()]
+        chosen = [_chosen_rows(columns, self.cipher_of_row, node_of_row, block)
+                  for block in self.binned.table.iter_blocks()]
+        rows = np.concatenate([np.zeros(0, np.int64)] + [c[0] for c in chosen])
+        binned = np.concatenate([np.zeros((0, len(columns)), np.uint16)] + [c[1] for c in chosen])
+        return build_histograms(self.vector[self.cipher_of_row[rows]], node_of_row[rows], binned,
+                                self.binned.bins[slots], nodes, PRODUCT_WORKERS, processes=processes)
+
+    def release(self) -> None:
+        """Nothing to free before the vector is dropped."""
+
+
+@dataclass(frozen=True)
+class PartitionGradients:
+    """A tree's drawn rows in the partitions, each with its bins and its encrypted g/h (column
+    `GH_COLUMN`): a level's histograms read every row's ciphertext where the row is."""
+
+    table: Table
+    features: list[str]
+    bins: IntArray
+    encoding: GradientEncoding
+    count: int
+
+    def encrypted_histograms(self, node_of_row: IntArray, slots: IntArray, nodes: int,
+                             processes: int) -> EncryptedVector:
+        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it
+        (row i counts in node `node_of_row[i]` when it is >= 0). Each partition builds the
+        histograms of its rows; the partitions' histograms are added."""
+        columns = [self.features[s] for s in slots.tolist()]
+        bins = self.bins[slots]
+        histogram = _reduce(self.table, functools.partial(_gradient_block, columns, bins, self.encoding, node_of_row,
+                                                          nodes, processes), _add_encrypted)
+        if histogram is None:  # no row in any node: the zero histograms
+            empty = np.zeros(0, dtype=np.int64)
+            return build_histograms(self.encoding.vector([]), empty, np.zeros((0, len(columns)), np.uint16), bins,
+                                    nodes, PRODUCT_WORKERS)
+        return histogram
+
+    def release(self) -> None:
+        """Free the cached rows (the tree is done)."""
+        self.table.unpersist()
+
+
+def gradient_block(rows: IntArray, gh: EncryptedVector) -> pa.Table:
+    """Drawn rows and their ciphertexts as a block of `GH_SCHEMA` (fixed-width big-endian bytes)."""
+    width = gh.public_key.ciphertext_bytes
+    return pa.table({ROW_INDEX_COLUMN: pa.array(rows, pa.int64()),
+                     GH_COLUMN: pa.array([c.to_bytes(width, "big") for c in gh.ciphertexts], pa.binary())})
+
+
+def _gradient_block(columns: list[str], bins: IntArray, encoding: GradientEncoding, node_of_row: IntArray,
+                    nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
+    keep = node_of_row[_index(block)] >= 0
+    if not keep.any():
+        return None
+    chosen = block.filter(pa.array(keep))
+    gh = encoding.vector([mpz.from_bytes(raw, "big") for raw in chosen.column(GH_COLUMN).to_pylist()])
+    return build_histograms(gh, node_of_row[_index(chosen)], _bins_of(chosen, columns), bins, nodes,
+                            PRODUCT_WORKERS, processes=processes)
+
+
 def _chosen_rows(columns: list[str], cipher_of_row: IntArray, node_of_row: IntArray,
                  block: pa.Table) -> tuple[IntArray, BinArray]:
     """The block's rows that count in a histogram (by index) and their bins of `columns`."""
     index = _index(block)
     keep = (cipher_of_row[index] >= 0) & (node_of_row[index] >= 0)
     return index[keep], _bins_of(block.filter(pa.array(keep)), columns)
-
-
-def _encrypted_block(columns: list[str], bins: IntArray, gh: EncryptedVector, cipher_of_row: IntArray,
-                     node_of_row: IntArray, nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
-    rows, binned = _chosen_rows(columns, cipher_of_row, node_of_row, block)
-    if not len(rows):
-        return None
-    return build_histograms(gh[cipher_of_row[rows]], node_of_row[rows], binned, bins, nodes, PRODUCT_WORKERS,
-                            processes=processes)
 
 
 def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> EncryptedVector | None:

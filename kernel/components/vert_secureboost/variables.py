@@ -25,8 +25,9 @@ def _public_key(value: Any, what: str) -> PaillierPublicKey:
 
 class VertSecureBoostVariables(VariableSet, component=COMPONENT, group="VertSecureBoostTransferVariable",
                                source=Path(__file__).with_name(TRANSFER_VARIABLE_FILE)):
-    """Setup, then per tree the encrypted gradients and per level plans, histograms and splits;
-    prediction walks the trees level by level."""
+    """Setup, then per tree the encrypted gradients (`encrypted_gh`: at the tree's scope the
+    count of chunks and rows, at (tree, chunk) each chunk) and per level plans, histograms and
+    splits; prediction walks the trees level by level."""
 
     pubkey = Channel(PaillierPublicKey, src=PROMOTER, dst=(PROVIDER,), check=_public_key)
     train_setup = Channel(object, src=PROMOTER, dst=(PROVIDER,))
