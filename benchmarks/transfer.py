@@ -19,13 +19,23 @@ plain grpc.aio client-streaming call to a bare server process on loopback (no TL
 mailbox, no second hop). For context the same bare stream is also timed with mutual TLS
 (`raw_grpc_tls_mb_s`, `ratio_vs_tls`).
 
-The runs are interleaved (a Weft transfer, then each baseline, `--repeat` times) so each
-Weft run has baseline runs made under the same machine load beside it. `ratio` is the
-median of the per-round ratios Weft / plain baseline (`ratio_min`, `ratio_max` beside it);
-the MB/s figures are medians of the runs. Every round prints when done, with the load
-average and the CPU seconds per GiB of each process on the path (sending task, both
-services, receiving task; the bare client and server), and `cpu_ratio` is the median of
-the rounds' ratios of Weft's CPU seconds to the bare stream's. Peak resident memory is
+Beside it the benchmark measures a path the product does not take, the "direct" path
+(`direct_*` keys): the sending task opens a TLS channel to member B's external listener
+with member A's own certificate and key and calls Deliver itself with the same frames,
+so member A's service is not on the data path; B's service and the receiving task work
+as above. Only the benchmark holds member A's key; the product gives a task no credential
+that B's external listener accepts (docs/transfer.md, "The direct path, measured").
+
+The runs are interleaved (a Weft transfer, a direct transfer, then each baseline,
+`--repeat` times) so each Weft run has baseline runs made under the same machine load
+beside it. `ratio` is the median of the per-round ratios Weft / plain baseline
+(`ratio_min`, `ratio_max` beside it); the MB/s figures are medians of the runs. Every
+round prints when done, with the load average and the CPU seconds per GiB of each
+process on the path (sending task, both services, receiving task; the bare client and
+server), and `cpu_ratio` is the median of the rounds' ratios of Weft's CPU seconds to the
+bare stream's. `direct_ratio` (with `_min`/`_max`), `direct_cpu_s_per_gib` and
+`direct_cpu_ratio` are the same figures for the direct path, and the
+`*_cpu_s_per_gib_by_process` keys give each process's median. Peak resident memory is
 reported for the services and for both tasks. The last line printed is JSON.
 """
 
@@ -43,6 +53,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +80,8 @@ from kernel.federation.wire.frames import (  # noqa: E402
 )
 from kernel.federation.wire.lane import CREDENTIAL_METADATA, TASK_CREDENTIAL_ENV  # noqa: E402
 from protos.weft.v1 import common_pb2, transfer_pb2  # noqa: E402
+from services.transfer.constants import PEER_CHANNEL_OPTIONS  # noqa: E402
+from services.transfer.core import DELIVER_METHOD  # noqa: E402
 from services.transfer.loopback_services import LocalCluster, LocalMember, free_port, rss_mb  # noqa: E402
 
 SENDER, RECEIVER = "a" * 32, "b" * 32
@@ -131,18 +144,21 @@ def receiving_task(target: str, session_id: str) -> None:
         print("waiting", flush=True)
         started = resource.getrusage(resource.RUSAGE_SELF)
         size = 0
+        verified = False
         checksum = new_checksum()
         for raw in frames:
             frame = parse_frame(raw)
             if frame.kind == "chunk":
                 checksum.update(frame.data)
                 size += len(frame.data)
-            elif frame.kind == "end" and frame.end is not None and frame.end.checksum != checksum.digest():
-                raise ChecksumMismatch("the benchmark message arrived with a wrong checksum")
+            elif frame.kind == "end" and frame.end is not None:
+                if frame.end.checksum != checksum.digest():
+                    raise ChecksumMismatch("the benchmark message arrived with a wrong checksum")
+                verified = True
         done = time.monotonic()
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_s = usage.ru_utime + usage.ru_stime - started.ru_utime - started.ru_stime
-        print(json.dumps({"bytes": size, "done": done, "cpu_s": cpu_s,
+        print(json.dumps({"bytes": size, "verified": verified, "done": done, "cpu_s": cpu_s,
                           "peak_rss_mb": usage.ru_maxrss / 1024}), flush=True)
 
 
@@ -155,12 +171,46 @@ def wait_for_receiver(member: LocalMember, deadline_s: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -> tuple[float, dict[str, float]]:
-    """One message A -> B; seconds from the first byte sent to the last byte received, and the
-    CPU seconds each process on the path spent meanwhile.
+def member_tls_files(workdir: Path, member_id: str) -> tuple[Path, Path, Path]:
+    """CA, certificate and key of a member, as `LocalCluster` issued them."""
+    return workdir / "ca" / "ca.crt", workdir / member_id / f"{member_id}.crt", workdir / member_id / f"{member_id}.key"
+
+
+def direct_channel(workdir: Path, target: str) -> grpc.Channel:
+    """A TLS channel from the sending task straight to member B's external listener.
+
+    It presents member A's own certificate and key, as member A's service does toward its
+    peers, and checks that B's certificate names member B. The product gives a task no
+    such credential (see "The direct path, measured" in docs/transfer.md): only the
+    benchmark holds it.
+    """
+    ca, cert, key = member_tls_files(workdir, SENDER)
+    credentials = grpc.ssl_channel_credentials(ca.read_bytes(), key.read_bytes(), cert.read_bytes())
+    return grpc.secure_channel(target, credentials,
+                               options=[*PEER_CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", RECEIVER)])
+
+
+@dataclass(frozen=True)
+class Moved:
+    """One message moved: the seconds from the first byte sent to the last byte received and
+    checked, the CPU seconds each process spent meanwhile, and what the receiving task read."""
+
+    elapsed_s: float
+    cpu_s: dict[str, float]
+    bytes_verified: int
+    receiving_task_peak_rss_mb: float
+
+
+def move_once(members: LocalCluster, session_id: str, block: bytes, size: int, path: str = "service") -> Moved:
+    """One message A -> B over `path` ("service" or "direct").
 
     The sending task is this process; the receiving task is another process, waiting in
-    Receive before the first byte is sent (the usual case in a training loop).
+    Receive before the first byte is sent (the usual case in a training loop). On the
+    "service" path the sending task streams to member A's service (Send), which delivers to
+    member B's; on the "direct" path it calls Deliver on member B's external listener
+    itself, with member A's certificate, and member A's service is not on the way. Both
+    end at B's service, which checks the frames, verifies the checksum and hands the chunks
+    to the receiving task over its data lane.
     """
     members.register_session(session_id, [PROMOTER, ARBITER])
     command = [sys.executable, __file__, "--receive-task", members[RECEIVER].internal, "--session", session_id]
@@ -174,18 +224,29 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -
         cpu0 = {"sending_task": process_cpu_seconds(os.getpid(), False),
                 "sending_service": process_cpu_seconds(members[SENDER].pid),
                 "receiving_service": process_cpu_seconds(members[RECEIVER].pid)}
-        # The sending task as the CLUSTER federation client does it: frames as bytes, over
-        # the service's data lane when it has one.
-        with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
-            lane = lane_of(channel, members[SENDER].internal, credential=credential)
-            frames = weft_frames(block, size, session_id)
-            start = time.monotonic()
-            if lane is not None:
-                ack = lane.send(frames)
-            else:
-                send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
-                ack = send((frame_bytes(frame) for frame in frames), timeout=900,
-                           metadata=((CREDENTIAL_METADATA, credential),))
+        frames = weft_frames(block, size, session_id)
+        if path == "direct":
+            # The frames A's service would deliver: the task's own header (its message id,
+            # session, parties), the chunk frames as bytes, the end frame with the checksum.
+            # The channel's TLS handshake is made before the clock starts, as the service
+            # path's peer channel is long-lived.
+            with direct_channel(members.root, members[RECEIVER].external) as channel:
+                grpc.channel_ready_future(channel).result(timeout=30)
+                deliver = channel.stream_unary(DELIVER_METHOD, response_deserializer=transfer_pb2.DeliverAck.FromString)
+                start = time.monotonic()
+                ack = deliver((frame_bytes(frame) for frame in frames), timeout=900)
+        else:
+            # The sending task as the CLUSTER federation client does it: frames as bytes, over
+            # the service's data lane when it has one.
+            with grpc.insecure_channel(members[SENDER].internal, options=GRPC_OPTIONS) as channel:
+                lane = lane_of(channel, members[SENDER].internal, credential=credential)
+                start = time.monotonic()
+                if lane is not None:
+                    ack = lane.send(frames)
+                else:
+                    send = channel.stream_unary(SEND_METHOD, response_deserializer=transfer_pb2.SendAck.FromString)
+                    ack = send((frame_bytes(frame) for frame in frames), timeout=900,
+                               metadata=((CREDENTIAL_METADATA, credential),))
         result = json.loads(receiver.stdout.readline() or "{}")
         cpu = {"sending_task": process_cpu_seconds(os.getpid(), False) - cpu0["sending_task"],
                "sending_service": process_cpu_seconds(members[SENDER].pid) - cpu0["sending_service"],
@@ -193,12 +254,11 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -
     finally:
         receiver.wait(timeout=900)
     received = result.get("bytes", 0)
-    if ack.stored_size != size or received != size:
-        raise SystemExit(f"moved {ack.stored_size} / received {received} of {size} bytes")
+    if ack.stored_size != size or received != size or not result.get("verified"):
+        raise SystemExit(f"{path} path: moved {ack.stored_size} / received {received} of {size} bytes, "
+                         f"checksum verified by the receiving task: {bool(result.get('verified'))}")
     cpu["receiving_task"] = float(result["cpu_s"])
-    cpu["receiving_task_peak_rss_mb"] = float(result["peak_rss_mb"])
-    elapsed: float = result["done"] - start
-    return elapsed, cpu
+    return Moved(result["done"] - start, cpu, received, float(result["peak_rss_mb"]))
 
 
 # ---- the raw grpc.aio baseline ----------------------------------------------------------------
@@ -206,8 +266,7 @@ def move_once(members: LocalCluster, session_id: str, block: bytes, size: int) -
 
 def tls_files(workdir: Path) -> tuple[Path, Path, Path]:
     """CA, certificate and key of the receiving member (the TLS baseline reuses them)."""
-    member = workdir / RECEIVER
-    return workdir / "ca" / "ca.crt", member / f"{RECEIVER}.crt", member / f"{RECEIVER}.key"
+    return member_tls_files(workdir, RECEIVER)
 
 
 async def raw_server(port: int, tls_dir: str) -> None:
@@ -286,8 +345,13 @@ class RawServer:
         return rate, process_cpu_seconds(os.getpid(), False) + process_cpu_seconds(self.process.pid) - cpu0
 
 
+def per_gib_text(cpu: dict[str, float], gib: float) -> str:
+    return ", ".join(f"{name.replace('_', ' ')} {seconds / gib:.2f}" for name, seconds in cpu.items())
+
+
 def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
-    """`repeat` rounds, each one Weft transfer, one raw plain stream and one raw TLS stream.
+    """`repeat` rounds, each one Weft transfer through both services, one over the direct path,
+    one raw plain stream and one raw TLS stream.
 
     Interleaving puts each Weft run beside baseline runs made under the same machine load,
     so a slow or fast spell of the machine moves both sides of a ratio alike.
@@ -295,14 +359,21 @@ def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
     block = payload_block()
     gib = size / (1 << 30)
     members = LocalCluster(workdir, [SENDER, RECEIVER], transfer={"window_mb": 8, "mailbox_memory_mb": 64})
-    runs: dict[str, list[float]] = {"weft": [], "raw": [], "raw_tls": [], "weft_cpu": [], "raw_cpu": [],
-                                    "raw_tls_cpu": [], "load": [], "receiving_task_peak_rss_mb": []}
+    runs: dict[str, list[Any]] = {"weft": [], "direct": [], "raw": [], "raw_tls": [], "weft_cpu": [],
+                                  "direct_cpu": [], "raw_cpu": [], "raw_tls_cpu": [], "load": [],
+                                  "receiving_task_peak_rss_mb": [], "weft_cpu_by_process": [],
+                                  "direct_cpu_by_process": [], "direct_bytes_verified": []}
     with members, RawServer() as plain, RawServer(str(workdir)) as tls:
         for run in range(repeat):
-            elapsed, cpu = move_once(members, f"bench-{run}", block, size)
-            runs["weft"].append(size / CHUNK / elapsed)
-            runs["receiving_task_peak_rss_mb"].append(cpu.pop("receiving_task_peak_rss_mb"))
-            runs["weft_cpu"].append(sum(cpu.values()))
+            weft = move_once(members, f"bench-{run}", block, size)
+            direct = move_once(members, f"direct-{run}", block, size, path="direct")
+            cpu, direct_cpu = weft.cpu_s, direct.cpu_s
+            for side, moved in (("weft", weft), ("direct", direct)):
+                runs[side].append(size / CHUNK / moved.elapsed_s)
+                runs[f"{side}_cpu"].append(sum(moved.cpu_s.values()))
+                runs[f"{side}_cpu_by_process"].append(moved.cpu_s)
+                runs["receiving_task_peak_rss_mb"].append(moved.receiving_task_peak_rss_mb)
+            runs["direct_bytes_verified"].append(direct.bytes_verified)
             rate, raw_cpu = plain.stream(size)
             runs["raw"].append(rate)
             runs["raw_cpu"].append(raw_cpu)
@@ -310,10 +381,11 @@ def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
             runs["raw_tls"].append(rate)
             runs["raw_tls_cpu"].append(tls_cpu)
             runs["load"].append(load_average()[0])
-            per_gib = ", ".join(f"{name.replace('_', ' ')} {seconds / gib:.2f}" for name, seconds in cpu.items())
-            report(f"round {run + 1}", f"Weft {runs['weft'][-1]:.0f} MB/s, bare {runs['raw'][-1]:.0f} MB/s "
-                   f"(ratio {runs['weft'][-1] / runs['raw'][-1]:.3f}), bare TLS {runs['raw_tls'][-1]:.0f} MB/s; "
-                   f"core-s per GiB: Weft {runs['weft_cpu'][-1] / gib:.2f} ({per_gib}), bare "
+            report(f"round {run + 1}", f"Weft {runs['weft'][-1]:.0f} MB/s, direct {runs['direct'][-1]:.0f} MB/s, "
+                   f"bare {runs['raw'][-1]:.0f} MB/s (ratio {runs['weft'][-1] / runs['raw'][-1]:.3f}, direct "
+                   f"{runs['direct'][-1] / runs['raw'][-1]:.3f}), bare TLS {runs['raw_tls'][-1]:.0f} MB/s; "
+                   f"core-s per GiB: Weft {runs['weft_cpu'][-1] / gib:.2f} ({per_gib_text(cpu, gib)}), direct "
+                   f"{runs['direct_cpu'][-1] / gib:.2f} ({per_gib_text(direct_cpu, gib)}), bare "
                    f"{raw_cpu / gib:.2f}, bare TLS {tls_cpu / gib:.2f}; {load_text()}")
         return {
             **runs,
@@ -321,6 +393,11 @@ def run_all(size: int, workdir: Path, repeat: int) -> dict[str, Any]:
             "peak_rss_mb_receiver": rss_mb(members[RECEIVER].pid)[1],
             "peak_rss_mb_sending_task": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
+
+
+def median_by_process(rounds: list[dict[str, float]], size: int) -> dict[str, float]:
+    """Each process's median CPU seconds per GiB over the rounds."""
+    return {name: round(statistics.median(cpu[name] for cpu in rounds) * (1 << 30) / size, 3) for name in rounds[0]}
 
 
 def main() -> None:
@@ -345,12 +422,15 @@ def main() -> None:
     reuse_large_buffers()  # this process plays the tasks, which set the allocator as task processes do
     with tempfile.TemporaryDirectory(prefix="weft-bench-transfer-") as workdir:
         runs = run_all(size, Path(workdir), args.repeat)
-    weft, raw, raw_tls = (statistics.median(runs[side]) for side in ("weft", "raw", "raw_tls"))
-    for label, side in (("weft", "weft"), ("raw grpc", "raw"), ("raw grpc TLS", "raw_tls")):
+    weft, direct, raw, raw_tls = (statistics.median(runs[side]) for side in ("weft", "direct", "raw", "raw_tls"))
+    for label, side in (("weft", "weft"), ("direct", "direct"), ("raw grpc", "raw"), ("raw grpc TLS", "raw_tls")):
         print(f"{label} runs (MB/s): {', '.join(f'{rate:.0f}' for rate in runs[side])}")
     ratios = [w / r for w, r in zip(runs["weft"], runs["raw"], strict=True)]
     tls_ratios = [w / r for w, r in zip(runs["weft"], runs["raw_tls"], strict=True)]
     cpu_ratios = [w / r for w, r in zip(runs["weft_cpu"], runs["raw_cpu"], strict=True)]
+    direct_ratios = [d / r for d, r in zip(runs["direct"], runs["raw"], strict=True)]
+    direct_tls_ratios = [d / r for d, r in zip(runs["direct"], runs["raw_tls"], strict=True)]
+    direct_cpu_ratios = [d / r for d, r in zip(runs["direct_cpu"], runs["raw_cpu"], strict=True)]
     result = {
         "size_mb": args.size_mb,
         "repeat": args.repeat,
@@ -372,13 +452,28 @@ def main() -> None:
         "peak_rss_mb_receiving_task": round(max(runs["receiving_task_peak_rss_mb"]), 1),
         "load": list(load_average()),
         "round_loads": runs["load"],
+        "weft_cpu_s_per_gib_by_process": median_by_process(runs["weft_cpu_by_process"], size),
+        "direct_mb_s": round(direct, 1),
+        "direct_runs_mb_s": [round(rate, 1) for rate in runs["direct"]],
+        "direct_ratio": round(statistics.median(direct_ratios), 3),
+        "direct_ratio_min": round(min(direct_ratios), 3),
+        "direct_ratio_max": round(max(direct_ratios), 3),
+        "direct_ratio_vs_tls": round(statistics.median(direct_tls_ratios), 3),
+        "direct_cpu_ratio": round(statistics.median(direct_cpu_ratios), 3),
+        "direct_cpu_s_per_gib": round(statistics.median(runs["direct_cpu"]) * (1 << 30) / size, 3),
+        "direct_cpu_s_per_gib_by_process": median_by_process(runs["direct_cpu_by_process"], size),
+        "direct_bytes_verified": runs["direct_bytes_verified"],
     }
     print(f"Weft transfer services (TLS, 2 hops): {result['weft_mb_s']} MB/s")
+    print(f"direct: task -> peer's service (TLS): {result['direct_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback):       {result['raw_grpc_mb_s']} MB/s")
     print(f"raw grpc.aio stream (loopback, TLS):  {result['raw_grpc_tls_mb_s']} MB/s")
     print(f"ratio {result['ratio']} (median of {args.repeat} rounds, min {result['ratio_min']}, max "
           f"{result['ratio_max']}; target >= 0.5 in every round); CPU per GiB Weft {result['weft_cpu_s_per_gib']}, "
           f"bare {result['raw_grpc_cpu_s_per_gib']} (ratio {result['cpu_ratio']})")
+    print(f"direct path: ratio {result['direct_ratio']} (min {result['direct_ratio_min']}, max "
+          f"{result['direct_ratio_max']}); CPU per GiB {result['direct_cpu_s_per_gib']} "
+          f"(ratio {result['direct_cpu_ratio']}): {result['direct_cpu_s_per_gib_by_process']}")
     print(f"peak RSS: sending service {result['peak_rss_mb_sender']} MB, receiving service "
           f"{result['peak_rss_mb_receiver']} MB (target < 300), sending task {result['peak_rss_mb_sending_task']} MB, "
           f"receiving task {result['peak_rss_mb_receiving_task']} MB")
