@@ -97,6 +97,20 @@ def test_spark_settings_take_the_job_over_the_config() -> None:
     assert command[-3].endswith("kernel/task_executor.py") and command[-2:] == ["-j", "job"]
 
 
+def test_cached_tables_may_have_their_shuffle_partitions_merged_unless_the_operator_says_no() -> None:
+    # Prepare
+    key = "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning"
+    operator = SparkConfig(master="spark://head:7077", extra_conf={key: "false"})
+
+    # Execute
+    default = dict(SparkSettings.resolve(executor_pb2.SparkOptions(), SparkConfig(master="spark://head:7077")).conf)
+    chosen = dict(SparkSettings.resolve(None, operator).conf)
+
+    # Assert
+    assert default[key] == "true" and default["spark.ui.enabled"] == "false"
+    assert chosen[key] == "false"
+
+
 def test_py_files_archive_holds_the_kernel_and_protos(tmp_path: Path) -> None:
     archive = build_py_files(tmp_path)
     names = set(zipfile.ZipFile(archive).namelist())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,28 @@ def test_spark_members_never_collect_rows_on_the_driver(
     def refuse(self: SparkTable) -> None:
         raise AssertionError("a Spark table was collected on the driver")
 
+    # ... and the order of the promoter's receives and of the Spark jobs that count
+    # re-blinded points is recorded (the members run as threads of this process).
+    events: list[str] = []
+    lock = threading.Lock()
+    receive, count = intersection._IntersectionBase._receive_points, SparkTable.count
+
+    def recorded_receive(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            events.append(f"receive {name}")
+        return receive(self, name, *args, **kwargs)
+
+    def recorded_count(self: SparkTable) -> int:
+        rows = count(self)
+        if intersection.TWICE in self.schema.names:
+            with lock:
+                events.append("count re-blinded")
+        return rows
+
     with monkeypatch.context() as patch:
         patch.setattr(SparkTable, "collect", refuse)
+        patch.setattr(intersection._IntersectionBase, "_receive_points", recorded_receive)
+        patch.setattr(SparkTable, "count", recorded_count)
         # Execute
         job.run("intersection_0", "Intersection", computing, INPUTS, OUTPUTS, data_args=("raw",))
 
@@ -168,3 +189,8 @@ def test_spark_members_never_collect_rows_on_the_driver(
     for member in job.members:
         assert job.output(member, computing, "intersection_0", "train")["id"].tolist() == expected
     assert job.metrics(job.promoter, "intersection_0")["provider_matches"] == [150, 100]
+    # The promoter re-blinded both providers' points (a Spark job each) before it waited
+    # for any pairs: the providers re-blind its points meanwhile, so the work overlaps.
+    first_pairs = events.index("receive pairs-0")
+    assert events.index("receive provider-1") < first_pairs
+    assert events[:first_pairs].count("count re-blinded") == 2

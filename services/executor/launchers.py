@@ -22,10 +22,15 @@ from services.common.config import SparkConfig
 from services.executor.constants import HEARTBEATS_PER_TIMEOUT, MAX_HEARTBEAT_INTERVAL_S
 
 # Spark properties every task gets unless the config or the job says otherwise: no
-# progress bars in the log, no UI port per task.
+# progress bars in the log, no UI port per task, and adaptive execution may merge the
+# shuffle partitions of a cached table as it does any other's (Spark's default keeps
+# all `spark.sql.shuffle.partitions` of a cached join: 200 tasks each time the table is
+# read, whatever its size, which on an application of one or two cores costs more than
+# the work itself).
 DEFAULT_SPARK_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.ui.enabled": "false",
+    "spark.sql.optimizer.canChangeCachedPlanOutputPartitioning": "true",
 }
 # Files of the kernel and protos packages that go into the --py-files archive.
 _SHIPPED_SUFFIXES = (".py", ".json", ".proto")

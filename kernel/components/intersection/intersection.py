@@ -17,10 +17,13 @@ Points travel sorted by value, an order the secret scalar makes random, so the o
 nothing about how a member stores its rows.
 
 The work is per row and runs where the rows are (the Spark executors, or the LOCAL
-threads): hashing and blinding are `map_partitions` steps, matching is a join. Each list
-travels as a stream of messages of at most `STREAM_POINTS` points, one partition at a
-time, ended by an empty message; a receiver writes each message to its task's scratch
-area and reads the stream back as a table. No member's driver holds a whole list of ids
+threads): hashing and blinding are `map_partitions` steps, matching is a join. Steps 3
+and 4 overlap: the promoter re-blinds every provider's points (step 4) while the providers
+re-blind its own (step 3), so every member's cores work at once, as they must on a cluster
+where each member's application holds only its share of the cores. Each list travels
+as a stream of messages of at most `STREAM_POINTS` points, one partition at a time,
+ended by an empty message; a receiver writes each message to its task's scratch area
+and reads the stream back as a table. No member's driver holds a whole list of ids
 or points, and the result stays a distributed table.
 """
 
@@ -174,9 +177,19 @@ class IntersectionPromoter(_IntersectionBase):
         self.tracker.set_progress(30, "own ids blinded")
         # (point, id) of our rows, keyed by point: where a returned pair leads back to an id.
         by_point = own.with_id_column(POINT).select([POINT, id_column])
-        matched: list[Table] = []
+        # Every provider's points are re-blinded before any pairs are awaited: that is when
+        # the providers re-blind ours, so both members' halves of the work run at once. (A
+        # Spark table is lazy: left to the join below, the re-blinding would start only
+        # once provider k had sent its last pair, each member's core idle while the other's
+        # works.)
+        peers: list[Table] = []
         for k in range(len(providers)):
             peer = self._reblinded(self._receive_points(f"provider-{k}", _getter(tv, _provider_blinded, k)))
+            peer = peer.cache()
+            peer.count()
+            peers.append(peer)
+        matched: list[Table] = []
+        for k, peer in enumerate(peers):
             pairs = self._receive_points(f"pairs-{k}", _getter(tv, _double_blinded, k), width=2 * PSI_POINT_BYTES)
             returned = pairs.count()
             if returned != own_rows:
