@@ -152,6 +152,15 @@ class DirectPath:
                 self._channels[key] = channel
             return channel
 
+    def prepare(self, session_id: str, member_id: str, timeout: float = 30.0) -> bool:
+        """Fetch the ticket for (session, member) and connect its channel ahead of a send; False
+        when the direct path is off."""
+        grant = self._grant(session_id, member_id)
+        if grant is None:
+            return False
+        grpc.channel_ready_future(self._channel(grant.response)).result(timeout=timeout)
+        return True
+
     def send(self, frames: Callable[[], Iterator[OutFrame]], session_id: str,
              member_id: str) -> transfer_pb2.DeliverAck | None:
         """Deliver the message straight to `member_id`; None when it must go through the service.
