@@ -19,12 +19,15 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from kernel.errors import ConfError
 from kernel.federation.base import Party, RoleTable
 from kernel.federation.codec import encode
 from kernel.federation.direct import deliver
 from kernel.federation.wire.frames import OutFrame, checksum_of
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common.certs import create_ca, issue_member_cert
+from services.common.config import load_config
+from services.transfer.core import TransferCore
 from services.transfer.loopback_services import LocalCluster, LocalMember
 from services.transfer.tickets import sign_ticket
 
@@ -378,3 +381,23 @@ def test_peer_restarted_mid_stream_of_a_direct_send_gets_the_message_once(tmp_pa
         assert received == [payload]
         assert len(attempts) >= 2
         assert pair[C].stats().mailbox_messages == 0
+
+
+@pytest.mark.parametrize(
+    ("cert_of", "key_of", "problem"),
+    [pytest.param(C, C, "has CN", id="another-members-task-certificate"),
+     pytest.param(A, C, "is not the key", id="another-key"),
+     pytest.param(A, None, "go together", id="key-missing")],
+)
+def test_the_service_refuses_to_start_with_a_wrong_task_certificate(
+        tmp_path: Path, cert_of: str, key_of: str | None, problem: str) -> None:
+    # Prepare: member A's config names a task certificate that is not its own, or half of one.
+    members = LocalCluster(tmp_path, [A, C])
+    values = yaml.safe_load(members[A].config_path.read_text())
+    values["tls"]["task_cert_file"] = str(members[cert_of].directory / f"{cert_of}.task.crt")
+    values["tls"]["task_key_file"] = str(members[key_of].directory / f"{key_of}.task.key") if key_of else ""
+    members[A].config_path.write_text(yaml.safe_dump(values))
+
+    # Act / Assert
+    with pytest.raises(ConfError, match=problem):
+        TransferCore(load_config(members[A].config_path))

@@ -11,7 +11,6 @@ from pathlib import Path
 import grpc
 
 from kernel.errors import (
-    ConfError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -55,7 +54,7 @@ from services.transfer.routing import PeerRouter
 from services.transfer.serving_route import SERVING_METHODS, ServingRoute, is_serving_method
 from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
 from services.transfer.stats import TrafficStats
-from services.transfer.tickets import load_ca_certificates, sign_ticket
+from services.transfer.tickets import check_task_certificate, load_ca_certificates, sign_ticket
 
 log = logging.getLogger("weft.transfer")
 
@@ -94,6 +93,8 @@ class TransferCore:
         self.serving = ServingRoute(config, self.key)
         # The federation CA, which must have issued the member certificate of a delivery ticket.
         self.ca_certs = load_ca_certificates(config.tls.ca_file) if config.tls.ca_file else []
+        if config.tls.task_cert_file or config.tls.task_key_file:
+            check_task_certificate(config, self.ca_certs)
         self._scheduler_channel: grpc.aio.Channel | None = None
         self.metrics: ServiceMetrics | None = None
 
@@ -290,8 +291,11 @@ class TransferCore:
         if target not in {party.member_id for party in session.parties}:
             raise PermissionDenied(f"IssueTicket: member {target} takes no part in session {session.session_id}")
         endpoint = self.router.endpoint(target)
-        files = {field: _read_pem(getattr(tls, field), f"tls.{field}")
-                 for field in ("ca_file", "cert_file", "key_file", "task_cert_file", "task_key_file")}
+        try:
+            files = {field: Path(getattr(tls, field)).read_bytes()
+                     for field in ("ca_file", "cert_file", "key_file", "task_cert_file", "task_key_file")}
+        except OSError as exc:  # the task sends through the service instead
+            raise FailedPrecondition(f"member {self.member_id} cannot issue a delivery ticket: {exc}") from None
         ticket, expires_ms = sign_ticket(
             files["key_file"], files["cert_file"], source=self.member_id, target=target,
             session_id=session.session_id, job_id=session.job_id, ttl_s=self.settings.ticket_ttl_s)
@@ -354,13 +358,6 @@ class TransferCore:
             raise error_for_status(
                 exc.code(), f"relaying {request.method} to member {target} failed: {exc.details()}"
             ) from None
-
-
-def _read_pem(path: str, field: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfError(f"{field}: cannot read {path}: {exc.strerror or exc}") from None
 
 
 async def _message_frames(message: StoredMessage) -> AsyncIterator[OutFrame]:

@@ -46,7 +46,8 @@ from google.protobuf.message import DecodeError
 from kernel.errors import ConfError, PermissionDenied
 from kernel.federation.wire.lane import TICKET_METADATA
 from protos.weft.v1 import transfer_pb2
-from services.common.config import MEMBER_ID_PATTERN
+from services.common.certs import task_common_name
+from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 
 __all__ = ["TICKET_METADATA"]
 
@@ -107,6 +108,32 @@ def load_ca_certificates(path: str | Path) -> list[x509.Certificate]:
     except (OSError, ValueError) as exc:
         raise ConfError(f"tls.ca_file: cannot read the federation CA from {path}: {exc}") from None
     return certs
+
+
+def check_task_certificate(config: MemberConfig, ca_certs: Sequence[x509.Certificate]) -> None:
+    """Refuse to start with a task certificate that is unreadable, not this member's, not from the
+    federation CA, or whose key is not its key (ConfError naming the file)."""
+    tls = config.tls
+    if not (tls.task_cert_file and tls.task_key_file):
+        raise ConfError("tls: task_cert_file and task_key_file go together (set both, or neither)")
+    try:
+        cert = x509.load_pem_x509_certificate(Path(tls.task_cert_file).read_bytes())
+        key = serialization.load_pem_private_key(Path(tls.task_key_file).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfError(f"tls.task_cert_file / task_key_file: cannot load {tls.task_cert_file} and "
+                        f"{tls.task_key_file}: {exc}") from None
+    expected = task_common_name(config.member_id)
+    if _common_name(cert) != expected:
+        raise ConfError(f"tls.task_cert_file: {tls.task_cert_file} has CN {_common_name(cert)!r}, a task "
+                        f"certificate of this member has CN {expected!r} (`weft certs issue` writes one)")
+    if ca_certs and not any(_issued_by(cert, ca) for ca in ca_certs):
+        raise ConfError(f"tls.task_cert_file: {tls.task_cert_file} was not issued by the federation CA "
+                        f"({tls.ca_file})")
+    public = cert.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(serialization.Encoding.DER,
+                                     serialization.PublicFormat.SubjectPublicKeyInfo) != public:
+        raise ConfError(f"tls.task_key_file: {tls.task_key_file} is not the key of {tls.task_cert_file}")
 
 
 def _common_name(cert: x509.Certificate) -> str:
