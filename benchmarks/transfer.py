@@ -1,14 +1,13 @@
-"""Transfer benchmark: bytes between two members' transfer services (TLS) beside a raw grpc.aio stream.
+"""Transfer benchmark: a message from a task of one member to a task of another, beside a raw grpc.aio stream.
 
 Run from the repository root:
 
     python benchmarks/transfer.py               # 1 GiB
     python benchmarks/transfer.py --size-mb 64  # a quick check
 
-Two members' transfer services run as separate processes on loopback with mutual TLS.
-A sending task streams the message into member A's service (Send), which forwards it to
-member B's service (Deliver) and acknowledges once B stored it; a receiving task, in its
-own process as a task of another member would be, reads it from B's service (Receive).
+Two members' transfer services run as separate processes on loopback with mutual TLS. A
+sending task (this process) sends the message to member B; a receiving task, in its own
+process as a task of another member would be, reads it from B's service (Receive).
 Both tasks handle frames as the CLUSTER federation client does (kernel/federation/wire/frames.py)
 and set the allocator as task processes do: the sending task computes the message's XXH3
 checksum as it streams the chunks and sends it in the end frame, the receiving task
@@ -28,7 +27,9 @@ on the data path; B's service checks the ticket and the frames and hands the chu
 receiving task. The `direct_*` keys give the same runs under the names of the earlier
 direct-path measurement. The path through both services (task -> service A -> service B
 -> task, the path of smaller messages and of members without a task certificate) is
-measured in the same rounds under the `service_*` keys.
+measured in the same rounds under the `service_*` keys: the sending task streams the
+message into member A's service (Send, over its data lane), which forwards it to member
+B's service (Deliver) and acknowledges once B stored it.
 
 The runs are interleaved (a Weft transfer, a transfer through both services, then each
 baseline, `--repeat` times) so each Weft run has baseline runs made under the same machine
