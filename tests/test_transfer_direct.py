@@ -108,16 +108,17 @@ def member_files(cluster: LocalCluster, member: str) -> tuple[bytes, bytes]:
 
 
 def assert_refused(cluster: LocalCluster, channel: grpc.Channel, session_id: str, ticket: bytes,
-                   src: Party = PROMOTER, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED) -> str:
+                   src: Party = PROMOTER, code: grpc.StatusCode = grpc.StatusCode.PERMISSION_DENIED,
+                   caller: str = A) -> str:
     """Deliver to C must fail with `code`, C's mailbox must hold nothing more and C must count the
-    refusal against A (the member of the task certificate); the details."""
+    refusal against `caller` (the member of the task certificate); the details."""
     before = cluster[C].stats().mailbox_messages
-    refused = peer_stats(cluster[C], A).refused
+    refused = peer_stats(cluster[C], caller).refused
     with pytest.raises(grpc.RpcError) as caught:
         deliver(channel, iter(frames(session_id, src, ARBITER, b"x" * 1000)), ticket, timeout=10)
     assert caught.value.code() == code, caught.value.details()
     assert cluster[C].stats().mailbox_messages == before
-    assert peer_stats(cluster[C], A).refused == refused + 1
+    assert peer_stats(cluster[C], caller).refused == refused + 1
     return str(caught.value.details())
 
 
@@ -269,6 +270,27 @@ def test_another_members_valid_ticket_is_refused_with_this_task_certificate(
         assert_refused(cluster, channel, session, ticket, src=PROVIDER)
 
 
+def test_a_ticket_whose_claims_were_altered_is_refused(cluster: LocalCluster, session: str) -> None:
+    # A real ticket for another session, its claims rewritten to name this one; the signature kept.
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    cluster.register_session(other, PARTIES)
+    ticket = transfer_pb2.DeliveryTicket.FromString(issue(cluster, A, other, C).ticket)
+    claims = transfer_pb2.TicketClaims.FromString(ticket.claims)
+    claims.session_id = session
+    ticket.claims = claims.SerializeToString()
+    with task_channel(cluster, A, C) as channel:
+        assert "signature" in assert_refused(cluster, channel, session, ticket.SerializeToString())
+
+
+def test_a_ticket_presented_with_another_members_task_certificate_is_refused(
+        cluster: LocalCluster, session: str) -> None:
+    # B's task certificate (issued by the CA, though B's service hands it to nobody) with A's real ticket.
+    grant = issue(cluster, A, session, C)
+    with task_channel(cluster, B, C) as channel:
+        assert_refused(cluster, channel, session, grant.ticket, caller=B)
+        assert_refused(cluster, channel, session, grant.ticket, src=PROVIDER, caller=B)
+
+
 def test_ticket_whose_certificate_comes_from_another_ca_is_refused(
         cluster: LocalCluster, session: str, tmp_path: Path) -> None:
     # A rogue CA issues a certificate with CN A; its key signs a well-formed ticket.
@@ -342,8 +364,9 @@ def test_task_certificate_may_not_call_control(cluster: LocalCluster, session: s
         stub = transfer_pb2_grpc.TransferPeerServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
             stub.Control(transfer_pb2.ControlRequest(
-                method="/weft.v1.SchedulerPeerService/GetJob", target_member_id=C), timeout=10)
+                method="/weft.v1.SchedulerPeerService/CreateJob", target_member_id=C), timeout=10)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "task certificate" in str(caught.value.details())
     assert peer_stats(cluster[C], A).refused == refused + 1
 
 
