@@ -193,8 +193,9 @@ class TransferConfig(_Section):
                     "external listener, with its member's task certificate and a delivery ticket, instead of "
                     "through this service (needs tls.task_cert_file); 0 turns the direct path off")
     ticket_ttl_s: float = Field(
-        300.0, ge=30, le=3600,
-        description="lifetime of a delivery ticket this service signs for a task's direct path")
+        300.0, ge=120, le=3600,
+        description="lifetime of a delivery ticket this service signs for a task's direct path (a task asks for "
+                    "a new one a minute before its ticket expires)")
     allocator_keep_mb: int = Field(
         128, ge=0, description="free heap the process keeps for reuse by chunk buffers instead of returning "
                                "it to the kernel (glibc; 0 leaves the allocator at its defaults)")

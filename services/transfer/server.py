@@ -248,6 +248,9 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
             if ticket is not None and key.session_id != ticket.session_id:
                 raise PermissionDenied(
                     f"{key.name}: frame session {key.session_id} is not the delivery ticket's {ticket.session_id}")
+            if ticket is not None and key.src.member_id != ticket.source_member_id:
+                raise PermissionDenied(f"{key.name}: frame source member {key.src.member_id} is not the delivery "
+                                       f"ticket's {ticket.source_member_id}")
             if key.src.member_id != peer:
                 raise PermissionDenied(
                     f"{key.name}: frame source member {key.src.member_id} is not the certificate's member {peer}"
