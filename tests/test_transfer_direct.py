@@ -7,6 +7,7 @@ receiving member stored nothing.
 
 from __future__ import annotations
 
+import datetime
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,8 +17,10 @@ from typing import Any
 import grpc
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kernel.errors import ConfError
 from kernel.federation.base import Party, RoleTable
@@ -300,6 +303,28 @@ def test_ticket_whose_certificate_comes_from_another_ca_is_refused(
                             session_id=session, job_id="", ttl_s=300)
     with task_channel(cluster, A, C) as channel:
         assert "federation CA" in assert_refused(cluster, channel, session, ticket)
+
+
+def test_ticket_carrying_an_expired_member_certificate_is_refused(cluster: LocalCluster, session: str) -> None:
+    # The federation CA's own key issues a certificate for A that expired yesterday; its key signs.
+    ca_cert = x509.load_pem_x509_certificate((cluster.ca_dir / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key((cluster.ca_dir / "ca.key").read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, A)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    ticket, _ = sign_ticket(key_pem, cert.public_bytes(serialization.Encoding.PEM), source=A, target=C,
+                            session_id=session, job_id="", ttl_s=300)
+    with task_channel(cluster, A, C) as channel:
+        assert "validity dates" in assert_refused(cluster, channel, session, ticket)
 
 
 def test_ticket_carrying_a_task_certificate_is_refused(cluster: LocalCluster, session: str) -> None:

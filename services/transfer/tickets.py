@@ -11,8 +11,8 @@ certificate), and A's member certificate (DER) so B can check the signature.
 
 B accepts the call only when (`verify_ticket`):
 
-- the ticket's certificate was issued directly by the federation CA (`tls.ca_file`), is
-  within its validity dates, may serve as a server certificate (a member certificate, not a
+- the ticket's certificate was issued directly by the federation CA (`tls.ca_file`; the
+  CA within its validity dates too), is within its validity dates, may serve as a server certificate (a member certificate, not a
   user or task certificate) and its CN is a member id;
 - the signature over the claims verifies with that certificate's public key;
 - the claims' source member is that CN and the member of the task certificate on the call;
@@ -189,12 +189,12 @@ def verify_ticket(
         cert = x509.load_der_x509_certificate(ticket.member_certificate)
     except (DecodeError, ValueError) as exc:
         raise PermissionDenied(f"delivery ticket: does not parse: {exc}") from None
-    issuers = [ca for ca in ca_certs if _issued_by(cert, ca)]
-    if not issuers:
-        raise PermissionDenied("delivery ticket: its member certificate was not issued by the federation CA")
     moment = time.time() if now is None else now
     at = datetime.datetime.fromtimestamp(moment, datetime.UTC)
-    if not cert.not_valid_before_utc <= at <= cert.not_valid_after_utc:
+    issuers = [ca for ca in ca_certs if _issued_by(cert, ca) and _valid_at(ca, at)]
+    if not issuers:
+        raise PermissionDenied("delivery ticket: its member certificate was not issued by the federation CA")
+    if not _valid_at(cert, at):
         raise PermissionDenied("delivery ticket: its member certificate is outside its validity dates")
     signer = _common_name(cert)
     if not MEMBER_ID_PATTERN.match(signer) or not _is_server_certificate(cert):
@@ -218,6 +218,10 @@ def verify_ticket(
         raise PermissionDenied("delivery ticket: names no session")
     return Ticket(claims.source_member_id, claims.target_member_id, claims.session_id, claims.job_id,
                   claims.expires_at_ms)
+
+
+def _valid_at(cert: x509.Certificate, at: datetime.datetime) -> bool:
+    return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
