@@ -139,7 +139,11 @@ class DirectPath:
             raise
         grant = _Grant(response)
         with self._lock:
+            first = not self._grants and not self._channels
             self._grants[key] = grant
+        if first:
+            log.info("messages of at least %d bytes go straight to the destination member's transfer service "
+                     "(first: member %s at %s)", self.min_bytes(), member_id, response.peer_endpoint)
         return grant
 
     def _channel(self, response: transfer_pb2.IssueTicketResponse) -> grpc.Channel:
