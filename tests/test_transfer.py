@@ -443,8 +443,12 @@ def test_a_member_without_a_route_is_not_found(cluster: LocalCluster) -> None:
 
 @pytest.fixture()
 def pair(tmp_path: Path) -> Iterator[LocalCluster]:
-    """Two fresh members (promoter A, arbiter C) with an 8 MiB window and a 16 MiB mailbox budget."""
-    with LocalCluster(tmp_path, [A, C], transfer={"window_mb": 8, "mailbox_memory_mb": 16}) as members:
+    """Two fresh members (promoter A, arbiter C) with an 8 MiB window and a 16 MiB mailbox budget.
+
+    Every message goes through A's service (the direct path is off): these tests are about the
+    service path; tests/test_transfer_direct.py has the direct path's."""
+    with LocalCluster(tmp_path, [A, C], transfer={"window_mb": 8, "mailbox_memory_mb": 16,
+                                                  "direct_min_bytes": 0}) as members:
         members.register_session("s", [PROMOTER, ARBITER])
         yield members
 

@@ -1,7 +1,10 @@
 """CLUSTER federation: a task's messages travel through its member's transfer service.
 
 Frames go over the service's data lane when it has one (kernel/federation/lane.py), over
-its gRPC Send / Receive otherwise; both raise the same errors.
+its gRPC Send / Receive otherwise; both raise the same errors. A message of at least
+`transfer.direct_min_bytes` to another member goes straight to that member's transfer
+service with a delivery ticket when the member has a task certificate
+(kernel/federation/direct.py); receiving always goes through the own service.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from kernel.errors import (
     WeftError,
 )
 from kernel.federation.base import Federation, Party, RoleTable, Waiting
+from kernel.federation.direct import DirectPath
 from kernel.federation.lane import LaneClient, lane_of
 from kernel.federation.wire.frames import (
     MAX_CHUNK_BYTES,
@@ -208,6 +212,7 @@ class ClusterFederation(Federation):
             response_deserializer=None)
         self._lane: LaneClient | None = None
         self._lane_known = False
+        self.direct = DirectPath(self.channel, self._metadata)
 
     # ---- the two calls, over the data lane or gRPC ---------------------------------------
 
@@ -253,11 +258,22 @@ class ClusterFederation(Federation):
             kind=kind, created_at_ms=int(time.time() * 1000),
         )
 
+    def _deliver(self, frames: Callable[[], Iterator[OutFrame]], dst: Party, size: int | None) -> transfer_pb2.SendAck:
+        """Send one message: direct when it is large enough (`size`, None for a one-pass stream), else
+        through the service."""
+        if size is not None and dst.member_id != self.local.member_id and self.direct.wants(size, dst.member_id):
+            ack = self.direct.send(frames, self.session_id, dst.member_id)
+            if ack is not None:
+                return transfer_pb2.SendAck(message_id=ack.message_id, stored_size=ack.stored_size,
+                                            duplicate=ack.duplicate)
+        return self._call_send(frames())
+
     def _send_frames(self, frames: Callable[[], Iterator[OutFrame]], name: str, tag: str,
-                     dst: Party, retry: bool) -> transfer_pb2.SendAck:
+                     dst: Party, retry: bool, size: int | None = None) -> transfer_pb2.SendAck:
+        """`size`: the payload's size (about, for a table) when `frames` can be called again."""
         try:
             if retry:  # the same message id each time: the receiver drops a second copy
-                return retry_sync(lambda: self._call_send(frames()), _is_unavailable, LOCAL_BACKOFF)
+                return retry_sync(lambda: self._deliver(frames, dst, size), _is_unavailable, LOCAL_BACKOFF)
             return self._call_send(frames())
         except grpc.RpcError as exc:
             raise error_for_status(
@@ -278,7 +294,7 @@ class ClusterFederation(Federation):
                 seq += 1
             yield encode_end(seq, len(payload), checksum)
 
-        self._send_frames(frames, name, tag, dst, retry=True)
+        self._send_frames(frames, name, tag, dst, retry=True, size=len(payload))
 
     def _mark_sent(self, name: str, tag: str, parties: list[Party]) -> None:
         for party in parties:
@@ -297,13 +313,14 @@ class ClusterFederation(Federation):
         self._mark_sent(name, tag, parties)
         if isinstance(table, pa.Table) or len(parties) == 1:
             for party in parties:
-                self._send_table_stream(name, tag, party, lambda: arrow_ipc_chunks(table),
-                                        retry=isinstance(table, pa.Table))
+                whole = isinstance(table, pa.Table)
+                self._send_table_stream(name, tag, party, lambda: arrow_ipc_chunks(table), retry=whole,
+                                        size=table.nbytes if isinstance(table, pa.Table) else None)
             return
         self._fan_out_table(name, tag, table, parties)
 
     def _send_table_stream(self, name: str, tag: str, dst: Party,
-                           chunks: Callable[[], Iterator[bytes]], retry: bool) -> None:
+                           chunks: Callable[[], Iterator[bytes]], retry: bool, size: int | None = None) -> None:
         header = self._header(name, tag, dst, transfer_pb2.PAYLOAD_KIND_TABLE)
         source_errors: list[BaseException] = []
 
@@ -324,7 +341,7 @@ class ClusterFederation(Federation):
             yield encode_end(seq, size, checksum.digest())
 
         try:
-            self._send_frames(frames, name, tag, dst, retry)
+            self._send_frames(frames, name, tag, dst, retry, size)
         except WeftError:
             if source_errors:
                 raise source_errors[0] from None
@@ -493,4 +510,5 @@ class ClusterFederation(Federation):
         return rows
 
     def close(self) -> None:
+        self.direct.close()
         self.channel.close()

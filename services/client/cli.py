@@ -371,8 +371,10 @@ def cmd_certs(args: argparse.Namespace) -> int:
         return 0
     if not args.member_id:
         raise CliError("certs issue: --member-id is required")
-    issue_member_cert(Path(args.ca_dir), args.member_id, args.host or ["127.0.0.1", "localhost"], Path(args.out))
-    print(f"certificate for {args.member_id} written to {args.out}")
+    member = issue_member_cert(Path(args.ca_dir), args.member_id, args.host or ["127.0.0.1", "localhost"],
+                              Path(args.out))
+    print(f"certificate for {args.member_id} written to {member.cert_file} and {member.key_file}; its task "
+          f"certificate (tls.task_cert_file, tls.task_key_file) to {member.task_cert_file} and {member.task_key_file}")
     return 0
 
 

@@ -1,4 +1,7 @@
-"""A federation CA and member certificates (CN = member id) for mutual TLS between members."""
+"""A federation CA, member certificates (CN = member id) for mutual TLS between members, and
+task certificates (CN = `<member id>.task`) that let a member's tasks open a TLS connection to
+a peer's external listener, where they may only deliver a message with a ticket the member
+signed (services/transfer/tickets.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ CA_CERT_FILE: Final = "ca.crt"
 CA_KEY_FILE: Final = "ca.key"
 CA_DAYS: Final = 3650
 MEMBER_DAYS: Final = 825
+#: The CN suffix of a task certificate: `<member id>.task` is no member id (MEMBER_ID_PATTERN fails).
+TASK_CN_SUFFIX: Final = ".task"
 DEFAULT_HOSTS: Final = ("127.0.0.1", "localhost")
 CA_NAME: Final = "Weft federation CA"
 
@@ -40,6 +45,8 @@ class MemberCertFiles:
     ca_file: Path
     cert_file: Path
     key_file: Path
+    task_cert_file: Path
+    task_key_file: Path
 
 
 def _now() -> datetime.datetime:
@@ -125,7 +132,8 @@ def issue_member_cert(
     subject alternative names hold the member id as a DNS name (peers check it when they
     connect, so an endpoint cannot be served by another member's certificate), the given
     `hosts` (IP addresses or DNS names) and, for loopback use, 127.0.0.1, ::1 and localhost.
-    The certificate serves both as a server and a client certificate.
+    The certificate serves both as a server and a client certificate. The member's task
+    certificate (`issue_task_cert`) is issued beside it.
     """
     if not MEMBER_ID_PATTERN.match(member_id):
         raise InvalidArgument(f"member_id {member_id!r} must be 32 lowercase hex characters")
@@ -159,10 +167,63 @@ def issue_member_cert(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    files = MemberCertFiles(ca_path / CA_CERT_FILE, directory / f"{member_id}.crt", directory / f"{member_id}.key")
+    task_cert, task_key = issue_task_cert(ca_path, member_id, out_dir=directory, days=days)
+    files = MemberCertFiles(ca_path / CA_CERT_FILE, directory / f"{member_id}.crt", directory / f"{member_id}.key",
+                            task_cert, task_key)
     _write_private(files.key_file, _key_pem(key))
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
+
+
+def task_common_name(member_id: str) -> str:
+    """The CN of a member's task certificate."""
+    return member_id + TASK_CN_SUFFIX
+
+
+def task_member_id(common_name: str) -> str | None:
+    """The member whose task certificate has this CN; None for any other CN."""
+    if not common_name.endswith(TASK_CN_SUFFIX):
+        return None
+    member = common_name[: -len(TASK_CN_SUFFIX)]
+    return member if MEMBER_ID_PATTERN.match(member) else None
+
+
+def issue_task_cert(
+    ca_dir: str | Path, member_id: str, out_dir: str | Path | None = None, days: int = MEMBER_DAYS,
+) -> tuple[Path, Path]:
+    """Issue `<member_id>.task.crt` / `.key`, the task certificate of a member; (cert, key) paths.
+
+    A client certificate only (extended key usage clientAuth, no subject alternative names,
+    so it can serve no endpoint), CN `<member_id>.task`, which is no member id: a peer's
+    external listener lets its holder call nothing but `Deliver`, and that only with a
+    delivery ticket signed with the member's own key. The member's transfer service hands
+    it to the member's tasks so they can open a TLS connection to a peer themselves.
+    """
+    if not MEMBER_ID_PATTERN.match(member_id):
+        raise InvalidArgument(f"member_id {member_id!r} must be 32 lowercase hex characters")
+    ca_path = Path(ca_dir)
+    ca_cert, ca_key = _load_ca(ca_path)
+    directory = Path(out_dir) if out_dir is not None else ca_path
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, task_common_name(member_id))]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / f"{member_id}.task.crt", directory / f"{member_id}.task.key"
+    _write_private(key_file, _key_pem(key))
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_file, key_file
 
 
 def certificate_member_id(pem: bytes) -> str:

@@ -32,6 +32,12 @@ class TlsConfig(_Section):
     ca_file: str = Field("", description="the federation CA certificate every member trusts")
     cert_file: str = Field("", description="this member's certificate (its CN is the member id)")
     key_file: str = Field("", description="this member's private key")
+    task_cert_file: str = Field(
+        "", description="the member's task certificate (CN <member_id>.task, from the federation CA; `weft certs "
+                        "issue` writes it): the transfer service hands it to the member's tasks so they send large "
+                        "messages straight to the peer with a delivery ticket (empty: tasks send through the "
+                        "transfer service)")
+    task_key_file: str = Field("", description="the task certificate's private key")
 
     @property
     def enabled(self) -> bool:
@@ -181,6 +187,15 @@ class TransferConfig(_Section):
     lane_max_connections: int = Field(
         1024, ge=1, description="data lane connections open at once; more are answered RESOURCE_EXHAUSTED")
     metrics_listen: str = Field("", description="host:port of the Prometheus /metrics endpoint (empty: off)")
+    direct_min_bytes: int = Field(
+        8 * 1024 * 1024, ge=0,
+        description="a task sends a message of at least this many bytes straight to the destination member's "
+                    "external listener, with its member's task certificate and a delivery ticket, instead of "
+                    "through this service (needs tls.task_cert_file); 0 turns the direct path off")
+    ticket_ttl_s: float = Field(
+        300.0, ge=120, le=3600,
+        description="lifetime of a delivery ticket this service signs for a task's direct path (a task asks for "
+                    "a new one a minute before its ticket expires)")
     allocator_keep_mb: int = Field(
         128, ge=0, description="free heap the process keeps for reuse by chunk buffers instead of returning "
                                "it to the kernel (glibc; 0 leaves the allocator at its defaults)")

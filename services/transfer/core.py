@@ -10,7 +10,13 @@ from pathlib import Path
 
 import grpc
 
-from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
+from kernel.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from kernel.federation.cluster import error_for_status
 from kernel.federation.wire.frames import (
     MAX_CHUNK_BYTES,
@@ -31,7 +37,7 @@ from kernel.federation.wire.messages import (
 from kernel.retry import retry_async
 from protos.weft.v1 import scheduler_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
-from services.common.config import MemberConfig
+from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 from services.common.grpc_errors import retryable
 from services.common.observability import ServiceMetrics
 from services.transfer.constants import (
@@ -48,6 +54,7 @@ from services.transfer.routing import PeerRouter
 from services.transfer.serving_route import SERVING_METHODS, ServingRoute, is_serving_method
 from services.transfer.sessions import DefinitionSource, Session, SessionTable, registry_definitions
 from services.transfer.stats import TrafficStats
+from services.transfer.tickets import check_task_certificate, load_ca_certificates, sign_ticket
 
 log = logging.getLogger("weft.transfer")
 
@@ -84,6 +91,10 @@ class TransferCore:
         self.stats = TrafficStats()
         self.relayable = _relayable_methods() | SERVING_METHODS
         self.serving = ServingRoute(config, self.key)
+        # The federation CA, which must have issued the member certificate of a delivery ticket.
+        self.ca_certs = load_ca_certificates(config.tls.ca_file) if config.tls.ca_file else []
+        if config.tls.task_cert_file or config.tls.task_key_file:
+            check_task_certificate(config, self.ca_certs)
         self._scheduler_channel: grpc.aio.Channel | None = None
         self.metrics: ServiceMetrics | None = None
 
@@ -252,6 +263,45 @@ class TransferCore:
             await self.mailbox.cancel_read(message)
             raise
         await self.mailbox.finish_read(message)
+
+    # ---- delivery tickets (a task's direct path) ------------------------------------------
+
+    def direct_min_bytes(self) -> int:
+        """The size from which tasks send direct (0: never; also 0 without TLS to peers)."""
+        return self.settings.direct_min_bytes if self.config.tls.enabled else 0
+
+    def issue_ticket(self, request: transfer_pb2.IssueTicketRequest, job: str) -> transfer_pb2.IssueTicketResponse:
+        """A delivery ticket for a task of `job` (services/transfer/tickets.py) and what it needs to use it."""
+        tls = self.config.tls
+        if not (tls.enabled and tls.task_cert_file and tls.task_key_file):
+            raise FailedPrecondition(
+                f"member {self.member_id} has no task certificate (tls.task_cert_file, tls.task_key_file): "
+                "its tasks send through the transfer service")
+        target = request.target_member_id
+        if not MEMBER_ID_PATTERN.match(target):
+            raise InvalidArgument(f"target_member_id {target!r} must be 32 lowercase hex characters")
+        if target == self.member_id:
+            raise InvalidArgument(f"target_member_id {target} is this member: its messages stay in this service")
+        if not request.session_id:
+            raise InvalidArgument("session_id is required")
+        session = self.sessions.get(request.session_id)
+        if session is None:
+            raise NotFound(f"session {request.session_id!r} is not registered at this member")
+        self.check_job(session, job, "IssueTicket")
+        if target not in {party.member_id for party in session.parties}:
+            raise PermissionDenied(f"IssueTicket: member {target} takes no part in session {session.session_id}")
+        endpoint = self.router.endpoint(target)
+        try:
+            files = {field: Path(getattr(tls, field)).read_bytes()
+                     for field in ("ca_file", "cert_file", "key_file", "task_cert_file", "task_key_file")}
+        except OSError as exc:  # the task sends through the service instead
+            raise FailedPrecondition(f"member {self.member_id} cannot issue a delivery ticket: {exc}") from None
+        ticket, expires_ms = sign_ticket(
+            files["key_file"], files["cert_file"], source=self.member_id, target=target,
+            session_id=session.session_id, job_id=session.job_id, ttl_s=self.settings.ticket_ttl_s)
+        return transfer_pb2.IssueTicketResponse(
+            ticket=ticket, expires_at_ms=expires_ms, peer_endpoint=endpoint, ca_pem=files["ca_file"],
+            server_name=target, task_cert_pem=files["task_cert_file"], task_key_pem=files["task_key_file"])
 
     # ---- control relay ---------------------------------------------------------------
 

@@ -173,7 +173,8 @@ class LocalCluster:
                 "data_dir": str(directory / "data"),
                 "internal_key_file": str(key_file),
                 "tls": {"ca_file": str(files.ca_file), "cert_file": str(files.cert_file),
-                        "key_file": str(files.key_file)},
+                        "key_file": str(files.key_file), "task_cert_file": str(files.task_cert_file),
+                        "task_key_file": str(files.task_key_file)},
                 "transfer": {"internal_listen": internal, "external_listen": external, **(transfer or {}),
                              **(member_transfer or {}).get(member, {})},
                 "peers": {other: {"endpoint": f"127.0.0.1:{ports[other][1]}"}

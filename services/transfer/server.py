@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from kernel.federation.wire.lane import describe as describe_lane
 from kernel.federation.wire.messages import check_header, first_header, party_of, wire_frames
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
+from services.common.certs import task_member_id
 from services.common.config import MEMBER_ID_PATTERN, MemberConfig
 from services.common.grpc_errors import grpc_method
 from services.common.observability import (
@@ -42,6 +44,7 @@ from services.transfer.routing import server_credentials
 from services.transfer.serving_route import check_signer
 from services.transfer.sessions import DefinitionSource, Session, registry_definitions
 from services.transfer.stats import TransferCollector
+from services.transfer.tickets import ticket_of, verify_ticket
 
 log = logging.getLogger("weft.transfer")
 
@@ -76,12 +79,30 @@ def add_servicer(server: grpc.aio.Server, servicer: object, service: ServiceDesc
 
 
 def peer_member_id(context: grpc.aio.ServicerContext) -> str:
-    """The calling member's id: the CN of the client certificate TLS verified."""
+    """The CN of the client certificate TLS verified (a member's id, or a task certificate's `<member>.task`)."""
     auth = context.auth_context()
     names = auth.get("x509_common_name") or []
     if not names:
         raise PermissionDenied("the caller showed no client certificate with a member id (CN)")
     return bytes(names[0]).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who called the external listener: a member (its certificate) or a member's task (its task certificate)."""
+
+    member_id: str
+    task: bool
+
+    def describe(self) -> str:
+        return f"the task certificate of member {self.member_id}" if self.task else f"member {self.member_id}"
+
+
+def peer_caller(context: grpc.aio.ServicerContext) -> Caller:
+    """The caller of the external listener, from the CN of its verified client certificate."""
+    common_name = peer_member_id(context)
+    member = task_member_id(common_name)
+    return Caller(member, True) if member is not None else Caller(common_name, False)
 
 
 class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
@@ -173,7 +194,21 @@ class InternalServicer(transfer_pb2_grpc.TransferServiceServicer):
         self, request: transfer_pb2.GetDataLaneRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.DataLane:
         self._claims(context, {internal_auth.SCHEDULER, internal_auth.TASK}, "GetDataLane")
-        return self.lane
+        lane = transfer_pb2.DataLane()
+        lane.CopyFrom(self.lane)
+        lane.direct_min_bytes = self.core.direct_min_bytes()
+        return lane
+
+    @grpc_method
+    async def IssueTicket(
+        self, request: transfer_pb2.IssueTicketRequest, context: grpc.aio.ServicerContext
+    ) -> transfer_pb2.IssueTicketResponse:
+        claims = self._claims(context, {internal_auth.TASK}, "IssueTicket")
+        try:
+            return self.core.issue_ticket(request, claims.job)
+        except PermissionDenied as exc:
+            log.warning("refused a delivery ticket: %s", exc)
+            raise
 
     @grpc_method
     async def GetStats(
@@ -189,20 +224,33 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
     def __init__(self, core: TransferCore) -> None:
         self.core = core
 
-    def _refuse(self, peer: str, exc: WeftError) -> None:
-        self.core.stats.peer(peer).refused += 1
-        log.warning("refused a call from member %s: %s", peer, exc)
+    def _refuse(self, caller: Caller, exc: WeftError) -> None:
+        self.core.stats.peer(caller.member_id).refused += 1
+        log.warning("refused a call from %s: %s", caller.describe(), exc)
 
     @grpc_method
     async def Deliver(
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> transfer_pb2.DeliverAck:
         core = self.core
-        peer = peer_member_id(context)
+        caller = peer_caller(context)
+        peer = caller.member_id
         frames = wire_frames(request_iterator)
         try:
+            ticket = None
+            if caller.task:
+                # A task certificate proves only that the CA issued it to one of the member's
+                # tasks; the ticket, signed with the member's own key, is the authority.
+                ticket = verify_ticket(ticket_of(context.invocation_metadata()), core.ca_certs,
+                                       caller_member=peer, this_member=core.member_id)
             header = await first_header(frames)
             key = check_header(header)
+            if ticket is not None and key.session_id != ticket.session_id:
+                raise PermissionDenied(
+                    f"{key.name}: frame session {key.session_id} is not the delivery ticket's {ticket.session_id}")
+            if ticket is not None and key.src.member_id != ticket.source_member_id:
+                raise PermissionDenied(f"{key.name}: frame source member {key.src.member_id} is not the delivery "
+                                       f"ticket's {ticket.source_member_id}")
             if key.src.member_id != peer:
                 raise PermissionDenied(
                     f"{key.name}: frame source member {key.src.member_id} is not the certificate's member {peer}"
@@ -216,7 +264,7 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
         except Unavailable:
             raise  # a hand-off whose reader left: the sender delivers again
         except WeftError as exc:
-            self._refuse(peer, exc)
+            self._refuse(caller, exc)
             raise
         counters = core.stats.peer(peer)
         if not duplicate:
@@ -230,15 +278,18 @@ class PeerServicer(transfer_pb2_grpc.TransferPeerServiceServicer):
     async def Control(
         self, request: transfer_pb2.ControlRequest, context: grpc.aio.ServicerContext
     ) -> transfer_pb2.ControlReply:
-        peer = peer_member_id(context)
+        caller = peer_caller(context)
+        peer = caller.member_id
         try:
+            if caller.task:
+                raise PermissionDenied("a task certificate may call nothing but Deliver with a delivery ticket")
             if request.target_member_id != self.core.member_id:
                 raise PermissionDenied(
                     f"control call for member {request.target_member_id} reached member {self.core.member_id}"
                 )
             self.core.check_relayable(request.method)
         except WeftError as exc:
-            self._refuse(peer, exc)
+            self._refuse(caller, exc)
             raise
         return await self.core.call_local_scheduler(request, peer)
 

@@ -45,6 +45,8 @@ from kernel.federation.wire.frames import MAX_FRAME_BYTES
 MAGIC: Final = b"WEFTLANE2"
 #: gRPC metadata key of a member-internal credential (services/common/internal_auth.py).
 CREDENTIAL_METADATA: Final = "weft-internal-credential"
+#: gRPC metadata key (binary) of a delivery ticket on a task's direct Deliver (services/transfer/tickets.py).
+TICKET_METADATA: Final = "weft-ticket-bin"
 #: The variable in which the executor hands a task process its task credential.
 TASK_CREDENTIAL_ENV: Final = "WEFT_TASK_CREDENTIAL"
 #: Length word of the credential in an opening record.

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from protos.weft.v1 import common_pb2 as weft_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16weft/v1/transfer.proto\x12\x07weft.v1\x1a\x14weft/v1/common.proto\"\xeb\x01\n\x0b\x46rameHeader\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03tag\x18\x04 \x01(\t\x12\x1b\n\x03src\x18\x05 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x1b\n\x03\x64st\x18\x06 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x12\n\ntotal_size\x18\x07 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x08 \x01(\x0c\x12\"\n\x04kind\x18\t \x01(\x0e\x32\x14.weft.v1.PayloadKind\x12\x15\n\rcreated_at_ms\x18\n \x01(\x03\"\'\n\nFrameChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"E\n\x08\x46rameEnd\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x03\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x03 \x01(\x0c\"\x7f\n\x05\x46rame\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x14.weft.v1.FrameHeaderH\x00\x12$\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x13.weft.v1.FrameChunkH\x00\x12 \n\x03\x65nd\x18\x03 \x01(\x0b\x32\x11.weft.v1.FrameEndH\x00\x42\x06\n\x04kind\"\x14\n\x12GetDataLaneRequest\"+\n\x08\x44\x61taLane\x12\x0c\n\x04port\x18\x01 \x01(\x05\x12\x11\n\tunix_name\x18\x02 \x01(\t\"E\n\x07SendAck\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0bstored_size\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"\x8d\x01\n\x0eReceiveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x1b\n\x03src\x18\x04 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x1b\n\x03\x64st\x18\x05 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x03\"l\n\x16RegisterSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x1f\n\x07parties\x18\x03 \x03(\x0b\x32\x0e.weft.v1.Party\x12\r\n\x05ttl_s\x18\x04 \x01(\x03\")\n\x13\x43leanSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"E\n\x14\x43leanSessionResponse\x12\x18\n\x10messages_removed\x18\x01 \x01(\x03\x12\x13\n\x0b\x62ytes_freed\x18\x02 \x01(\x03\"_\n\x0e\x43ontrolRequest\x12\x18\n\x10target_member_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x03\"E\n\x0c\x43ontrolReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x11\n\x0fGetStatsRequest\"\x90\x01\n\tPeerStats\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tbytes_out\x18\x02 \x01(\x03\x12\x10\n\x08\x62ytes_in\x18\x03 \x01(\x03\x12\x14\n\x0cmessages_out\x18\x04 \x01(\x03\x12\x13\n\x0bmessages_in\x18\x05 \x01(\x03\x12\x0f\n\x07retries\x18\x06 \x01(\x03\x12\x0f\n\x07refused\x18\x07 \x01(\x03\"\xcf\x01\n\rTransferStats\x12!\n\x05peers\x18\x01 \x03(\x0b\x32\x12.weft.v1.PeerStats\x12\x18\n\x10mailbox_messages\x18\x02 \x01(\x03\x12\x1c\n\x14mailbox_memory_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12mailbox_disk_bytes\x18\x04 \x01(\x03\x12\x10\n\x08sessions\x18\x05 \x01(\x03\x12\x1a\n\x12\x64uplicates_dropped\x18\x06 \x01(\x03\x12\x19\n\x11receivers_waiting\x18\x07 \x01(\x03\"H\n\nDeliverAck\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0bstored_size\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08*\\\n\x0bPayloadKind\x12\x1c\n\x18PAYLOAD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PAYLOAD_KIND_OBJECT\x10\x01\x12\x16\n\x12PAYLOAD_KIND_TABLE\x10\x02\x32\xbf\x03\n\x0fTransferService\x12*\n\x04Send\x12\x0e.weft.v1.Frame\x1a\x10.weft.v1.SendAck(\x01\x12\x34\n\x07Receive\x12\x17.weft.v1.ReceiveRequest\x1a\x0e.weft.v1.Frame0\x01\x12@\n\x0fRegisterSession\x12\x1f.weft.v1.RegisterSessionRequest\x1a\x0c.weft.v1.Ack\x12K\n\x0c\x43leanSession\x12\x1c.weft.v1.CleanSessionRequest\x1a\x1d.weft.v1.CleanSessionResponse\x12>\n\x0cRelayControl\x12\x17.weft.v1.ControlRequest\x1a\x15.weft.v1.ControlReply\x12<\n\x08GetStats\x12\x18.weft.v1.GetStatsRequest\x1a\x16.weft.v1.TransferStats\x12=\n\x0bGetDataLane\x12\x1b.weft.v1.GetDataLaneRequest\x1a\x11.weft.v1.DataLane2\x82\x01\n\x13TransferPeerService\x12\x30\n\x07\x44\x65liver\x12\x0e.weft.v1.Frame\x1a\x13.weft.v1.DeliverAck(\x01\x12\x39\n\x07\x43ontrol\x12\x17.weft.v1.ControlRequest\x1a\x15.weft.v1.ControlReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16weft/v1/transfer.proto\x12\x07weft.v1\x1a\x14weft/v1/common.proto\"\xeb\x01\n\x0b\x46rameHeader\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x0b\n\x03tag\x18\x04 \x01(\t\x12\x1b\n\x03src\x18\x05 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x1b\n\x03\x64st\x18\x06 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x12\n\ntotal_size\x18\x07 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x08 \x01(\x0c\x12\"\n\x04kind\x18\t \x01(\x0e\x32\x14.weft.v1.PayloadKind\x12\x15\n\rcreated_at_ms\x18\n \x01(\x03\"\'\n\nFrameChunk\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"E\n\x08\x46rameEnd\x12\x13\n\x0b\x63hunk_count\x18\x01 \x01(\x03\x12\x12\n\ntotal_size\x18\x02 \x01(\x03\x12\x10\n\x08\x63hecksum\x18\x03 \x01(\x0c\"\x7f\n\x05\x46rame\x12&\n\x06header\x18\x01 \x01(\x0b\x32\x14.weft.v1.FrameHeaderH\x00\x12$\n\x05\x63hunk\x18\x02 \x01(\x0b\x32\x13.weft.v1.FrameChunkH\x00\x12 \n\x03\x65nd\x18\x03 \x01(\x0b\x32\x11.weft.v1.FrameEndH\x00\x42\x06\n\x04kind\"B\n\x12IssueTicketRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x18\n\x10target_member_id\x18\x02 \x01(\t\"\xa5\x01\n\x13IssueTicketResponse\x12\x0e\n\x06ticket\x18\x01 \x01(\x0c\x12\x15\n\rexpires_at_ms\x18\x02 \x01(\x03\x12\x15\n\rpeer_endpoint\x18\x03 \x01(\t\x12\x0e\n\x06\x63\x61_pem\x18\x04 \x01(\x0c\x12\x13\n\x0bserver_name\x18\x05 \x01(\t\x12\x15\n\rtask_cert_pem\x18\x06 \x01(\x0c\x12\x14\n\x0ctask_key_pem\x18\x07 \x01(\x0c\"\xa2\x01\n\x0cTicketClaims\x12\x18\n\x10source_member_id\x18\x01 \x01(\t\x12\x18\n\x10target_member_id\x18\x02 \x01(\t\x12\x12\n\nsession_id\x18\x03 \x01(\t\x12\x0e\n\x06job_id\x18\x04 \x01(\t\x12\x14\n\x0cissued_at_ms\x18\x05 \x01(\x03\x12\x15\n\rexpires_at_ms\x18\x06 \x01(\x03\x12\r\n\x05nonce\x18\x07 \x01(\x0c\"O\n\x0e\x44\x65liveryTicket\x12\x0e\n\x06\x63laims\x18\x01 \x01(\x0c\x12\x11\n\tsignature\x18\x02 \x01(\x0c\x12\x1a\n\x12member_certificate\x18\x03 \x01(\x0c\"\x14\n\x12GetDataLaneRequest\"E\n\x08\x44\x61taLane\x12\x0c\n\x04port\x18\x01 \x01(\x05\x12\x11\n\tunix_name\x18\x02 \x01(\t\x12\x18\n\x10\x64irect_min_bytes\x18\x03 \x01(\x03\"E\n\x07SendAck\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0bstored_size\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"\x8d\x01\n\x0eReceiveRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0b\n\x03tag\x18\x03 \x01(\t\x12\x1b\n\x03src\x18\x04 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x1b\n\x03\x64st\x18\x05 \x01(\x0b\x32\x0e.weft.v1.Party\x12\x12\n\ntimeout_ms\x18\x06 \x01(\x03\"l\n\x16RegisterSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x1f\n\x07parties\x18\x03 \x03(\x0b\x32\x0e.weft.v1.Party\x12\r\n\x05ttl_s\x18\x04 \x01(\x03\")\n\x13\x43leanSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"E\n\x14\x43leanSessionResponse\x12\x18\n\x10messages_removed\x18\x01 \x01(\x03\x12\x13\n\x0b\x62ytes_freed\x18\x02 \x01(\x03\"_\n\x0e\x43ontrolRequest\x12\x18\n\x10target_member_id\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12\x0f\n\x07payload\x18\x03 \x01(\x0c\x12\x12\n\ntimeout_ms\x18\x04 \x01(\x03\"E\n\x0c\x43ontrolReply\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\x12\x13\n\x0bstatus_code\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x11\n\x0fGetStatsRequest\"\x90\x01\n\tPeerStats\x12\x11\n\tmember_id\x18\x01 \x01(\t\x12\x11\n\tbytes_out\x18\x02 \x01(\x03\x12\x10\n\x08\x62ytes_in\x18\x03 \x01(\x03\x12\x14\n\x0cmessages_out\x18\x04 \x01(\x03\x12\x13\n\x0bmessages_in\x18\x05 \x01(\x03\x12\x0f\n\x07retries\x18\x06 \x01(\x03\x12\x0f\n\x07refused\x18\x07 \x01(\x03\"\xcf\x01\n\rTransferStats\x12!\n\x05peers\x18\x01 \x03(\x0b\x32\x12.weft.v1.PeerStats\x12\x18\n\x10mailbox_messages\x18\x02 \x01(\x03\x12\x1c\n\x14mailbox_memory_bytes\x18\x03 \x01(\x03\x12\x1a\n\x12mailbox_disk_bytes\x18\x04 \x01(\x03\x12\x10\n\x08sessions\x18\x05 \x01(\x03\x12\x1a\n\x12\x64uplicates_dropped\x18\x06 \x01(\x03\x12\x19\n\x11receivers_waiting\x18\x07 \x01(\x03\"H\n\nDeliverAck\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x13\n\x0bstored_size\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08*\\\n\x0bPayloadKind\x12\x1c\n\x18PAYLOAD_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13PAYLOAD_KIND_OBJECT\x10\x01\x12\x16\n\x12PAYLOAD_KIND_TABLE\x10\x02\x32\x89\x04\n\x0fTransferService\x12*\n\x04Send\x12\x0e.weft.v1.Frame\x1a\x10.weft.v1.SendAck(\x01\x12\x34\n\x07Receive\x12\x17.weft.v1.ReceiveRequest\x1a\x0e.weft.v1.Frame0\x01\x12@\n\x0fRegisterSession\x12\x1f.weft.v1.RegisterSessionRequest\x1a\x0c.weft.v1.Ack\x12K\n\x0c\x43leanSession\x12\x1c.weft.v1.CleanSessionRequest\x1a\x1d.weft.v1.CleanSessionResponse\x12>\n\x0cRelayControl\x12\x17.weft.v1.ControlRequest\x1a\x15.weft.v1.ControlReply\x12<\n\x08GetStats\x12\x18.weft.v1.GetStatsRequest\x1a\x16.weft.v1.TransferStats\x12=\n\x0bGetDataLane\x12\x1b.weft.v1.GetDataLaneRequest\x1a\x11.weft.v1.DataLane\x12H\n\x0bIssueTicket\x12\x1b.weft.v1.IssueTicketRequest\x1a\x1c.weft.v1.IssueTicketResponse2\x82\x01\n\x13TransferPeerService\x12\x30\n\x07\x44\x65liver\x12\x0e.weft.v1.Frame\x1a\x13.weft.v1.DeliverAck(\x01\x12\x39\n\x07\x43ontrol\x12\x17.weft.v1.ControlRequest\x1a\x15.weft.v1.ControlReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'weft.v1.transfer_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PAYLOADKIND']._serialized_start=1660
-  _globals['_PAYLOADKIND']._serialized_end=1752
+  _globals['_PAYLOADKIND']._serialized_start=2168
+  _globals['_PAYLOADKIND']._serialized_end=2260
   _globals['_FRAMEHEADER']._serialized_start=58
   _globals['_FRAMEHEADER']._serialized_end=293
   _globals['_FRAMECHUNK']._serialized_start=295
@@ -42,34 +42,42 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_FRAMEEND']._serialized_end=405
   _globals['_FRAME']._serialized_start=407
   _globals['_FRAME']._serialized_end=534
-  _globals['_GETDATALANEREQUEST']._serialized_start=536
-  _globals['_GETDATALANEREQUEST']._serialized_end=556
-  _globals['_DATALANE']._serialized_start=558
-  _globals['_DATALANE']._serialized_end=601
-  _globals['_SENDACK']._serialized_start=603
-  _globals['_SENDACK']._serialized_end=672
-  _globals['_RECEIVEREQUEST']._serialized_start=675
-  _globals['_RECEIVEREQUEST']._serialized_end=816
-  _globals['_REGISTERSESSIONREQUEST']._serialized_start=818
-  _globals['_REGISTERSESSIONREQUEST']._serialized_end=926
-  _globals['_CLEANSESSIONREQUEST']._serialized_start=928
-  _globals['_CLEANSESSIONREQUEST']._serialized_end=969
-  _globals['_CLEANSESSIONRESPONSE']._serialized_start=971
-  _globals['_CLEANSESSIONRESPONSE']._serialized_end=1040
-  _globals['_CONTROLREQUEST']._serialized_start=1042
-  _globals['_CONTROLREQUEST']._serialized_end=1137
-  _globals['_CONTROLREPLY']._serialized_start=1139
-  _globals['_CONTROLREPLY']._serialized_end=1208
-  _globals['_GETSTATSREQUEST']._serialized_start=1210
-  _globals['_GETSTATSREQUEST']._serialized_end=1227
-  _globals['_PEERSTATS']._serialized_start=1230
-  _globals['_PEERSTATS']._serialized_end=1374
-  _globals['_TRANSFERSTATS']._serialized_start=1377
-  _globals['_TRANSFERSTATS']._serialized_end=1584
-  _globals['_DELIVERACK']._serialized_start=1586
-  _globals['_DELIVERACK']._serialized_end=1658
-  _globals['_TRANSFERSERVICE']._serialized_start=1755
-  _globals['_TRANSFERSERVICE']._serialized_end=2202
-  _globals['_TRANSFERPEERSERVICE']._serialized_start=2205
-  _globals['_TRANSFERPEERSERVICE']._serialized_end=2335
+  _globals['_ISSUETICKETREQUEST']._serialized_start=536
+  _globals['_ISSUETICKETREQUEST']._serialized_end=602
+  _globals['_ISSUETICKETRESPONSE']._serialized_start=605
+  _globals['_ISSUETICKETRESPONSE']._serialized_end=770
+  _globals['_TICKETCLAIMS']._serialized_start=773
+  _globals['_TICKETCLAIMS']._serialized_end=935
+  _globals['_DELIVERYTICKET']._serialized_start=937
+  _globals['_DELIVERYTICKET']._serialized_end=1016
+  _globals['_GETDATALANEREQUEST']._serialized_start=1018
+  _globals['_GETDATALANEREQUEST']._serialized_end=1038
+  _globals['_DATALANE']._serialized_start=1040
+  _globals['_DATALANE']._serialized_end=1109
+  _globals['_SENDACK']._serialized_start=1111
+  _globals['_SENDACK']._serialized_end=1180
+  _globals['_RECEIVEREQUEST']._serialized_start=1183
+  _globals['_RECEIVEREQUEST']._serialized_end=1324
+  _globals['_REGISTERSESSIONREQUEST']._serialized_start=1326
+  _globals['_REGISTERSESSIONREQUEST']._serialized_end=1434
+  _globals['_CLEANSESSIONREQUEST']._serialized_start=1436
+  _globals['_CLEANSESSIONREQUEST']._serialized_end=1477
+  _globals['_CLEANSESSIONRESPONSE']._serialized_start=1479
+  _globals['_CLEANSESSIONRESPONSE']._serialized_end=1548
+  _globals['_CONTROLREQUEST']._serialized_start=1550
+  _globals['_CONTROLREQUEST']._serialized_end=1645
+  _globals['_CONTROLREPLY']._serialized_start=1647
+  _globals['_CONTROLREPLY']._serialized_end=1716
+  _globals['_GETSTATSREQUEST']._serialized_start=1718
+  _globals['_GETSTATSREQUEST']._serialized_end=1735
+  _globals['_PEERSTATS']._serialized_start=1738
+  _globals['_PEERSTATS']._serialized_end=1882
+  _globals['_TRANSFERSTATS']._serialized_start=1885
+  _globals['_TRANSFERSTATS']._serialized_end=2092
+  _globals['_DELIVERACK']._serialized_start=2094
+  _globals['_DELIVERACK']._serialized_end=2166
+  _globals['_TRANSFERSERVICE']._serialized_start=2263
+  _globals['_TRANSFERSERVICE']._serialized_end=2784
+  _globals['_TRANSFERPEERSERVICE']._serialized_start=2787
+  _globals['_TRANSFERPEERSERVICE']._serialized_end=2917
 # @@protoc_insertion_point(module_scope)

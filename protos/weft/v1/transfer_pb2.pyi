@@ -69,17 +69,73 @@ class Frame(_message.Message):
     end: FrameEnd
     def __init__(self, header: _Optional[_Union[FrameHeader, _Mapping]] = ..., chunk: _Optional[_Union[FrameChunk, _Mapping]] = ..., end: _Optional[_Union[FrameEnd, _Mapping]] = ...) -> None: ...
 
+class IssueTicketRequest(_message.Message):
+    __slots__ = ("session_id", "target_member_id")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    target_member_id: str
+    def __init__(self, session_id: _Optional[str] = ..., target_member_id: _Optional[str] = ...) -> None: ...
+
+class IssueTicketResponse(_message.Message):
+    __slots__ = ("ticket", "expires_at_ms", "peer_endpoint", "ca_pem", "server_name", "task_cert_pem", "task_key_pem")
+    TICKET_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PEER_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    SERVER_NAME_FIELD_NUMBER: _ClassVar[int]
+    TASK_CERT_PEM_FIELD_NUMBER: _ClassVar[int]
+    TASK_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    ticket: bytes
+    expires_at_ms: int
+    peer_endpoint: str
+    ca_pem: bytes
+    server_name: str
+    task_cert_pem: bytes
+    task_key_pem: bytes
+    def __init__(self, ticket: _Optional[bytes] = ..., expires_at_ms: _Optional[int] = ..., peer_endpoint: _Optional[str] = ..., ca_pem: _Optional[bytes] = ..., server_name: _Optional[str] = ..., task_cert_pem: _Optional[bytes] = ..., task_key_pem: _Optional[bytes] = ...) -> None: ...
+
+class TicketClaims(_message.Message):
+    __slots__ = ("source_member_id", "target_member_id", "session_id", "job_id", "issued_at_ms", "expires_at_ms", "nonce")
+    SOURCE_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    TARGET_MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    source_member_id: str
+    target_member_id: str
+    session_id: str
+    job_id: str
+    issued_at_ms: int
+    expires_at_ms: int
+    nonce: bytes
+    def __init__(self, source_member_id: _Optional[str] = ..., target_member_id: _Optional[str] = ..., session_id: _Optional[str] = ..., job_id: _Optional[str] = ..., issued_at_ms: _Optional[int] = ..., expires_at_ms: _Optional[int] = ..., nonce: _Optional[bytes] = ...) -> None: ...
+
+class DeliveryTicket(_message.Message):
+    __slots__ = ("claims", "signature", "member_certificate")
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_CERTIFICATE_FIELD_NUMBER: _ClassVar[int]
+    claims: bytes
+    signature: bytes
+    member_certificate: bytes
+    def __init__(self, claims: _Optional[bytes] = ..., signature: _Optional[bytes] = ..., member_certificate: _Optional[bytes] = ...) -> None: ...
+
 class GetDataLaneRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class DataLane(_message.Message):
-    __slots__ = ("port", "unix_name")
+    __slots__ = ("port", "unix_name", "direct_min_bytes")
     PORT_FIELD_NUMBER: _ClassVar[int]
     UNIX_NAME_FIELD_NUMBER: _ClassVar[int]
+    DIRECT_MIN_BYTES_FIELD_NUMBER: _ClassVar[int]
     port: int
     unix_name: str
-    def __init__(self, port: _Optional[int] = ..., unix_name: _Optional[str] = ...) -> None: ...
+    direct_min_bytes: int
+    def __init__(self, port: _Optional[int] = ..., unix_name: _Optional[str] = ..., direct_min_bytes: _Optional[int] = ...) -> None: ...
 
 class SendAck(_message.Message):
     __slots__ = ("message_id", "stored_size", "duplicate")

@@ -73,6 +73,11 @@ class TransferServiceStub:
                 request_serializer=weft_dot_v1_dot_transfer__pb2.GetDataLaneRequest.SerializeToString,
                 response_deserializer=weft_dot_v1_dot_transfer__pb2.DataLane.FromString,
                 _registered_method=True)
+        self.IssueTicket = channel.unary_unary(
+                '/weft.v1.TransferService/IssueTicket',
+                request_serializer=weft_dot_v1_dot_transfer__pb2.IssueTicketRequest.SerializeToString,
+                response_deserializer=weft_dot_v1_dot_transfer__pb2.IssueTicketResponse.FromString,
+                _registered_method=True)
 
 
 class TransferServiceServicer:
@@ -148,6 +153,20 @@ class TransferServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueTicket(self, request, context):
+        """A delivery ticket for the calling task's direct path: the task sends a large message
+        of `session_id` straight to `target_member_id`'s TransferPeerService.Deliver over TLS
+        with the member's task certificate, carrying the ticket in the `weft-ticket-bin`
+        metadata key. Task credential only; the session must be the task's job's (NOT_FOUND for
+        an unknown session, PERMISSION_DENIED for another job's or a target that is not one of
+        its parties). INVALID_ARGUMENT for a malformed member id or this member itself;
+        FAILED_PRECONDITION when the member has no task certificate (tls.task_cert_file): the
+        task then sends through Send.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TransferServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +204,11 @@ def add_TransferServiceServicer_to_server(servicer, server):
                     servicer.GetDataLane,
                     request_deserializer=weft_dot_v1_dot_transfer__pb2.GetDataLaneRequest.FromString,
                     response_serializer=weft_dot_v1_dot_transfer__pb2.DataLane.SerializeToString,
+            ),
+            'IssueTicket': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueTicket,
+                    request_deserializer=weft_dot_v1_dot_transfer__pb2.IssueTicketRequest.FromString,
+                    response_serializer=weft_dot_v1_dot_transfer__pb2.IssueTicketResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -389,6 +413,33 @@ class TransferService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def IssueTicket(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/weft.v1.TransferService/IssueTicket',
+            weft_dot_v1_dot_transfer__pb2.IssueTicketRequest.SerializeToString,
+            weft_dot_v1_dot_transfer__pb2.IssueTicketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class TransferPeerServiceStub:
     """---------------------------------------------------------------------------------------
@@ -423,7 +474,11 @@ class TransferPeerServiceServicer:
     """
 
     def Deliver(self, request_iterator, context):
-        """Stores one message from a peer. Refused, with nothing stored, when: src.member_id is
+        """Stores one message from a peer. The caller shows its member certificate, or the
+        member's task certificate (CN `<member id>.task`) together with a delivery ticket in the
+        `weft-ticket-bin` metadata key: the ticket must be signed by that member's key, name this
+        member as its target, be unexpired and name the message's session (PERMISSION_DENIED
+        otherwise). Refused, with nothing stored, when: src.member_id is
         not the certificate's member (PERMISSION_DENIED), dst.member_id is not this member
         (PERMISSION_DENIED), the session is unknown or its role table or the variable's
         definition does not allow (name, src role, dst role) (PERMISSION_DENIED), the frames
@@ -436,7 +491,8 @@ class TransferPeerServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Control(self, request, context):
-        """Runs a relayed scheduler call at this member: checks the method is one of
+        """Member certificates only (a task certificate: PERMISSION_DENIED).
+        Runs a relayed scheduler call at this member: checks the method is one of
         weft.v1.SchedulerPeerService, calls the local scheduler with the payload and the
         caller's certificate member id in the `weft-source-member-id` metadata key, and
         returns its answer.
