@@ -344,6 +344,14 @@ def test_expired_ticket_is_refused(cluster: LocalCluster, session: str) -> None:
         assert "expired" in assert_refused(cluster, channel, session, ticket)
 
 
+def test_ticket_valid_for_longer_than_a_peer_accepts_is_refused(cluster: LocalCluster, session: str) -> None:
+    # Signed with A's own key for a day: genuine, unexpired, but a peer bounds what a stolen ticket is worth.
+    cert, key = member_files(cluster, A)
+    ticket, _ = sign_ticket(key, cert, source=A, target=C, session_id=session, job_id="", ttl_s=86400)
+    with task_channel(cluster, A, C) as channel:
+        assert "longer than the 3600 s" in assert_refused(cluster, channel, session, ticket)
+
+
 def test_ticket_for_another_session_is_refused(cluster: LocalCluster, session: str) -> None:
     other = f"other-{uuid.uuid4().hex[:8]}"
     cluster.register_session(other, PARTIES)

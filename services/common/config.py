@@ -195,7 +195,7 @@ class TransferConfig(_Section):
     ticket_ttl_s: float = Field(
         300.0, ge=120, le=3600,
         description="lifetime of a delivery ticket this service signs for a task's direct path (a task asks for "
-                    "a new one a minute before its ticket expires)")
+                    "a new one a minute before its ticket expires; peers refuse a ticket valid for longer than an hour)")
     allocator_keep_mb: int = Field(
         128, ge=0, description="free heap the process keeps for reuse by chunk buffers instead of returning "
                                "it to the kernel (glibc; 0 leaves the allocator at its defaults)")

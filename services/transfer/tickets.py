@@ -17,7 +17,8 @@ B accepts the call only when (`verify_ticket`):
 - the signature over the claims verifies with that certificate's public key;
 - the claims' source member is that CN and the member of the task certificate on the call;
 - the claims' target is B itself, and the ticket has not expired (`CLOCK_SKEW_S` allowed
-  either way for the issue time and the expiry).
+  either way for the issue time and the expiry) and claims a lifetime of at most
+  `MAX_TICKET_LIFETIME_S`.
 
 Then the message's header must name the ticket's session and source member, and B checks
 everything else as for a member's own delivery (registered session, roles of the
@@ -56,6 +57,8 @@ SIGNING_CONTEXT: Final = b"weft-delivery-ticket-v1\0"
 #: Clock difference allowed between the member that signs and the member that checks.
 CLOCK_SKEW_S: Final = 30.0
 NONCE_BYTES: Final = 16
+#: Longest lifetime a peer accepts (expiry minus issue time); `transfer.ticket_ttl_s` allows at most this.
+MAX_TICKET_LIFETIME_S: Final = 3600.0
 #: Largest ticket accepted in metadata (a certificate and a signature; a few KiB in practice).
 MAX_TICKET_BYTES: Final = 16 * 1024
 
@@ -214,6 +217,9 @@ def verify_ticket(
         raise PermissionDenied("delivery ticket: expired")
     if claims.issued_at_ms - skew_ms > moment_ms:
         raise PermissionDenied("delivery ticket: issued in the future")
+    if claims.expires_at_ms - claims.issued_at_ms > MAX_TICKET_LIFETIME_S * 1000:
+        raise PermissionDenied(f"delivery ticket: valid for {(claims.expires_at_ms - claims.issued_at_ms) / 1000:.0f} s, "
+                               f"longer than the {MAX_TICKET_LIFETIME_S:.0f} s a peer accepts")
     if not claims.session_id:
         raise PermissionDenied("delivery ticket: names no session")
     return Ticket(claims.source_member_id, claims.target_member_id, claims.session_id, claims.job_id,
