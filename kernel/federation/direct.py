@@ -43,7 +43,9 @@ DELIVER_METHOD: Final = "/weft.v1.TransferPeerService/Deliver"
 TICKET_RENEW_S: Final = 60.0
 #: Deliver retried while the peer is UNAVAILABLE (a restart, say) before the service path takes over.
 DIRECT_BACKOFF: Final = Backoff(attempts=8, base_delay=0.1, max_delay=2.0, deadline=10.0)
-DIRECT_CHANNEL_OPTIONS: Final = (
+#: Channel options toward a peer's external listener (a member's service uses the same): reconnect
+#: quickly after a peer restarts, keep the channel alive.
+PEER_CHANNEL_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
     ("grpc.max_send_message_length", MAX_FRAME_BYTES),
     ("grpc.max_receive_message_length", MAX_FRAME_BYTES),
     ("grpc.initial_reconnect_backoff_ms", 100),
@@ -63,7 +65,7 @@ def direct_channel(endpoint: str, ca_pem: bytes, cert_pem: bytes, key_pem: bytes
     certificate must come from the CA in `ca_pem` and name `server_name` (its member id)."""
     credentials = grpc.ssl_channel_credentials(ca_pem, key_pem, cert_pem)
     return grpc.secure_channel(endpoint, credentials,
-                               options=[*DIRECT_CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", server_name)])
+                               options=[*PEER_CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", server_name)])
 
 
 def deliver(channel: grpc.Channel, frames: Iterator[OutFrame], ticket: bytes = b"",

@@ -188,6 +188,28 @@ def task_member_id(common_name: str) -> str | None:
     return member if MEMBER_ID_PATTERN.match(member) else None
 
 
+def _client_certificate(
+    subject: x509.Name, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, days: int,
+) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A new key and a certificate for it, signed by the CA, for TLS client use only (no names, no server use)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = _now()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return key, cert
+
+
 def issue_task_cert(
     ca_dir: str | Path, member_id: str, out_dir: str | Path | None = None, days: int = MEMBER_DAYS,
 ) -> tuple[Path, Path]:
@@ -205,21 +227,8 @@ def issue_task_cert(
     ca_cert, ca_key = _load_ca(ca_path)
     directory = Path(out_dir) if out_dir is not None else ca_path
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, task_common_name(member_id))]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    key, cert = _client_certificate(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, task_common_name(member_id))]), ca_cert, ca_key, days)
     cert_file, key_file = directory / f"{member_id}.task.crt", directory / f"{member_id}.task.key"
     _write_private(key_file, _key_pem(key))
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
@@ -266,24 +275,10 @@ def issue_user_cert(
     ca_cert, ca_key = _load_ca(ca_path)
     directory = Path(out_dir) if out_dir is not None else ca_path
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, user),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, USER_ROLE_PREFIX + role),
-        ]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    key, cert = _client_certificate(x509.Name([
+        x509.NameAttribute(NameOID.COMMON_NAME, user),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, USER_ROLE_PREFIX + role),
+    ]), ca_cert, ca_key, days)
     files = UserCertFiles(ca_path / CA_CERT_FILE, directory / f"{user}.crt", directory / f"{user}.key")
     _write_private(files.key_file, _key_pem(key))
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))

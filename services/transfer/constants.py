@@ -20,18 +20,6 @@ DELIVER_BACKOFF: Final = Backoff(attempts=30, base_delay=0.1, max_delay=2.0, dea
 # Relayed control calls: a shorter patience, they are small and the caller has its own timeout.
 CONTROL_BACKOFF: Final = Backoff(attempts=6, base_delay=0.1, max_delay=1.0, deadline=10.0)
 
-# Channel options toward peers: reconnect quickly after a peer restarts, keep the channel alive.
-PEER_CHANNEL_OPTIONS: Final[tuple[tuple[str, int], ...]] = (
-    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_BYTES),
-    ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
-    ("grpc.max_reconnect_backoff_ms", 2000),
-    ("grpc.keepalive_time_ms", 30_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-)
-
 # Calls still running on a replaced peer channel get this long to finish.
 CHANNEL_CLOSE_GRACE_S: Final = 30.0
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import grpc
 
 from kernel.errors import ConfError, NotFound
+from kernel.federation.direct import PEER_CHANNEL_OPTIONS
 from services.common.config import MemberConfig, load_config
-from services.transfer.constants import CHANNEL_CLOSE_GRACE_S, PEER_CHANNEL_OPTIONS
+from services.transfer.constants import CHANNEL_CLOSE_GRACE_S
 
 log = logging.getLogger("weft.transfer.routing")
 
