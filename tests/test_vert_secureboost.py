@@ -9,13 +9,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from kernel.components.vert_secureboost import constants as constants_module
 from kernel.components.vert_secureboost import gradients as gradients_module
+from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
+from kernel.components.vert_secureboost.level_rows import LEFT_COLUMN
 from kernel.components.vert_secureboost.rows import BinnedRows
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.computing.spark import SparkTable
@@ -196,8 +200,10 @@ def test_a_predict_job_reuses_the_exported_models(tmp_path: Path, computing: Com
 def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     tmp_path: Path, spark: Any, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Prepare: the same job on LOCAL (reference) and on SPARK, where gathering a Spark table's
-    # rows on the driver (collect, iter_blocks) fails the run.
+    # Prepare: the same job on LOCAL (reference, each level's rows in one message) and on
+    # SPARK with messages of 64 rows, where gathering a Spark table's rows on the driver fails
+    # the run: `collect` always, `iter_blocks` (one partition at a time) for anything but a
+    # provider's stream of split directions.
     split = breast_split([range(0, 10), range(10, 30)])
     params = {**PARAMS, "num_trees": 3}
     local_job = VerticalJob(tmp_path / "local", providers=1)
@@ -206,22 +212,39 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     spark_job = VerticalJob(tmp_path / "spark", providers=1, backend="SPARK")
     spark_job.upload("train", split.train)
     spark_job.upload("test", split.test)
+    iter_blocks = SparkTable.iter_blocks
+    sizes: dict[str, list[int]] = {"node_rows": [], "split_rows": []}
+    send = BoundChannel.remote
 
     def refuse(self: SparkTable) -> None:
         raise AssertionError("a Spark table's rows were gathered on the driver")
 
+    def only_directions(self: SparkTable) -> Iterator[Any]:
+        assert self.schema.names == [ROW_INDEX_COLUMN, LEFT_COLUMN], "a Spark table other than split_rows streamed"
+        return iter_blocks(self)
+
+    def counting(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
+        if self.channel.name in sizes:
+            sizes[self.channel.name].append(obj.num_rows)
+        send(self, obj, role, idx)
+
     # Execute
     with monkeypatch.context() as patch:
         patch.setattr(SparkTable, "collect", refuse)
-        patch.setattr(SparkTable, "iter_blocks", refuse)
+        patch.setattr(SparkTable, "iter_blocks", only_directions)
+        patch.setattr(BoundChannel, "remote", counting)
+        patch.setattr(constants_module, "ROW_STREAM_ROWS", 64)
         spark_job.run(COMPONENT, "VertSecureBoost", spark_computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params,
                       data_args=("train", "test"))
     predictions = spark_job.output(spark_job.promoter, spark_computing, COMPONENT, "train")
 
-    # Assert: the same trees as on LOCAL (the rows each split sends left, the leaf values), so
-    # the same scores; both match the plaintext reference. Which of the provider's features
-    # makes a split is not compared: features that split the rows alike tie, and a tie goes
-    # by the provider's secret slot order of the run.
+    # Assert: the level's rows went in many messages of at most 64 rows. The same trees as on
+    # LOCAL (the rows each split sends left, the leaf values), so the same scores; both match
+    # the plaintext reference. Which of the provider's features makes a split is not
+    # compared: features that split the rows alike tie, and a tie goes by the provider's
+    # secret slot order of the run.
+    for name, counts in sizes.items():
+        assert max(counts) == 64 and counts.count(64) > 10, name
     models = [[load_model(m.root / "models", j.job.job_id, COMPONENT, role, m.member_id)
                for m, role in zip(j.members, ("promoter", "provider"), strict=True)] for j in (spark_job, local_job)]
     (spark_promoter, spark_provider), (local_promoter, local_provider) = models
@@ -229,6 +252,7 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
         for key in ("owner", "feature", "threshold", "left", "right"):
             assert ours[key] == theirs[key]
         np.testing.assert_allclose(ours["value"], theirs["value"], rtol=1e-9)
+    assert spark_provider["split_thresholds"] == local_provider["split_thresholds"]
     assert len(spark_provider["split_ids"]) == len(local_provider["split_ids"]) > 0
     merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_local"))
     assert len(merged) == len(expected) == len(split.y_train) + len(split.y_test)
@@ -331,6 +355,50 @@ def test_a_malformed_gradient_chunk_is_refused_by_name(
 
     # Execute / Assert: the provider stops, naming the message and what is wrong with it.
     with pytest.raises(PartyFailed, match=r"provider:\S+: InvalidArgument: VertSecureBoost: " + refusal):
+        job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
+                params={**PARAMS, "num_trees": 1}, data_args=("train",), timeout=3.0)
+
+
+@pytest.mark.parametrize(("tamper", "refusal"), [
+    ("node_rows order", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's node_rows message 1 names its "
+                        r"rows out of order"),
+    ("node_rows count", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's node_rows message \d+ brings "
+                        r"the rows to \d+, more than the \d+ expected"),
+    ("split_rows twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows message 1 names a "
+                         r"row that is not in a node of provider 0's splits, or one named before"),
+    ("split_rows short", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows brings 64 rows, "
+                         r"\d+ were expected"),
+])
+def test_a_malformed_level_stream_is_refused_by_name(
+    tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch, tamper: str, refusal: str,
+) -> None:
+    # Prepare: messages of 64 rows; the promoter's first plan announces one row too few, or its
+    # second node_rows message repeats the first's rows; or the provider's second split_rows
+    # message of a level repeats the first's rows, or is empty (the stream ends early).
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("train", split.train)
+    monkeypatch.setattr(constants_module, "ROW_STREAM_ROWS", 64)
+    send = BoundChannel.remote
+    first: dict[tuple[int, ...], pa.Table] = {}
+    done: list[bool] = []
+
+    def tampering(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
+        scope, name = self.variables.scope, self.channel.name
+        stream = name == tamper.split()[0] and tamper != "node_rows count" and not done
+        if tamper == "node_rows count" and name == "node_plan" and scope == (0, 0):
+            obj = {**obj, "rows": obj["rows"] - 1}
+        elif stream and scope[2] == 0:
+            first[scope[:2]] = obj
+        elif stream and scope[2] == 1:
+            done.append(True)
+            obj = first[scope[:2]] if tamper.endswith(("order", "twice")) else obj.schema.empty_table()
+        send(self, obj, role, idx)
+
+    monkeypatch.setattr(BoundChannel, "remote", tampering)
+
+    # Execute / Assert: the receiver stops, naming the stream, the message and what is wrong.
+    with pytest.raises(PartyFailed, match=refusal):
         job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
                 params={**PARAMS, "num_trees": 1}, data_args=("train",), timeout=3.0)
 

@@ -40,6 +40,7 @@ from kernel.components.vert_secureboost.constants import (
     BIN_SAMPLE_VALUES_PER_PASS,
     COMPONENT,
     PRODUCT_WORKERS,
+    ROW_INDEX_COLUMN,
 )
 from kernel.components.vert_secureboost.data import (
     BinArray,
@@ -52,6 +53,12 @@ from kernel.components.vert_secureboost.data import (
 )
 from kernel.components.vert_secureboost.gradients import GradientEncoding
 from kernel.components.vert_secureboost.histogram import build_histograms
+from kernel.components.vert_secureboost.level_rows import (
+    LEFT_COLUMN,
+    POSITION_COLUMN,
+    TieSummary,
+    tie_summary,
+)
 from kernel.components.vert_secureboost.tree import plain_histograms
 from kernel.computing import Table
 from kernel.constants import BACKEND_LOCAL
@@ -61,8 +68,6 @@ from kernel.security.paillier import EncryptedVector
 BoolArray = npt.NDArray[np.bool_]
 T = TypeVar("T")
 
-# Name of the per-row index column added to a member's rows (never part of an output).
-ROW_INDEX_COLUMN: Final = "__weft_secureboost_row"
 # Name of the column of a tree's drawn rows holding each row's encrypted g/h, and the
 # schema of the table of them a provider receives (row index, ciphertext bytes).
 GH_COLUMN: Final = "__weft_secureboost_gh"
@@ -244,6 +249,30 @@ class BinnedRows:
         """For every j: is the bin of feature `feature[j]` at row `rows[j]` <= `limit[j]`?"""
         return _compare(self.table, self.features, self.rows, rows, feature, limit)
 
+    def at_positions(self, positions: Table, features: IntArray) -> Table:
+        """The rows of a level's `positions` (row index, node position) with their bins of
+        `features`, joined by row index where the rows are."""
+        binned = self.table.with_id_column(ROW_INDEX_COLUMN).select([self.features[f] for f in features.tolist()])
+        return binned.join(positions.with_id_column(ROW_INDEX_COLUMN))
+
+    def tie_summaries(self, level: Table, nodes: IntArray, ends: IntArray, features: IntArray,
+                      bins: IntArray) -> dict[int, list[TieSummary]]:
+        """For the i-th of `nodes` (positions) with its candidates `ends[i-1]:ends[i]` of
+        `features` and `bins`, when there are two or more: every partition's `tie_summary`
+        over its rows of the node (`level` from `at_positions`)."""
+        columns = [self.features[f] for f in features.tolist()]
+        return _reduce(level, functools.partial(_tie_block, nodes, ends, columns, bins), _merge_summaries)
+
+    def directions(self, level: Table, nodes: IntArray, features: IntArray, bins: IntArray,
+                   positions: int) -> Table:
+        """(row index, goes left) of every row of `level` (from `at_positions`) in one of
+        `nodes` (positions, of `positions` in the level), node i split by feature
+        `features[i]` at bin `bins[i]`, computed where the rows are."""
+        columns = [self.features[f] for f in features.tolist()]
+        schema = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
+        return level.map_partitions(functools.partial(_direction_block, nodes, columns, bins, positions),
+                                    schema=schema)
+
 
 @dataclass(frozen=True)
 class DriverGradients:
@@ -292,15 +321,19 @@ class PartitionGradients:
     encoding: GradientEncoding
     count: int
 
-    def encrypted_histograms(self, node_of_row: IntArray, slots: IntArray, nodes: int,
+    def encrypted_histograms(self, positions: Table, slot_of: IntArray, slots: IntArray, nodes: int,
                              processes: int) -> EncryptedVector:
-        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it
-        (row i counts in node `node_of_row[i]` when it is >= 0). Each partition builds the
-        histograms of its rows; the partitions' histograms are added."""
+        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it.
+
+        `positions` is the level's table of (row index, node position); a row counts in node
+        `slot_of[position]` when that is >= 0. The drawn rows are joined with it by row index
+        where they are; each partition builds the histograms of its rows; the partitions'
+        histograms are added."""
         columns = [self.features[s] for s in slots.tolist()]
         bins = self.bins[slots]
-        histogram = _reduce(self.table, functools.partial(_gradient_block, columns, bins, self.encoding, node_of_row,
-                                                          nodes, processes), _add_encrypted)
+        joined = self.table.join(positions.with_id_column(ROW_INDEX_COLUMN))
+        histogram = _reduce(joined, functools.partial(_gradient_block, columns, bins, self.encoding, slot_of,
+                                                      nodes, processes), _add_encrypted)
         if histogram is None:  # no row in any node: the zero histograms
             empty = np.zeros(0, dtype=np.int64)
             return build_histograms(self.encoding.vector([]), empty, np.zeros((0, len(columns)), np.uint16), bins,
@@ -319,14 +352,19 @@ def gradient_block(rows: IntArray, gh: EncryptedVector) -> pa.Table:
                      GH_COLUMN: pa.array([c.to_bytes(width, "big") for c in gh.ciphertexts], pa.binary())})
 
 
-def _gradient_block(columns: list[str], bins: IntArray, encoding: GradientEncoding, node_of_row: IntArray,
+def _positions(block: pa.Table) -> IntArray:
+    return np.asarray(block.column(POSITION_COLUMN).to_numpy(), dtype=np.int64)
+
+
+def _gradient_block(columns: list[str], bins: IntArray, encoding: GradientEncoding, slot_of: IntArray,
                     nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
-    keep = node_of_row[_index(block)] >= 0
+    node = slot_of[_positions(block)]
+    keep = node >= 0
     if not keep.any():
         return None
     chosen = block.filter(pa.array(keep))
     gh = encoding.vector([mpz.from_bytes(raw, "big") for raw in chosen.column(GH_COLUMN).to_pylist()])
-    return build_histograms(gh, node_of_row[_index(chosen)], _bins_of(chosen, columns), bins, nodes,
+    return build_histograms(gh, node[keep], _bins_of(chosen, columns), bins, nodes,
                             PRODUCT_WORKERS, processes=processes)
 
 
@@ -336,6 +374,46 @@ def _chosen_rows(columns: list[str], cipher_of_row: IntArray, node_of_row: IntAr
     index = _index(block)
     keep = (cipher_of_row[index] >= 0) & (node_of_row[index] >= 0)
     return index[keep], _bins_of(block.filter(pa.array(keep)), columns)
+
+
+def _tie_block(nodes: IntArray, ends: IntArray, columns: list[str], bins: IntArray,
+               block: pa.Table) -> dict[int, list[TieSummary]]:
+    index, position = _index(block), _positions(block)
+    order = np.argsort(index, kind="stable")
+    out: dict[int, list[TieSummary]] = {}
+    for i, (node, start, end) in enumerate(zip(nodes.tolist(), (ends - np.diff(ends, prepend=0)).tolist(),
+                                               ends.tolist(), strict=True)):
+        if end - start < 2:
+            continue
+        rows = order[position[order] == node]
+        if not len(rows):
+            continue
+        masks = np.column_stack([np.asarray(block.column(columns[j]).to_numpy(), dtype=np.int64)[rows] <= bins[j]
+                                 for j in range(start, end)])
+        out[i] = [tie_summary(masks, index[rows])]
+    return out
+
+
+def _merge_summaries(a: dict[int, list[TieSummary]], b: dict[int, list[TieSummary]]) -> dict[int, list[TieSummary]]:
+    merged = {key: list(value) for key, value in a.items()}
+    for key, value in b.items():
+        merged.setdefault(key, []).extend(value)
+    return merged
+
+
+def _direction_block(nodes: IntArray, columns: list[str], bins: IntArray, positions: int,
+                     block: pa.Table) -> pa.Table:
+    split_of = np.full(positions, -1, dtype=np.int64)
+    split_of[nodes] = np.arange(len(nodes))
+    split = split_of[_positions(block)]
+    keep = np.flatnonzero(split >= 0)
+    left = np.zeros(len(keep), dtype=np.bool_)
+    for column in sorted(set(columns)):
+        uses = [i for i, name in enumerate(columns) if name == column]
+        at = np.isin(split[keep], uses)
+        values = np.asarray(block.column(column).to_numpy(), dtype=np.int64)[keep[at]]
+        left[at] = values <= bins[split[keep[at]]]
+    return pa.table({ROW_INDEX_COLUMN: pa.array(_index(block)[keep], pa.int64()), LEFT_COLUMN: pa.array(left)})
 
 
 def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> EncryptedVector | None:
