@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from kernel.components.vert_secureboost import constants as constants_module
 from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
-from kernel.components.vert_secureboost.level_rows import LEFT_COLUMN
+from kernel.components.vert_secureboost.level_rows import LEFT_COLUMN, PAIR_COLUMN
 from kernel.components.vert_secureboost.rows import BinnedRows
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.computing.spark import SparkTable
@@ -203,7 +203,7 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     # Prepare: the same job on LOCAL (reference, each level's rows in one message) and on
     # SPARK with messages of 64 rows, where gathering a Spark table's rows on the driver fails
     # the run: `collect` always, `iter_blocks` (one partition at a time) for anything but a
-    # provider's stream of split directions.
+    # provider's streams of directions (of a level's splits, of prediction pairs).
     split = breast_split([range(0, 10), range(10, 30)])
     params = {**PARAMS, "num_trees": 3}
     local_job = VerticalJob(tmp_path / "local", providers=1)
@@ -213,14 +213,15 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     spark_job.upload("train", split.train)
     spark_job.upload("test", split.test)
     iter_blocks = SparkTable.iter_blocks
-    sizes: dict[str, list[int]] = {"node_rows": [], "split_rows": []}
+    sizes: dict[str, list[int]] = {"node_rows": [], "split_rows": [], "predict_rows": [], "predict_directions": []}
     send = BoundChannel.remote
 
     def refuse(self: SparkTable) -> None:
         raise AssertionError("a Spark table's rows were gathered on the driver")
 
     def only_directions(self: SparkTable) -> Iterator[Any]:
-        assert self.schema.names == [ROW_INDEX_COLUMN, LEFT_COLUMN], "a Spark table other than split_rows streamed"
+        assert self.schema.names in ([ROW_INDEX_COLUMN, LEFT_COLUMN], [PAIR_COLUMN, LEFT_COLUMN]), \
+            "a Spark table other than a provider's directions streamed"
         return iter_blocks(self)
 
     def counting(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
@@ -238,7 +239,7 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
                       data_args=("train", "test"))
     predictions = spark_job.output(spark_job.promoter, spark_computing, COMPONENT, "train")
 
-    # Assert: the level's rows went in many messages of at most 64 rows. The same trees as on
+    # Assert: the levels' rows and pairs went in many messages of at most 64 rows. The same trees as on
     # LOCAL (the rows each split sends left, the leaf values), so the same scores; both match
     # the plaintext reference. Which of the provider's features makes a split is not
     # compared: features that split the rows alike tie, and a tie goes by the provider's
@@ -368,13 +369,18 @@ def test_a_malformed_gradient_chunk_is_refused_by_name(
                          r"row that is not in a node of provider 0's splits, or one named before"),
     ("split_rows short", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows brings 64 rows, "
                          r"\d+ were expected"),
+    ("predict_rows order", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's predict_rows message 1 "
+                           r"names its rows out of order"),
+    ("predict_directions twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's predict_directions "
+                                 r"message 1 names a pair twice"),
 ])
 def test_a_malformed_level_stream_is_refused_by_name(
     tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch, tamper: str, refusal: str,
 ) -> None:
     # Prepare: messages of 64 rows; the promoter's first plan announces one row too few, or its
     # second node_rows message repeats the first's rows; or the provider's second split_rows
-    # message of a level repeats the first's rows, or is empty (the stream ends early).
+    # message of a level repeats the first's rows, or is empty (the stream ends early); or,
+    # predicting the training rows, the second message of a level repeats the first's pairs.
     split = breast_split([range(0, 10), range(10, 30)])
     job = VerticalJob(tmp_path, providers=1)
     job.upload("train", split.train)
@@ -388,11 +394,11 @@ def test_a_malformed_level_stream_is_refused_by_name(
         stream = name == tamper.split()[0] and tamper != "node_rows count" and not done
         if tamper == "node_rows count" and name == "node_plan" and scope == (0, 0):
             obj = {**obj, "rows": obj["rows"] - 1}
-        elif stream and scope[2] == 0:
-            first[scope[:2]] = obj
-        elif stream and scope[2] == 1:
+        elif stream and scope[-1] == 0:
+            first[scope[:-1]] = obj
+        elif stream and scope[-1] == 1:
             done.append(True)
-            obj = first[scope[:2]] if tamper.endswith(("order", "twice")) else obj.schema.empty_table()
+            obj = first[scope[:-1]] if tamper.endswith(("order", "twice")) else obj.schema.empty_table()
         send(self, obj, role, idx)
 
     monkeypatch.setattr(BoundChannel, "remote", tampering)

@@ -41,6 +41,12 @@ BoolArray = npt.NDArray[np.bool_]
 # Columns of the streams (beside the row index column of `rows`).
 POSITION_COLUMN: Final = "__weft_secureboost_position"
 LEFT_COLUMN: Final = "__weft_secureboost_left"
+PAIR_COLUMN: Final = "__weft_secureboost_pair"
+SPLIT_COLUMN: Final = "__weft_secureboost_split"
+# Prediction, per level: (pair, row index, split id) to a provider, (pair, goes left) back.
+REQUEST_SCHEMA: Final = pa.schema([pa.field(PAIR_COLUMN, pa.int64()), pa.field(ROW_INDEX_COLUMN, pa.int64()),
+                                   pa.field(SPLIT_COLUMN, pa.int64())])
+DIRECTION_SCHEMA: Final = pa.schema([pa.field(PAIR_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
 POSITION_SCHEMA: Final = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(POSITION_COLUMN, pa.int32())])
 LEFT_SCHEMA: Final = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
 
@@ -55,14 +61,14 @@ def stream_rows() -> int:
     return int(constants.ROW_STREAM_ROWS)
 
 
-def send_arrays(put: Put, schema: pa.Schema, rows: IntArray, values: npt.NDArray[Any]) -> int:
-    """Send `rows` and their `values` as tables of `schema` (row index, value), at most
-    `ROW_STREAM_ROWS` rows a message, then an empty table; returns the messages that held rows."""
+def send_arrays(put: Put, schema: pa.Schema, *columns: npt.NDArray[Any]) -> int:
+    """Send `columns` (of equal length) as tables of `schema`, at most `ROW_STREAM_ROWS` rows
+    a message, then an empty table; returns the messages that held rows."""
     step = stream_rows()
     index = 0
-    for start in range(0, len(rows), step):
-        put(index, pa.table([pa.array(rows[start:start + step], schema.field(0).type),
-                             pa.array(values[start:start + step], schema.field(1).type)], schema=schema))
+    for start in range(0, len(columns[0]), step):
+        put(index, pa.table([pa.array(column[start:start + step], field.type)
+                             for column, field in zip(columns, schema, strict=True)], schema=schema))
         index += 1
     put(index, schema.empty_table())
     return index
@@ -84,31 +90,30 @@ def _integers(message: pa.Table, column: int) -> IntArray:
 
 
 class StreamCheck:
-    """Checks the messages of one stream of (row index, value) tables: the columns, every row
-    index in [0, rows), values by `values`, and the rows received against `expected` (more is
-    refused at once, fewer at the empty last message). With `increasing`, row indices must
-    rise through the stream."""
+    """Checks the messages of one stream of tables of `schema`: integer or boolean columns as
+    the schema's, the first (a row index) in [0, rows), the message by `values`, and the rows
+    received against `expected` (more is refused at once, fewer at the empty last message).
+    With `increasing`, the first column must rise through the stream."""
 
     def __init__(self, what: str, schema: pa.Schema, rows: int, expected: int, increasing: bool,
-                 values: Callable[[IntArray, npt.NDArray[Any], str], None]) -> None:
+                 values: Callable[[IntArray, pa.Table, str], None]) -> None:
         self.what, self.schema, self.rows, self.expected = what, schema, rows, expected
         self.increasing, self.values = increasing, values
         self.received, self.last = 0, -1
 
     def __call__(self, message: Any, index: int) -> pa.Table:
         where = f"{self.what} message {index}"
-        kinds = (pa.types.is_integer, pa.types.is_integer if self.schema.field(1).type != pa.bool_()
-                 else pa.types.is_boolean)
-        if not isinstance(message, pa.Table) or message.num_columns != 2 \
+        kinds = [pa.types.is_boolean if field.type == pa.bool_() else pa.types.is_integer for field in self.schema]
+        if not isinstance(message, pa.Table) or message.num_columns != len(kinds) \
                 or not all(kind(field.type) for kind, field in zip(kinds, message.schema, strict=True)):
             names = ", ".join(self.schema.names)
-            raise InvalidArgument(f"{COMPONENT}: {where} must be a table of two columns ({names})")
+            raise InvalidArgument(f"{COMPONENT}: {where} must be a table of {len(kinds)} columns ({names})")
         if not message.num_rows:
             if self.received != self.expected:
                 raise InvalidArgument(f"{COMPONENT}: {self.what} brings {self.received} rows, "
                                       f"{self.expected} were expected")
             return self.schema.empty_table()
-        if message.column(0).null_count or message.column(1).null_count:
+        if any(column.null_count for column in message.columns):
             raise InvalidArgument(f"{COMPONENT}: {where} has a missing value")
         rows = _integers(message, 0)
         if int(rows.min()) < 0 or int(rows.max()) >= self.rows:
@@ -121,15 +126,16 @@ class StreamCheck:
             raise InvalidArgument(f"{COMPONENT}: {where} brings the rows to {self.received}, more than the "
                                   f"{self.expected} expected")
         self.last = int(rows[-1])
-        self.values(rows, message.column(1).to_numpy(zero_copy_only=False), where)
-        return pa.table([message.column(0).cast(self.schema.field(0).type),
-                         message.column(1).cast(self.schema.field(1).type)], schema=self.schema)
+        self.values(rows, message, where)
+        return pa.table([column.cast(field.type) for column, field in zip(message.columns, self.schema, strict=True)],
+                        schema=self.schema)
 
 
-def positions_in(nodes: int) -> Callable[[IntArray, npt.NDArray[Any], str], None]:
-    """A value check: node positions in [0, nodes)."""
+def positions_in(nodes: int) -> Callable[[IntArray, pa.Table, str], None]:
+    """A value check: node positions (the second column) in [0, nodes)."""
 
-    def check(rows: IntArray, values: npt.NDArray[Any], where: str) -> None:
+    def check(rows: IntArray, message: pa.Table, where: str) -> None:
+        values = _integers(message, 1)
         if int(values.min()) < 0 or int(values.max()) >= nodes:
             raise InvalidArgument(f"{COMPONENT}: {where} names a node outside the level's {nodes}")
 

@@ -12,12 +12,14 @@ the feature and threshold and answers with an opaque split id and the rows that 
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
@@ -43,8 +45,10 @@ from kernel.components.vert_secureboost.data import sample_features
 from kernel.components.vert_secureboost.gradients import GradientEncoding, send_encrypted_gh
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
 from kernel.components.vert_secureboost.level_rows import (
+    DIRECTION_SCHEMA,
     LEFT_SCHEMA,
     POSITION_SCHEMA,
+    REQUEST_SCHEMA,
     StreamCheck,
     messages,
     send_arrays,
@@ -379,12 +383,13 @@ class VertSecureBoostPromoter(ModelBase):
         asked = np.zeros(len(left_of), dtype=np.bool_)
         asked[nodes] = True
 
-        def move(rows: IntArray, left: npt.NDArray[Any], where: str) -> None:
+        def move(rows: IntArray, message: pa.Table, where: str) -> None:
             if len(np.unique(rows)) != len(rows) or not asked[state.node_of_row[rows]].all():
                 raise InvalidArgument(f"{COMPONENT}: {where} names a row that is not in a node of provider {k}'s "
                                       "splits, or one named before")
             at = state.node_of_row[rows]
-            state.node_of_row[rows] = np.where(left.astype(np.bool_), left_of[at], right_of[at])
+            left = np.asarray(message.column(1).to_numpy(zero_copy_only=False), dtype=np.bool_)
+            state.node_of_row[rows] = np.where(left, left_of[at], right_of[at])
 
         check = StreamCheck(f"provider {k}'s split_rows", LEFT_SCHEMA, len(state.node_of_row),
                             int(sizes[nodes].sum()), False, move)
@@ -439,15 +444,17 @@ class VertSecureBoostPromoter(ModelBase):
             _, go_left = forest.promoter_directions_by(
                 current, lambda rows, features, cuts: indexed.compare(self.features, rows, features, cuts))
             asked = []
+            scope = tv.at(depth)
             for k, model_k in enumerate(order):
                 at = forest.owner[current] == OWNER_FIRST_PROVIDER + model_k
                 _, row_index = np.nonzero(at)
-                tv.at(depth).predict_request.remote({"done": False, "rows": row_index.astype(np.int64),
-                                                     "split_ids": forest.split_id[current[at]]}, idx=k)
+                scope.predict_request.remote({"done": False, "pairs": len(row_index)}, idx=k)
+                send_arrays(functools.partial(self._put_request, scope, k), REQUEST_SCHEMA,
+                            np.arange(len(row_index), dtype=np.int64), row_index.astype(np.int64),
+                            forest.split_id[current[at]])
                 asked.append((k, at, len(row_index)))
             for k, at, size in asked:
-                answer = tv.at(depth).predict_directions.get(idx=k)
-                go_left[at] = PAYLOAD.bool_array(answer, f"provider {k}'s predict_directions", size)
+                go_left[at] = self._receive_predictions(scope, k, size)
             current = forest.step(current, internal, go_left)
         raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)
         score = Objective(self.objective_name).output(np.asarray(raw, dtype=np.float64))
@@ -458,6 +465,28 @@ class VertSecureBoostPromoter(ModelBase):
             out[PREDICT_RESULT_COLUMN] = score
         table = with_values(indexed, [data.id_column] + ([label] if label else []), out)
         return LabeledTable(table, label, ())
+
+    @staticmethod
+    def _put_request(scope: VertSecureBoostVariables, k: int, index: int, block: pa.Table) -> None:
+        scope.at(index).predict_rows.remote(block, idx=k)
+
+    @staticmethod
+    def _receive_predictions(scope: VertSecureBoostVariables, k: int, size: int) -> npt.NDArray[np.bool_]:
+        """Provider k's stream `predict_directions`: whether each of the `size` pairs asked goes
+        left, every pair once (in any order)."""
+        go_left = np.zeros(size, dtype=np.bool_)
+        seen = np.zeros(size, dtype=np.bool_)
+
+        def fill(pairs: IntArray, message: pa.Table, where: str) -> None:
+            if len(np.unique(pairs)) != len(pairs) or seen[pairs].any():
+                raise InvalidArgument(f"{COMPONENT}: {where} names a pair twice")
+            seen[pairs] = True
+            go_left[pairs] = np.asarray(message.column(1).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+        check = StreamCheck(f"provider {k}'s predict_directions", DIRECTION_SCHEMA, size, size, False, fill)
+        for _ in messages(lambda index: scope.at(index).predict_directions.get(idx=k), check):
+            pass
+        return go_left
 
     def _provider_order(self) -> list[int]:
         """For each provider of this job (in role order), its index in the model's providers."""

@@ -39,8 +39,11 @@ from kernel.components.vert_secureboost.data import sample_features
 from kernel.components.vert_secureboost.gradients import GradientStream
 from kernel.components.vert_secureboost.histogram import compress, rows_per_ciphertext
 from kernel.components.vert_secureboost.level_rows import (
+    DIRECTION_SCHEMA,
     LEFT_SCHEMA,
+    PAIR_COLUMN,
     POSITION_SCHEMA,
+    REQUEST_SCHEMA,
     StreamCheck,
     messages,
     positions_in,
@@ -345,16 +348,51 @@ class VertSecureBoostProvider(ModelBase):
             request = PAYLOAD.fields(tv.at(depth).predict_request.get(), "predict_request", "done")
             if request["done"] is True:
                 break
-            PAYLOAD.fields(request, "predict_request", "rows", "split_ids")
-            row_index = PAYLOAD.int_array(request["rows"], "predict_request.rows", 0, n)
-            wanted = PAYLOAD.int_array(request["split_ids"], "predict_request.split_ids", 0, 1 << SPLIT_ID_BITS,
-                               len(row_index))
-            where = np.searchsorted(known, wanted)
-            if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):
-                raise InvalidArgument("VertSecureBoost: predict_request names a split id this provider never made")
-            go_left = indexed.compare(self.features, row_index, features[where], cuts[where])
-            tv.at(depth).predict_directions.remote(go_left.astype(np.bool_))
+            PAYLOAD.fields(request, "predict_request", "pairs")
+            # A row sits at one node of each tree, and a tree that asks us has a split of ours.
+            count = PAYLOAD.count(request["pairs"], "predict_request.pairs", 0, n * max(len(known), 1))
+            self._predict_level(depth, n, count, indexed, known, features, cuts)
         return None
+
+    def _predict_level(self, depth: int, n: int, count: int, indexed: IndexedRows, known: IntArray,
+                       features: IntArray, cuts: FloatArray) -> None:
+        """One level of prediction: the promoter's stream `predict_rows` of (pair, row index,
+        split id), every pair of a tree and a row at one of our splits; answered by the stream
+        `predict_directions` of (pair, goes left). LOCAL: gathered here and compared where the
+        rows are. SPARK: written to the scratch area as it arrives, joined with the rows by
+        row index and compared on the executors; the answers stream back a partition at a time."""
+        scope = self.ctx.variables(VertSecureBoostVariables).at(depth)
+
+        def known_splits(pairs: IntArray, message: pa.Table, where: str) -> None:
+            rows = np.asarray(message.column(1).to_numpy(), dtype=np.int64)
+            wanted = np.asarray(message.column(2).to_numpy(), dtype=np.int64)
+            if int(rows.min()) < 0 or int(rows.max()) >= n:
+                raise InvalidArgument(f"{COMPONENT}: {where} names a row outside [0, {n})")
+            at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+            if not len(known) or not np.array_equal(known[at], wanted):
+                raise InvalidArgument(f"{COMPONENT}: {where} names a split id this provider never made")
+
+        check = StreamCheck("the promoter's predict_rows", REQUEST_SCHEMA, count, count, True, known_splits)
+        received = messages(lambda index: scope.at(index).predict_rows.get(), check)
+
+        def put(index: int, block: pa.Table) -> None:
+            scope.at(index).predict_directions.remote(block)
+
+        if indexed.table.backend == BACKEND_LOCAL:
+            blocks = list(received)
+            asked = pa.concat_tables(blocks) if blocks else REQUEST_SCHEMA.empty_table()
+            pairs, rows, wanted = (np.asarray(asked.column(i).to_numpy(), dtype=np.int64) for i in range(3))
+            where = np.searchsorted(known, wanted)
+            go_left = indexed.compare(self.features, rows, features[where], cuts[where])
+            send_arrays(put, DIRECTION_SCHEMA, pairs, go_left)
+            return
+        scratch, part = self.ctx.scratch(), f"vert_secureboost_predict.{self.ctx.flow.flow_id}.{depth}"
+        scratch.write(part, REQUEST_SCHEMA, received)
+        try:
+            requests = scratch.read(self.ctx.computing, part, PAIR_COLUMN)
+            send_table(put, indexed.directions(self.features, requests, known, features, cuts), stream_rows())
+        finally:
+            scratch.delete(part)
 
     # -- model ----------------------------------------------------------------------------------
     def export_model(self) -> dict[str, Any]:

@@ -3,16 +3,17 @@
 Every member keys each row by a 64-bit hash of its id, on the workers. Only the keys (8
 bytes a row, never the ids) reach the member's driver, once, sorted: a row's *index* is the
 rank of its key, the same at every member holding the same ids, and members compare a
-digest of the sorted keys to check that. The index is the position of the row's entry in
-the per-row vectors that cross between members (the promoter's encrypted gradients, the
-node positions), and a column of the partitions.
+digest of the sorted keys to check that. The index names the row in what crosses between
+members (the promoter's encrypted gradients, a level's streams of rows) and is a column of
+the partitions.
 
 The features stay in the partitions. Bin thresholds come from a bounded sample (the rows
 of the `BIN_SAMPLE_ROWS` smallest keys; every row of a smaller table), gathered a few
 features at a time. Histograms are built partition by partition and added; a split's or a
 prediction's comparisons are answered by the partitions holding the asked rows. What
-reaches a driver per call is a histogram (nodes x bins per feature) or one answer per
-asked row, never a feature matrix.
+reaches a driver per call is a histogram (nodes x bins per feature), one answer per asked
+row (the promoter's own splits, LOCAL) or a few numbers per tied candidate, never a
+feature matrix; a SPARK provider's answers are a table of the partitions, streamed.
 
 A provider's encrypted gradients of a tree sit either in its process as one vector
 (`DriverGradients`, LOCAL) or, received chunk by chunk into a table of row index and
@@ -55,7 +56,9 @@ from kernel.components.vert_secureboost.gradients import GradientEncoding
 from kernel.components.vert_secureboost.histogram import build_histograms
 from kernel.components.vert_secureboost.level_rows import (
     LEFT_COLUMN,
+    PAIR_COLUMN,
     POSITION_COLUMN,
+    SPLIT_COLUMN,
     TieSummary,
     tie_summary,
 )
@@ -165,6 +168,19 @@ class IndexedRows:
     def compare(self, features: list[str], rows: IntArray, feature: IntArray, limit: FloatArray) -> BoolArray:
         """For every j: is the value of `features[feature[j]]` at row `rows[j]` <= `limit[j]`?"""
         return _compare(self.table, features, self.rows, rows, feature, limit)
+
+    def directions(self, features: list[str], requests: Table, known: IntArray, feature: IntArray,
+                   limit: FloatArray) -> Table:
+        """(pair, goes left) of every (pair, row index, split id) of `requests`: whether the
+        value of `features[feature[s]]` at the row is <= `limit[s]`, where `s` is the split id's
+        place in `known` (sorted); joined with the rows by row index where they are."""
+        used = np.unique(feature)
+        names = [features[f] for f in used.tolist()] or features[:1]
+        rows = self.table.with_id_column(ROW_INDEX_COLUMN).select(names)
+        joined = rows.join(requests.with_id_column(ROW_INDEX_COLUMN))
+        schema = pa.schema([pa.field(PAIR_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
+        return joined.with_id_column(PAIR_COLUMN).map_partitions(
+            functools.partial(_predict_block, names, np.searchsorted(used, feature), known, limit), schema=schema)
 
 
 def _column_pairs(name: str, block: pa.Table) -> tuple[IntArray, FloatArray]:
@@ -414,6 +430,18 @@ def _direction_block(nodes: IntArray, columns: list[str], bins: IntArray, positi
         values = np.asarray(block.column(column).to_numpy(), dtype=np.int64)[keep[at]]
         left[at] = values <= bins[split[keep[at]]]
     return pa.table({ROW_INDEX_COLUMN: pa.array(_index(block)[keep], pa.int64()), LEFT_COLUMN: pa.array(left)})
+
+
+def _predict_block(names: list[str], column_of: IntArray, known: IntArray, limit: FloatArray,
+                   block: pa.Table) -> pa.Table:
+    split = np.searchsorted(known, np.asarray(block.column(SPLIT_COLUMN).to_numpy(), dtype=np.int64))
+    column = column_of[split]
+    left = np.zeros(block.num_rows, dtype=np.bool_)
+    for c in np.unique(column).tolist():
+        at = np.flatnonzero(column == c)
+        values = feature_matrix(block.take(pa.array(at)), [names[c]])[:, 0]
+        left[at] = values <= limit[split[at]]
+    return pa.table({PAIR_COLUMN: block.column(PAIR_COLUMN), LEFT_COLUMN: pa.array(left)})
 
 
 def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> EncryptedVector | None:
