@@ -180,14 +180,15 @@ class VertSecureBoostProvider(ModelBase):
         """
         tv = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
         check = StreamCheck("the promoter's node_rows", POSITION_SCHEMA, n, count, True, positions_in(nodes))
-        with self.clock.phase(PHASE_WAIT):
-            if binned.table.backend == BACKEND_LOCAL:
-                position = np.full(n, -1, dtype=np.int64)
+        if binned.table.backend == BACKEND_LOCAL:
+            position = np.full(n, -1, dtype=np.int64)
+            with self.clock.phase(PHASE_WAIT):
                 for message in messages(lambda index: tv.at(index).node_rows.get(), check):
                     position[message.column(0).to_numpy()] = message.column(1).to_numpy()
-                yield position
-                return
-            scratch, part = self.ctx.scratch(), f"vert_secureboost_nodes.{self.ctx.flow.flow_id}.{t}.{depth}"
+            yield position
+            return
+        scratch, part = self.ctx.scratch(), f"vert_secureboost_nodes.{self.ctx.flow.flow_id}.{t}.{depth}"
+        with self.clock.phase(PHASE_WAIT):
             scratch.write(part, POSITION_SCHEMA, messages(lambda index: tv.at(index).node_rows.get(), check))
         try:
             yield scratch.read(self.ctx.computing, part, ROW_INDEX_COLUMN)
