@@ -246,9 +246,13 @@ class VertSecureBoostProvider(ModelBase):
         if any(b >= len(thresholds[f]) for f, b in zip(tied_features.tolist(), tied_bins.tolist(), strict=True)):
             raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
         ends = np.cumsum(ties)
-        if isinstance(level, np.ndarray):
+        picks: list[int]
+        answers: tuple[IntArray, npt.NDArray[np.bool_]] | Table
+        if not len(chosen_nodes):  # none of ours: no row to ask about
+            picks, answers = [], (np.zeros(0, np.int64), np.zeros(0, np.bool_))
+        elif isinstance(level, np.ndarray):
             picks, rows, left = self._choose_here(level, chosen_nodes, ties, tied_features, tied_bins, binned)
-            answers: tuple[IntArray, npt.NDArray[np.bool_]] | Table = (rows, left)
+            answers = (rows, left)
         else:
             picks, answers = self._choose_beside(level, nodes, chosen_nodes, ends, tied_features, tied_bins, binned)
         ids: list[int] = []
@@ -379,7 +383,7 @@ class VertSecureBoostProvider(ModelBase):
         def put(index: int, block: pa.Table) -> None:
             scope.at(index).predict_directions.remote(block)
 
-        if indexed.table.backend == BACKEND_LOCAL:
+        if indexed.table.backend == BACKEND_LOCAL or not count:
             blocks = list(received)
             asked = pa.concat_tables(blocks) if blocks else REQUEST_SCHEMA.empty_table()
             pairs, rows, wanted = (np.asarray(asked.column(i).to_numpy(), dtype=np.int64) for i in range(3))
