@@ -25,7 +25,7 @@ from kernel.components.vert_secureboost.histogram import (
 from kernel.components.vert_secureboost.level_rows import POSITION_SCHEMA, tie_pick, tie_summary
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.provider import choose_among_ties
-from kernel.components.vert_secureboost.rows import IndexedRows, gradient_block
+from kernel.components.vert_secureboost.rows import IndexedRows, gathered_directions, gradient_block
 from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
@@ -298,8 +298,12 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
                                                 schema=POSITION_SCHEMA), ROW_INDEX_COLUMN, num_partitions=2)
         summed = beside.encrypted_histograms(positions, np.arange(2), slots, 2, processes=1)
         nothing = beside.encrypted_histograms(positions, np.full(2, -1), slots, 2, processes=1)
+        pairs = (at, node_of_row[at])
+        handed = beside.encrypted_histograms(pairs, np.arange(2), slots, 2, processes=1)
         level = binned.at_positions(positions, np.array([1, 2]))
         directions = binned.directions(level, np.array([1]), np.array([2]), np.array([3]), 2).collect()
+        pair_level = binned.at_positions(pairs, np.array([1, 2]))
+        gathered = gathered_directions(binned.directions(pair_level, np.array([1]), np.array([2]), np.array([3]), 2))
         plain = binned.plain_histograms(slots, np.where(cipher_of_row >= 0, node_of_row, -1), g, h, 2)
         left = binned.compare(asked, np.array([0, 1, 2, 2, 0]), np.array([3.0, 1.0, 0.0, 7.0, 4.0]))
         raw_left = indexed.compare(features, asked, np.array([0, 1, 2, 2, 0]), np.array([0.0, 2.0, 1.0, 0.5, -1.0]))
@@ -315,8 +319,9 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     for vector in (histogram, summed):
         flat = vector.decrypt(keypair.private_key).reshape(-1, 2)
         np.testing.assert_allclose(padded_histograms(flat, bins, 2), expected, atol=300 * 2.0**-24)
-    # The same products of the same ciphertexts, in whatever order the partitions took them.
-    assert summed.ciphertexts == histogram.ciphertexts
+    # The same products of the same ciphertexts, in whatever order the partitions took them,
+    # whether the level's positions are joined as a table or handed to the partitions.
+    assert summed.ciphertexts == histogram.ciphertexts == handed.ciphertexts
     assert (summed.layout, summed.frac_bits) == (histogram.layout, histogram.frac_bits)
     assert here.encoding == beside.encoding and here.count == beside.count == 250
     assert not nothing.decrypt(keypair.private_key).any() and len(nothing) == len(histogram)
@@ -328,6 +333,9 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     in_node = np.flatnonzero(node_of_row == 1)
     assert answered.column(0).to_pylist() == in_node.tolist()
     assert answered.column(1).to_pylist() == (whole[in_node, 2] <= 3).tolist()
+    order = np.argsort(gathered[0])
+    assert gathered[0][order].tolist() == in_node.tolist()
+    assert gathered[1][order].tolist() == (whole[in_node, 2] <= 3).tolist()
 
 
 def test_a_tree_from_a_model_with_children_out_of_range_is_refused() -> None:

@@ -58,7 +58,9 @@ from kernel.components.vert_secureboost.rows import (
     BinnedRows,
     DriverGradients,
     IndexedRows,
+    Level,
     PartitionGradients,
+    gathered_directions,
     gradient_block,
 )
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
@@ -171,12 +173,14 @@ class VertSecureBoostProvider(ModelBase):
 
     @contextmanager
     def _level(self, t: int, depth: int, n: int, nodes: int, count: int,
-               binned: BinnedRows) -> Iterator[IntArray | Table]:
+               binned: BinnedRows) -> Iterator[IntArray | Level]:
         """The level's `node_rows` from the promoter: the rows of its open nodes and their positions.
 
-        LOCAL: one vector of every row's position (-1: in no open node). SPARK: each message
-        written to the scratch area as it arrives and read back as a table of (row index,
-        position), joined with the rows where they are; deleted when the level is done.
+        LOCAL: one vector of every row's position (-1: in no open node). SPARK: at most one
+        message's rows are kept as (row index, position) arrays and handed to the tasks with
+        their work; more are written to the scratch area message by message as they arrive
+        and read back as a table of (row index, position), joined with the rows where they
+        are, and deleted when the level is done.
         """
         tv = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
         check = StreamCheck("the promoter's node_rows", POSITION_SCHEMA, n, count, True, positions_in(nodes))
@@ -186,6 +190,13 @@ class VertSecureBoostProvider(ModelBase):
                 for message in messages(lambda index: tv.at(index).node_rows.get(), check):
                     position[message.column(0).to_numpy()] = message.column(1).to_numpy()
             yield position
+            return
+        if count <= stream_rows():
+            with self.clock.phase(PHASE_WAIT):
+                blocks = list(messages(lambda index: tv.at(index).node_rows.get(), check))
+            pairs = pa.concat_tables(blocks) if blocks else POSITION_SCHEMA.empty_table()
+            yield (np.asarray(pairs.column(0).to_numpy(), dtype=np.int64),
+                   np.asarray(pairs.column(1).to_numpy(), dtype=np.int64))
             return
         scratch, part = self.ctx.scratch(), f"vert_secureboost_nodes.{self.ctx.flow.flow_id}.{t}.{depth}"
         with self.clock.phase(PHASE_WAIT):
@@ -223,7 +234,7 @@ class VertSecureBoostProvider(ModelBase):
             gradients.release()
             scratch.delete(part)
 
-    def _split(self, t: int, depth: int, level: IntArray | Table, nodes: int, slots: IntArray,
+    def _split(self, t: int, depth: int, level: IntArray | Level, nodes: int, slots: IntArray,
                slot_bins: IntArray, binned: BinnedRows, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left.
 
@@ -305,11 +316,13 @@ class VertSecureBoostProvider(ModelBase):
         return picks, rows, left
 
     @staticmethod
-    def _choose_beside(positions: Table, nodes: int, chosen_nodes: IntArray, ends: IntArray,
-                       tied_features: IntArray, tied_bins: IntArray, binned: BinnedRows) -> tuple[list[int], Table]:
+    def _choose_beside(positions: Level, nodes: int, chosen_nodes: IntArray, ends: IntArray,
+                       tied_features: IntArray, tied_bins: IntArray,
+                       binned: BinnedRows) -> tuple[list[int], tuple[IntArray, npt.NDArray[np.bool_]] | Table]:
         """SPARK: every chosen node's pick, ordered from the partitions' `tie_summary` of their
-        rows of the node (only where a node has two candidates or more), and the table of
-        (row index, goes left) of the chosen nodes' rows, computed where the rows are."""
+        rows of the node (only where a node has two candidates or more), and the (row index,
+        goes left) of the chosen nodes' rows, computed where the rows are: a table to stream,
+        or, for a level whose rows came in one message, gathered."""
         features = np.unique(tied_features)
         level = binned.at_positions(positions, features)
         starts = ends - np.diff(ends, prepend=0)
@@ -318,7 +331,8 @@ class VertSecureBoostProvider(ModelBase):
         picks = [tie_pick(summaries.get(i, []), tied_features[start:end], tied_bins[start:end])
                  for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True))]
         at = starts + np.array(picks, dtype=np.int64)
-        return picks, binned.directions(level, chosen_nodes, tied_features[at], tied_bins[at], nodes)
+        directions = binned.directions(level, chosen_nodes, tied_features[at], tied_bins[at], nodes)
+        return picks, directions if level.pairs is None else gathered_directions(directions)
 
     def _new_split_id(self) -> int:
         taken = set(self.split_ids)
@@ -363,9 +377,10 @@ class VertSecureBoostProvider(ModelBase):
                        features: IntArray, cuts: FloatArray) -> None:
         """One level of prediction: the promoter's stream `predict_rows` of (pair, row index,
         split id), every pair of a tree and a row at one of our splits; answered by the stream
-        `predict_directions` of (pair, goes left). LOCAL: gathered here and compared where the
-        rows are. SPARK: written to the scratch area as it arrives, joined with the rows by
-        row index and compared on the executors; the answers stream back a partition at a time."""
+        `predict_directions` of (pair, goes left). LOCAL, or no more pairs than one message
+        holds: gathered here and compared where the rows are. SPARK: written to the scratch area
+        as it arrives, joined with the rows by row index and compared on the executors; the
+        answers stream back a partition at a time."""
         scope = self.ctx.variables(VertSecureBoostVariables).at(depth)
 
         def known_splits(pairs: IntArray, message: pa.Table, where: str) -> None:
@@ -383,7 +398,7 @@ class VertSecureBoostProvider(ModelBase):
         def put(index: int, block: pa.Table) -> None:
             scope.at(index).predict_directions.remote(block)
 
-        if indexed.table.backend == BACKEND_LOCAL or not count:
+        if indexed.table.backend == BACKEND_LOCAL or count <= stream_rows():
             blocks = list(received)
             asked = pa.concat_tables(blocks) if blocks else REQUEST_SCHEMA.empty_table()
             pairs, rows, wanted = (np.asarray(asked.column(i).to_numpy(), dtype=np.int64) for i in range(3))

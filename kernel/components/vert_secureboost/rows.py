@@ -265,29 +265,57 @@ class BinnedRows:
         """For every j: is the bin of feature `feature[j]` at row `rows[j]` <= `limit[j]`?"""
         return _compare(self.table, self.features, self.rows, rows, feature, limit)
 
-    def at_positions(self, positions: Table, features: IntArray) -> Table:
-        """The rows of a level's `positions` (row index, node position) with their bins of
-        `features`, joined by row index where the rows are."""
+    def at_positions(self, level: Level, features: IntArray) -> LevelRows:
+        """The rows with their bins of `features` and their positions in `level`: joined with
+        its table by row index where the rows are, or handed its pairs."""
         binned = self.table.with_id_column(ROW_INDEX_COLUMN).select([self.features[f] for f in features.tolist()])
-        return binned.join(positions.with_id_column(ROW_INDEX_COLUMN))
+        if isinstance(level, Table):
+            return LevelRows(binned.join(level.with_id_column(ROW_INDEX_COLUMN)), None)
+        return LevelRows(binned, level)
 
-    def tie_summaries(self, level: Table, nodes: IntArray, ends: IntArray, features: IntArray,
+    def tie_summaries(self, level: LevelRows, nodes: IntArray, ends: IntArray, features: IntArray,
                       bins: IntArray) -> dict[int, list[TieSummary]]:
         """For the i-th of `nodes` (positions) with its candidates `ends[i-1]:ends[i]` of
         `features` and `bins`, when there are two or more: every partition's `tie_summary`
         over its rows of the node (`level` from `at_positions`)."""
         columns = [self.features[f] for f in features.tolist()]
-        return _reduce(level, functools.partial(_tie_block, nodes, ends, columns, bins), _merge_summaries)
+        return _reduce(level.table, functools.partial(_tie_block, nodes, ends, columns, bins, level.pairs),
+                       _merge_summaries)
 
-    def directions(self, level: Table, nodes: IntArray, features: IntArray, bins: IntArray,
+    def directions(self, level: LevelRows, nodes: IntArray, features: IntArray, bins: IntArray,
                    positions: int) -> Table:
         """(row index, goes left) of every row of `level` (from `at_positions`) in one of
         `nodes` (positions, of `positions` in the level), node i split by feature
         `features[i]` at bin `bins[i]`, computed where the rows are."""
         columns = [self.features[f] for f in features.tolist()]
         schema = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
-        return level.map_partitions(functools.partial(_direction_block, nodes, columns, bins, positions),
-                                    schema=schema)
+        return level.table.map_partitions(
+            functools.partial(_direction_block, nodes, columns, bins, positions, level.pairs), schema=schema)
+
+
+#: A level's (row index, node position) pairs at a provider: a table of the partitions, or,
+#: when they came in one message, the increasing row indices and their positions.
+Pairs = tuple[IntArray, IntArray]
+Level = Table | Pairs
+
+
+@dataclass(frozen=True)
+class LevelRows:
+    """A provider's rows for a level: `table` holds the position column when `pairs` is None,
+    else each row's position is looked up in `pairs` (-1: in no open node)."""
+
+    table: Table
+    pairs: Pairs | None
+
+
+def gathered_directions(directions: Table) -> tuple[IntArray, BoolArray]:
+    """The rows and answers of a table from `BinnedRows.directions`, gathered (for a level whose
+    rows came in one message, so no more rows than that)."""
+    return _reduce(directions, _direction_arrays, _concat_answers)
+
+
+def _direction_arrays(block: pa.Table) -> tuple[IntArray, BoolArray]:
+    return _index(block), np.asarray(block.column(LEFT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.bool_)
 
 
 @dataclass(frozen=True)
@@ -337,19 +365,22 @@ class PartitionGradients:
     encoding: GradientEncoding
     count: int
 
-    def encrypted_histograms(self, positions: Table, slot_of: IntArray, slots: IntArray, nodes: int,
+    def encrypted_histograms(self, level: Level, slot_of: IntArray, slots: IntArray, nodes: int,
                              processes: int) -> EncryptedVector:
         """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it.
 
-        `positions` is the level's table of (row index, node position); a row counts in node
-        `slot_of[position]` when that is >= 0. The drawn rows are joined with it by row index
-        where they are; each partition builds the histograms of its rows; the partitions'
-        histograms are added."""
+        `level` is the level's (row index, node position) pairs, a table or arrays; a row
+        counts in node `slot_of[position]` when that is >= 0. The drawn rows are joined with
+        the table by row index where they are (or handed the arrays); each partition builds
+        the histograms of its rows; the partitions' histograms are added."""
         columns = [self.features[s] for s in slots.tolist()]
         bins = self.bins[slots]
-        joined = self.table.join(positions.with_id_column(ROW_INDEX_COLUMN))
-        histogram = _reduce(joined, functools.partial(_gradient_block, columns, bins, self.encoding, slot_of,
-                                                      nodes, processes), _add_encrypted)
+        if isinstance(level, Table):
+            rows, pairs = self.table.join(level.with_id_column(ROW_INDEX_COLUMN)), None
+        else:
+            rows, pairs = self.table, level
+        histogram = _reduce(rows, functools.partial(_gradient_block, columns, bins, self.encoding, slot_of,
+                                                    nodes, processes, pairs), _add_encrypted)
         if histogram is None:  # no row in any node: the zero histograms
             empty = np.zeros(0, dtype=np.int64)
             return build_histograms(self.encoding.vector([]), empty, np.zeros((0, len(columns)), np.uint16), bins,
@@ -368,13 +399,26 @@ def gradient_block(rows: IntArray, gh: EncryptedVector) -> pa.Table:
                      GH_COLUMN: pa.array([c.to_bytes(width, "big") for c in gh.ciphertexts], pa.binary())})
 
 
-def _positions(block: pa.Table) -> IntArray:
-    return np.asarray(block.column(POSITION_COLUMN).to_numpy(), dtype=np.int64)
+def _positions(pairs: Pairs | None, block: pa.Table) -> IntArray:
+    """Each row's position in the level: its column, or looked up in `pairs` (-1: absent)."""
+    if pairs is None:
+        return np.asarray(block.column(POSITION_COLUMN).to_numpy(), dtype=np.int64)
+    rows, positions = pairs
+    index = _index(block)
+    if not len(rows):
+        return np.full(len(index), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(rows, index), len(rows) - 1)
+    return np.where(rows[at] == index, positions[at], -1).astype(np.int64)
+
+
+def _lookup(table: IntArray, position: IntArray) -> IntArray:
+    """`table[position]`, -1 where the position is -1."""
+    return np.where(position >= 0, table[np.maximum(position, 0)], -1)
 
 
 def _gradient_block(columns: list[str], bins: IntArray, encoding: GradientEncoding, slot_of: IntArray,
-                    nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
-    node = slot_of[_positions(block)]
+                    nodes: int, processes: int, pairs: Pairs | None, block: pa.Table) -> EncryptedVector | None:
+    node = _lookup(slot_of, _positions(pairs, block))
     keep = node >= 0
     if not keep.any():
         return None
@@ -392,9 +436,9 @@ def _chosen_rows(columns: list[str], cipher_of_row: IntArray, node_of_row: IntAr
     return index[keep], _bins_of(block.filter(pa.array(keep)), columns)
 
 
-def _tie_block(nodes: IntArray, ends: IntArray, columns: list[str], bins: IntArray,
+def _tie_block(nodes: IntArray, ends: IntArray, columns: list[str], bins: IntArray, pairs: Pairs | None,
                block: pa.Table) -> dict[int, list[TieSummary]]:
-    index, position = _index(block), _positions(block)
+    index, position = _index(block), _positions(pairs, block)
     order = np.argsort(index, kind="stable")
     out: dict[int, list[TieSummary]] = {}
     for i, (node, start, end) in enumerate(zip(nodes.tolist(), (ends - np.diff(ends, prepend=0)).tolist(),
@@ -417,11 +461,11 @@ def _merge_summaries(a: dict[int, list[TieSummary]], b: dict[int, list[TieSummar
     return merged
 
 
-def _direction_block(nodes: IntArray, columns: list[str], bins: IntArray, positions: int,
+def _direction_block(nodes: IntArray, columns: list[str], bins: IntArray, positions: int, pairs: Pairs | None,
                      block: pa.Table) -> pa.Table:
     split_of = np.full(positions, -1, dtype=np.int64)
     split_of[nodes] = np.arange(len(nodes))
-    split = split_of[_positions(block)]
+    split = _lookup(split_of, _positions(pairs, block))
     keep = np.flatnonzero(split >= 0)
     left = np.zeros(len(keep), dtype=np.bool_)
     for column in sorted(set(columns)):
