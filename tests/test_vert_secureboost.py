@@ -448,6 +448,24 @@ def test_a_promoter_with_only_the_label_splits_on_provider_features_alone(
     assert set(importance) == {f"provider:{m.member_id}" for m in job.members[1:]}
 
 
+def test_trees_where_no_split_gains_enough_end_at_the_root(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: a gain no split reaches, so every tree stops at a level with open nodes.
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+
+    # Execute
+    predictions = train(job, (split.train, split.test), computing,
+                        {**PARAMS, "num_trees": 2, "min_split_gain": 1e9})
+
+    # Assert: single-leaf trees, the prior plus two leaf values for every row; no split at the provider.
+    promoter, provider = job.members
+    model = load_model(promoter.root / "models", job.job.job_id, COMPONENT, "promoter", promoter.member_id)
+    assert [tree["owner"] for tree in model["trees"]] == [[-1], [-1]]
+    assert predictions["predict_score"].nunique() == 1
+    provider_model = load_model(provider.root / "models", job.job.job_id, COMPONENT, "provider", provider.member_id)
+    assert provider_model["split_ids"] == []
+
+
 def test_intersection_then_boosting_then_evaluation(tmp_path: Path, computing: ComputingSession) -> None:
     # Prepare: the provider holds 20 extra rows the promoter does not know.
     split = breast_split([range(0, 10), range(10, 30)])

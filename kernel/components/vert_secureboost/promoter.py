@@ -234,7 +234,9 @@ class VertSecureBoostPromoter(ModelBase):
                     candidates.append(search.best_of(provider_gains[k]))
             level = self._apply_splits(t, depth, level, open_nodes, candidates, provider_gains, thresholds, binned,
                                        state)
-            if not level:
+            if not level:  # no node split: the providers wait for the next level's plan
+                if private_key is not None and depth + 1 < param.max_depth:
+                    tv.at(t, depth + 1).node_plan.remote({"done": True})
                 break
         g_leaf = np.bincount(state.node_of_row[sampled], weights=g[sampled], minlength=len(state.tree.owner))
         h_leaf = np.bincount(state.node_of_row[sampled], weights=h[sampled], minlength=len(state.tree.owner))
