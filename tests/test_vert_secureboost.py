@@ -9,13 +9,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.metrics import r2_score, roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from kernel.components.vert_secureboost import constants as constants_module
 from kernel.components.vert_secureboost import gradients as gradients_module
+from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
+from kernel.components.vert_secureboost.level_rows import LEFT_COLUMN, PAIR_COLUMN
 from kernel.components.vert_secureboost.rows import BinnedRows
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.computing.spark import SparkTable
@@ -196,8 +200,10 @@ def test_a_predict_job_reuses_the_exported_models(tmp_path: Path, computing: Com
 def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     tmp_path: Path, spark: Any, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Prepare: the same job on LOCAL (reference) and on SPARK, where gathering a Spark table's
-    # rows on the driver (collect, iter_blocks) fails the run.
+    # Prepare: the same job on LOCAL (reference, each level's rows in one message) and on
+    # SPARK with messages of 64 rows, where gathering a Spark table's rows on the driver fails
+    # the run: `collect` always, `iter_blocks` (one partition at a time) for anything but a
+    # provider's streams of directions (of a level's splits, of prediction pairs).
     split = breast_split([range(0, 10), range(10, 30)])
     params = {**PARAMS, "num_trees": 3}
     local_job = VerticalJob(tmp_path / "local", providers=1)
@@ -206,22 +212,40 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
     spark_job = VerticalJob(tmp_path / "spark", providers=1, backend="SPARK")
     spark_job.upload("train", split.train)
     spark_job.upload("test", split.test)
+    iter_blocks = SparkTable.iter_blocks
+    sizes: dict[str, list[int]] = {"node_rows": [], "split_rows": [], "predict_rows": [], "predict_directions": []}
+    send = BoundChannel.remote
 
     def refuse(self: SparkTable) -> None:
         raise AssertionError("a Spark table's rows were gathered on the driver")
 
+    def only_directions(self: SparkTable) -> Iterator[Any]:
+        assert self.schema.names in ([ROW_INDEX_COLUMN, LEFT_COLUMN], [PAIR_COLUMN, LEFT_COLUMN]), \
+            "a Spark table other than a provider's directions streamed"
+        return iter_blocks(self)
+
+    def counting(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
+        if self.channel.name in sizes:
+            sizes[self.channel.name].append(obj.num_rows)
+        send(self, obj, role, idx)
+
     # Execute
     with monkeypatch.context() as patch:
         patch.setattr(SparkTable, "collect", refuse)
-        patch.setattr(SparkTable, "iter_blocks", refuse)
+        patch.setattr(SparkTable, "iter_blocks", only_directions)
+        patch.setattr(BoundChannel, "remote", counting)
+        patch.setattr(constants_module, "ROW_STREAM_ROWS", 64)
         spark_job.run(COMPONENT, "VertSecureBoost", spark_computing, TRAIN_INPUTS, TRAIN_OUTPUTS, params=params,
                       data_args=("train", "test"))
     predictions = spark_job.output(spark_job.promoter, spark_computing, COMPONENT, "train")
 
-    # Assert: the same trees as on LOCAL (the rows each split sends left, the leaf values), so
-    # the same scores; both match the plaintext reference. Which of the provider's features
-    # makes a split is not compared: features that split the rows alike tie, and a tie goes
-    # by the provider's secret slot order of the run.
+    # Assert: the levels' rows and pairs went in many messages of at most 64 rows. The same trees as on
+    # LOCAL (the rows each split sends left, the leaf values), so the same scores; both match
+    # the plaintext reference. Which of the provider's features makes a split is not
+    # compared: features that split the rows alike tie, and a tie goes by the provider's
+    # secret slot order of the run.
+    for name, counts in sizes.items():
+        assert max(counts) == 64 and counts.count(64) > 10, name
     models = [[load_model(m.root / "models", j.job.job_id, COMPONENT, role, m.member_id)
                for m, role in zip(j.members, ("promoter", "provider"), strict=True)] for j in (spark_job, local_job)]
     (spark_promoter, spark_provider), (local_promoter, local_provider) = models
@@ -229,6 +253,7 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
         for key in ("owner", "feature", "threshold", "left", "right"):
             assert ours[key] == theirs[key]
         np.testing.assert_allclose(ours["value"], theirs["value"], rtol=1e-9)
+    assert spark_provider["split_thresholds"] == local_provider["split_thresholds"]
     assert len(spark_provider["split_ids"]) == len(local_provider["split_ids"]) > 0
     merged = predictions.merge(expected, on=["id", "type"], suffixes=("", "_local"))
     assert len(merged) == len(expected) == len(split.y_train) + len(split.y_test)
@@ -335,6 +360,55 @@ def test_a_malformed_gradient_chunk_is_refused_by_name(
                 params={**PARAMS, "num_trees": 1}, data_args=("train",), timeout=3.0)
 
 
+@pytest.mark.parametrize(("tamper", "refusal"), [
+    ("node_rows order", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's node_rows message 1 names its "
+                        r"rows out of order"),
+    ("node_rows count", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's node_rows message \d+ brings "
+                        r"the rows to \d+, more than the \d+ expected"),
+    ("split_rows twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows message 1 names a "
+                         r"row that is not in a node of provider 0's splits, or one named before"),
+    ("split_rows short", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows brings 64 rows, "
+                         r"\d+ were expected"),
+    ("predict_rows order", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's predict_rows message 1 "
+                           r"names its rows out of order"),
+    ("predict_directions twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's predict_directions "
+                                 r"message 1 names a pair twice"),
+])
+def test_a_malformed_level_stream_is_refused_by_name(
+    tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch, tamper: str, refusal: str,
+) -> None:
+    # Prepare: messages of 64 rows; the promoter's first plan announces one row too few, or its
+    # second node_rows message repeats the first's rows; or the provider's second split_rows
+    # message of a level repeats the first's rows, or is empty (the stream ends early); or,
+    # predicting the training rows, the second message of a level repeats the first's pairs.
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+    job.upload("train", split.train)
+    monkeypatch.setattr(constants_module, "ROW_STREAM_ROWS", 64)
+    send = BoundChannel.remote
+    first: dict[tuple[int, ...], pa.Table] = {}
+    done: list[bool] = []
+
+    def tampering(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
+        scope, name = self.variables.scope, self.channel.name
+        stream = name == tamper.split()[0] and tamper != "node_rows count" and not done
+        if tamper == "node_rows count" and name == "node_plan" and scope == (0, 0):
+            obj = {**obj, "rows": obj["rows"] - 1}
+        elif stream and scope[-1] == 0:
+            first[scope[:-1]] = obj
+        elif stream and scope[-1] == 1:
+            done.append(True)
+            obj = first[scope[:-1]] if tamper.endswith(("order", "twice")) else obj.schema.empty_table()
+        send(self, obj, role, idx)
+
+    monkeypatch.setattr(BoundChannel, "remote", tampering)
+
+    # Execute / Assert: the receiver stops, naming the stream, the message and what is wrong.
+    with pytest.raises(PartyFailed, match=refusal):
+        job.run(COMPONENT, "VertSecureBoost", computing, {"data": {"train_data": ["args.train"]}}, TRAIN_OUTPUTS,
+                params={**PARAMS, "num_trees": 1}, data_args=("train",), timeout=3.0)
+
+
 def test_rows_that_do_not_line_up_fail_with_advice(tmp_path: Path, computing: ComputingSession) -> None:
     split = breast_split([range(0, 10), range(10, 30)])
     job = VerticalJob(tmp_path, providers=1)
@@ -372,6 +446,24 @@ def test_a_promoter_with_only_the_label_splits_on_provider_features_alone(
                                reference_scores(split, sklearn_reference(split, trees=3)), atol=1e-4)
     importance = job.metrics(job.promoter, COMPONENT)["feature_importance"]
     assert set(importance) == {f"provider:{m.member_id}" for m in job.members[1:]}
+
+
+def test_trees_where_no_split_gains_enough_end_at_the_root(tmp_path: Path, computing: ComputingSession) -> None:
+    # Prepare: a gain no split reaches, so every tree stops at a level with open nodes.
+    split = breast_split([range(0, 10), range(10, 30)])
+    job = VerticalJob(tmp_path, providers=1)
+
+    # Execute
+    predictions = train(job, (split.train, split.test), computing,
+                        {**PARAMS, "num_trees": 2, "min_split_gain": 1e9})
+
+    # Assert: single-leaf trees, the prior plus two leaf values for every row; no split at the provider.
+    promoter, provider = job.members
+    model = load_model(promoter.root / "models", job.job.job_id, COMPONENT, "promoter", promoter.member_id)
+    assert [tree["owner"] for tree in model["trees"]] == [[-1], [-1]]
+    assert predictions["predict_score"].nunique() == 1
+    provider_model = load_model(provider.root / "models", job.job.job_id, COMPONENT, "provider", provider.member_id)
+    assert provider_model["split_ids"] == []
 
 
 def test_intersection_then_boosting_then_evaluation(tmp_path: Path, computing: ComputingSession) -> None:

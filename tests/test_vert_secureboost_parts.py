@@ -12,6 +12,7 @@ from kernel.blocks.row_keys import id_keys
 from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost import rows as rows_module
+from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
 from kernel.components.vert_secureboost.histogram import (
     build_histograms,
@@ -21,9 +22,10 @@ from kernel.components.vert_secureboost.histogram import (
     gh_headroom_bits,
     rows_per_ciphertext,
 )
+from kernel.components.vert_secureboost.level_rows import POSITION_SCHEMA, tie_pick, tie_summary
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.provider import choose_among_ties
-from kernel.components.vert_secureboost.rows import ROW_INDEX_COLUMN, IndexedRows, gradient_block
+from kernel.components.vert_secureboost.rows import IndexedRows, gathered_directions, gradient_block
 from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
@@ -181,6 +183,33 @@ def test_a_provider_picks_among_ties_by_the_rows_then_its_feature_order() -> Non
     assert same_rows == 3
 
 
+def test_ties_picked_from_partition_summaries_match_the_pick_over_all_rows() -> None:
+    # Prepare: nodes of 1 to 40 rows with 1 to 12 candidates, each drawn from a few distinct
+    # left sides (so that many candidates send the same rows left), the rows dealt at random
+    # over 1 to 4 partitions, each partition's rows in a shuffled order.
+    rng = np.random.default_rng(5)
+    for _ in range(300):
+        rows = int(rng.integers(1, 41))
+        candidates = int(rng.integers(1, 13))
+        sides = rng.random((rows, int(rng.integers(1, 5)))) < 0.5
+        masks = sides[:, rng.integers(0, sides.shape[1], candidates)]
+        features = rng.integers(0, 4, candidates)
+        bins = rng.integers(0, 3, candidates)
+        index = np.sort(rng.choice(1000, rows, replace=False))
+        part = rng.integers(0, int(rng.integers(1, 5)), rows)
+
+        # Execute: one summary per partition holding rows of the node (rows in increasing order).
+        summaries = []
+        for p in np.unique(part):
+            mine = rng.permutation(np.flatnonzero(part == p))
+            order = mine[np.argsort(index[mine])]
+            summaries.append(tie_summary(masks[order], index[order]))
+        picked = tie_pick(summaries, features, bins)
+
+        # Assert: the candidate the provider picks when it holds every row of the node.
+        assert picked == choose_among_ties(masks, features, bins)
+
+
 def test_fixed_point_sums_do_not_depend_on_their_order() -> None:
     values = fixed_point(np.random.default_rng(3).normal(size=5000), 24)
     assert np.array_equal(values * 2**24, np.rint(values * 2**24))
@@ -264,8 +293,17 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
         received = session.from_arrow(pa.concat_tables([gradient_block(r, gh) for r, gh in chunks]),
                                       ROW_INDEX_COLUMN, num_partitions=2)
         beside = binned.gradients_beside(received, here.encoding, 250, slots)
-        summed = beside.encrypted_histograms(node_of_row, slots, 2, processes=1)
-        nothing = beside.encrypted_histograms(np.full(300, -1, dtype=np.int64), slots, 2, processes=1)
+        at = np.flatnonzero(node_of_row >= 0)
+        positions = session.from_arrow(pa.table([pa.array(at, pa.int64()), pa.array(node_of_row[at], pa.int32())],
+                                                schema=POSITION_SCHEMA), ROW_INDEX_COLUMN, num_partitions=2)
+        summed = beside.encrypted_histograms(positions, np.arange(2), slots, 2, processes=1)
+        nothing = beside.encrypted_histograms(positions, np.full(2, -1), slots, 2, processes=1)
+        pairs = (at, node_of_row[at])
+        handed = beside.encrypted_histograms(pairs, np.arange(2), slots, 2, processes=1)
+        level = binned.at_positions(positions, np.array([1, 2]))
+        directions = binned.directions(level, np.array([1]), np.array([2]), np.array([3]), 2).collect()
+        pair_level = binned.at_positions(pairs, np.array([1, 2]))
+        gathered = gathered_directions(binned.directions(pair_level, np.array([1]), np.array([2]), np.array([3]), 2))
         plain = binned.plain_histograms(slots, np.where(cipher_of_row >= 0, node_of_row, -1), g, h, 2)
         left = binned.compare(asked, np.array([0, 1, 2, 2, 0]), np.array([3.0, 1.0, 0.0, 7.0, 4.0]))
         raw_left = indexed.compare(features, asked, np.array([0, 1, 2, 2, 0]), np.array([0.0, 2.0, 1.0, 0.5, -1.0]))
@@ -281,14 +319,23 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     for vector in (histogram, summed):
         flat = vector.decrypt(keypair.private_key).reshape(-1, 2)
         np.testing.assert_allclose(padded_histograms(flat, bins, 2), expected, atol=300 * 2.0**-24)
-    # The same products of the same ciphertexts, in whatever order the partitions took them.
-    assert summed.ciphertexts == histogram.ciphertexts
+    # The same products of the same ciphertexts, in whatever order the partitions took them,
+    # whether the level's positions are joined as a table or handed to the partitions.
+    assert summed.ciphertexts == histogram.ciphertexts == handed.ciphertexts
     assert (summed.layout, summed.frac_bits) == (histogram.layout, histogram.frac_bits)
     assert here.encoding == beside.encoding and here.count == beside.count == 250
     assert not nothing.decrypt(keypair.private_key).any() and len(nothing) == len(histogram)
     np.testing.assert_allclose(plain, expected, atol=1e-12)
     assert left.tolist() == (whole[asked, [0, 1, 2, 2, 0]] <= [3, 1, 0, 7, 4]).tolist()
     assert raw_left.tolist() == (matrix[asked, [0, 1, 2, 2, 0]] <= [0.0, 2.0, 1.0, 0.5, -1.0]).tolist()
+    # Every row of node 1 once, with whether feature 2's bin is at most 3.
+    answered = directions.sort_by(ROW_INDEX_COLUMN)
+    in_node = np.flatnonzero(node_of_row == 1)
+    assert answered.column(0).to_pylist() == in_node.tolist()
+    assert answered.column(1).to_pylist() == (whole[in_node, 2] <= 3).tolist()
+    order = np.argsort(gathered[0])
+    assert gathered[0][order].tolist() == in_node.tolist()
+    assert gathered[1][order].tolist() == (whole[in_node, 2] <= 3).tolist()
 
 
 def test_a_tree_from_a_model_with_children_out_of_range_is_refused() -> None:

@@ -46,6 +46,15 @@ PACK_EXTRA_HEADROOM_BITS: Final = 2
 # the partitions (a LOCAL provider keeps the tree's ciphertexts in its process).
 GH_CHUNK_ROWS: Final = 65_536
 
+# Name of the per-row index column added to a member's rows (never part of an output).
+ROW_INDEX_COLUMN: Final = "__weft_secureboost_row"
+
+# Per level, the rows of the open nodes (row index, node position) go from the promoter to
+# every provider, and the rows of a provider's chosen nodes (row index, goes left) back, as
+# streams of tables of at most this many rows a message (768 KB and 576 KB): neither
+# member's driver holds a level's rows in one message.
+ROW_STREAM_ROWS: Final = 65_536
+
 # Most packed histogram rows one ciphertext carries after compression, and the spare bits
 # per slot that let a shifted row and the next one be added without a carry.
 MAX_ROWS_PER_CIPHERTEXT: Final = 16

@@ -12,12 +12,14 @@ the feature and threshold and answers with an opaque split id and the rows that 
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from kernel.blocks.payloads import PayloadCheck
 from kernel.components.vert_secureboost.constants import (
@@ -42,6 +44,15 @@ from kernel.components.vert_secureboost.constants import (
 from kernel.components.vert_secureboost.data import sample_features
 from kernel.components.vert_secureboost.gradients import GradientEncoding, send_encrypted_gh
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
+from kernel.components.vert_secureboost.level_rows import (
+    DIRECTION_SCHEMA,
+    LEFT_SCHEMA,
+    POSITION_SCHEMA,
+    REQUEST_SCHEMA,
+    StreamCheck,
+    messages,
+    send_arrays,
+)
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
 from kernel.components.vert_secureboost.rows import BinnedRows, IndexedRows, with_values
@@ -207,10 +218,7 @@ class VertSecureBoostPromoter(ModelBase):
             position = np.full(len(state.tree.owner), -1, dtype=np.int64)
             position[level] = np.arange(len(level))
             if private_key is not None:
-                with self.clock.phase(PHASE_SEND):
-                    tv.at(t, depth).node_plan.remote({"done": False,
-                                                      "position": position[state.node_of_row].astype(np.int32),
-                                                      "nodes": len(level), "compute": position[compute]})
+                self._send_node_rows(t, depth, state, level, open_nodes, position[compute])
             with self.clock.phase(PHASE_SPLITS):
                 candidates = [self._own_best(state, open_nodes, own, binned, search)]
             provider_gains: list[FloatArray] = []
@@ -226,7 +234,9 @@ class VertSecureBoostPromoter(ModelBase):
                     candidates.append(search.best_of(provider_gains[k]))
             level = self._apply_splits(t, depth, level, open_nodes, candidates, provider_gains, thresholds, binned,
                                        state)
-            if not level:
+            if not level:  # no node split: the providers wait for the next level's plan
+                if private_key is not None and depth + 1 < param.max_depth:
+                    tv.at(t, depth + 1).node_plan.remote({"done": True})
                 break
         g_leaf = np.bincount(state.node_of_row[sampled], weights=g[sampled], minlength=len(state.tree.owner))
         h_leaf = np.bincount(state.node_of_row[sampled], weights=h[sampled], minlength=len(state.tree.owner))
@@ -234,6 +244,21 @@ class VertSecureBoostPromoter(ModelBase):
         is_leaf = np.asarray(state.tree.owner) == OWNER_LEAF
         state.tree.value = np.where(is_leaf, values, 0.0).tolist()
         return state.tree, state.node_of_row
+
+    def _send_node_rows(self, t: int, depth: int, state: _TreeRound, level: list[int], open_nodes: list[int],
+                        compute: IntArray) -> None:
+        """The level's plan (its nodes, those whose histograms to build, the rows that follow),
+        then the stream `node_rows`: every row of an open node and the node's position in the
+        level, in row order."""
+        scope = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
+        position = np.full(len(state.tree.owner), -1, dtype=np.int32)
+        position[open_nodes] = [level.index(node) for node in open_nodes]
+        at = position[state.node_of_row]
+        rows = np.flatnonzero(at >= 0).astype(np.int64)
+        with self.clock.phase(PHASE_SEND):
+            scope.node_plan.remote({"done": False, "rows": len(rows), "nodes": len(level), "compute": compute})
+            send_arrays(lambda index, block: scope.at(index).node_rows.remote(block), POSITION_SCHEMA, rows,
+                        at[rows])
 
     @staticmethod
     def _smaller_children(level: list[int], open_nodes: list[int], sizes: dict[int, int]) -> list[int]:
@@ -316,41 +341,63 @@ class VertSecureBoostPromoter(ModelBase):
                      "slots": np.concatenate([slots for slots, _ in tied] or [np.zeros(0, np.int64)]),
                      "bins": np.concatenate([bins_ for _, bins_ in tied] or [np.zeros(0, np.int64)])},
                     idx=k)
-        # node -> (owner, promoter feature or provider split id, threshold, rows, which of them go left)
-        decided: dict[int, tuple[int, int, float, IntArray, npt.NDArray[np.bool_]]] = {}
         _, own_feature, own_bin = candidates[0]
         ours = [i for i in splitting if winner[i] == 0]
         our_rows = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in ours]
         our_left = self._our_directions(binned, our_rows, own_feature[ours], own_bin[ours])
-        for i, rows, go_left in zip(ours, our_rows, our_left, strict=True):
-            node, f, b = open_nodes[i], int(own_feature[i]), int(own_bin[i])
-            decided[node] = (OWNER_PROMOTER, f, float(thresholds[f][b]), rows, go_left)
-            self._credit(self.features[f], float(best[i]))
+        split_ids: dict[int, int] = {}
         for k, chosen in enumerate(requests):
             with self.clock.phase(PHASE_WAIT):
                 answer = tv.at(t, depth).split_result.get(idx=k)
-            result = PAYLOAD.fields(answer, f"provider {k}'s split_result", "split_ids", "left")
+            result = PAYLOAD.fields(answer, f"provider {k}'s split_result", "split_ids")
             ids = PAYLOAD.int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
-            row_lists = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in chosen]
-            left = PAYLOAD.bool_array(result["left"], f"provider {k}'s split directions", sum(len(r) for r in row_lists))
-            start = 0
-            for i, split_id, rows in zip(chosen, ids.tolist(), row_lists, strict=True):
-                decided[open_nodes[i]] = (OWNER_FIRST_PROVIDER + k, split_id, 0.0, rows, left[start:start + len(rows)])
-                start += len(rows)
-                self._credit(PROVIDER_IMPORTANCE_KEY.format(member_id=self.provider_members[k]), float(best[i]))
+            split_ids.update(zip(chosen, ids.tolist(), strict=True))
+        # Every row of a provider's chosen node, counted before any row moves.
+        sizes = np.bincount(state.node_of_row, minlength=len(tree.owner))
         next_level: list[int] = []
         for i in splitting:
             node = open_nodes[i]
-            owner, detail, threshold, rows, go_left = decided[node]
-            if owner == OWNER_PROMOTER:
-                left_child, right_child = tree.split(node, owner, detail, threshold, -1)
+            if winner[i] == 0:
+                f, b = int(own_feature[i]), int(own_bin[i])
+                left_child, right_child = tree.split(node, OWNER_PROMOTER, f, float(thresholds[f][b]), -1)
+                self._credit(self.features[f], float(best[i]))
             else:
-                left_child, right_child = tree.split(node, owner, -1, 0.0, detail)
-            state.node_of_row[rows] = np.where(go_left, left_child, right_child)
+                k = int(winner[i]) - 1
+                left_child, right_child = tree.split(node, OWNER_FIRST_PROVIDER + k, -1, 0.0, split_ids[i])
+                self._credit(PROVIDER_IMPORTANCE_KEY.format(member_id=self.provider_members[k]), float(best[i]))
             for child, other in ((left_child, right_child), (right_child, left_child)):
                 state.parent[child], state.sibling[child] = node, other
             next_level += [left_child, right_child]
+        left_of, right_of = np.asarray(tree.left, dtype=np.int64), np.asarray(tree.right, dtype=np.int64)
+        for i, rows, go_left in zip(ours, our_rows, our_left, strict=True):
+            node = open_nodes[i]
+            state.node_of_row[rows] = np.where(go_left, left_of[node], right_of[node])
+        for k, chosen in enumerate(requests):
+            self._receive_directions(t, depth, k, [open_nodes[i] for i in chosen], sizes, left_of, right_of, state)
         return next_level
+
+    def _receive_directions(self, t: int, depth: int, k: int, nodes: list[int], sizes: IntArray, left_of: IntArray,
+                            right_of: IntArray, state: _TreeRound) -> None:
+        """Provider k's stream `split_rows` for its chosen `nodes`: every row of them once, with
+        whether it goes left; each message's rows are moved to their children as it arrives
+        (a row named twice is then in no chosen node, and refused)."""
+        scope = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
+        asked = np.zeros(len(left_of), dtype=np.bool_)
+        asked[nodes] = True
+
+        def move(rows: IntArray, message: pa.Table, where: str) -> None:
+            if len(np.unique(rows)) != len(rows) or not asked[state.node_of_row[rows]].all():
+                raise InvalidArgument(f"{COMPONENT}: {where} names a row that is not in a node of provider {k}'s "
+                                      "splits, or one named before")
+            at = state.node_of_row[rows]
+            left = np.asarray(message.column(1).to_numpy(zero_copy_only=False), dtype=np.bool_)
+            state.node_of_row[rows] = np.where(left, left_of[at], right_of[at])
+
+        check = StreamCheck(f"provider {k}'s split_rows", LEFT_SCHEMA, len(state.node_of_row),
+                            int(sizes[nodes].sum()), False, move)
+        with self.clock.phase(PHASE_WAIT):
+            for _ in messages(lambda index: scope.at(index).split_rows.get(idx=k), check):
+                pass
 
     @staticmethod
     def _our_directions(binned: BinnedRows, row_lists: list[IntArray], features: IntArray,
@@ -399,15 +446,17 @@ class VertSecureBoostPromoter(ModelBase):
             _, go_left = forest.promoter_directions_by(
                 current, lambda rows, features, cuts: indexed.compare(self.features, rows, features, cuts))
             asked = []
+            scope = tv.at(depth)
             for k, model_k in enumerate(order):
                 at = forest.owner[current] == OWNER_FIRST_PROVIDER + model_k
                 _, row_index = np.nonzero(at)
-                tv.at(depth).predict_request.remote({"done": False, "rows": row_index.astype(np.int64),
-                                                     "split_ids": forest.split_id[current[at]]}, idx=k)
+                scope.predict_request.remote({"done": False, "pairs": len(row_index)}, idx=k)
+                send_arrays(functools.partial(self._put_request, scope, k), REQUEST_SCHEMA,
+                            np.arange(len(row_index), dtype=np.int64), row_index.astype(np.int64),
+                            forest.split_id[current[at]])
                 asked.append((k, at, len(row_index)))
             for k, at, size in asked:
-                answer = tv.at(depth).predict_directions.get(idx=k)
-                go_left[at] = PAYLOAD.bool_array(answer, f"provider {k}'s predict_directions", size)
+                go_left[at] = self._receive_predictions(scope, k, size)
             current = forest.step(current, internal, go_left)
         raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)
         score = Objective(self.objective_name).output(np.asarray(raw, dtype=np.float64))
@@ -418,6 +467,28 @@ class VertSecureBoostPromoter(ModelBase):
             out[PREDICT_RESULT_COLUMN] = score
         table = with_values(indexed, [data.id_column] + ([label] if label else []), out)
         return LabeledTable(table, label, ())
+
+    @staticmethod
+    def _put_request(scope: VertSecureBoostVariables, k: int, index: int, block: pa.Table) -> None:
+        scope.at(index).predict_rows.remote(block, idx=k)
+
+    @staticmethod
+    def _receive_predictions(scope: VertSecureBoostVariables, k: int, size: int) -> npt.NDArray[np.bool_]:
+        """Provider k's stream `predict_directions`: whether each of the `size` pairs asked goes
+        left, every pair once (in any order)."""
+        go_left = np.zeros(size, dtype=np.bool_)
+        seen = np.zeros(size, dtype=np.bool_)
+
+        def fill(pairs: IntArray, message: pa.Table, where: str) -> None:
+            if len(np.unique(pairs)) != len(pairs) or seen[pairs].any():
+                raise InvalidArgument(f"{COMPONENT}: {where} names a pair twice")
+            seen[pairs] = True
+            go_left[pairs] = np.asarray(message.column(1).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
+        check = StreamCheck(f"provider {k}'s predict_directions", DIRECTION_SCHEMA, size, size, False, fill)
+        for _ in messages(lambda index: scope.at(index).predict_directions.get(idx=k), check):
+            pass
+        return go_left
 
     def _provider_order(self) -> list[int]:
         """For each provider of this job (in role order), its index in the model's providers."""

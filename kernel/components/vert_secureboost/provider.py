@@ -16,8 +16,10 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from kernel.blocks.payloads import PayloadCheck
+from kernel.blocks.table_stream import send_table
 from kernel.components.vert_secureboost.constants import (
     COMPONENT,
     MAX_BIN,
@@ -30,23 +32,39 @@ from kernel.components.vert_secureboost.constants import (
     PHASE_HISTOGRAMS,
     PHASE_SEND,
     PHASE_WAIT,
+    ROW_INDEX_COLUMN,
     SPLIT_ID_BITS,
 )
 from kernel.components.vert_secureboost.data import sample_features
 from kernel.components.vert_secureboost.gradients import GradientStream
 from kernel.components.vert_secureboost.histogram import compress, rows_per_ciphertext
+from kernel.components.vert_secureboost.level_rows import (
+    DIRECTION_SCHEMA,
+    LEFT_SCHEMA,
+    PAIR_COLUMN,
+    POSITION_SCHEMA,
+    REQUEST_SCHEMA,
+    StreamCheck,
+    messages,
+    positions_in,
+    send_arrays,
+    stream_rows,
+    tie_pick,
+)
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
 from kernel.components.vert_secureboost.rows import (
     GH_SCHEMA,
-    ROW_INDEX_COLUMN,
     BinnedRows,
     DriverGradients,
     IndexedRows,
+    Level,
     PartitionGradients,
+    gathered_directions,
     gradient_block,
 )
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
+from kernel.computing import Table
 from kernel.constants import BACKEND_LOCAL
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
@@ -128,22 +146,65 @@ class VertSecureBoostProvider(ModelBase):
                 plan = PAYLOAD.fields(received, "node_plan", "done")
                 if plan["done"] is True:
                     break
-                PAYLOAD.fields(plan, "node_plan", "position", "nodes", "compute")
+                PAYLOAD.fields(plan, "node_plan", "rows", "nodes", "compute")
                 nodes = PAYLOAD.count(plan["nodes"], "node_plan.nodes", 1, 1 << max_depth)
-                position = PAYLOAD.int_array(plan["position"], "node_plan.position", -1, nodes, n)
+                count = PAYLOAD.count(plan["rows"], "node_plan.rows", 1, n)
                 compute = PAYLOAD.sorted_unique(PAYLOAD.int_array(plan["compute"], "node_plan.compute", 0, nodes),
                                                 "node_plan.compute")
                 slot_of = np.full(nodes, -1, dtype=np.int64)
                 slot_of[compute] = np.arange(len(compute))
-                node_of_row = np.where(position >= 0, slot_of[np.maximum(position, 0)], -1)
-                with self.clock.phase(PHASE_HISTOGRAMS):
-                    histogram = gradients.encrypted_histograms(node_of_row, slots, len(compute), processes)
-                with self.clock.phase(PHASE_COMPRESS):
-                    packed = compress(histogram, gradients.encoding.bound * gradients.count, per_ciphertext, workers)
-                with self.clock.phase(PHASE_SEND):
-                    tv.at(t, depth).encrypted_histogram.remote(
-                        {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext})
-                self._split(t, depth, position, nodes, slots, slot_bins, binned, thresholds)
+                with self._level(t, depth, n, nodes, count, binned) as level:
+                    with self.clock.phase(PHASE_HISTOGRAMS):
+                        if isinstance(gradients, DriverGradients):
+                            assert isinstance(level, np.ndarray)
+                            node_of_row = np.where(level >= 0, slot_of[np.maximum(level, 0)], -1)
+                            histogram = gradients.encrypted_histograms(node_of_row, slots, len(compute), processes)
+                        else:
+                            assert not isinstance(level, np.ndarray)
+                            histogram = gradients.encrypted_histograms(level, slot_of, slots, len(compute),
+                                                                       processes)
+                    with self.clock.phase(PHASE_COMPRESS):
+                        packed = compress(histogram, gradients.encoding.bound * gradients.count, per_ciphertext,
+                                          workers)
+                    with self.clock.phase(PHASE_SEND):
+                        tv.at(t, depth).encrypted_histogram.remote(
+                            {"histogram": packed, "bins": slot_bins, "per_ciphertext": per_ciphertext})
+                    self._split(t, depth, level, nodes, slots, slot_bins, binned, thresholds)
+
+    @contextmanager
+    def _level(self, t: int, depth: int, n: int, nodes: int, count: int,
+               binned: BinnedRows) -> Iterator[IntArray | Level]:
+        """The level's `node_rows` from the promoter: the rows of its open nodes and their positions.
+
+        LOCAL: one vector of every row's position (-1: in no open node). SPARK: at most one
+        message's rows are kept as (row index, position) arrays and handed to the tasks with
+        their work; more are written to the scratch area message by message as they arrive
+        and read back as a table of (row index, position), joined with the rows where they
+        are, and deleted when the level is done.
+        """
+        tv = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
+        check = StreamCheck("the promoter's node_rows", POSITION_SCHEMA, n, count, True, positions_in(nodes))
+        if binned.table.backend == BACKEND_LOCAL:
+            position = np.full(n, -1, dtype=np.int64)
+            with self.clock.phase(PHASE_WAIT):
+                for message in messages(lambda index: tv.at(index).node_rows.get(), check):
+                    position[message.column(0).to_numpy()] = message.column(1).to_numpy()
+            yield position
+            return
+        if count <= stream_rows():
+            with self.clock.phase(PHASE_WAIT):
+                blocks = list(messages(lambda index: tv.at(index).node_rows.get(), check))
+            pairs = pa.concat_tables(blocks) if blocks else POSITION_SCHEMA.empty_table()
+            yield (np.asarray(pairs.column(0).to_numpy(), dtype=np.int64),
+                   np.asarray(pairs.column(1).to_numpy(), dtype=np.int64))
+            return
+        scratch, part = self.ctx.scratch(), f"vert_secureboost_nodes.{self.ctx.flow.flow_id}.{t}.{depth}"
+        with self.clock.phase(PHASE_WAIT):
+            scratch.write(part, POSITION_SCHEMA, messages(lambda index: tv.at(index).node_rows.get(), check))
+        try:
+            yield scratch.read(self.ctx.computing, part, ROW_INDEX_COLUMN)
+        finally:
+            scratch.delete(part)
 
     @contextmanager
     def _gradients(self, t: int, n: int, binned: BinnedRows, slots: IntArray,
@@ -173,19 +234,21 @@ class VertSecureBoostProvider(ModelBase):
             gradients.release()
             scratch.delete(part)
 
-    def _split(self, t: int, depth: int, position: IntArray, nodes: int, slots: IntArray, slot_bins: IntArray,
-               binned: BinnedRows, thresholds: list[FloatArray]) -> None:
+    def _split(self, t: int, depth: int, level: IntArray | Level, nodes: int, slots: IntArray,
+               slot_bins: IntArray, binned: BinnedRows, thresholds: list[FloatArray]) -> None:
         """Apply the splits the promoter chose among ours: record them, say which rows go left.
 
         For every node the promoter names each (slot, bin) of ours that ties for the node's
         best gain; `choose_among_ties` picks the one to apply from where each candidate sends
-        the node's rows (asked of the partitions holding them).
+        the node's rows (asked of the partitions holding them). The answer is the split ids,
+        then the stream `split_rows` of every row of the chosen nodes and whether it goes left.
         """
         tv = self.ctx.variables(VertSecureBoostVariables)
         with self.clock.phase(PHASE_WAIT):
             received = tv.at(t, depth).split_request.get()
         request = PAYLOAD.fields(received, "split_request", "nodes", "ties", "slots", "bins")
-        chosen_nodes = PAYLOAD.int_array(request["nodes"], "split_request.nodes", 0, nodes)
+        chosen_nodes = PAYLOAD.sorted_unique(PAYLOAD.int_array(request["nodes"], "split_request.nodes", 0, nodes),
+                                             "split_request.nodes")
         ties = PAYLOAD.int_array(request["ties"], "split_request.ties", 1, int(slot_bins.sum()) + 1, len(chosen_nodes))
         total = int(ties.sum())
         tied_slots = PAYLOAD.int_array(request["slots"], "split_request.slots", 0, len(slots), total)
@@ -193,6 +256,42 @@ class VertSecureBoostProvider(ModelBase):
         tied_features = slots[tied_slots]
         if any(b >= len(thresholds[f]) for f, b in zip(tied_features.tolist(), tied_bins.tolist(), strict=True)):
             raise InvalidArgument("VertSecureBoost: split_request names a bin past the feature's last threshold")
+        ends = np.cumsum(ties)
+        picks: list[int]
+        answers: tuple[IntArray, npt.NDArray[np.bool_]] | Table
+        if not len(chosen_nodes):  # none of ours: no row to ask about
+            picks, answers = [], (np.zeros(0, np.int64), np.zeros(0, np.bool_))
+        elif isinstance(level, np.ndarray):
+            picks, rows, left = self._choose_here(level, chosen_nodes, ties, tied_features, tied_bins, binned)
+            answers = (rows, left)
+        else:
+            picks, answers = self._choose_beside(level, nodes, chosen_nodes, ends, tied_features, tied_bins, binned)
+        ids: list[int] = []
+        for start, pick in zip((ends - ties).tolist(), picks, strict=True):
+            feature, bin_ = int(tied_features[start + pick]), int(tied_bins[start + pick])
+            split_id = self._new_split_id()
+            ids.append(split_id)
+            self.split_ids.append(split_id)
+            self.split_features.append(feature)
+            self.split_thresholds.append(float(thresholds[feature][bin_]))
+            self.importance[self.features[feature]] += 1
+        scope = tv.at(t, depth)
+        with self.clock.phase(PHASE_SEND):
+            scope.split_result.remote({"split_ids": np.array(ids, dtype=np.int64)})
+
+            def put(index: int, block: pa.Table) -> None:
+                scope.at(index).split_rows.remote(block)
+
+            if isinstance(answers, tuple):
+                send_arrays(put, LEFT_SCHEMA, answers[0], answers[1])
+            else:
+                send_table(put, answers, stream_rows())
+
+    @staticmethod
+    def _choose_here(position: IntArray, chosen_nodes: IntArray, ties: IntArray, tied_features: IntArray,
+                     tied_bins: IntArray, binned: BinnedRows) -> tuple[list[int], IntArray, npt.NDArray[np.bool_]]:
+        """LOCAL: every chosen node's pick and its rows (node after node, each in row order) with
+        whether each goes left, from the rows' positions in this process."""
         ends = np.cumsum(ties)
         node_rows = [np.flatnonzero(position == node) for node in chosen_nodes.tolist()]
         # Every candidate of every node, asked in one pass: the node's rows once per candidate.
@@ -202,7 +301,7 @@ class VertSecureBoostProvider(ModelBase):
         if asked_rows:
             answers = binned.compare(np.concatenate(asked_rows), np.repeat(tied_features.astype(np.int64), sizes),
                                      np.repeat(tied_bins.astype(np.float64), sizes))
-        ids: list[int] = []
+        picks: list[int] = []
         lefts: list[npt.NDArray[np.bool_]] = []
         offset = 0
         for rows, start, end in zip(node_rows, (ends - ties).tolist(), ends.tolist(), strict=True):
@@ -210,18 +309,30 @@ class VertSecureBoostProvider(ModelBase):
             masks = answers[offset:offset + span].reshape(end - start, len(rows)).T
             offset += span
             pick = choose_among_ties(masks, tied_features[start:end], tied_bins[start:end])
-            feature, bin_ = int(tied_features[start + pick]), int(tied_bins[start + pick])
+            picks.append(pick)
             lefts.append(masks[:, pick])
-            split_id = self._new_split_id()
-            ids.append(split_id)
-            self.split_ids.append(split_id)
-            self.split_features.append(feature)
-            self.split_thresholds.append(float(thresholds[feature][bin_]))
-            self.importance[self.features[feature]] += 1
-        # The rows of the chosen nodes, node after node, each node's in row order.
-        left = np.concatenate(lefts) if lefts else np.zeros(0, dtype=np.bool_)
-        with self.clock.phase(PHASE_SEND):
-            tv.at(t, depth).split_result.remote({"split_ids": np.array(ids, dtype=np.int64), "left": left})
+        rows = np.concatenate([np.zeros(0, np.int64)] + node_rows)
+        left = np.concatenate([np.zeros(0, np.bool_)] + lefts)
+        return picks, rows, left
+
+    @staticmethod
+    def _choose_beside(positions: Level, nodes: int, chosen_nodes: IntArray, ends: IntArray,
+                       tied_features: IntArray, tied_bins: IntArray,
+                       binned: BinnedRows) -> tuple[list[int], tuple[IntArray, npt.NDArray[np.bool_]] | Table]:
+        """SPARK: every chosen node's pick, ordered from the partitions' `tie_summary` of their
+        rows of the node (only where a node has two candidates or more), and the (row index,
+        goes left) of the chosen nodes' rows, computed where the rows are: a table to stream,
+        or, for a level whose rows came in one message, gathered."""
+        features = np.unique(tied_features)
+        level = binned.at_positions(positions, features)
+        starts = ends - np.diff(ends, prepend=0)
+        summaries = binned.tie_summaries(level, chosen_nodes, ends, tied_features, tied_bins) \
+            if bool((ends - starts > 1).any()) else {}
+        picks = [tie_pick(summaries.get(i, []), tied_features[start:end], tied_bins[start:end])
+                 for i, (start, end) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True))]
+        at = starts + np.array(picks, dtype=np.int64)
+        directions = binned.directions(level, chosen_nodes, tied_features[at], tied_bins[at], nodes)
+        return picks, directions if level.pairs is None else gathered_directions(directions)
 
     def _new_split_id(self) -> int:
         taken = set(self.split_ids)
@@ -256,16 +367,52 @@ class VertSecureBoostProvider(ModelBase):
             request = PAYLOAD.fields(tv.at(depth).predict_request.get(), "predict_request", "done")
             if request["done"] is True:
                 break
-            PAYLOAD.fields(request, "predict_request", "rows", "split_ids")
-            row_index = PAYLOAD.int_array(request["rows"], "predict_request.rows", 0, n)
-            wanted = PAYLOAD.int_array(request["split_ids"], "predict_request.split_ids", 0, 1 << SPLIT_ID_BITS,
-                               len(row_index))
-            where = np.searchsorted(known, wanted)
-            if len(wanted) and (where.max() >= len(known) or not np.array_equal(known[where], wanted)):
-                raise InvalidArgument("VertSecureBoost: predict_request names a split id this provider never made")
-            go_left = indexed.compare(self.features, row_index, features[where], cuts[where])
-            tv.at(depth).predict_directions.remote(go_left.astype(np.bool_))
+            PAYLOAD.fields(request, "predict_request", "pairs")
+            # A row sits at one node of each tree, and a tree that asks us has a split of ours.
+            count = PAYLOAD.count(request["pairs"], "predict_request.pairs", 0, n * max(len(known), 1))
+            self._predict_level(depth, n, count, indexed, known, features, cuts)
         return None
+
+    def _predict_level(self, depth: int, n: int, count: int, indexed: IndexedRows, known: IntArray,
+                       features: IntArray, cuts: FloatArray) -> None:
+        """One level of prediction: the promoter's stream `predict_rows` of (pair, row index,
+        split id), every pair of a tree and a row at one of our splits; answered by the stream
+        `predict_directions` of (pair, goes left). LOCAL, or no more pairs than one message
+        holds: gathered here and compared where the rows are. SPARK: written to the scratch area
+        as it arrives, joined with the rows by row index and compared on the executors; the
+        answers stream back a partition at a time."""
+        scope = self.ctx.variables(VertSecureBoostVariables).at(depth)
+
+        def known_splits(pairs: IntArray, message: pa.Table, where: str) -> None:
+            rows = np.asarray(message.column(1).to_numpy(), dtype=np.int64)
+            wanted = np.asarray(message.column(2).to_numpy(), dtype=np.int64)
+            if int(rows.min()) < 0 or int(rows.max()) >= n:
+                raise InvalidArgument(f"{COMPONENT}: {where} names a row outside [0, {n})")
+            at = np.minimum(np.searchsorted(known, wanted), max(len(known) - 1, 0))
+            if not len(known) or not np.array_equal(known[at], wanted):
+                raise InvalidArgument(f"{COMPONENT}: {where} names a split id this provider never made")
+
+        check = StreamCheck("the promoter's predict_rows", REQUEST_SCHEMA, count, count, True, known_splits)
+        received = messages(lambda index: scope.at(index).predict_rows.get(), check)
+
+        def put(index: int, block: pa.Table) -> None:
+            scope.at(index).predict_directions.remote(block)
+
+        if indexed.table.backend == BACKEND_LOCAL or count <= stream_rows():
+            blocks = list(received)
+            asked = pa.concat_tables(blocks) if blocks else REQUEST_SCHEMA.empty_table()
+            pairs, rows, wanted = (np.asarray(asked.column(i).to_numpy(), dtype=np.int64) for i in range(3))
+            where = np.searchsorted(known, wanted)
+            go_left = indexed.compare(self.features, rows, features[where], cuts[where])
+            send_arrays(put, DIRECTION_SCHEMA, pairs, go_left)
+            return
+        scratch, part = self.ctx.scratch(), f"vert_secureboost_predict.{self.ctx.flow.flow_id}.{depth}"
+        scratch.write(part, REQUEST_SCHEMA, received)
+        try:
+            requests = scratch.read(self.ctx.computing, part, PAIR_COLUMN)
+            send_table(put, indexed.directions(self.features, requests, known, features, cuts), stream_rows())
+        finally:
+            scratch.delete(part)
 
     # -- model ----------------------------------------------------------------------------------
     def export_model(self) -> dict[str, Any]:

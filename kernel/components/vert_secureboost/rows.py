@@ -3,16 +3,17 @@
 Every member keys each row by a 64-bit hash of its id, on the workers. Only the keys (8
 bytes a row, never the ids) reach the member's driver, once, sorted: a row's *index* is the
 rank of its key, the same at every member holding the same ids, and members compare a
-digest of the sorted keys to check that. The index is the position of the row's entry in
-the per-row vectors that cross between members (the promoter's encrypted gradients, the
-node positions), and a column of the partitions.
+digest of the sorted keys to check that. The index names the row in what crosses between
+members (the promoter's encrypted gradients, a level's streams of rows) and is a column of
+the partitions.
 
 The features stay in the partitions. Bin thresholds come from a bounded sample (the rows
 of the `BIN_SAMPLE_ROWS` smallest keys; every row of a smaller table), gathered a few
 features at a time. Histograms are built partition by partition and added; a split's or a
 prediction's comparisons are answered by the partitions holding the asked rows. What
-reaches a driver per call is a histogram (nodes x bins per feature) or one answer per
-asked row, never a feature matrix.
+reaches a driver per call is a histogram (nodes x bins per feature), one answer per asked
+row (the promoter's own splits, LOCAL) or a few numbers per tied candidate, never a
+feature matrix; a SPARK provider's answers are a table of the partitions, streamed.
 
 A provider's encrypted gradients of a tree sit either in its process as one vector
 (`DriverGradients`, LOCAL) or, received chunk by chunk into a table of row index and
@@ -40,6 +41,7 @@ from kernel.components.vert_secureboost.constants import (
     BIN_SAMPLE_VALUES_PER_PASS,
     COMPONENT,
     PRODUCT_WORKERS,
+    ROW_INDEX_COLUMN,
 )
 from kernel.components.vert_secureboost.data import (
     BinArray,
@@ -52,6 +54,14 @@ from kernel.components.vert_secureboost.data import (
 )
 from kernel.components.vert_secureboost.gradients import GradientEncoding
 from kernel.components.vert_secureboost.histogram import build_histograms
+from kernel.components.vert_secureboost.level_rows import (
+    LEFT_COLUMN,
+    PAIR_COLUMN,
+    POSITION_COLUMN,
+    SPLIT_COLUMN,
+    TieSummary,
+    tie_summary,
+)
 from kernel.components.vert_secureboost.tree import plain_histograms
 from kernel.computing import Table
 from kernel.constants import BACKEND_LOCAL
@@ -61,8 +71,6 @@ from kernel.security.paillier import EncryptedVector
 BoolArray = npt.NDArray[np.bool_]
 T = TypeVar("T")
 
-# Name of the per-row index column added to a member's rows (never part of an output).
-ROW_INDEX_COLUMN: Final = "__weft_secureboost_row"
 # Name of the column of a tree's drawn rows holding each row's encrypted g/h, and the
 # schema of the table of them a provider receives (row index, ciphertext bytes).
 GH_COLUMN: Final = "__weft_secureboost_gh"
@@ -161,6 +169,19 @@ class IndexedRows:
         """For every j: is the value of `features[feature[j]]` at row `rows[j]` <= `limit[j]`?"""
         return _compare(self.table, features, self.rows, rows, feature, limit)
 
+    def directions(self, features: list[str], requests: Table, known: IntArray, feature: IntArray,
+                   limit: FloatArray) -> Table:
+        """(pair, goes left) of every (pair, row index, split id) of `requests`: whether the
+        value of `features[feature[s]]` at the row is <= `limit[s]`, where `s` is the split id's
+        place in `known` (sorted); joined with the rows by row index where they are."""
+        used = np.unique(feature)
+        names = [features[f] for f in used.tolist()] or features[:1]
+        rows = self.table.with_id_column(ROW_INDEX_COLUMN).select(names)
+        joined = rows.join(requests.with_id_column(ROW_INDEX_COLUMN))
+        schema = pa.schema([pa.field(PAIR_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
+        return joined.with_id_column(PAIR_COLUMN).map_partitions(
+            functools.partial(_predict_block, names, np.searchsorted(used, feature), known, limit), schema=schema)
+
 
 def _column_pairs(name: str, block: pa.Table) -> tuple[IntArray, FloatArray]:
     values = np.asarray(pc.cast(block.column(name), pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
@@ -244,6 +265,58 @@ class BinnedRows:
         """For every j: is the bin of feature `feature[j]` at row `rows[j]` <= `limit[j]`?"""
         return _compare(self.table, self.features, self.rows, rows, feature, limit)
 
+    def at_positions(self, level: Level, features: IntArray) -> LevelRows:
+        """The rows with their bins of `features` and their positions in `level`: joined with
+        its table by row index where the rows are, or handed its pairs."""
+        binned = self.table.with_id_column(ROW_INDEX_COLUMN).select([self.features[f] for f in features.tolist()])
+        if isinstance(level, Table):
+            return LevelRows(binned.join(level.with_id_column(ROW_INDEX_COLUMN)), None)
+        return LevelRows(binned, level)
+
+    def tie_summaries(self, level: LevelRows, nodes: IntArray, ends: IntArray, features: IntArray,
+                      bins: IntArray) -> dict[int, list[TieSummary]]:
+        """For the i-th of `nodes` (positions) with its candidates `ends[i-1]:ends[i]` of
+        `features` and `bins`, when there are two or more: every partition's `tie_summary`
+        over its rows of the node (`level` from `at_positions`)."""
+        columns = [self.features[f] for f in features.tolist()]
+        return _reduce(level.table, functools.partial(_tie_block, nodes, ends, columns, bins, level.pairs),
+                       _merge_summaries)
+
+    def directions(self, level: LevelRows, nodes: IntArray, features: IntArray, bins: IntArray,
+                   positions: int) -> Table:
+        """(row index, goes left) of every row of `level` (from `at_positions`) in one of
+        `nodes` (positions, of `positions` in the level), node i split by feature
+        `features[i]` at bin `bins[i]`, computed where the rows are."""
+        columns = [self.features[f] for f in features.tolist()]
+        schema = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(LEFT_COLUMN, pa.bool_())])
+        return level.table.map_partitions(
+            functools.partial(_direction_block, nodes, columns, bins, positions, level.pairs), schema=schema)
+
+
+#: A level's (row index, node position) pairs at a provider: a table of the partitions, or,
+#: when they came in one message, the increasing row indices and their positions.
+Pairs = tuple[IntArray, IntArray]
+Level = Table | Pairs
+
+
+@dataclass(frozen=True)
+class LevelRows:
+    """A provider's rows for a level: `table` holds the position column when `pairs` is None,
+    else each row's position is looked up in `pairs` (-1: in no open node)."""
+
+    table: Table
+    pairs: Pairs | None
+
+
+def gathered_directions(directions: Table) -> tuple[IntArray, BoolArray]:
+    """The rows and answers of a table from `BinnedRows.directions`, gathered (for a level whose
+    rows came in one message, so no more rows than that)."""
+    return _reduce(directions, _direction_arrays, _concat_answers)
+
+
+def _direction_arrays(block: pa.Table) -> tuple[IntArray, BoolArray]:
+    return _index(block), np.asarray(block.column(LEFT_COLUMN).to_numpy(zero_copy_only=False), dtype=np.bool_)
+
 
 @dataclass(frozen=True)
 class DriverGradients:
@@ -292,15 +365,22 @@ class PartitionGradients:
     encoding: GradientEncoding
     count: int
 
-    def encrypted_histograms(self, node_of_row: IntArray, slots: IntArray, nodes: int,
+    def encrypted_histograms(self, level: Level, slot_of: IntArray, slots: IntArray, nodes: int,
                              processes: int) -> EncryptedVector:
-        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it
-        (row i counts in node `node_of_row[i]` when it is >= 0). Each partition builds the
-        histograms of its rows; the partitions' histograms are added."""
+        """Per slot feature, per node, per bin: the sum of the ciphertexts of the rows in it.
+
+        `level` is the level's (row index, node position) pairs, a table or arrays; a row
+        counts in node `slot_of[position]` when that is >= 0. The drawn rows are joined with
+        the table by row index where they are (or handed the arrays); each partition builds
+        the histograms of its rows; the partitions' histograms are added."""
         columns = [self.features[s] for s in slots.tolist()]
         bins = self.bins[slots]
-        histogram = _reduce(self.table, functools.partial(_gradient_block, columns, bins, self.encoding, node_of_row,
-                                                          nodes, processes), _add_encrypted)
+        if isinstance(level, Table):
+            rows, pairs = self.table.join(level.with_id_column(ROW_INDEX_COLUMN)), None
+        else:
+            rows, pairs = self.table, level
+        histogram = _reduce(rows, functools.partial(_gradient_block, columns, bins, self.encoding, slot_of,
+                                                    nodes, processes, pairs), _add_encrypted)
         if histogram is None:  # no row in any node: the zero histograms
             empty = np.zeros(0, dtype=np.int64)
             return build_histograms(self.encoding.vector([]), empty, np.zeros((0, len(columns)), np.uint16), bins,
@@ -319,14 +399,32 @@ def gradient_block(rows: IntArray, gh: EncryptedVector) -> pa.Table:
                      GH_COLUMN: pa.array([c.to_bytes(width, "big") for c in gh.ciphertexts], pa.binary())})
 
 
-def _gradient_block(columns: list[str], bins: IntArray, encoding: GradientEncoding, node_of_row: IntArray,
-                    nodes: int, processes: int, block: pa.Table) -> EncryptedVector | None:
-    keep = node_of_row[_index(block)] >= 0
+def _positions(pairs: Pairs | None, block: pa.Table) -> IntArray:
+    """Each row's position in the level: its column, or looked up in `pairs` (-1: absent)."""
+    if pairs is None:
+        return np.asarray(block.column(POSITION_COLUMN).to_numpy(), dtype=np.int64)
+    rows, positions = pairs
+    index = _index(block)
+    if not len(rows):
+        return np.full(len(index), -1, dtype=np.int64)
+    at = np.minimum(np.searchsorted(rows, index), len(rows) - 1)
+    return np.where(rows[at] == index, positions[at], -1).astype(np.int64)
+
+
+def _lookup(table: IntArray, position: IntArray) -> IntArray:
+    """`table[position]`, -1 where the position is -1."""
+    return np.where(position >= 0, table[np.maximum(position, 0)], -1)
+
+
+def _gradient_block(columns: list[str], bins: IntArray, encoding: GradientEncoding, slot_of: IntArray,
+                    nodes: int, processes: int, pairs: Pairs | None, block: pa.Table) -> EncryptedVector | None:
+    node = _lookup(slot_of, _positions(pairs, block))
+    keep = node >= 0
     if not keep.any():
         return None
     chosen = block.filter(pa.array(keep))
     gh = encoding.vector([mpz.from_bytes(raw, "big") for raw in chosen.column(GH_COLUMN).to_pylist()])
-    return build_histograms(gh, node_of_row[_index(chosen)], _bins_of(chosen, columns), bins, nodes,
+    return build_histograms(gh, node[keep], _bins_of(chosen, columns), bins, nodes,
                             PRODUCT_WORKERS, processes=processes)
 
 
@@ -336,6 +434,58 @@ def _chosen_rows(columns: list[str], cipher_of_row: IntArray, node_of_row: IntAr
     index = _index(block)
     keep = (cipher_of_row[index] >= 0) & (node_of_row[index] >= 0)
     return index[keep], _bins_of(block.filter(pa.array(keep)), columns)
+
+
+def _tie_block(nodes: IntArray, ends: IntArray, columns: list[str], bins: IntArray, pairs: Pairs | None,
+               block: pa.Table) -> dict[int, list[TieSummary]]:
+    index, position = _index(block), _positions(pairs, block)
+    order = np.argsort(index, kind="stable")
+    out: dict[int, list[TieSummary]] = {}
+    for i, (node, start, end) in enumerate(zip(nodes.tolist(), (ends - np.diff(ends, prepend=0)).tolist(),
+                                               ends.tolist(), strict=True)):
+        if end - start < 2:
+            continue
+        rows = order[position[order] == node]
+        if not len(rows):
+            continue
+        masks = np.column_stack([np.asarray(block.column(columns[j]).to_numpy(), dtype=np.int64)[rows] <= bins[j]
+                                 for j in range(start, end)])
+        out[i] = [tie_summary(masks, index[rows])]
+    return out
+
+
+def _merge_summaries(a: dict[int, list[TieSummary]], b: dict[int, list[TieSummary]]) -> dict[int, list[TieSummary]]:
+    merged = {key: list(value) for key, value in a.items()}
+    for key, value in b.items():
+        merged.setdefault(key, []).extend(value)
+    return merged
+
+
+def _direction_block(nodes: IntArray, columns: list[str], bins: IntArray, positions: int, pairs: Pairs | None,
+                     block: pa.Table) -> pa.Table:
+    split_of = np.full(positions, -1, dtype=np.int64)
+    split_of[nodes] = np.arange(len(nodes))
+    split = _lookup(split_of, _positions(pairs, block))
+    keep = np.flatnonzero(split >= 0)
+    left = np.zeros(len(keep), dtype=np.bool_)
+    for column in sorted(set(columns)):
+        uses = [i for i, name in enumerate(columns) if name == column]
+        at = np.isin(split[keep], uses)
+        values = np.asarray(block.column(column).to_numpy(), dtype=np.int64)[keep[at]]
+        left[at] = values <= bins[split[keep[at]]]
+    return pa.table({ROW_INDEX_COLUMN: pa.array(_index(block)[keep], pa.int64()), LEFT_COLUMN: pa.array(left)})
+
+
+def _predict_block(names: list[str], column_of: IntArray, known: IntArray, limit: FloatArray,
+                   block: pa.Table) -> pa.Table:
+    split = np.searchsorted(known, np.asarray(block.column(SPLIT_COLUMN).to_numpy(), dtype=np.int64))
+    column = column_of[split]
+    left = np.zeros(block.num_rows, dtype=np.bool_)
+    for c in np.unique(column).tolist():
+        at = np.flatnonzero(column == c)
+        values = feature_matrix(block.take(pa.array(at)), [names[c]])[:, 0]
+        left[at] = values <= limit[split[at]]
+    return pa.table({PAIR_COLUMN: block.column(PAIR_COLUMN), LEFT_COLUMN: pa.array(left)})
 
 
 def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> EncryptedVector | None:

@@ -27,17 +27,23 @@ class VertSecureBoostVariables(VariableSet, component=COMPONENT, group="VertSecu
                                source=Path(__file__).with_name(TRANSFER_VARIABLE_FILE)):
     """Setup, then per tree the encrypted gradients (`encrypted_gh`: at the tree's scope the
     count of chunks and rows, at (tree, chunk) each chunk) and per level plans, histograms and
-    splits; prediction walks the trees level by level."""
+    splits, the level's rows streamed at (tree, level, message): `node_rows` (row index, node
+    position) and `split_rows` (row index, goes left); prediction walks the trees level by
+    level, its pairs streamed at (level, message): `predict_rows` (pair, row index, split id)
+    and `predict_directions` (pair, goes left)."""
 
     pubkey = Channel(PaillierPublicKey, src=PROMOTER, dst=(PROVIDER,), check=_public_key)
     train_setup = Channel(object, src=PROMOTER, dst=(PROVIDER,))
     setup_ack = Channel(dict, src=PROVIDER, dst=(PROMOTER,))
     encrypted_gh = Channel(object, src=PROMOTER, dst=(PROVIDER,))
     node_plan = Channel(object, src=PROMOTER, dst=(PROVIDER,))
+    node_rows = Channel(object, src=PROMOTER, dst=(PROVIDER,))
     encrypted_histogram = Channel(object, src=PROVIDER, dst=(PROMOTER,))
     split_request = Channel(object, src=PROMOTER, dst=(PROVIDER,))
     split_result = Channel(object, src=PROVIDER, dst=(PROMOTER,))
+    split_rows = Channel(object, src=PROVIDER, dst=(PROMOTER,))
     predict_setup = Channel(object, src=PROMOTER, dst=(PROVIDER,))
     predict_ack = Channel(dict, src=PROVIDER, dst=(PROMOTER,))
     predict_request = Channel(object, src=PROMOTER, dst=(PROVIDER,))
+    predict_rows = Channel(object, src=PROMOTER, dst=(PROVIDER,))
     predict_directions = Channel(object, src=PROVIDER, dst=(PROMOTER,))
