@@ -53,7 +53,7 @@ EXPECTED_SERVICES: dict[str, dict[str, tuple[bool, bool]]] = {
     "TransferService": {
         "Send": CLIENT_STREAM, "Receive": SERVER_STREAM, "RegisterSession": UNARY,
         "CleanSession": UNARY, "RelayControl": UNARY, "GetStats": UNARY,
-        "GetDataLane": UNARY,
+        "GetDataLane": UNARY, "IssueTicket": UNARY,
     },
     "TransferPeerService": {"Deliver": CLIENT_STREAM, "Control": UNARY},
     "ServingService": {
