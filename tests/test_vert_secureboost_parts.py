@@ -13,7 +13,7 @@ from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost import rows as rows_module
 from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
-from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins
+from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins, row_draws
 from kernel.components.vert_secureboost.histogram import (
     build_histograms,
     compress,
@@ -30,6 +30,8 @@ from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
     fixed_point,
+    fixed_point_integers,
+    integer_sums,
     padded_histograms,
     plain_histograms,
 )
@@ -214,6 +216,30 @@ def test_fixed_point_sums_do_not_depend_on_their_order() -> None:
     values = fixed_point(np.random.default_rng(3).normal(size=5000), 24)
     assert np.array_equal(values * 2**24, np.rint(values * 2**24))
     assert float(np.sum(values)) == float(np.sum(values[::-1])) == float(np.cumsum(values[np.argsort(values)])[-1])
+
+
+def test_integer_sums_per_group_are_exact_in_any_split_and_order() -> None:
+    rng = np.random.default_rng(4)
+    units = fixed_point_integers(rng.normal(size=3000), 24)
+    group = rng.integers(0, 5, size=3000)
+    whole = integer_sums(group, units, 6)
+    order = rng.permutation(3000)
+    parts = integer_sums(group[order[:1000]], units[order[:1000]], 6) + \
+        integer_sums(group[order[1000:]], units[order[1000:]], 6)
+    assert np.array_equal(whole, parts)
+    assert whole.tolist() == [int(units[group == k].sum()) for k in range(6)]
+    assert whole[5] == 0 and integer_sums(group[:0], units[:0], 3).tolist() == [0, 0, 0]
+
+
+def test_row_draws_depend_on_the_seed_tree_and_row_only() -> None:
+    index = np.arange(20_000, dtype=np.int64)
+    draws = row_draws(7, 2, index)
+    assert ((draws >= 0.0) & (draws < 1.0)).all()
+    assert abs(float((draws < 0.3).mean()) - 0.3) < 0.02
+    np.testing.assert_array_equal(row_draws(7, 2, index[::-1]), draws[::-1])
+    np.testing.assert_array_equal(row_draws(7, 2, index[5000:6000]), draws[5000:6000])
+    assert not np.array_equal(row_draws(7, 3, index), draws)
+    assert not np.array_equal(row_draws(8, 2, index), draws)
 
 
 def test_bins_follow_quantiles_and_put_equal_values_together() -> None:

@@ -5,6 +5,8 @@ where the rows are."""
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
@@ -56,6 +58,29 @@ def bin_matrix(matrix: FloatArray, thresholds: list[FloatArray]) -> BinArray:
 def bin_counts(thresholds: list[FloatArray]) -> IntArray:
     """Number of bins of every feature."""
     return np.array([len(cuts) + 1 for cuts in thresholds], dtype=np.int64)
+
+
+_GOLDEN: Final = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64's finalizer, element-wise (uint64 arithmetic wraps)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    result: npt.NDArray[np.uint64] = x ^ (x >> np.uint64(31))
+    return result
+
+
+def row_draws(seed: int, tree: int, index: IntArray) -> FloatArray:
+    """A uniform draw in [0, 1) for every row index of `index`, a hash of (seed, tree, row index):
+    the same wherever the row is, so drawing a tree's rows needs no permutation of all of them."""
+    key = _mix(np.array([seed % (1 << 64)], dtype=np.uint64) + _GOLDEN)
+    key = _mix(key ^ np.array([tree % (1 << 64)], dtype=np.uint64))
+    mixed = _mix(np.asarray(index, dtype=np.int64).astype(np.uint64) * _GOLDEN + key)
+    draws: FloatArray = np.ldexp((mixed >> np.uint64(11)).astype(np.float64), -53)
+    return draws
 
 
 def sample_features(count: int, fraction: float, rng: np.random.Generator) -> IntArray:

@@ -41,7 +41,7 @@ from kernel.components.vert_secureboost.constants import (
     PREDICT_SCORE_COLUMN,
     PROVIDER_IMPORTANCE_KEY,
 )
-from kernel.components.vert_secureboost.data import sample_features
+from kernel.components.vert_secureboost.data import row_draws, sample_features
 from kernel.components.vert_secureboost.gradients import GradientEncoding, send_encrypted_gh
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
 from kernel.components.vert_secureboost.level_rows import (
@@ -62,6 +62,8 @@ from kernel.components.vert_secureboost.tree import (
     SplitSearch,
     Tree,
     fixed_point,
+    fixed_point_integers,
+    integer_sums,
     padded_histograms,
 )
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
@@ -83,20 +85,24 @@ class _TreeRound:
         self.tree = Tree()
         self.node_of_row: IntArray = np.zeros(rows, dtype=np.int64)
         self.sampled = sampled
-        self.g, self.h = g, h
-        # The promoter's own histograms sum g and h on the encrypted values' fixed-point grid.
+        self.precision_bits = precision_bits
+        # g and h on the encrypted values' fixed-point grid: the promoter's own histograms and
+        # every node's sums hold what a provider's decrypted histograms would for the same rows.
         self.g_fixed, self.h_fixed = fixed_point(g, precision_bits), fixed_point(h, precision_bits)
+        self.g_units = fixed_point_integers(g, precision_bits)
+        self.h_units = fixed_point_integers(h, precision_bits)
         self.parent: dict[int, int] = {}
         self.sibling: dict[int, int] = {}
 
     def sums(self, nodes: list[int]) -> tuple[FloatArray, FloatArray, IntArray]:
-        """Gradient sum, hessian sum and sampled row count of each of `nodes`."""
+        """Gradient sum, hessian sum and sampled row count of each of `nodes`: exact sums of the
+        fixed-point values, whatever the order of the rows."""
         size = len(self.tree.owner)
         at = self.node_of_row[self.sampled]
-        g = np.bincount(at, weights=self.g[self.sampled], minlength=size)
-        h = np.bincount(at, weights=self.h[self.sampled], minlength=size)
+        g = np.ldexp(integer_sums(at, self.g_units[self.sampled], size).astype(np.float64), -self.precision_bits)
+        h = np.ldexp(integer_sums(at, self.h_units[self.sampled], size).astype(np.float64), -self.precision_bits)
         n = np.bincount(at, minlength=size).astype(np.int64)
-        return g[nodes].astype(np.float64), h[nodes].astype(np.float64), n[nodes]
+        return g[nodes], h[nodes], n[nodes]
 
 
 class VertSecureBoostPromoter(ModelBase):
@@ -153,7 +159,7 @@ class VertSecureBoostPromoter(ModelBase):
             started = time.perf_counter()
             rng = np.random.default_rng([seed, t])
             g, h = objective.gradients(score, labels)
-            tree, leaf_of_row = self._grow_tree(t, rng, g, h, binned, thresholds, private_key)
+            tree, leaf_of_row = self._grow_tree(t, seed, rng, g, h, binned, thresholds, private_key)
             score = score + np.asarray(tree.value)[leaf_of_row]
             self.trees.append(tree)
             loss = objective.loss(score, labels)
@@ -182,17 +188,21 @@ class VertSecureBoostPromoter(ModelBase):
         return private_key
 
     def _grow_tree(
-        self, t: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: BinnedRows,
+        self, t: int, seed: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: BinnedRows,
         thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
     ) -> tuple[Tree, IntArray]:
-        """Grow tree t level by level; returns it with every training row's leaf."""
+        """Grow tree t level by level; returns it with every training row's leaf.
+
+        With subsample < 1 the tree's rows are those whose draw (`row_draws` of the seed, the
+        tree and the row index) is below it; the row of the lowest draw when none is."""
         param, tv = self.param, self.ctx.variables(VertSecureBoostVariables)
         rows = len(g)
         sampled = np.arange(rows, dtype=np.int64)
         if param.subsample < 1.0:
-            sampled = np.flatnonzero(rng.random(rows) < param.subsample).astype(np.int64)
+            draws = row_draws(seed, t, sampled)
+            sampled = np.flatnonzero(draws < param.subsample).astype(np.int64)
             if not len(sampled):
-                sampled = np.array([rng.integers(rows)], dtype=np.int64)
+                sampled = np.array([int(np.argmin(draws))], dtype=np.int64)
         own = sample_features(len(self.features), param.colsample, rng)
         state = _TreeRound(rows, sampled, g, h, param.precision_bits)
         encoding: GradientEncoding | None = None
@@ -238,9 +248,8 @@ class VertSecureBoostPromoter(ModelBase):
                 if private_key is not None and depth + 1 < param.max_depth:
                     tv.at(t, depth + 1).node_plan.remote({"done": True})
                 break
-        g_leaf = np.bincount(state.node_of_row[sampled], weights=g[sampled], minlength=len(state.tree.owner))
-        h_leaf = np.bincount(state.node_of_row[sampled], weights=h[sampled], minlength=len(state.tree.owner))
-        values = search.leaf_value(g_leaf.astype(np.float64), h_leaf.astype(np.float64), param.learning_rate)
+        g_leaf, h_leaf, _ = state.sums(list(range(len(state.tree.owner))))
+        values = search.leaf_value(g_leaf, h_leaf, param.learning_rate)
         is_leaf = np.asarray(state.tree.owner) == OWNER_LEAF
         state.tree.value = np.where(is_leaf, values, 0.0).tolist()
         return state.tree, state.node_of_row

@@ -132,6 +132,25 @@ def fixed_point(values: FloatArray, precision_bits: int) -> FloatArray:
     return rounded
 
 
+def fixed_point_integers(values: FloatArray, precision_bits: int) -> IntArray:
+    """`values` in units of 2**-precision_bits, rounded to the nearest (`fixed_point` as integers)."""
+    integers: IntArray = np.rint(np.ldexp(values, precision_bits)).astype(np.int64)
+    return integers
+
+
+def integer_sums(group: IntArray, values: IntArray, size: int) -> IntArray:
+    """The sum of `values` of every group in [0, size) (`group[i]` is value i's): exact integer
+    sums, the same in any order of the values and however they are split and added."""
+    out = np.zeros(size, dtype=np.int64)
+    if not len(group):
+        return out
+    order = np.argsort(group, kind="stable")
+    ordered = group[order]
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    out[ordered[starts]] = np.add.reduceat(values[order], starts)
+    return out
+
+
 def padded_histograms(flat: FloatArray, bins: IntArray, nodes: int) -> FloatArray:
     """(nodes, features, max bins, 2) from a feature-major, node, bin flat array of (g, h)."""
     width = int(bins.max()) if len(bins) else 1
