@@ -430,7 +430,13 @@ def main() -> None:
         print(f"{label} runs (MB/s): {', '.join(f'{rate:.0f}' for rate in runs[side])}")
 
     def ratios(side: str, base: str) -> list[float]:
-        return [w / r for w, r in zip(runs[side], runs[base], strict=True)]
+        # A round whose baseline used no measurable CPU (under one clock tick: a tiny --size-mb)
+        # has no ratio; the others still do.
+        found = [w / r for w, r in zip(runs[side], runs[base], strict=True) if r > 0]
+        if not found:
+            raise SystemExit(f"transfer: no round measured {base} above zero; the message is too small "
+                             f"to time (--size-mb {args.size_mb}), use 64 or more")
+        return found
 
     product: dict[str, Any] = {
         "mb_s": round(weft, 1),
