@@ -9,6 +9,7 @@ backend: each member's driver holds one message at a time, whatever the table's 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -38,6 +39,17 @@ def send_table(put: Put, table: Table, rows: int) -> int:
     return index
 
 
+def messages(get: Callable[[int], Any], check: Callable[[Any, int], pa.Table]) -> Iterator[pa.Table]:
+    """The checked messages of a stream up to its empty last one (which is checked too)."""
+    index = 0
+    while True:
+        message = check(get(index), index)
+        if not message.num_rows:
+            return
+        yield message
+        index += 1
+
+
 def receive_table(
     get: Get, check: Check, scratch: ScratchArea, computing: ComputingSession, name: str, schema: pa.Schema,
 ) -> tuple[Table, int]:
@@ -45,14 +57,5 @@ def receive_table(
     `check`, written to `scratch` as table `name` of `schema` and read back keyed by the
     schema's first column; with the number of rows received."""
 
-    def blocks() -> Iterator[pa.Table]:
-        index = 0
-        while True:
-            message = check(get(index), index)
-            if not message.num_rows:
-                return
-            yield message
-            index += 1
-
-    rows = scratch.write(name, schema, blocks())
+    rows = scratch.write(name, schema, messages(get, check))
     return scratch.read(computing, name, schema.field(0).name), rows

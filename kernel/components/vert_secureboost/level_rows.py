@@ -24,7 +24,7 @@ driver orders the candidates from a few numbers per candidate and partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -72,17 +72,6 @@ def send_arrays(put: Put, schema: pa.Schema, *columns: npt.NDArray[Any]) -> int:
         index += 1
     put(index, schema.empty_table())
     return index
-
-
-def messages(get: Get, check: Callable[[Any, int], pa.Table]) -> Iterator[pa.Table]:
-    """The checked messages of a stream up to its empty last one (which is checked too)."""
-    index = 0
-    while True:
-        message = check(get(index), index)
-        if not message.num_rows:
-            return
-        yield message
-        index += 1
 
 
 def _integers(message: pa.Table, column: int) -> IntArray:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from kernel.blocks.payloads import PayloadCheck
+from kernel.blocks.table_stream import messages
 from kernel.components.vert_secureboost.constants import (
     COMPONENT,
     METRIC_FEATURE_IMPORTANCE,
@@ -50,7 +51,6 @@ from kernel.components.vert_secureboost.level_rows import (
     POSITION_SCHEMA,
     REQUEST_SCHEMA,
     StreamCheck,
-    messages,
     send_arrays,
 )
 from kernel.components.vert_secureboost.param import VertSecureBoostParam

@@ -19,7 +19,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from kernel.blocks.payloads import PayloadCheck
-from kernel.blocks.table_stream import send_table
+from kernel.blocks.table_stream import messages, send_table
 from kernel.components.vert_secureboost.constants import (
     COMPONENT,
     MAX_BIN,
@@ -45,7 +45,6 @@ from kernel.components.vert_secureboost.level_rows import (
     POSITION_SCHEMA,
     REQUEST_SCHEMA,
     StreamCheck,
-    messages,
     positions_in,
     send_arrays,
     stream_rows,
