@@ -353,6 +353,23 @@ def test_sort_by_orders_across_partitions_and_with_id_column_rekeys(people: Tabl
         people.with_id_column("nope")
 
 
+def test_sum_by_id_sums_each_ids_rows_across_partitions(people: Table) -> None:
+    # Prepare: key by k (0, 1, 2 over 40 rows in 3 partitions)
+    by_k = people.select(["id", "k", "x", "name"]).with_id_column("k")
+
+    # Execute
+    summed = by_k.sum_by_id(["x"])
+
+    # Assert: one row per k with the sum of its x; names and types refused clearly
+    frame = by_id(summed, "k")
+    expected = {k: sum(i / 2 for i in range(40) if i % 3 == k) for k in range(3)}
+    assert frame["k"].tolist() == [0, 1, 2] and list(frame.columns) == ["k", "x"]
+    assert frame["x"].tolist() == [expected[0], expected[1], expected[2]]
+    for bad, message in ((["name"], "not a number"), (["nope"], "no column"), (["k"], "id column")):
+        with pytest.raises(InvalidArgument, match=message):
+            by_k.sum_by_id(bad)
+
+
 # ---- empty tables ----------------------------------------------------------------------
 
 

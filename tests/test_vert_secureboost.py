@@ -19,8 +19,14 @@ from sklearn.model_selection import train_test_split
 from kernel.components.vert_secureboost import constants as constants_module
 from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
-from kernel.components.vert_secureboost.level_rows import LEFT_COLUMN, PAIR_COLUMN
+from kernel.components.vert_secureboost.level_rows import (
+    LEFT_COLUMN,
+    PAIR_COLUMN,
+    POSITION_COLUMN,
+    REQUEST_SCHEMA,
+)
 from kernel.components.vert_secureboost.rows import BinnedRows
+from kernel.components.vert_secureboost.state import GRADIENT_COLUMN, HESSIAN_COLUMN
 from kernel.computing import ComputingSession, local_session, spark_session
 from kernel.computing.spark import SparkTable
 from kernel.federation.variables import BoundChannel
@@ -202,8 +208,10 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
 ) -> None:
     # Prepare: the same job on LOCAL (reference, each level's rows in one message) and on
     # SPARK with messages of 64 rows, where gathering a Spark table's rows on the driver fails
-    # the run: `collect` always, `iter_blocks` (one partition at a time) for anything but a
-    # provider's streams of directions (of a level's splits, of prediction pairs).
+    # the run: `collect` always, `iter_blocks` (one partition at a time) for anything but the
+    # tables a member streams to the other: a provider's directions (of a level's splits, of
+    # prediction pairs), the promoter's drawn rows' gradients, a level's node positions and
+    # the prediction pairs it asks about.
     split = breast_split([range(0, 10), range(10, 30)])
     params = {**PARAMS, "num_trees": 3}
     local_job = VerticalJob(tmp_path / "local", providers=1)
@@ -220,8 +228,10 @@ def test_spark_never_collects_rows_and_matches_local_and_histogram_boosting(
         raise AssertionError("a Spark table's rows were gathered on the driver")
 
     def only_directions(self: SparkTable) -> Iterator[Any]:
-        assert self.schema.names in ([ROW_INDEX_COLUMN, LEFT_COLUMN], [PAIR_COLUMN, LEFT_COLUMN]), \
-            "a Spark table other than a provider's directions streamed"
+        assert self.schema.names in ([ROW_INDEX_COLUMN, LEFT_COLUMN], [PAIR_COLUMN, LEFT_COLUMN],
+                                     [ROW_INDEX_COLUMN, GRADIENT_COLUMN, HESSIAN_COLUMN],
+                                     [ROW_INDEX_COLUMN, POSITION_COLUMN], REQUEST_SCHEMA.names), \
+            "a Spark table other than one streamed to the other member was gathered"
         return iter_blocks(self)
 
     def counting(self: BoundChannel[Any], obj: Any, role: str | None = None, idx: int = -1) -> None:
@@ -365,14 +375,14 @@ def test_a_malformed_gradient_chunk_is_refused_by_name(
                         r"rows out of order"),
     ("node_rows count", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's node_rows message \d+ brings "
                         r"the rows to \d+, more than the \d+ expected"),
-    ("split_rows twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows message 1 names a "
-                         r"row that is not in a node of provider 0's splits, or one named before"),
+    ("split_rows twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows names a row that "
+                         r"is not in a node of its splits, or leaves one of them out"),
     ("split_rows short", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's split_rows brings 64 rows, "
                          r"\d+ were expected"),
     ("predict_rows order", r"provider:\S+: InvalidArgument: VertSecureBoost: the promoter's predict_rows message 1 "
                            r"names its rows out of order"),
     ("predict_directions twice", r"promoter:\S+: InvalidArgument: VertSecureBoost: provider 0's predict_directions "
-                                 r"message 1 names a pair twice"),
+                                 r"names a pair that is not at one of its splits, or leaves one of them out"),
 ])
 def test_a_malformed_level_stream_is_refused_by_name(
     tmp_path: Path, computing: ComputingSession, monkeypatch: pytest.MonkeyPatch, tamper: str, refusal: str,

@@ -9,11 +9,11 @@ import pyarrow as pa
 import pytest
 
 from kernel.blocks.row_keys import id_keys
-from kernel.components.vert_secureboost import gradients as gradients_module
 from kernel.components.vert_secureboost import histogram as histogram_module
 from kernel.components.vert_secureboost import rows as rows_module
 from kernel.components.vert_secureboost.constants import ROW_INDEX_COLUMN
 from kernel.components.vert_secureboost.data import bin_matrix, bin_thresholds, fit_bins, row_draws
+from kernel.components.vert_secureboost.gradients import packed_slot_bits
 from kernel.components.vert_secureboost.histogram import (
     build_histograms,
     compress,
@@ -22,11 +22,18 @@ from kernel.components.vert_secureboost.histogram import (
     gh_headroom_bits,
     rows_per_ciphertext,
 )
-from kernel.components.vert_secureboost.level_rows import POSITION_SCHEMA, tie_pick, tie_summary
+from kernel.components.vert_secureboost.level_rows import (
+    LEFT_COLUMN,
+    POSITION_SCHEMA,
+    tie_pick,
+    tie_summary,
+)
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.provider import choose_among_ties
 from kernel.components.vert_secureboost.rows import IndexedRows, gathered_directions, gradient_block
+from kernel.components.vert_secureboost.state import PROVIDER_COLUMN, NodeMoves, PromoterRows
 from kernel.components.vert_secureboost.tree import (
+    Objective,
     SplitSearch,
     Tree,
     fixed_point,
@@ -35,7 +42,7 @@ from kernel.components.vert_secureboost.tree import (
     padded_histograms,
     plain_histograms,
 )
-from kernel.computing import local_session
+from kernel.computing import Table, local_session
 from kernel.errors import InvalidArgument, ParamError
 from kernel.security.paillier import (
     EncryptedVector,
@@ -101,21 +108,90 @@ def test_histograms_on_worker_processes_are_the_same_ciphertexts(keypair: Pailli
     assert spread.bound == here.bound and spread.layout == here.layout
 
 
-def test_chunks_are_packed_as_one_vector_of_all_the_rows_would_be(keypair: PaillierKeypair,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    # Prepare: 1000 rows whose largest value sits in the last of four chunks.
-    monkeypatch.setattr(gradients_module, "GH_CHUNK_ROWS", 300)
-    values = np.random.default_rng(5).uniform(-0.5, 0.5, (1000, 2))
-    values[977, 1] = -3.75
+def _promoter_rows(labels: np.ndarray, partitions: int, objective: str = "regression") -> PromoterRows:
+    """The promoter's rows of `labels` (one feature, x = row number) in `partitions` partitions,
+    for two providers."""
+    ids = np.array([f"r{i:05d}" for i in range(len(labels))])
+    table = local_session(num_partitions=partitions).from_arrow(
+        pa.table({"id": ids, "y": labels, "x": np.arange(len(labels), dtype=np.float64)}), "id")
+    indexed = IndexedRows.build(table, ["id", "y", "x"])
+    return PromoterRows.build(indexed.table, "y", ["x"], [np.array([len(labels) / 2.0])], Objective(objective), 24,
+                              2, indexed.rows, lambda kept: kept)
+
+
+def test_the_drawn_rows_bound_gives_the_width_one_vector_of_all_of_them_would_have(keypair: PaillierKeypair) -> None:
+    # Prepare: 1000 rows in 4 partitions, regression from score 0 (g = -label, h = 1); the
+    # largest |g| sits in the last partition.
+    labels = np.random.default_rng(5).uniform(-0.5, 0.5, 1000)
+    labels[977] = 3.75
+    state = _promoter_rows(labels, 4)
     headroom = gh_headroom_bits(1000, 32)
 
     # Execute
-    slot_bits, bound = gradients_module.packed_slot_bits(values, 24, headroom)
-    whole = EncryptedVector.encrypt_packed(keypair.public_key, values, precision_bits=24, headroom_bits=headroom)
+    state.start_tree(seed=1, tree=0, subsample=1.0, init_score=0.0)
+    bound = state.gradient_bound()
+    whole = EncryptedVector.encrypt_packed(keypair.public_key, np.column_stack([-labels, np.ones(1000)]),
+                                           precision_bits=24, headroom_bits=headroom)
 
     # Assert
     assert whole.layout is not None
-    assert (slot_bits, bound) == (whole.layout.slot_bits, whole.bound) == (2 + 24 + 1 + headroom, 3.75 * 2**24)
+    assert (packed_slot_bits(bound, headroom), bound) == (whole.layout.slot_bits, whole.bound) \
+        == (2 + 24 + 1 + headroom, 3.75 * 2**24)
+
+
+def test_the_drawn_rows_gradients_come_in_row_order_in_chunks_of_the_asked_size() -> None:
+    # Prepare: 1000 rows in 3 partitions; about half drawn.
+    labels = np.random.default_rng(6).uniform(-1.0, 1.0, 1000)
+    state = _promoter_rows(labels, 3)
+
+    # Execute
+    drawn = state.start_tree(seed=3, tree=2, subsample=0.5, init_score=0.25)
+    chunks = list(state.drawn_gradients(128))
+
+    # Assert: the rows `row_draws` picks, increasing, 128 a chunk but the last; g = score - label.
+    rows = np.concatenate([r for r, _ in chunks])
+    expected = np.flatnonzero(row_draws(3, 2, np.arange(1000)) < 0.5)
+    ids = np.array([f"r{i:05d}" for i in range(1000)])
+    index_of_row = np.argsort(np.argsort(id_keys("id", pa.table({"id": ids}))))
+    label_at = np.zeros(1000)
+    label_at[index_of_row] = labels
+    assert drawn == len(expected) and np.array_equal(rows, expected)
+    assert [len(r) for r, _ in chunks[:-1]] == [128] * (len(chunks) - 1) and 0 < len(chunks[-1][0]) <= 128
+    values = np.concatenate([v for _, v in chunks])
+    np.testing.assert_allclose(values[:, 0], 0.25 - label_at[rows])
+    np.testing.assert_allclose(values[:, 1], 1.0)
+    # The promoter's histogram of the root (bins of x, x <= 500 in the first) sums the drawn rows' fixed-point g and h.
+    histogram = state.histograms(np.array([0]), np.array([2]), np.array([0]), 1)
+    row_of_index = np.argsort(index_of_row)
+    low = row_of_index[rows] <= 500
+    g = fixed_point(0.25 - label_at[rows], 24)
+    np.testing.assert_array_equal(histogram[0, 0], [[g[low].sum(), low.sum()], [g[~low].sum(), (~low).sum()]])
+
+
+def test_a_provider_answer_for_a_row_outside_its_nodes_is_refused_by_the_next_sums() -> None:
+    # Prepare: 40 rows; the root is split by provider 0 into nodes 1 and 2.
+    state = _promoter_rows(np.random.default_rng(7).uniform(-1.0, 1.0, 40), 2)
+    state.start_tree(seed=1, tree=0, subsample=1.0, init_score=0.0)
+    moves = NodeMoves(np.array([-1, -1, -1]), np.array([-1, -1, -1]), np.array([0, -1, -1]), np.array([1, -1, -1]),
+                      np.array([2, -1, -1]))
+    session = local_session()
+
+    def answers(rows: list[int], provider: int) -> Table:
+        return session.from_arrow(pa.table({
+            ROW_INDEX_COLUMN: pa.array(rows, pa.int64()), LEFT_COLUMN: pa.array([r % 2 == 0 for r in rows]),
+            PROVIDER_COLUMN: pa.array([provider] * len(rows), pa.int32())}), ROW_INDEX_COLUMN)
+
+    # Execute / Assert: every row answered once moves every row; a row left out, a row named
+    # twice, or answered by a provider whose split it is not in, is refused.
+    state.split(moves, answers(list(range(40)), 0))
+    sums = state.sums(3)
+    assert sums.rows.tolist() == [0, 20, 20]
+    for bad in (answers(list(range(39)), 0), answers([*range(40), 5], 0), answers(list(range(40)), 1)):
+        again = _promoter_rows(np.zeros(40), 2)
+        again.start_tree(seed=1, tree=0, subsample=1.0, init_score=0.0)
+        again.split(moves, bad)
+        with pytest.raises(InvalidArgument, match="split_rows"):
+            again.sums(3)
 
 
 def test_a_histogram_with_the_wrong_number_of_ciphertexts_is_refused(keypair: PaillierKeypair) -> None:
@@ -330,7 +406,6 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
         directions = binned.directions(level, np.array([1]), np.array([2]), np.array([3]), 2).collect()
         pair_level = binned.at_positions(pairs, np.array([1, 2]))
         gathered = gathered_directions(binned.directions(pair_level, np.array([1]), np.array([2]), np.array([3]), 2))
-        plain = binned.plain_histograms(slots, np.where(cipher_of_row >= 0, node_of_row, -1), g, h, 2)
         left = binned.compare(asked, np.array([0, 1, 2, 2, 0]), np.array([3.0, 1.0, 0.0, 7.0, 4.0]))
         raw_left = indexed.compare(features, asked, np.array([0, 1, 2, 2, 0]), np.array([0.0, 2.0, 1.0, 0.5, -1.0]))
     finally:
@@ -351,7 +426,6 @@ def test_partition_histograms_and_comparisons_equal_the_whole_tables(keypair: Pa
     assert (summed.layout, summed.frac_bits) == (histogram.layout, histogram.frac_bits)
     assert here.encoding == beside.encoding and here.count == beside.count == 250
     assert not nothing.decrypt(keypair.private_key).any() and len(nothing) == len(histogram)
-    np.testing.assert_allclose(plain, expected, atol=1e-12)
     assert left.tolist() == (whole[asked, [0, 1, 2, 2, 0]] <= [3, 1, 0, 7, 4]).tolist()
     assert raw_left.tolist() == (matrix[asked, [0, 1, 2, 2, 0]] <= [0.0, 2.0, 1.0, 0.5, -1.0]).tolist()
     # Every row of node 1 once, with whether feature 2's bin is at most 3.

@@ -41,6 +41,7 @@ from kernel.computing.table import (
     sample_block,
     selected_columns,
     split_by_group,
+    summed_columns,
     union_target,
     unknown_schema_error,
 )
@@ -266,6 +267,13 @@ class LocalTable(Table):
         for block in self.blocks:
             if block.num_rows:
                 yield block
+
+    def sum_by_id(self, columns: Sequence[str]) -> Table:
+        chosen = summed_columns(self, columns)
+        grouped = self.collect().group_by(self.id_column, use_threads=False).aggregate([(c, "sum") for c in chosen])
+        summed = pa.table([grouped.column(self.id_column)] + [grouped.column(f"{c}_sum") for c in chosen],
+                          names=[self.id_column, *chosen])
+        return self._derive(split_blocks(summed, self.num_partitions))
 
     def sort_by(self, column: str) -> Table:
         check_id_column(self.schema.names, column, "the table (sort_by)")

@@ -56,6 +56,7 @@ from kernel.computing.table import (
     join_renames,
     selected_columns,
     split_by_group,
+    summed_columns,
     union_target,
     unknown_schema_error,
 )
@@ -474,6 +475,10 @@ class SparkTable(Table):
             for row in blobs.rdd.toLocalIterator(prefetchPartitions=False):
                 block = pa.ipc.open_stream(pa.py_buffer(row[0])).read_all()
                 yield conform(block, self.schema, "iter_blocks")
+
+    def sum_by_id(self, columns: Sequence[str]) -> Table:
+        chosen = summed_columns(self, columns)
+        return self._derive(self.frame.groupBy(_col(self.id_column)).agg(*[F.sum(_col(c)).alias(c) for c in chosen]))
 
     def sort_by(self, column: str) -> Table:
         check_id_column(self.schema.names, column, "the table (sort_by)")

@@ -154,6 +154,11 @@ class Table(abc.ABC):
         """
 
     @abc.abstractmethod
+    def sum_by_id(self, columns: Sequence[str]) -> Table:
+        """One row per distinct id: the id and, for each of `columns` (numeric), its sum over
+        that id's rows; the other columns are left out. Summed where the rows are."""
+
+    @abc.abstractmethod
     def sort_by(self, column: str) -> Table:
         """The same rows ordered by `column` (ascending) across partitions: the first
         partition holds the smallest values, and `iter_blocks` yields them in order."""
@@ -405,6 +410,22 @@ def union_target(table: Table, other: Table) -> list[str]:
             f"{only_ours or 'none'}, only in the other: {only_theirs or 'none'}"
         )
     return list(table.schema.names)
+
+
+def summed_columns(table: Table, columns: Sequence[str]) -> list[str]:
+    """Validate `sum_by_id`'s columns: known, numeric, not the id, no repeats."""
+    if isinstance(columns, str):
+        raise InvalidArgument("sum_by_id: columns must be a list of names, not a single string")
+    chosen = list(dict.fromkeys(columns))
+    for name in chosen:
+        if name not in table.schema.names:
+            raise InvalidArgument(f"sum_by_id: no column named {name!r}")
+        if name == table.id_column:
+            raise InvalidArgument(f"sum_by_id: {name!r} is the id column")
+        kind = table.schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+            raise InvalidArgument(f"sum_by_id: column {name!r} is {kind}, not a number")
+    return chosen
 
 
 def selected_columns(table: Table, columns: Sequence[str]) -> list[str]:

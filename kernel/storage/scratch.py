@@ -65,6 +65,13 @@ class ScratchArea:
         check_id_column(table.schema.names, id_column, f"scratch table {name}")
         return table
 
+    def keep(self, name: str, table: Table) -> Table:
+        """`table` written as table `name` and read back: the table returned is planned from
+        those files, not from the steps that made `table` (a long chain of steps, each
+        joining the one before, stays one read)."""
+        table.save(f"{self.uri}/{_UNSAFE.sub('_', name)}")
+        return self.read(table.session, name, table.id_column)
+
     def delete(self, name: str) -> None:
         """Delete table `name` before the task ends (nothing to do when it was never written)."""
         target = f"{self.path}/{_UNSAFE.sub('_', name)}"

@@ -11,7 +11,7 @@ before it as it arrives, and hands the chunks on one by one.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -36,7 +36,6 @@ from kernel.security.paillier import (
     PaillierPrivateKey,
     PaillierPublicKey,
 )
-from kernel.security.paillier.encoding import encode
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -58,38 +57,38 @@ class GradientEncoding:
         return EncryptedVector(self.public_key, ciphertexts, self.frac_bits, self.bound, self.layout)
 
 
-def packed_slot_bits(values: FloatArray, precision_bits: int, headroom_bits: int) -> tuple[int, int]:
-    """The slot width `EncryptedVector.encrypt_packed` gives one vector of all of `values`
-    (the largest fixed-point value's bits, a sign bit, the headroom) and that largest value,
-    found a chunk at a time without encrypting anything."""
-    bound = 0
-    for start in range(0, len(values), GH_CHUNK_ROWS):
-        flat = encode(values[start:start + GH_CHUNK_ROWS], precision_bits)
-        bound = max(bound, max(flat), -min(flat))
-    return bound.bit_length() + 1 + headroom_bits, bound
+def packed_slot_bits(bound: int, headroom_bits: int) -> int:
+    """The slot width `EncryptedVector.encrypt_packed` gives one vector of values whose largest
+    fixed-point magnitude is `bound`: its bits, a sign bit, the headroom."""
+    return bound.bit_length() + 1 + headroom_bits
 
 
-def send_encrypted_gh(variables: VertSecureBoostVariables, private_key: PaillierPrivateKey, rows: IntArray,
-                      values: FloatArray, precision_bits: int, headroom_bits: int, processes: int,
-                      clock: PhaseClock) -> GradientEncoding:
-    """Encrypt `values` (one (g, h) row per drawn row `rows`) and send them to every provider
-    in the tree's scope `variables`: the count of chunks and rows, then chunk by chunk."""
-    slot_bits, bound = packed_slot_bits(values, precision_bits, headroom_bits)
-    chunks = -(-len(rows) // GH_CHUNK_ROWS)
+def send_encrypted_gh(variables: VertSecureBoostVariables, private_key: PaillierPrivateKey,
+                      chunks: Callable[[int], Iterable[tuple[IntArray, FloatArray]]], count: int, bound: int, precision_bits: int,
+                      headroom_bits: int, processes: int, clock: PhaseClock) -> GradientEncoding:
+    """Encrypt and send a tree's drawn rows' (g, h) to every provider in the tree's scope
+    `variables`: the count of chunks and rows, then the chunks `chunks(GH_CHUNK_ROWS)` yields
+    (drawn rows in increasing order and their (g, h) values, that many rows each but the
+    last) one by one. `bound` is the
+    largest fixed-point |g| or |h| of all `count` rows."""
+    slot_bits = packed_slot_bits(bound, headroom_bits)
+    expected = -(-count // GH_CHUNK_ROWS)
     with clock.phase(PHASE_SEND):
-        variables.encrypted_gh.remote({"chunks": chunks, "rows": len(rows)})
+        variables.encrypted_gh.remote({"chunks": expected, "rows": count})
     encoding: GradientEncoding | None = None
-    for chunk in range(chunks):
-        part = slice(chunk * GH_CHUNK_ROWS, (chunk + 1) * GH_CHUNK_ROWS)
+    sent = 0
+    for chunk, (rows, values) in enumerate(chunks(GH_CHUNK_ROWS)):
         with clock.phase(PHASE_ENCRYPT):
-            encrypted = EncryptedVector.encrypt_packed(private_key, values[part], precision_bits=precision_bits,
+            encrypted = EncryptedVector.encrypt_packed(private_key, values, precision_bits=precision_bits,
                                                        slot_bits=slot_bits, workers=PRODUCT_WORKERS,
                                                        processes=processes)
         with clock.phase(PHASE_SEND):
-            variables.at(chunk).encrypted_gh.remote({"rows": rows[part], "gh": encrypted})
+            variables.at(chunk).encrypted_gh.remote({"rows": rows, "gh": encrypted})
         assert encrypted.layout is not None
         encoding = GradientEncoding(private_key.public_key, encrypted.layout, encrypted.frac_bits, bound)
-    assert encoding is not None, "a tree draws at least one row"
+        sent += len(rows)
+    if encoding is None or sent != count:
+        raise InvalidArgument(f"{COMPONENT}: the tree drew {count} rows but {sent} were sent")
     return encoding
 
 

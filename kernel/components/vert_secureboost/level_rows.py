@@ -24,7 +24,7 @@ driver orders the candidates from a few numbers per candidate and partition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import numpy as np
@@ -72,6 +72,18 @@ def send_arrays(put: Put, schema: pa.Schema, *columns: npt.NDArray[Any]) -> int:
         index += 1
     put(index, schema.empty_table())
     return index
+
+
+def send_blocks(put: Put, schema: pa.Schema, blocks: Iterable[pa.Table]) -> int:
+    """Send `blocks` (at most `ROW_STREAM_ROWS` rows each) as tables of `schema`, then an empty
+    table; returns the rows sent."""
+    index = rows = 0
+    for block in blocks:
+        put(index, block.select(schema.names).cast(schema))
+        index += 1
+        rows += block.num_rows
+    put(index, schema.empty_table())
+    return rows
 
 
 def _integers(message: pa.Table, column: int) -> IntArray:

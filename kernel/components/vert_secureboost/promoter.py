@@ -13,8 +13,11 @@ the feature and threshold and answers with an opaque split id and the rows that 
 from __future__ import annotations
 
 import functools
+import itertools
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final
 
 import numpy as np
@@ -38,36 +41,46 @@ from kernel.components.vert_secureboost.constants import (
     PHASE_SEND,
     PHASE_SPLITS,
     PHASE_WAIT,
-    PREDICT_RESULT_COLUMN,
-    PREDICT_SCORE_COLUMN,
     PROVIDER_IMPORTANCE_KEY,
+    ROW_INDEX_COLUMN,
 )
-from kernel.components.vert_secureboost.data import row_draws, sample_features
+from kernel.components.vert_secureboost.data import bin_counts, sample_features
 from kernel.components.vert_secureboost.gradients import GradientEncoding, send_encrypted_gh
 from kernel.components.vert_secureboost.histogram import decrypt_compressed, gh_headroom_bits
 from kernel.components.vert_secureboost.level_rows import (
     DIRECTION_SCHEMA,
     LEFT_SCHEMA,
+    PAIR_COLUMN,
     POSITION_SCHEMA,
     REQUEST_SCHEMA,
     StreamCheck,
-    send_arrays,
+    send_blocks,
+    stream_rows,
 )
 from kernel.components.vert_secureboost.param import VertSecureBoostParam
 from kernel.components.vert_secureboost.phases import PhaseClock
-from kernel.components.vert_secureboost.rows import BinnedRows, IndexedRows, with_values
+from kernel.components.vert_secureboost.rows import IndexedRows
+from kernel.components.vert_secureboost.state import (
+    ANSWER_SCHEMA,
+    PAIR_ANSWER_SCHEMA,
+    Keep,
+    NodeMoves,
+    PredictionPairs,
+    PromoterRows,
+    rechunk,
+    with_provider,
+    with_scores,
+)
 from kernel.components.vert_secureboost.tree import (
     Forest,
     Objective,
     SplitSearch,
     Tree,
-    fixed_point,
-    fixed_point_integers,
-    integer_sums,
     padded_histograms,
 )
 from kernel.components.vert_secureboost.variables import VertSecureBoostVariables
-from kernel.constants import PROVIDER
+from kernel.computing import Table
+from kernel.constants import BACKEND_LOCAL, PROVIDER
 from kernel.errors import InvalidArgument
 from kernel.model_base import LabeledTable, ModelBase
 from kernel.security.paillier import EncryptedVector, PaillierPrivateKey, generate_keypair
@@ -78,31 +91,18 @@ PAYLOAD: Final = PayloadCheck(COMPONENT)
 IntArray = npt.NDArray[np.int64]
 
 
-class _TreeRound:
-    """The state of the tree being grown: its nodes, where every row is, the sampled rows."""
+def _any_values(rows: IntArray, message: pa.Table, where: str) -> None:
+    """split_rows' values need no check of their own: a boolean says nothing wrong."""
 
-    def __init__(self, rows: int, sampled: IntArray, g: FloatArray, h: FloatArray, precision_bits: int) -> None:
+
+class _TreeRound:
+    """The tree being grown and each of its nodes' parent and sibling (the rows are in `PromoterRows`)."""
+
+    def __init__(self, drawn: int) -> None:
         self.tree = Tree()
-        self.node_of_row: IntArray = np.zeros(rows, dtype=np.int64)
-        self.sampled = sampled
-        self.precision_bits = precision_bits
-        # g and h on the encrypted values' fixed-point grid: the promoter's own histograms and
-        # every node's sums hold what a provider's decrypted histograms would for the same rows.
-        self.g_fixed, self.h_fixed = fixed_point(g, precision_bits), fixed_point(h, precision_bits)
-        self.g_units = fixed_point_integers(g, precision_bits)
-        self.h_units = fixed_point_integers(h, precision_bits)
+        self.drawn = drawn
         self.parent: dict[int, int] = {}
         self.sibling: dict[int, int] = {}
-
-    def sums(self, nodes: list[int]) -> tuple[FloatArray, FloatArray, IntArray]:
-        """Gradient sum, hessian sum and sampled row count of each of `nodes`: exact sums of the
-        fixed-point values, whatever the order of the rows."""
-        size = len(self.tree.owner)
-        at = self.node_of_row[self.sampled]
-        g = np.ldexp(integer_sums(at, self.g_units[self.sampled], size).astype(np.float64), -self.precision_bits)
-        h = np.ldexp(integer_sums(at, self.h_units[self.sampled], size).astype(np.float64), -self.precision_bits)
-        n = np.bincount(at, minlength=size).astype(np.int64)
-        return g[nodes], h[nodes], n[nodes]
 
 
 class VertSecureBoostPromoter(ModelBase):
@@ -138,31 +138,33 @@ class VertSecureBoostPromoter(ModelBase):
             raise InvalidArgument("VertSecureBoost: the training data has no rows")
         indexed.check_unique()
         objective = Objective(param.objective)
-        labels = indexed.column(label)
-        objective.check_labels(labels, label)
-        thresholds = indexed.bin_thresholds(self.features, param.max_bin)
-        binned = indexed.binned(self.features, thresholds)
         providers = self.ctx.roles.parties(PROVIDER)
-        self.provider_members = [p.member_id for p in providers]
-        private_key = self._start_providers(indexed, param) if providers else None
+        thresholds = indexed.bin_thresholds(self.features, param.max_bin)
+        with self._kept_versions("vert_secureboost_rows") as keep:
+            state = PromoterRows.build(indexed.table, label, self.features, thresholds, objective,
+                                       param.precision_bits, len(providers), indexed.rows, keep)
+            self.provider_members = [p.member_id for p in providers]
+            private_key = self._start_providers(indexed, param) if providers else None
+            self._fit_trees(state, objective, bin_counts(thresholds), thresholds, private_key)
 
-        self.objective_name, self.init_score = objective.name, objective.init_score(labels)
+    def _fit_trees(self, state: PromoterRows, objective: Objective, bins: IntArray, thresholds: list[FloatArray],
+                   private_key: PaillierPrivateKey | None) -> None:
+        param = self.param
+        self.objective_name, self.init_score = objective.name, objective.init_score_of_mean(state.label_mean)
         self.trees, self.loss_history = [], []
         self.importance = {name: {"split": 0, "gain": 0.0} for name in self.features}
         for member in self.provider_members:
             self.importance[PROVIDER_IMPORTANCE_KEY.format(member_id=member)] = {"split": 0, "gain": 0.0}
         seed = param.random_seed if param.random_seed is not None else secrets.randbits(62)
-        score = np.full(len(labels), self.init_score)
         durations: list[list[float]] = []
         phases: list[list[Any]] = []
         for t in range(param.num_trees):
             started = time.perf_counter()
             rng = np.random.default_rng([seed, t])
-            g, h = objective.gradients(score, labels)
-            tree, leaf_of_row = self._grow_tree(t, seed, rng, g, h, binned, thresholds, private_key)
-            score = score + np.asarray(tree.value)[leaf_of_row]
+            drawn = state.start_tree(seed, t, param.subsample, self.init_score if t == 0 else None)
+            tree = self._grow_tree(t, rng, state, _TreeRound(drawn), bins, thresholds, private_key)
+            loss = state.add_leaves(np.asarray(tree.value))
             self.trees.append(tree)
-            loss = objective.loss(score, labels)
             self.loss_history.append([t, loss])
             durations.append([t, time.perf_counter() - started])
             phases.append([t, self.clock.take()])
@@ -171,6 +173,33 @@ class VertSecureBoostPromoter(ModelBase):
         self.tracker.log_metric(METRIC_TREE_SECONDS, METRIC_NAMESPACE_TRAIN, durations)
         self.tracker.log_metric(METRIC_TREE_PHASES, METRIC_NAMESPACE_TRAIN, phases)
         self.tracker.log_metric(METRIC_FEATURE_IMPORTANCE, METRIC_NAMESPACE_TRAIN, self.importance)
+
+    @contextmanager
+    def _kept_versions(self, prefix: str, last_stays: bool = False) -> Iterator[Keep]:
+        """How the versions of a table of rows are kept: LOCAL tables as they are (they are in
+        memory); SPARK ones each written to the scratch area as `prefix`.<n> and read back, the
+        version before deleted once the next is written, the last when the block ends (unless
+        `last_stays`: the task's output is read from it; the scratch area goes with the task)."""
+        if self.ctx.computing.backend == BACKEND_LOCAL:
+            yield lambda table: table
+            return
+        # A name of its own per block: an earlier block's last version may still be read.
+        scratch, name = self.ctx.scratch(), f"{prefix}.{self.ctx.flow.flow_id}.{secrets.token_hex(4)}"
+        versions = itertools.count()
+
+        def keep(table: Table) -> Table:
+            version = next(versions)
+            kept = scratch.keep(f"{name}.{version}", table)
+            if version:
+                scratch.delete(f"{name}.{version - 1}")
+            return kept
+
+        try:
+            yield keep
+        finally:
+            written = next(versions)
+            for version in range(written - 1 if last_stays else written):
+                scratch.delete(f"{name}.{version}")
 
     def _start_providers(self, indexed: IndexedRows, param: VertSecureBoostParam) -> PaillierPrivateKey:
         """Send the key and the training plan; every provider must hold the same ids."""
@@ -188,27 +217,18 @@ class VertSecureBoostPromoter(ModelBase):
         return private_key
 
     def _grow_tree(
-        self, t: int, seed: int, rng: np.random.Generator, g: FloatArray, h: FloatArray, binned: BinnedRows,
+        self, t: int, rng: np.random.Generator, state: PromoterRows, round_: _TreeRound, bins: IntArray,
         thresholds: list[FloatArray], private_key: PaillierPrivateKey | None,
-    ) -> tuple[Tree, IntArray]:
-        """Grow tree t level by level; returns it with every training row's leaf.
-
-        With subsample < 1 the tree's rows are those whose draw (`row_draws` of the seed, the
-        tree and the row index) is below it; the row of the lowest draw when none is."""
-        param, tv = self.param, self.ctx.variables(VertSecureBoostVariables)
-        rows = len(g)
-        sampled = np.arange(rows, dtype=np.int64)
-        if param.subsample < 1.0:
-            draws = row_draws(seed, t, sampled)
-            sampled = np.flatnonzero(draws < param.subsample).astype(np.int64)
-            if not len(sampled):
-                sampled = np.array([int(np.argmin(draws))], dtype=np.int64)
+    ) -> Tree:
+        """Grow tree t level by level over the rows `state.start_tree` drew; every row ends at
+        its leaf in `state`."""
+        param, tv, tree = self.param, self.ctx.variables(VertSecureBoostVariables), round_.tree
         own = sample_features(len(self.features), param.colsample, rng)
-        state = _TreeRound(rows, sampled, g, h, param.precision_bits)
         encoding: GradientEncoding | None = None
         if private_key is not None:
-            encoding = send_encrypted_gh(tv.at(t), private_key, sampled, np.column_stack([g[sampled], h[sampled]]),
-                                         param.precision_bits, gh_headroom_bits(len(sampled), param.max_bin),
+            encoding = send_encrypted_gh(tv.at(t), private_key, state.drawn_gradients, round_.drawn,
+                                         state.gradient_bound(), param.precision_bits,
+                                         gh_headroom_bits(round_.drawn, param.max_bin),
                                          resolve_workers(param.workers), self.clock)
         search = SplitSearch(param.reg_lambda, param.min_child_weight)
         least = max(param.min_child_weight, MIN_CHILD_HESSIAN)
@@ -216,7 +236,8 @@ class VertSecureBoostPromoter(ModelBase):
         previous: list[dict[int, FloatArray]] = [{} for _ in self.provider_members]
         slot_bins: list[IntArray] = [np.zeros(0, np.int64) for _ in self.provider_members]
         for depth in range(param.max_depth):
-            _, h_sum, n_sum = state.sums(level)
+            sums = state.sums(len(tree.owner))
+            h_sum, n_sum = sums.h(param.precision_bits)[level], sums.drawn[level]
             open_nodes = [node for node, hh, nn in zip(level, h_sum.tolist(), n_sum.tolist(), strict=True)
                           if nn >= 2 and hh >= 2 * least]
             if not open_nodes:
@@ -225,49 +246,50 @@ class VertSecureBoostPromoter(ModelBase):
                 break
             sizes = dict(zip(level, n_sum.tolist(), strict=True))
             compute = [0] if depth == 0 else self._smaller_children(level, open_nodes, sizes)
-            position = np.full(len(state.tree.owner), -1, dtype=np.int64)
+            position = np.full(len(tree.owner), -1, dtype=np.int64)
             position[level] = np.arange(len(level))
             if private_key is not None:
-                self._send_node_rows(t, depth, state, level, open_nodes, position[compute])
+                self._send_node_rows(t, depth, state, tree, level, open_nodes, position[compute],
+                                     int(sums.rows[open_nodes].sum()))
             with self.clock.phase(PHASE_SPLITS):
-                candidates = [self._own_best(state, open_nodes, own, binned, search)]
+                candidates = [self._own_best(state, tree, open_nodes, own, bins, search)]
             provider_gains: list[FloatArray] = []
             for k in range(len(self.provider_members)):
                 assert encoding is not None and private_key is not None
                 level_hist, slot_bins[k] = self._provider_histograms(
-                    k, t, depth, compute, state, previous[k], slot_bins[k], encoding, len(sampled), private_key
+                    k, t, depth, compute, round_, previous[k], slot_bins[k], encoding, round_.drawn, private_key
                 )
                 previous[k] = level_hist
                 with self.clock.phase(PHASE_SPLITS):
                     stacked = np.stack([level_hist[node] for node in open_nodes])
                     provider_gains.append(search.gains(stacked, slot_bins[k]))
                     candidates.append(search.best_of(provider_gains[k]))
-            level = self._apply_splits(t, depth, level, open_nodes, candidates, provider_gains, thresholds, binned,
-                                       state)
+            level = self._apply_splits(t, depth, level, open_nodes, candidates, provider_gains, thresholds, state,
+                                       round_, sums.rows)
             if not level:  # no node split: the providers wait for the next level's plan
                 if private_key is not None and depth + 1 < param.max_depth:
                     tv.at(t, depth + 1).node_plan.remote({"done": True})
                 break
-        g_leaf, h_leaf, _ = state.sums(list(range(len(state.tree.owner))))
-        values = search.leaf_value(g_leaf, h_leaf, param.learning_rate)
-        is_leaf = np.asarray(state.tree.owner) == OWNER_LEAF
-        state.tree.value = np.where(is_leaf, values, 0.0).tolist()
-        return state.tree, state.node_of_row
+        sums = state.sums(len(tree.owner))
+        values = search.leaf_value(sums.g(param.precision_bits), sums.h(param.precision_bits), param.learning_rate)
+        is_leaf = np.asarray(tree.owner) == OWNER_LEAF
+        tree.value = np.where(is_leaf, values, 0.0).tolist()
+        return tree
 
-    def _send_node_rows(self, t: int, depth: int, state: _TreeRound, level: list[int], open_nodes: list[int],
-                        compute: IntArray) -> None:
-        """The level's plan (its nodes, those whose histograms to build, the rows that follow),
-        then the stream `node_rows`: every row of an open node and the node's position in the
-        level, in row order."""
+    def _send_node_rows(self, t: int, depth: int, state: PromoterRows, tree: Tree, level: list[int],
+                        open_nodes: list[int], compute: IntArray, rows: int) -> None:
+        """The level's plan (its nodes, those whose histograms to build, the `rows` rows of its
+        open nodes that follow), then the stream `node_rows`: every row of an open node and the
+        node's position in the level, in row order."""
         scope = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
-        position = np.full(len(state.tree.owner), -1, dtype=np.int32)
+        position = np.full(len(tree.owner), -1, dtype=np.int64)
         position[open_nodes] = [level.index(node) for node in open_nodes]
-        at = position[state.node_of_row]
-        rows = np.flatnonzero(at >= 0).astype(np.int64)
         with self.clock.phase(PHASE_SEND):
-            scope.node_plan.remote({"done": False, "rows": len(rows), "nodes": len(level), "compute": compute})
-            send_arrays(lambda index, block: scope.at(index).node_rows.remote(block), POSITION_SCHEMA, rows,
-                        at[rows])
+            scope.node_plan.remote({"done": False, "rows": rows, "nodes": len(level), "compute": compute})
+            sent = send_blocks(lambda index, block: scope.at(index).node_rows.remote(block), POSITION_SCHEMA,
+                               rechunk(state.node_rows(position), stream_rows()))
+        if sent != rows:
+            raise InvalidArgument(f"{COMPONENT}: the level's open nodes hold {rows} rows but {sent} were sent")
 
     @staticmethod
     def _smaller_children(level: list[int], open_nodes: list[int], sizes: dict[int, int]) -> list[int]:
@@ -279,21 +301,20 @@ class VertSecureBoostPromoter(ModelBase):
                 chosen.append(left if sizes[left] <= sizes[right] else right)
         return chosen
 
-    def _own_best(self, state: _TreeRound, open_nodes: list[int], own: IntArray, binned: BinnedRows,
+    @staticmethod
+    def _own_best(state: PromoterRows, tree: Tree, open_nodes: list[int], own: IntArray, bins: IntArray,
                   search: SplitSearch) -> tuple[FloatArray, IntArray, IntArray]:
         """The best split of every open node over the promoter's sampled features (global indices)."""
         if not len(own):
             return np.full(len(open_nodes), -np.inf), np.zeros(len(open_nodes), np.int64), np.zeros(len(open_nodes), np.int64)
-        index = np.full(len(state.tree.owner), -1, dtype=np.int64)
-        index[open_nodes] = np.arange(len(open_nodes))
-        node_of_row = np.full(len(state.node_of_row), -1, dtype=np.int64)
-        node_of_row[state.sampled] = index[state.node_of_row[state.sampled]]
-        hist = binned.plain_histograms(own, node_of_row, state.g_fixed, state.h_fixed, len(open_nodes))
-        gain, feature, bin_ = search.best(hist, binned.bins[own])
+        position = np.full(len(tree.owner), -1, dtype=np.int64)
+        position[open_nodes] = np.arange(len(open_nodes))
+        hist = state.histograms(own, bins[own], position, len(open_nodes))
+        gain, feature, bin_ = search.best(hist, bins[own])
         return gain, own[feature], bin_
 
     def _provider_histograms(
-        self, k: int, t: int, depth: int, compute: list[int], state: _TreeRound, parents: dict[int, FloatArray],
+        self, k: int, t: int, depth: int, compute: list[int], round_: _TreeRound, parents: dict[int, FloatArray],
         known_bins: IntArray, encoding: GradientEncoding, sampled: int, private_key: PaillierPrivateKey,
     ) -> tuple[dict[int, FloatArray], IntArray]:
         """Provider k's histograms of every node of this level (decrypted, siblings by subtraction)
@@ -319,23 +340,23 @@ class VertSecureBoostPromoter(ModelBase):
         computed = padded_histograms(flat, bins, len(compute))
         level_hist = {node: computed[i] for i, node in enumerate(compute)}
         for node in compute:
-            if node in state.sibling:
-                level_hist[state.sibling[node]] = parents[state.parent[node]] - level_hist[node]
+            if node in round_.sibling:
+                level_hist[round_.sibling[node]] = parents[round_.parent[node]] - level_hist[node]
         return level_hist, bins
 
     def _apply_splits(
         self, t: int, depth: int, level: list[int], open_nodes: list[int],
         candidates: list[tuple[FloatArray, IntArray, IntArray]], provider_gains: list[FloatArray],
-        thresholds: list[FloatArray], binned: BinnedRows, state: _TreeRound,
+        thresholds: list[FloatArray], state: PromoterRows, round_: _TreeRound, sizes: IntArray,
     ) -> list[int]:
         """Split every open node whose best gain is high enough; returns the next level's nodes.
 
         Ties between members go to the promoter, then to the providers in role order. A
         provider whose best split a node takes is sent every (slot, bin) of its own that ties
         for that gain and picks among them itself (`choose_among_ties`), so the secret slot
-        order never decides.
+        order never decides. `sizes` is every node's rows before any row moves.
         """
-        param, tv, tree = self.param, self.ctx.variables(VertSecureBoostVariables), state.tree
+        param, tv, tree = self.param, self.ctx.variables(VertSecureBoostVariables), round_.tree
         gains = np.stack([c[0] for c in candidates])
         winner = np.argmax(gains, axis=0)  # the first of equal gains: the promoter, then providers in role order
         best = gains[winner, np.arange(len(open_nodes))]
@@ -351,9 +372,6 @@ class VertSecureBoostPromoter(ModelBase):
                      "bins": np.concatenate([bins_ for _, bins_ in tied] or [np.zeros(0, np.int64)])},
                     idx=k)
         _, own_feature, own_bin = candidates[0]
-        ours = [i for i in splitting if winner[i] == 0]
-        our_rows = [np.flatnonzero(state.node_of_row == open_nodes[i]) for i in ours]
-        our_left = self._our_directions(binned, our_rows, own_feature[ours], own_bin[ours])
         split_ids: dict[int, int] = {}
         for k, chosen in enumerate(requests):
             with self.clock.phase(PHASE_WAIT):
@@ -361,63 +379,72 @@ class VertSecureBoostPromoter(ModelBase):
             result = PAYLOAD.fields(answer, f"provider {k}'s split_result", "split_ids")
             ids = PAYLOAD.int_array(result["split_ids"], f"provider {k}'s split_ids", 0, 1 << 62, len(chosen))
             split_ids.update(zip(chosen, ids.tolist(), strict=True))
-        # Every row of a provider's chosen node, counted before any row moves.
-        sizes = np.bincount(state.node_of_row, minlength=len(tree.owner))
         next_level: list[int] = []
+        ours: dict[int, tuple[int, int]] = {}
+        theirs: dict[int, int] = {}
         for i in splitting:
             node = open_nodes[i]
             if winner[i] == 0:
                 f, b = int(own_feature[i]), int(own_bin[i])
                 left_child, right_child = tree.split(node, OWNER_PROMOTER, f, float(thresholds[f][b]), -1)
                 self._credit(self.features[f], float(best[i]))
+                ours[node] = (f, b)
             else:
                 k = int(winner[i]) - 1
                 left_child, right_child = tree.split(node, OWNER_FIRST_PROVIDER + k, -1, 0.0, split_ids[i])
                 self._credit(PROVIDER_IMPORTANCE_KEY.format(member_id=self.provider_members[k]), float(best[i]))
+                theirs[node] = k
             for child, other in ((left_child, right_child), (right_child, left_child)):
-                state.parent[child], state.sibling[child] = node, other
+                round_.parent[child], round_.sibling[child] = node, other
             next_level += [left_child, right_child]
-        left_of, right_of = np.asarray(tree.left, dtype=np.int64), np.asarray(tree.right, dtype=np.int64)
-        for i, rows, go_left in zip(ours, our_rows, our_left, strict=True):
-            node = open_nodes[i]
-            state.node_of_row[rows] = np.where(go_left, left_of[node], right_of[node])
-        for k, chosen in enumerate(requests):
-            self._receive_directions(t, depth, k, [open_nodes[i] for i in chosen], sizes, left_of, right_of, state)
+        size = len(tree.owner)
+        feature, bin_, provider = (np.full(size, -1, dtype=np.int64) for _ in range(3))
+        for node, (f, b) in ours.items():
+            feature[node], bin_[node] = f, b
+        for node, k in theirs.items():
+            provider[node] = k
+        moves = NodeMoves(feature, bin_, provider, np.asarray(tree.left, dtype=np.int64),
+                          np.asarray(tree.right, dtype=np.int64))
+        scope = tv.at(t, depth)
+        expected = [int(sizes[[open_nodes[i] for i in chosen]].sum()) for chosen in requests]
+        with self._answers(scope, "split_rows", LEFT_SCHEMA, ANSWER_SCHEMA, ROW_INDEX_COLUMN, state.rows, expected,
+                           list(range(len(requests))), f"split_rows.{t}.{depth}") as answers:
+            state.split(moves, answers)
         return next_level
 
-    def _receive_directions(self, t: int, depth: int, k: int, nodes: list[int], sizes: IntArray, left_of: IntArray,
-                            right_of: IntArray, state: _TreeRound) -> None:
-        """Provider k's stream `split_rows` for its chosen `nodes`: every row of them once, with
-        whether it goes left; each message's rows are moved to their children as it arrives
-        (a row named twice is then in no chosen node, and refused)."""
-        scope = self.ctx.variables(VertSecureBoostVariables).at(t, depth)
-        asked = np.zeros(len(left_of), dtype=np.bool_)
-        asked[nodes] = True
-
-        def move(rows: IntArray, message: pa.Table, where: str) -> None:
-            if len(np.unique(rows)) != len(rows) or not asked[state.node_of_row[rows]].all():
-                raise InvalidArgument(f"{COMPONENT}: {where} names a row that is not in a node of provider {k}'s "
-                                      "splits, or one named before")
-            at = state.node_of_row[rows]
-            left = np.asarray(message.column(1).to_numpy(zero_copy_only=False), dtype=np.bool_)
-            state.node_of_row[rows] = np.where(left, left_of[at], right_of[at])
-
-        check = StreamCheck(f"provider {k}'s split_rows", LEFT_SCHEMA, len(state.node_of_row),
-                            int(sizes[nodes].sum()), False, move)
-        with self.clock.phase(PHASE_WAIT):
-            for _ in messages(lambda index: scope.at(index).split_rows.get(idx=k), check):
-                pass
+    @contextmanager
+    def _answers(self, scope: VertSecureBoostVariables, variable: str, schema: pa.Schema, kept: pa.Schema,
+                 key: str, bound: int, expected: list[int], providers: list[int], name: str) -> Iterator[Table | None]:
+        """Every provider's stream `variable` (of `schema`: an id below `bound`, then whether it
+        goes left), `expected[k]` rows from provider k: written to the scratch area as it
+        arrives, with the provider (`providers[k]`, its index in the model), and read back as
+        one table of `kept` keyed by `key`; None when no provider was asked anything. Whether
+        each row belongs to its provider, once, is checked where the rows are."""
+        scratch = self.ctx.scratch()
+        names: list[str] = []
+        try:
+            tables: list[Table] = []
+            for k, count in enumerate(expected):
+                check = StreamCheck(f"provider {k}'s {variable}", schema, bound, count, False, _any_values)
+                names.append(f"vert_secureboost_{name}.{self.ctx.flow.flow_id}.{k}")
+                with self.clock.phase(PHASE_WAIT):
+                    received = messages(functools.partial(self._answer, scope, variable, k), check)
+                    if scratch.write(names[-1], kept, (with_provider(m, providers[k]) for m in received)):
+                        tables.append(scratch.read(self.ctx.computing, names[-1], key))
+            if not tables:
+                yield None
+                return
+            answers = tables[0]
+            for more in tables[1:]:
+                answers = answers.union(more)
+            yield answers
+        finally:
+            for done in names:
+                scratch.delete(done)
 
     @staticmethod
-    def _our_directions(binned: BinnedRows, row_lists: list[IntArray], features: IntArray,
-                        bins: IntArray) -> list[npt.NDArray[np.bool_]]:
-        """For each of our chosen splits, whether each of its node's rows goes left (bin <= the split's)."""
-        if not row_lists:
-            return []
-        sizes = [len(rows) for rows in row_lists]
-        left = binned.compare(np.concatenate(row_lists), np.repeat(features.astype(np.int64), sizes),
-                              np.repeat(bins.astype(np.float64), sizes))
-        return np.split(left, np.cumsum(sizes)[:-1])
+    def _answer(scope: VertSecureBoostVariables, variable: str, k: int, index: int) -> Any:
+        return getattr(scope.at(index), variable).get(idx=k)
 
     def _credit(self, key: str, gain: float) -> None:
         self.importance[key]["split"] += 1
@@ -430,74 +457,51 @@ class VertSecureBoostPromoter(ModelBase):
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
         label = data.label_column
-        columns = [data.id_column] + ([label] if label else []) + self.features
-        indexed = IndexedRows.build(data.table, columns)
+        keep_columns = [data.id_column] + ([label] if label else [])
+        indexed = IndexedRows.build(data.table, keep_columns + self.features)
         indexed.check_unique()
         forest = Forest(self.trees)
         n = indexed.rows
         order = self._provider_order()
         if order:
-            tv.predict_setup.remote({"rows": n, "digest": indexed.digest,
-                                     "max_depth": forest.depth})
+            tv.predict_setup.remote({"rows": n, "digest": indexed.digest, "max_depth": forest.depth,
+                                     "trees": len(self.trees)})
             for k, ack in enumerate(tv.predict_ack.get_all()):
                 if not isinstance(ack, dict) or ack.get("aligned") is not True:
                     raise InvalidArgument(
                         f"VertSecureBoost: provider {k}'s prediction rows do not match the promoter's {n} ids; "
                         "run Intersection on the prediction data too"
                     )
-        current = forest.start(n)
-        for depth in range(forest.depth):
-            internal = forest.owner[current] != OWNER_LEAF
-            if not internal.any():
-                for k in range(len(order)):
-                    tv.at(depth).predict_request.remote({"done": True}, idx=k)
-                break
-            _, go_left = forest.promoter_directions_by(
-                current, lambda rows, features, cuts: indexed.compare(self.features, rows, features, cuts))
-            asked = []
-            scope = tv.at(depth)
-            for k, model_k in enumerate(order):
-                at = forest.owner[current] == OWNER_FIRST_PROVIDER + model_k
-                _, row_index = np.nonzero(at)
-                scope.predict_request.remote({"done": False, "pairs": len(row_index)}, idx=k)
-                send_arrays(functools.partial(self._put_request, scope, k), REQUEST_SCHEMA,
-                            np.arange(len(row_index), dtype=np.int64), row_index.astype(np.int64),
-                            forest.split_id[current[at]])
-                asked.append((k, at, len(row_index)))
-            for k, at, size in asked:
-                go_left[at] = self._receive_predictions(scope, k, size)
-            current = forest.step(current, internal, go_left)
-        raw = self.init_score + forest.value[current].sum(axis=0) if len(self.trees) else np.full(n, self.init_score)
-        score = Objective(self.objective_name).output(np.asarray(raw, dtype=np.float64))
-        out: dict[str, npt.NDArray[Any]] = {PREDICT_SCORE_COLUMN: score}
-        if self.objective_name == "binary":
-            out[PREDICT_RESULT_COLUMN] = (score >= param.threshold).astype(np.int64)
-        else:
-            out[PREDICT_RESULT_COLUMN] = score
-        table = with_values(indexed, [data.id_column] + ([label] if label else []), out)
-        return LabeledTable(table, label, ())
+        with self._kept_versions("vert_secureboost_pairs", last_stays=True) as keep:
+            pairs = PredictionPairs(indexed.table, forest, self.features, len(self.provider_members), keep)
+            for depth in range(forest.depth):
+                counts = pairs.counts()
+                if not counts.internal:
+                    for k in range(len(order)):
+                        tv.at(depth).predict_request.remote({"done": True}, idx=k)
+                    break
+                scope = tv.at(depth)
+                asked = [int(counts.asked[model_k]) for model_k in order]
+                for k, model_k in enumerate(order):
+                    scope.predict_request.remote({"done": False, "pairs": asked[k]}, idx=k)
+                    sent = send_blocks(functools.partial(self._put_request, scope, k), REQUEST_SCHEMA,
+                                       rechunk(pairs.requests(model_k), stream_rows()))
+                    if sent != asked[k]:
+                        raise InvalidArgument(f"{COMPONENT}: {asked[k]} pairs were to go to provider {k}, "
+                                              f"{sent} went")
+                with self._answers(scope, "predict_directions", DIRECTION_SCHEMA, PAIR_ANSWER_SCHEMA, PAIR_COLUMN,
+                                   n * len(self.trees), asked, order, f"predict.{depth}") as answers:
+                    pairs.step(answers)
+            else:
+                pairs.counts()
+            raw = pairs.raw_scores()
+            out = keep(with_scores(indexed.table, keep_columns, raw, self.init_score, Objective(self.objective_name),
+                                   param.threshold))
+        return LabeledTable(out, label, ())
 
     @staticmethod
     def _put_request(scope: VertSecureBoostVariables, k: int, index: int, block: pa.Table) -> None:
         scope.at(index).predict_rows.remote(block, idx=k)
-
-    @staticmethod
-    def _receive_predictions(scope: VertSecureBoostVariables, k: int, size: int) -> npt.NDArray[np.bool_]:
-        """Provider k's stream `predict_directions`: whether each of the `size` pairs asked goes
-        left, every pair once (in any order)."""
-        go_left = np.zeros(size, dtype=np.bool_)
-        seen = np.zeros(size, dtype=np.bool_)
-
-        def fill(pairs: IntArray, message: pa.Table, where: str) -> None:
-            if len(np.unique(pairs)) != len(pairs) or seen[pairs].any():
-                raise InvalidArgument(f"{COMPONENT}: {where} names a pair twice")
-            seen[pairs] = True
-            go_left[pairs] = np.asarray(message.column(1).to_numpy(zero_copy_only=False), dtype=np.bool_)
-
-        check = StreamCheck(f"provider {k}'s predict_directions", DIRECTION_SCHEMA, size, size, False, fill)
-        for _ in messages(lambda index: scope.at(index).predict_directions.get(idx=k), check):
-            pass
-        return go_left
 
     def _provider_order(self) -> list[int]:
         """For each provider of this job (in role order), its index in the model's providers."""

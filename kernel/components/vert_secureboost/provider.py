@@ -347,7 +347,7 @@ class VertSecureBoostProvider(ModelBase):
         if missing:
             raise InvalidArgument(f"VertSecureBoost: the data lacks the model's feature(s) {', '.join(missing)}")
         indexed = IndexedRows.build(data.table, [data.id_column, *self.features])
-        setup = PAYLOAD.fields(tv.predict_setup.get(), "predict_setup", "rows", "digest", "max_depth")
+        setup = PAYLOAD.fields(tv.predict_setup.get(), "predict_setup", "rows", "digest", "max_depth", "trees")
         n = indexed.rows
         aligned = setup["rows"] == n and setup["digest"] == indexed.digest and indexed.unique
         tv.predict_ack.remote({"rows": n, "aligned": aligned})
@@ -358,6 +358,7 @@ class VertSecureBoostProvider(ModelBase):
                 f"{setup['rows']} ids; run Intersection on the prediction data too"
             )
         max_depth = PAYLOAD.count(setup["max_depth"], "predict_setup.max_depth", 0, MAX_DEPTH)
+        trees = PAYLOAD.count(setup["trees"], "predict_setup.trees", 0, MAX_TREES)
         order = np.argsort(np.asarray(self.split_ids, dtype=np.int64), kind="stable")
         known = np.asarray(self.split_ids, dtype=np.int64)[order]
         features = np.asarray(self.split_features, dtype=np.int64)[order]
@@ -369,13 +370,14 @@ class VertSecureBoostProvider(ModelBase):
             PAYLOAD.fields(request, "predict_request", "pairs")
             # A row sits at one node of each tree, and a tree that asks us has a split of ours.
             count = PAYLOAD.count(request["pairs"], "predict_request.pairs", 0, n * max(len(known), 1))
-            self._predict_level(depth, n, count, indexed, known, features, cuts)
+            self._predict_level(depth, n, n * trees, count, indexed, known, features, cuts)
         return None
 
-    def _predict_level(self, depth: int, n: int, count: int, indexed: IndexedRows, known: IntArray,
+    def _predict_level(self, depth: int, n: int, pair_bound: int, count: int, indexed: IndexedRows, known: IntArray,
                        features: IntArray, cuts: FloatArray) -> None:
         """One level of prediction: the promoter's stream `predict_rows` of (pair, row index,
-        split id), every pair of a tree and a row at one of our splits; answered by the stream
+        split id), every pair of a tree and a row at one of our splits (`count` of them, each
+        pair id below `pair_bound`, increasing); answered by the stream
         `predict_directions` of (pair, goes left). LOCAL, or no more pairs than one message
         holds: gathered here and compared where the rows are. SPARK: written to the scratch area
         as it arrives, joined with the rows by row index and compared on the executors; the
@@ -391,7 +393,7 @@ class VertSecureBoostProvider(ModelBase):
             if not len(known) or not np.array_equal(known[at], wanted):
                 raise InvalidArgument(f"{COMPONENT}: {where} names a split id this provider never made")
 
-        check = StreamCheck("the promoter's predict_rows", REQUEST_SCHEMA, count, count, True, known_splits)
+        check = StreamCheck("the promoter's predict_rows", REQUEST_SCHEMA, pair_bound, count, True, known_splits)
         received = messages(lambda index: scope.at(index).predict_rows.get(), check)
 
         def put(index: int, block: pa.Table) -> None:

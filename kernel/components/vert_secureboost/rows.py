@@ -12,8 +12,9 @@ of the `BIN_SAMPLE_ROWS` smallest keys; every row of a smaller table), gathered 
 features at a time. Histograms are built partition by partition and added; a split's or a
 prediction's comparisons are answered by the partitions holding the asked rows. What
 reaches a driver per call is a histogram (nodes x bins per feature), one answer per asked
-row (the promoter's own splits, LOCAL) or a few numbers per tied candidate, never a
-feature matrix; a SPARK provider's answers are a table of the partitions, streamed.
+row (a provider's level of at most one message, or LOCAL) or a few numbers per tied
+candidate, never a feature matrix; a SPARK provider's answers are a table of the
+partitions, streamed. (The promoter's rows are in `state`.)
 
 A provider's encrypted gradients of a tree sit either in its process as one vector
 (`DriverGradients`, LOCAL) or, received chunk by chunk into a table of row index and
@@ -25,9 +26,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -62,7 +63,6 @@ from kernel.components.vert_secureboost.level_rows import (
     TieSummary,
     tie_summary,
 )
-from kernel.components.vert_secureboost.tree import plain_histograms
 from kernel.computing import Table
 from kernel.constants import BACKEND_LOCAL
 from kernel.errors import InvalidArgument
@@ -86,7 +86,7 @@ def _add_index(id_column: str, keys: npt.NDArray[np.int64], block: pa.Table) -> 
     return block.append_column(ROW_INDEX_COLUMN, pa.array(index, pa.int64()))
 
 
-def _reduce(table: Table, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
+def reduce_blocks(table: Table, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
     """`table.reduce`, except that LOCAL blocks are taken in the calling thread, one after the
     other: members run in one process share the LOCAL thread pool, where one member's level
     would wait behind the other's histograms, and a histogram's parallel work is already on
@@ -124,7 +124,7 @@ class IndexedRows:
         row's index is the rank of its key.
         """
         selected = table.select(columns)
-        keys = np.sort(_reduce(selected, functools.partial(id_keys, table.id_column), _concat))
+        keys = np.sort(reduce_blocks(selected, functools.partial(id_keys, table.id_column), _concat))
         unique = not (len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()))
         digest = f"{len(keys)}:{hashlib.sha256(keys.astype('<i8').tobytes()).hexdigest()}"
         schema = selected.schema.append(pa.field(ROW_INDEX_COLUMN, pa.int64()))
@@ -140,7 +140,7 @@ class IndexedRows:
 
     def column(self, name: str) -> FloatArray:
         """One numeric column as a float vector in row-index order (the promoter's label)."""
-        pairs = _reduce(self.table, functools.partial(_column_pairs, name), _concat_pairs)
+        pairs = reduce_blocks(self.table, functools.partial(_column_pairs, name), _concat_pairs)
         out = np.zeros(self.rows)
         out[pairs[0]] = pairs[1]
         return out
@@ -153,7 +153,7 @@ class IndexedRows:
         thresholds: list[FloatArray] = []
         for start in range(0, len(features), per_pass):
             chunk = features[start:start + per_pass]
-            values = _reduce(self.table, functools.partial(_sample_values, chunk, sample), _stack)
+            values = reduce_blocks(self.table, functools.partial(_sample_values, chunk, sample), _stack)
             thresholds += fit_bins(values, max_bin)
         return thresholds
 
@@ -252,15 +252,6 @@ class BinnedRows:
         joined = joined.repartition(self.table.num_partitions).cache()
         return PartitionGradients(joined, self.features, self.bins, encoding, count)
 
-    def plain_histograms(self, own: IntArray, node_of_row: IntArray, g: FloatArray, h: FloatArray,
-                         nodes: int) -> FloatArray:
-        """The promoter's histograms of features `own`, (nodes, features, max bins, 2), summed
-        partition by partition; row i counts in node `node_of_row[i]` when it is >= 0."""
-        columns = [self.features[f] for f in own.tolist()]
-        result: FloatArray = _reduce(self.table,
-            functools.partial(_plain_block, columns, self.bins[own], node_of_row, g, h, nodes), np.add)
-        return result
-
     def compare(self, rows: IntArray, feature: IntArray, limit: FloatArray) -> BoolArray:
         """For every j: is the bin of feature `feature[j]` at row `rows[j]` <= `limit[j]`?"""
         return _compare(self.table, self.features, self.rows, rows, feature, limit)
@@ -279,7 +270,7 @@ class BinnedRows:
         `features` and `bins`, when there are two or more: every partition's `tie_summary`
         over its rows of the node (`level` from `at_positions`)."""
         columns = [self.features[f] for f in features.tolist()]
-        return _reduce(level.table, functools.partial(_tie_block, nodes, ends, columns, bins, level.pairs),
+        return reduce_blocks(level.table, functools.partial(_tie_block, nodes, ends, columns, bins, level.pairs),
                        _merge_summaries)
 
     def directions(self, level: LevelRows, nodes: IntArray, features: IntArray, bins: IntArray,
@@ -311,7 +302,7 @@ class LevelRows:
 def gathered_directions(directions: Table) -> tuple[IntArray, BoolArray]:
     """The rows and answers of a table from `BinnedRows.directions`, gathered (for a level whose
     rows came in one message, so no more rows than that)."""
-    return _reduce(directions, _direction_arrays, _concat_answers)
+    return reduce_blocks(directions, _direction_arrays, _concat_answers)
 
 
 def _direction_arrays(block: pa.Table) -> tuple[IntArray, BoolArray]:
@@ -379,7 +370,7 @@ class PartitionGradients:
             rows, pairs = self.table.join(level.with_id_column(ROW_INDEX_COLUMN)), None
         else:
             rows, pairs = self.table, level
-        histogram = _reduce(rows, functools.partial(_gradient_block, columns, bins, self.encoding, slot_of,
+        histogram = reduce_blocks(rows, functools.partial(_gradient_block, columns, bins, self.encoding, slot_of,
                                                     nodes, processes, pairs), _add_encrypted)
         if histogram is None:  # no row in any node: the zero histograms
             empty = np.zeros(0, dtype=np.int64)
@@ -496,15 +487,6 @@ def _add_encrypted(a: EncryptedVector | None, b: EncryptedVector | None) -> Encr
     return a.add(b, PRODUCT_WORKERS)
 
 
-def _plain_block(columns: list[str], bins: IntArray, node_of_row: IntArray, g: FloatArray, h: FloatArray,
-                 nodes: int, block: pa.Table) -> FloatArray:
-    index = _index(block)
-    keep = node_of_row[index] >= 0
-    rows = index[keep]
-    binned = _bins_of(block.filter(pa.array(keep)), columns)
-    return plain_histograms(node_of_row[rows], binned, bins, g[rows], h[rows], nodes)
-
-
 Answers = tuple[IntArray, BoolArray]
 
 
@@ -513,7 +495,7 @@ def _compare(table: Table, features: list[str], total: int, rows: IntArray, feat
     if not len(rows):
         return np.zeros(0, dtype=np.bool_)
     asked = np.unique(feature)
-    answers = _reduce(table,
+    answers = reduce_blocks(table,
         functools.partial(_compare_block, [features[f] for f in asked.tolist()], total, rows,
                           np.searchsorted(asked, feature), limit), _concat_answers)
     out = np.zeros(len(rows), dtype=np.bool_)
@@ -540,20 +522,3 @@ def _compare_block(columns: list[str], total: int, rows: IntArray, column: IntAr
 
 def _concat_answers(a: Answers, b: Answers) -> Answers:
     return np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]])
-
-
-def _valued_block(keep: list[str], values: Mapping[str, npt.NDArray[Any]], block: pa.Table) -> pa.Table:
-    index = _index(block)
-    columns: dict[str, pa.Array | pa.ChunkedArray] = {name: block.column(name) for name in keep}
-    for name, vector in values.items():
-        columns[name] = pa.array(vector[index])
-    return pa.table(columns)
-
-
-def with_values(indexed: IndexedRows, keep: list[str], values: Mapping[str, npt.NDArray[Any]]) -> Table:
-    """Columns `keep` of the rows (the id first) and one column per entry of `values`, a vector
-    in row-index order, written where the rows are."""
-    source = indexed.table.schema
-    fields = [source.field(name) for name in keep]
-    fields += [pa.field(name, pa.from_numpy_dtype(vector.dtype)) for name, vector in values.items()]
-    return indexed.table.map_partitions(functools.partial(_valued_block, keep, values), schema=pa.schema(fields))

@@ -31,18 +31,13 @@ class Objective:
             raise InvalidArgument(f"VertSecureBoost: unknown objective {name!r}")
         self.name = name
 
-    def check_labels(self, labels: FloatArray, column: str) -> None:
-        if self.name == "binary" and not np.isin(labels, (0.0, 1.0)).all():
-            raise InvalidArgument(f"VertSecureBoost: label column {column!r} must hold 0 and 1 only (objective binary)")
-        if not np.isfinite(labels).all():
-            raise InvalidArgument(f"VertSecureBoost: label column {column!r} has missing or infinite values")
-
-    def init_score(self, labels: FloatArray) -> float:
-        """The constant raw score before the first tree: log-odds of the prior, or the mean."""
+    def init_score_of_mean(self, mean: float) -> float:
+        """The constant raw score before the first tree, from the labels' mean: log-odds of
+        the prior, or the mean."""
         if self.name == "binary":
-            p = float(np.clip(labels.mean(), PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON))
+            p = float(np.clip(mean, PROBABILITY_EPSILON, 1.0 - PROBABILITY_EPSILON))
             return float(np.log(p / (1.0 - p)))
-        return float(labels.mean())
+        return mean
 
     def gradients(self, score: FloatArray, labels: FloatArray) -> tuple[FloatArray, FloatArray]:
         if self.name == "binary":
@@ -233,7 +228,9 @@ class Tree:
 
 
 class Forest:
-    """Every tree's nodes in one set of arrays, for walking all trees at once, level by level."""
+    """Every tree's nodes in one set of arrays (node ids shifted past the trees before), for
+    walking all trees at once, level by level: online serving walks them here; a batch
+    prediction walks them where the rows are (`state.PredictionPairs`)."""
 
     def __init__(self, trees: list[Tree]) -> None:
         offsets = np.cumsum([0] + [len(t.owner) for t in trees])
