@@ -19,6 +19,7 @@ The Table figures (join + map + reduce, LOCAL vs SPARK local[2] vs pandas) come 
 `benchmarks/table.py` in the same run.
 
     python benchmarks/executor.py [--launches 3] [--rows 1000000] [--cols 50] [--quick]
+    python benchmarks/executor.py --smoke    # 2 launches each way, quick-start JVMs, no Table: only checks that it runs
 
 The last line printed is JSON: warm_launch_s, cold_launch_s, launch_ratio (cold / warm),
 table_local_s, table_spark_s, pandas_s.
@@ -54,10 +55,15 @@ from table import run_table_benchmark  # noqa: E402  (benchmarks/table.py)
 from kernel.storage import DataStore  # noqa: E402
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc  # noqa: E402
 from services.common import internal_auth  # noqa: E402
+from tests.spark_cluster import QUICK_START_JVM  # noqa: E402
 
 MEMBER = "0123456789abcdef0123456789abcdef"
 MASTER = "local[2]"
 WAIT_S = 600.0
+# --smoke: two rounds still alternate cold, warm, cold, warm, and each driver JVM keeps to the
+# first JIT tier (most of a short JVM's CPU goes to the second); its times are then no figures.
+SMOKE_LAUNCHES = 2
+SMOKE_CONF = {"spark.driver.extraJavaOptions": QUICK_START_JVM}
 
 
 def make_member(root: Path) -> Path:
@@ -84,7 +90,7 @@ def conf() -> dict[str, Any]:
 class Executor:
     """An executor process on its own port, stopped (with its tasks) on exit."""
 
-    def __init__(self, root: Path, warm_pool: int) -> None:
+    def __init__(self, root: Path, warm_pool: int, extra_conf: dict[str, str]) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
@@ -94,7 +100,7 @@ class Executor:
             "storage_root": str(root / "member" / "storage"),
             "executor": {"listen": f"127.0.0.1:{self.port}", "mode": "spark", "warm_pool": warm_pool,
                          "slots": 1, "heartbeat_timeout_s": 120,
-                         "spark": {"master": MASTER, "driver_memory": "2g"}},
+                         "spark": {"master": MASTER, "driver_memory": "2g", "extra_conf": extra_conf}},
         }
         path = root / f"executor-{self.port}.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -151,9 +157,9 @@ class Executor:
         self.log.close()
 
 
-def measure_launches(root: Path, launches: int) -> tuple[list[float], list[float]]:
+def measure_launches(root: Path, launches: int, extra_conf: dict[str, str]) -> tuple[list[float], list[float]]:
     """Cold and warm launches alternating on two executors running side by side."""
-    executors = {"cold": Executor(root, warm_pool=0), "warm": Executor(root, warm_pool=1)}
+    executors = {"cold": Executor(root, 0, extra_conf), "warm": Executor(root, 1, extra_conf)}
     latencies: dict[str, list[float]] = {"cold": [], "warm": []}
     try:
         for round_ in range(launches):
@@ -180,16 +186,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 launches each way, 100k x 10 table")
     parser.add_argument("--skip-table", action="store_true",
                         help="launches only (benchmarks/table.py measures the Table on its own)")
+    parser.add_argument("--smoke", action="store_true",
+                        help=f"{SMOKE_LAUNCHES} launches each way, quick-start JVMs, no Table: checks that the "
+                             "benchmark runs (fewer rounds than a figure needs; the test suite's run)")
     ns = parser.parse_args()
     launches, rows, cols = (MIN_ROUNDS, 100_000, 10) if ns.quick else (ns.launches, ns.rows, ns.cols)
-    if launches < MIN_ROUNDS:
+    if ns.smoke:
+        launches, ns.skip_table = SMOKE_LAUNCHES, True
+    elif launches < MIN_ROUNDS:
         parser.error(f"--launches must be at least {MIN_ROUNDS} (the ratio is a median of rounds)")
     with tempfile.TemporaryDirectory(prefix="weft-executor-bench-") as scratch:
         root = Path(scratch)
         make_member(root)
         print(f"launch latency, RunTask -> started, SPARK backend on {MASTER}:", flush=True)
         with span() as launching:
-            cold, warm = measure_launches(root, launches)
+            cold, warm = measure_launches(root, launches, SMOKE_CONF if ns.smoke else {})
     ratios = [c / w for c, w in zip(cold, warm, strict=True)]
     report("launches", f"cold/warm {statistics.median(ratios):.1f}x (median of {launches} rounds, min "
            f"{min(ratios):.1f}, max {max(ratios):.1f}); all launches {launching.text()}")

@@ -23,6 +23,7 @@ out of memory for instance, is printed and the figure left null).
 
     python benchmarks/spark_scale.py                        # 10M x 10M PSI, 1M rows x (30 + 50) VertLR
     python benchmarks/spark_scale.py --quick                # small sizes, one launch each
+    python benchmarks/spark_scale.py --smoke                # tiny sizes, quick-start JVMs: only checks that it runs
     python benchmarks/spark_scale.py --psi-rows 2000000 --vert-lr-rows 100000
 
 The last line printed is JSON: psi_rows, psi_s, vert_lr_rows, vert_lr_s_per_epoch,
@@ -61,7 +62,7 @@ from measure import load_average, load_text, report  # noqa: E402
 from kernel.storage import DataStore  # noqa: E402
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc  # noqa: E402
 from services.common import internal_auth  # noqa: E402
-from tests.spark_cluster import SparkCluster  # noqa: E402
+from tests.spark_cluster import QUICK_START_JVM, SparkCluster  # noqa: E402
 
 MEMBER = "5ca1e0000000000000000000000000aa"
 NAMESPACE = "bench"
@@ -69,6 +70,11 @@ WAIT_S = 24 * 3600.0
 SAMPLE_S = 0.25
 KEY_BITS = 1024
 SEED = 7
+# --smoke: the test suite's run. Its JVMs (daemons, drivers, executors) keep to the first JIT
+# tier and its shuffles to two partitions, which spares much of the CPU that its seven
+# short-lived Spark applications spend on a busy machine; the times it prints are no figures.
+SMOKE_CONF = {"spark.driver.extraJavaOptions": QUICK_START_JVM, "spark.executor.extraJavaOptions": QUICK_START_JVM,
+              "spark.sql.shuffle.partitions": "2"}
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 BACKEND_NAMES = {common_pb2.BACKEND_SPARK: "SPARK", common_pb2.BACKEND_LOCAL: "LOCAL"}
 
@@ -76,14 +82,16 @@ BACKEND_NAMES = {common_pb2.BACKEND_SPARK: "SPARK", common_pb2.BACKEND_LOCAL: "L
 class Executor:
     """An executor process of MEMBER sending SPARK tasks to `master`; stopped with its tasks."""
 
-    def __init__(self, root: Path, storage: Path, master: str, driver_memory: str, warm: bool) -> None:
+    def __init__(self, root: Path, storage: Path, master: str, driver_memory: str, warm: bool,
+                 extra_conf: dict[str, str] | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         key_file = internal_auth.write_key(root / "internal.key")
         spark = {"master": master, "driver_memory": driver_memory, "executor_memory": "1g",
                  "executor_cores": 1, "cores_max": 1, "executor_wait_s": 600, "warm_on_cluster": warm,
-                 "extra_conf": {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}}
+                 "extra_conf": {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
+                                **(extra_conf or {})}}
         config = {"member_id": MEMBER, "data_dir": str(root / "member"), "internal_key_file": str(key_file),
                   "storage_root": str(storage),
                   "executor": {"listen": f"127.0.0.1:{self.port}", "mode": "spark", "slots": 2,
@@ -347,10 +355,17 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="give up after this many seconds, stopping the cluster and executors (0: never)")
     parser.add_argument("--quick", action="store_true", help="small sizes (20k PSI, 2k x (3+4) VertLR), one launch")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny sizes (2k PSI, 400 x (2+2) VertLR), one launch, quick-start JVMs: checks that it "
+                             "runs (the test suite's run; its times are no figures)")
     args = parser.parse_args()
     if args.quick:
         args.psi_rows, args.vert_lr_rows, args.launches = 20_000, 2_000, 1
         args.promoter_features, args.provider_features = 3, 4
+    if args.smoke:
+        args.psi_rows, args.vert_lr_rows, args.launches = 2_000, 400, 1
+        args.promoter_features, args.provider_features = 2, 2
+    extra_conf = SMOKE_CONF if args.smoke else {}
     signal.signal(signal.SIGTERM, _stopped)
     if args.timeout > 0:
         signal.signal(signal.SIGALRM, _give_up)
@@ -364,16 +379,19 @@ def main() -> None:
         store = DataStore(str(storage / "data"))
         write(store, "start", pa.table({"id": pa.array([f"s{i}" for i in range(1000)]),
                                         "x": np.arange(1000.0), "y": np.zeros(1000, dtype=np.int64)}), "y")
-        cluster = SparkCluster(root / "cluster", cores=args.cluster_cores, memory=args.cluster_memory).start()
+        cluster = SparkCluster(root / "cluster", cores=args.cluster_cores, memory=args.cluster_memory,
+                               java_options=QUICK_START_JVM if args.smoke else "").start()
         report("cluster", f"{cluster.master}: 1 worker, {args.cluster_cores} cores, {args.cluster_memory}; "
                           f"driver memory {args.driver_memory}; {load_text()}")
         executors: list[Executor] = []
         try:
-            cold = Executor(root / "cold", storage, cluster.master, args.driver_memory, warm=False)
+            cold = Executor(root / "cold", storage, cluster.master, args.driver_memory, warm=False,
+                            extra_conf=extra_conf)
             executors.append(cold)
             cold_start = warm_start = None
             if args.launches > 0:
-                warm = Executor(root / "warm", storage, cluster.master, args.driver_memory, warm=True)
+                warm = Executor(root / "warm", storage, cluster.master, args.driver_memory, warm=True,
+                                extra_conf=extra_conf)
                 executors.append(warm)
                 cold_start, warm_start = task_start(cold, warm, args.launches)
                 warm.stop()  # its idle application holds a core the jobs below need

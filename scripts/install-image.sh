@@ -15,11 +15,12 @@
 #   --deps-only      install the dependencies but not the project (the image caches this layer)
 #   --require-java   fail unless a Java 17+ runtime is on PATH (Spark needs it)
 #
-# The packages are installed by uv when one is on PATH (or named by WEFT_UV), else by pip;
-# WEFT_INSTALLER=pip forces pip. Both check every file against the lock's hashes.
+# The packages are installed by uv when one is on PATH (or named by WEFT_UV) or the set's lock
+# holds one (dev: pip installs that uv first), else by pip; WEFT_INSTALLER=pip forces pip. Both
+# check every file against the lock's hashes.
 set -euo pipefail
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 fail() { echo "install-image: $*" >&2; exit 1; }
 
 PYTHON=python3
@@ -80,8 +81,17 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && "$VPY" -m pip che
 else
   # --require-hashes: a package whose bytes differ from the lock's is refused; --no-deps: the lock
   # is the whole closure, nothing outside it may slip in. uv, when at hand (the dev set brings it;
-  # WEFT_UV names one), installs the same files with the same hashes several times faster.
+  # WEFT_UV names one), installs the same files with the same hashes several times faster. A set
+  # whose lock holds uv (dev) installs that uv first, with pip from the same lock, and the rest
+  # with it: its cache then also serves the other sets' venvs (scripts/check_install_sets.py).
   UV="${WEFT_UV:-$(command -v uv || true)}"
+  if [ -z "$UV" ] && [ "${WEFT_INSTALLER:-}" != pip ] && grep -q '^uv==' "$LOCK"; then
+    UV_LOCK="$(mktemp)"
+    sed -n '/^uv==/,/[^\\]$/p' "$LOCK" > "$UV_LOCK"
+    "$VPY" -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r "$UV_LOCK"
+    rm -f "$UV_LOCK"
+    UV="$VENV/bin/uv"
+  fi
   if [ -n "$UV" ] && [ "${WEFT_INSTALLER:-}" != pip ]; then
     "$UV" pip install -q --python "$VPY" --require-hashes --no-deps -r "$LOCK"
   else

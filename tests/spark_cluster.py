@@ -3,6 +3,11 @@
 `SparkCluster.start()` runs `spark-class ...Master` and `spark-class ...Worker` on free
 ports (each in its own process group, logs under the given directory) and returns once
 the master's `/json` lists the worker ALIVE; `stop()` kills both groups and waits for them.
+
+`QUICK_START_JVM` are JVM options for the tests' short-lived Spark JVMs (daemons, drivers,
+executors): only the first JIT tier and the serial collector. A JVM that lives for seconds
+spends most of its CPU compiling with the second tier and running parallel GC threads; on
+two cores shared by several applications that CPU is what delays every start.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from tests.test_executor_support import free_port
 START_TIMEOUT_S = 180.0
 POLL_S = 0.5
 LOOPBACK = "127.0.0.1"
+QUICK_START_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def spark_class() -> Path:
@@ -32,12 +38,17 @@ def spark_class() -> Path:
 
 
 class SparkCluster:
-    """A standalone master and one worker with `cores` cores and `memory` of memory."""
+    """A standalone master and one worker with `cores` cores and `memory` of memory.
 
-    def __init__(self, root: Path, cores: int = 3, memory: str = "3g") -> None:
+    `java_options` go to both daemons' JVMs (SPARK_DAEMON_JAVA_OPTS), not to the
+    applications' drivers and executors, which take theirs from the applications' conf.
+    """
+
+    def __init__(self, root: Path, cores: int = 3, memory: str = "3g", java_options: str = "") -> None:
         self.root = root
         self.cores = cores
         self.memory = memory
+        self.java_options = java_options
         self.port = free_port()
         self.ui_port = free_port()
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -54,6 +65,8 @@ class SparkCluster:
         self.root.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "SPARK_LOCAL_IP": LOOPBACK, "SPARK_LOG_DIR": str(self.root),
                "SPARK_WORKER_DIR": str(self.root / "work"), "SPARK_NO_DAEMONIZE": "1"}
+        if self.java_options:
+            env["SPARK_DAEMON_JAVA_OPTS"] = self.java_options
         with open(self.root / f"{name}.log", "ab") as log:
             self.processes.append(subprocess.Popen(
                 [str(spark_class()), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

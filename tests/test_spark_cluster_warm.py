@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from protos.weft.v1 import common_pb2, executor_pb2
-from tests.spark_cluster import SparkCluster
+from tests.spark_cluster import QUICK_START_JVM, SparkCluster
 from tests.test_executor_support import (
     MEMBER,
     ExecutorProcess,
@@ -32,7 +32,8 @@ APP_NAME = f"weft-warm-{MEMBER}"
 
 @pytest.fixture(scope="module")
 def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
-    cluster = SparkCluster(tmp_path_factory.mktemp("spark-cluster"), cores=2, memory="2g")
+    cluster = SparkCluster(tmp_path_factory.mktemp("spark-cluster"), cores=2, memory="2g",
+                           java_options=QUICK_START_JVM)
     try:
         yield cluster.start()
     finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from protos.weft.v1 import common_pb2, executor_pb2
-from tests.spark_cluster import SparkCluster
+from tests.spark_cluster import QUICK_START_JVM, SparkCluster
 from tests.test_executor_support import MEMBER, distribution_conf, run_task, task_spec
 from tests.test_spark_cluster import TASK_TIMEOUT_S, cluster_executor
 
@@ -28,7 +28,7 @@ EXECUTOR_WAIT_S = 8
 def test_an_executor_lost_mid_task_fails_the_task_naming_master_wait_and_member(tmp_path: Path) -> None:
     # Prepare: a one-worker cluster; the promoter's application runs its first job there,
     # then waits for the arbiter.
-    cluster = SparkCluster(tmp_path / "cluster", cores=1, memory="1g").start()
+    cluster = SparkCluster(tmp_path / "cluster", cores=1, memory="1g", java_options=QUICK_START_JVM).start()
     executor = cluster_executor(tmp_path / "executor", cluster.master, executor_wait_s=EXECUTOR_WAIT_S)
     job_id = "joblost01"
     promoter = task_spec(distribution_conf(with_arbiter=True, backend=1), job_id=job_id,
