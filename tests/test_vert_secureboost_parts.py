@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -42,7 +43,7 @@ from kernel.components.vert_secureboost.tree import (
     padded_histograms,
     plain_histograms,
 )
-from kernel.computing import Table, local_session
+from kernel.computing import Table, local_session, spark_session
 from kernel.errors import InvalidArgument, ParamError
 from kernel.security.paillier import (
     EncryptedVector,
@@ -338,6 +339,33 @@ def _three_features(rows: int) -> pa.Table:
     rng = np.random.default_rng(rows)
     return pa.table({"id": [f"r{i:05d}" for i in range(rows)], "a": rng.normal(size=rows),
                      "b": rng.integers(0, 5, rows).astype(np.float64), "c": rng.exponential(size=rows)})
+
+
+@pytest.mark.spark
+def test_rows_are_numbered_by_the_rank_of_their_key_on_either_backend(spark: Any) -> None:
+    # Prepare: 5,000 rows in 4 partitions; the same ids with one
+    # repeated, in another partition than its first copy.
+    data = _three_features(5000)
+    repeated = pa.concat_tables([data, data.slice(17, 1)])
+    sessions = [local_session(num_workers=2, num_partitions=4), spark_session(spark)]
+
+    # Execute
+    numbered, doubled = [], []
+    for session in sessions:
+        built = IndexedRows.build(session.from_arrow(data, "id", num_partitions=4), ["id", "a"])
+        index = built.table.collect() if session.backend == "LOCAL" else built.table.select(["id", ROW_INDEX_COLUMN]) \
+            .reduce(lambda block: block.select(["id", ROW_INDEX_COLUMN]), lambda x, y: pa.concat_tables([x, y]))
+        numbered.append((built, dict(zip(index.column("id").to_pylist(), index.column(ROW_INDEX_COLUMN).to_pylist(),
+                                         strict=True))))
+        doubled.append(IndexedRows.build(session.from_arrow(repeated, "id", num_partitions=4), ["id", "a"]))
+
+    # Assert: each row's index is its key's rank, the digest is the same; a repeated id is found.
+    rank = np.argsort(np.argsort(id_keys("id", data)))
+    expected = dict(zip(data.column("id").to_pylist(), rank.tolist(), strict=True))
+    for built, index in numbered:
+        assert index == expected and built.rows == 5000 and built.unique
+    assert numbered[0][0].digest == numbered[1][0].digest
+    assert not any(built.unique for built in doubled) and doubled[0].digest != numbered[0][0].digest
 
 
 def test_bins_are_cut_from_the_rows_of_the_smallest_keys_whatever_the_partitions(

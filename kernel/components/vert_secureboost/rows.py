@@ -1,9 +1,9 @@
 """VertSecureBoost's rows where they are: a shared row index, bins, and per-partition sums and comparisons.
 
-Every member keys each row by a 64-bit hash of its id, on the workers. Only the keys (8
-bytes a row, never the ids) reach the member's driver, once, sorted: a row's *index* is the
-rank of its key, the same at every member holding the same ids, and members compare a
-digest of the sorted keys to check that. The index names the row in what crosses between
+Every member keys each row by a 64-bit hash of its id, on the workers, and sorts the rows
+by key there: a row's *index* is the rank of its key, the same at every member holding the
+same ids, found from one (first key, last key, rows) triple per block of sorted rows; the
+members compare an order-free digest of their id sets to check that they hold the same. The index names the row in what crosses between
 members (the promoter's encrypted gradients, a level's streams of rows) and is a column of
 the partitions.
 
@@ -25,7 +25,6 @@ there each row's ciphertext is read where the row is, and no driver holds them a
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, TypeVar
@@ -36,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from gmpy2 import mpz
 
+from kernel.blocks.row_chunks import id_digest
 from kernel.blocks.row_keys import id_keys
 from kernel.components.vert_secureboost.constants import (
     BIN_SAMPLE_ROWS,
@@ -74,16 +74,47 @@ T = TypeVar("T")
 # Name of the column of a tree's drawn rows holding each row's encrypted g/h, and the
 # schema of the table of them a provider receives (row index, ciphertext bytes).
 GH_COLUMN: Final = "__weft_secureboost_gh"
+# Each row's key while the rows are numbered (dropped after).
+KEY_COLUMN: Final = "__weft_secureboost_key"
 GH_SCHEMA: Final = pa.schema([pa.field(ROW_INDEX_COLUMN, pa.int64()), pa.field(GH_COLUMN, pa.binary())])
 
 
-def _concat(a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    return np.concatenate([a, b])
+#: Runs of sorted keys, one per block: first key, last key, rows, whether a key repeats inside.
+Runs = tuple[IntArray, IntArray, IntArray, BoolArray]
 
 
-def _add_index(id_column: str, keys: npt.NDArray[np.int64], block: pa.Table) -> pa.Table:
-    index = np.searchsorted(keys, id_keys(id_column, block)).astype(np.int64)
-    return block.append_column(ROW_INDEX_COLUMN, pa.array(index, pa.int64()))
+def _add_key(id_column: str, block: pa.Table) -> pa.Table:
+    return block.append_column(KEY_COLUMN, pa.array(id_keys(id_column, block), pa.int64()))
+
+
+def _keys(block: pa.Table) -> IntArray:
+    return np.asarray(block.column(KEY_COLUMN).to_numpy(), dtype=np.int64)
+
+
+def _run_of_block(block: pa.Table) -> Runs:
+    keys = np.sort(_keys(block))
+    if not len(keys):
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0, dtype=np.bool_)
+    repeats = bool(len(keys) > 1 and (keys[1:] == keys[:-1]).any())
+    return (np.array([keys[0]]), np.array([keys[-1]]), np.array([len(keys)], dtype=np.int64),
+            np.array([repeats]))
+
+
+def _concat_runs(a: Runs, b: Runs) -> Runs:
+    return (np.concatenate([a[0], b[0]]), np.concatenate([a[1], b[1]]), np.concatenate([a[2], b[2]]),
+            np.concatenate([a[3], b[3]]))
+
+
+def _index_by_run(firsts: IntArray, offsets: IntArray, block: pa.Table) -> pa.Table:
+    """The block's rows (a run of the sorted keys) with their index: the run's offset plus each
+    key's rank within the run; the key column dropped."""
+    keys = _keys(block)
+    run = int(np.searchsorted(firsts, keys.min()))
+    rank = np.empty(len(keys), dtype=np.int64)
+    rank[np.argsort(keys, kind="stable")] = np.arange(len(keys))
+    rows = block.drop_columns([KEY_COLUMN])
+    return rows.append_column(ROW_INDEX_COLUMN, pa.array(offsets[run] + rank, pa.int64()))
 
 
 def reduce_blocks(table: Table, map_fn: Callable[[pa.Table], T], reduce_fn: Callable[[T, T], T]) -> T:
@@ -118,18 +149,26 @@ class IndexedRows:
 
     @classmethod
     def build(cls, table: Table, columns: list[str]) -> IndexedRows:
-        """`columns` of `table` (the id first) plus the row index.
+        """`columns` of `table` (the id first) plus the row index, the rank of the row's key.
 
-        The keys are gathered once, sorted, and handed back to the partitions, where each
-        row's index is the rank of its key.
+        The rows are sorted by key where they are, so that every block holds a run of the
+        sorted keys; the driver receives one (first key, last key, rows) per block and hands
+        each block the count of rows in the blocks before it. The id set is compared by an
+        order-free digest (`id_digest`).
         """
         selected = table.select(columns)
-        keys = np.sort(reduce_blocks(selected, functools.partial(id_keys, table.id_column), _concat))
-        unique = not (len(keys) > 1 and bool((keys[1:] == keys[:-1]).any()))
-        digest = f"{len(keys)}:{hashlib.sha256(keys.astype('<i8').tobytes()).hexdigest()}"
+        keyed = selected.map_partitions(functools.partial(_add_key, table.id_column),
+                                        schema=selected.schema.append(pa.field(KEY_COLUMN, pa.int64())))
+        ordered = keyed.sort_by(KEY_COLUMN).cache()
+        firsts, lasts, counts, repeats = reduce_blocks(ordered, _run_of_block, _concat_runs)
+        order = np.argsort(firsts, kind="stable")
+        firsts, lasts, counts = firsts[order], lasts[order], counts[order]
+        unique = not (bool(repeats.any()) or bool((lasts[:-1] >= firsts[1:]).any()))
+        offsets = np.cumsum(counts) - counts
         schema = selected.schema.append(pa.field(ROW_INDEX_COLUMN, pa.int64()))
-        indexed = selected.map_partitions(functools.partial(_add_index, table.id_column, keys), schema=schema)
-        return cls(indexed, len(keys), digest, unique)
+        indexed = ordered.map_partitions(functools.partial(_index_by_run, firsts, offsets), schema=schema)
+        rows, digest = id_digest(selected)
+        return cls(indexed, rows, digest, unique)
 
     def check_unique(self) -> None:
         """Refuse rows that share an id."""
