@@ -8,13 +8,14 @@ import fnmatch
 import os
 import re
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dockerfile
 import pytest
+
+from services.common.ports import free_port as _free_port
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "deploy" / "Dockerfile"
@@ -168,12 +169,6 @@ def test_install_script_requires_a_venv() -> None:
                             text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert "--venv" in result.stderr
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_spark_executor_entrypoint_names_a_missing_variable() -> None:

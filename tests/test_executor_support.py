@@ -7,7 +7,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kernel.storage import DataStore
 from protos.weft.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from services.common import internal_auth
+from services.common.ports import free_port
 
 MEMBER = "e333ed098ccc418c9d24abdda5be2c88"
 NAMESPACE = "wefe_data"
@@ -70,12 +70,6 @@ def task_spec(conf: dict[str, Any], job_id: str | None = None, role: str = "prom
         federation_session_id=session or f"{job_id}-session", runtime_conf_json=json.dumps(conf),
         priority=priority, backend=backend, spark=spark, attempt=1,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ExecutorProcess:

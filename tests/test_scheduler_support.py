@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -28,18 +27,13 @@ from protos.weft.v1 import (
     scheduler_pb2,
     scheduler_pb2_grpc,
 )
+from services.common.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PROMOTER = "a" * 31 + "1"
 PROVIDER = "b" * 31 + "2"
 ARBITER = "c" * 31 + "3"
 TERMINAL_JOB = {common_pb2.JOB_STATUS_SUCCESS, common_pb2.JOB_STATUS_FAILED, common_pb2.JOB_STATUS_STOPPED}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_csv(path: Path, rows: int, seed: int, with_label: bool, id_offset: int = 0) -> Path:

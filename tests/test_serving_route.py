@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import grpc
@@ -12,18 +11,13 @@ import pytest
 from protos.weft.v1 import serving_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.common.config import load_config
+from services.common.ports import free_port as _free_port
 from services.serving.server import ServingServer
 from services.transfer.loopback_services import LocalCluster
 
 A, C = "a" * 31 + "5", "c" * 31 + "6"
 PARTIAL = "/weft.v1.ServingPeerService/PartialPredict"
 STOP_JOB = "/weft.v1.SchedulerPeerService/StopJob"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

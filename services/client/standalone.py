@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from kernel.errors import ConfError, FailedPrecondition, Unavailable
+from services.common.ports import free_port as _free_port
 
 STATE_FILE = "standalone.json"
 SERVICES = ("transfer", "executor", "scheduler", "serving", "board")
@@ -111,12 +111,6 @@ def load_state(data_dir: Path) -> FederationState | None:
     raw = json.loads(path.read_text(encoding="utf-8"))
     members = [MemberState(**m) for m in raw.pop("members")]
     return FederationState(members=members, **raw)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _member_database_url(db: str, data_dir: Path, name: str) -> str:

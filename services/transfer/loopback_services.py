@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,19 +22,13 @@ from kernel.federation.cluster import ClusterFederation
 from protos.weft.v1 import common_pb2, transfer_pb2, transfer_pb2_grpc
 from services.common import internal_auth
 from services.common.certs import create_ca, issue_member_cert
+from services.common.ports import free_port
 from services.transfer.constants import INTERNAL_SERVICE_NAME, READY_TIMEOUT_S
 
 
 def job_of(session_id: str) -> str:
     """The job id `register_session` gives a session."""
     return f"job-{session_id}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_mb(pid: int) -> tuple[float, float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,15 +14,10 @@ from protos.weft.v1 import scheduler_pb2, scheduler_pb2_grpc
 from services.common import internal_auth
 from services.common.config import MemberConfig
 from services.common.db import access as repo
+from services.common.ports import free_port
 from services.scheduler.server import RunningScheduler, start_scheduler
 
 MEMBER = "d" * 31 + "4"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
