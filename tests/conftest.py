@@ -19,7 +19,7 @@ MYSQL_PORT = int(os.environ.get("WEFT_TEST_MYSQL_PORT", "3306"))
 # one worker busy while the other has nothing left to do; started first, the short modules
 # fill the gaps at the end. scripts/test.sh passes --no-loadscope-reorder, so this order is
 # the one the workers take modules in.
-LONGEST_MODULES: Final = ("test_benchmarks.py", "test_default_quality.py", "test_spark_cluster.py")
+LONGEST_MODULES: Final = ("test_benchmarks.py", "test_spark_cluster.py", "test_default_quality.py")
 
 
 def _mysql_up() -> bool:
