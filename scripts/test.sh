@@ -10,9 +10,6 @@ export PATH="$PWD/$VENV/bin:$PATH"
 # The modules run on WEFT_TEST_WORKERS workers (pytest-xdist; 0 runs them in this process). Most of
 # the suite waits on federations, Spark and the network rather than on the CPU, so two workers
 # finish sooner than one on two cores. Each module stays on one worker (--dist loadfile), so
-# its module-scoped fixtures start once. The workers take the modules in the order
-# tests/conftest.py gives them, the longest first (--no-loadscope-reorder: xdist would otherwise
-# start the modules with the most tests first, and a long module of a few tests last).
+# its module-scoped fixtures start once.
 WORKERS="${WEFT_TEST_WORKERS:-2}"
-exec python -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist loadfile --no-loadscope-reorder \
-  --durations=30 "$@"
+exec python -m pytest -q -p no:cacheprovider -n "$WORKERS" --dist loadfile --durations=30 "$@"

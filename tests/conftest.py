@@ -1,4 +1,4 @@
-"""Fixtures shared by every suite: one Spark session per run, the local MariaDB, temp storage; the modules' order."""
+"""Fixtures shared by every suite: one Spark session per run, the local MariaDB, temp storage."""
 
 from __future__ import annotations
 
@@ -7,19 +7,12 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any
 
 import pytest
 
 MYSQL_HOST = os.environ.get("WEFT_TEST_MYSQL_HOST", "127.0.0.1")
 MYSQL_PORT = int(os.environ.get("WEFT_TEST_MYSQL_PORT", "3306"))
-
-# The longest modules, longest first (each took minutes in CI's run on two workers). Under
-# `--dist loadfile` a module runs whole on one worker, so a long module handed out last keeps
-# one worker busy while the other has nothing left to do; started first, the short modules
-# fill the gaps at the end. scripts/test.sh passes --no-loadscope-reorder, so this order is
-# the one the workers take modules in.
-LONGEST_MODULES: Final = ("test_benchmarks.py", "test_spark_cluster.py", "test_default_quality.py")
 
 
 def _mysql_up() -> bool:
@@ -28,24 +21,6 @@ def _mysql_up() -> bool:
             return True
     except OSError:
         return False
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules in the order they should start: LONGEST_MODULES, then the modules holding a test
-    marked slow or spark, then the rest; within a group, the modules with more tests first (as
-    xdist orders them on its own). Tests keep their order within a module."""
-    modules: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
-
-    def rank(module: str) -> tuple[int, int]:
-        name = module.rsplit("/", 1)[-1]
-        if name in LONGEST_MODULES:
-            return LONGEST_MODULES.index(name), 0
-        heavy = any(item.get_closest_marker("slow") or item.get_closest_marker("spark") for item in modules[module])
-        return len(LONGEST_MODULES) + (0 if heavy else 1), -len(modules[module])
-
-    items[:] = [item for module in sorted(modules, key=rank) for item in modules[module]]
 
 
 @pytest.fixture(scope="session")
